@@ -1,0 +1,266 @@
+"""`invoke-canvas`: the command line. User mistakes print one line and exit non-zero, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+EXIT_USER_ERROR = 2
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", help="data folder (default: $INVOKE_CANVAS_ROOT or ~/invoke-canvas)")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="invoke-canvas", description="Local canvas image generation studio.")
+    sub = parser.add_subparsers(dest="command")
+
+    gen = sub.add_parser("generate", help="generate an image from the command line")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative", default="")
+    gen.add_argument("--model", default=None, help="model id (default: the first installed model, else the demo)")
+    gen.add_argument("--steps", type=int, default=30)
+    gen.add_argument("--cfg", type=float, default=7.5)
+    gen.add_argument("--scheduler", default="euler")
+    gen.add_argument("--seed", type=int, default=None, help="default: random (printed)")
+    gen.add_argument("--width", type=int, default=None)
+    gen.add_argument("--height", type=int, default=None)
+    gen.add_argument("--init", default=None, help="initial image (img2img; transparent or smaller than the size: outpaint)")
+    gen.add_argument("--mask", default=None, help="inpaint mask, same size as --init, white = repaint")
+    gen.add_argument("--strength", type=float, default=0.75, help="denoise strength for img2img/inpaint/outpaint")
+    gen.add_argument("--infill", default="patchmatch", help="telea, navier_stokes, tile, color or patchmatch")
+    gen.add_argument("--mask-blur", type=int, default=8)
+    gen.add_argument("--batch", type=int, default=1)
+    gen.add_argument("--out", required=True, help="output PNG; a batch writes NAME.png, NAME-2.png, ...")
+    _add_common(gen)
+
+    models = sub.add_parser("models", help="list, install or remove models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    lst = msub.add_parser("list")
+    _add_common(lst)
+    inst = msub.add_parser("install", help="install a diffusers folder or a .safetensors file by path")
+    inst.add_argument("path")
+    inst.add_argument("--name", default=None)
+    inst.add_argument("--config", default=None, help="diffusers config folder for a non-standard single file")
+    _add_common(inst)
+    rem = msub.add_parser("remove")
+    rem.add_argument("id")
+    _add_common(rem)
+
+    doctor = sub.add_parser("doctor", help="check the installation and the data folder")
+    _add_common(doctor)
+    return parser
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our own output: no library progress bars or advice about their internals."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for lib in (diffusers_logging, transformers_logging):
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Nothing is fetched at run time; only `models install REPO/ID` may go online.
+    if not (args.command == "models" and getattr(args, "models_command", "") == "install"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_libraries()
+    from .errors import InvokeCoreError
+
+    if args.command is None:
+        parser.print_help()
+        print("\nThe web server arrives in a later release; for now use `invoke-canvas generate`.")
+        return 0
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "models":
+            return _models(args)
+        if args.command == "doctor":
+            return _doctor(args)
+    except InvokeCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _engine(args):
+    from .run import Engine
+
+    return Engine(root=args.root, device=args.device, dtype=args.dtype)
+
+
+def _read_rgba(path: str, what: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    from .errors import InvalidImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGBA"))
+    except FileNotFoundError:
+        raise InvalidImageError(f"{what} {path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidImageError(f"{what} {path} is not a readable image ({exc})") from None
+
+
+def build_document(args, family: str):
+    """CLI arguments -> CanvasDocument: init at the top-left of the bbox, mask as an inpaint-mask layer."""
+    from .errors import InvalidImageError
+    from .types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind
+
+    layers = []
+    default_side = 1024 if family == "sdxl" else 512
+    width, height = args.width, args.height
+    if args.init:
+        init = _read_rgba(args.init, "init image")
+        layers.append(Layer("init", LayerKind.RASTER, 0, 0, init))
+        width = width or init.shape[1]
+        height = height or init.shape[0]
+        if args.mask:
+            mask = _read_rgba(args.mask, "mask")
+            if mask.shape[:2] != init.shape[:2]:
+                raise InvalidImageError(
+                    f"mask is {mask.shape[1]}x{mask.shape[0]} but the init image is {init.shape[1]}x{init.shape[0]}: they must match"
+                )
+            # White = repaint: the mask's luminance (times its own alpha) becomes the mask layer's coverage.
+            lum = (mask[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) * (mask[..., 3] / 255.0)
+            pixels = np.zeros(mask.shape, np.uint8)
+            pixels[..., 3] = np.clip(lum.round(), 0, 255).astype(np.uint8)
+            layers.append(Layer("mask", LayerKind.INPAINT_MASK, 0, 0, pixels))
+    elif args.mask:
+        raise InvalidImageError("--mask needs --init: the image to inpaint")
+    width, height = width or default_side, height or default_side
+    params = GenerationParams(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        model=args.model,
+        steps=args.steps,
+        cfg_scale=args.cfg,
+        scheduler=args.scheduler,
+        seed=args.seed,
+        batch_size=args.batch,
+        strength=args.strength,
+        mask_blur=args.mask_blur,
+        infill=args.infill,
+    )
+    return CanvasDocument(Bounds(0, 0, width, height), tuple(layers), params)
+
+
+def _generate(args) -> int:
+    from tqdm import tqdm
+
+    from .compile import compile_canvas
+    from .errors import InvalidCanvasError
+    from .metadata import write_png
+    from .schedulers import check_scheduler_name
+    from .types import InfillMethod
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise InvalidCanvasError(f"--out {args.out}: the output must be a .png file")
+    try:
+        InfillMethod(args.infill)
+    except ValueError:
+        raise InvalidCanvasError(
+            f"unknown infill method {args.infill!r}: choose one of {', '.join(m.value for m in InfillMethod)}"
+        ) from None
+    check_scheduler_name(args.scheduler)
+    if args.seed is None:
+        args.seed = secrets.randbelow(1 << 32)
+    engine = _engine(args)
+    record = engine.resolve_model(args.model, None)
+    if record.builtin:
+        print(f"model: {record.name} ({record.description})", file=sys.stderr)
+    request = compile_canvas(build_document(args, record.family))
+
+    bar = tqdm(total=None, unit="step", desc=request.mode.value, file=sys.stderr, disable=None)
+
+    def on_progress(progress) -> None:
+        if bar.total is None:
+            bar.total = progress.total * request.params.batch_size
+        bar.update(1)
+
+    try:
+        results = engine.run(request, on_progress=on_progress)
+    finally:
+        bar.close()
+    for index, result in enumerate(results):
+        path = out if index == 0 else out.with_name(f"{out.stem}-{index + 1}{out.suffix}")
+        write_png(path, result.image, result.metadata)
+        print(f"{path} (seed {result.seed}, {request.mode.value}, {result.image.shape[1]}x{result.image.shape[0]})")
+    return 0
+
+
+def _models(args) -> int:
+    from .model_install import install_model
+    from .model_records import ModelRegistry
+    from .root import resolve_root
+
+    registry = ModelRegistry(resolve_root(args.root))
+    if args.models_command == "list":
+        for r in registry.list():
+            label = f"  [{r.description}]" if r.builtin else ""
+            print(f"{r.id:24} {r.family:5} {r.kind:10} {r.format:11} {r.name}{label}")
+        return 0
+    if args.models_command == "install":
+        record = install_model(registry, args.path, name=args.name, config=args.config)
+        print(f"installed {record.id} ({record.family} {record.kind}, {record.format}, {record.size / 1e6:.1f} MB)")
+        return 0
+    record = registry.remove(args.id)
+    print(f"removed {record.id} (files left in place at {record.path})")
+    return 0
+
+
+def _doctor(args) -> int:
+    import torch
+
+    from .devices import choose_device
+    from .model_records import ModelRegistry
+    from .root import resolve_root
+
+    root = resolve_root(args.root)
+    device = choose_device(args.device, args.dtype)
+    print(f"data root: {root}")
+    print(f"torch {torch.__version__}; device {device.device} ({device.dtype})")
+    problems = 0
+    for r in ModelRegistry(root).list():
+        if r.builtin:
+            state = "built" if Path(r.path).exists() else "built on first use"
+        elif Path(r.path).exists():
+            state = "ok"
+        else:
+            state = "MISSING FILES"
+            problems += 1
+        print(f"model {r.id}: {state}")
+    print("no problems found" if not problems else f"{problems} problem(s) found")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Generation metadata: the dict that reproduces an image, and PNG text chunks that carry it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+METADATA_KEY = "invoke_canvas"
+
+_A1111_SAMPLERS = {
+    "euler": "Euler",
+    "euler_a": "Euler a",
+    "euler_karras": "Euler Karras",
+    "heun": "Heun",
+    "lms": "LMS",
+    "ddim": "DDIM",
+    "pndm": "PLMS",
+    "dpmpp_2m": "DPM++ 2M",
+    "dpmpp_2m_karras": "DPM++ 2M Karras",
+    "dpmpp_2m_sde": "DPM++ 2M SDE",
+    "dpmpp_2m_sde_karras": "DPM++ 2M SDE Karras",
+    "dpmpp_sde": "DPM++ SDE",
+    "dpmpp_sde_karras": "DPM++ SDE Karras",
+    "unipc": "UniPC",
+    "lcm": "LCM",
+    "kdpm_2": "DPM2",
+    "kdpm_2_a": "DPM2 a",
+}
+
+
+def a1111_parameters(meta: dict[str, Any]) -> str:
+    """Automatic1111's `parameters` text, so other tools read our images."""
+    lines = [meta.get("prompt", "")]
+    if meta.get("negative_prompt"):
+        lines.append(f"Negative prompt: {meta['negative_prompt']}")
+    fields = [
+        ("Steps", meta.get("steps")),
+        ("Sampler", _A1111_SAMPLERS.get(meta.get("scheduler", ""), meta.get("scheduler"))),
+        ("CFG scale", meta.get("cfg_scale")),
+        ("Seed", meta.get("seed")),
+        ("Size", f"{meta.get('width')}x{meta.get('height')}"),
+        ("Model hash", (meta.get("model") or {}).get("hash", "")[:10]),
+        ("Model", (meta.get("model") or {}).get("name")),
+    ]
+    if meta.get("mode") != "txt2img":
+        fields.append(("Denoising strength", meta.get("strength")))
+    lines.append(", ".join(f"{k}: {v}" for k, v in fields if v not in (None, "")))
+    return "\n".join(lines)
+
+
+def png_bytes(image: np.ndarray | Image.Image, meta: dict[str, Any] | None = None) -> bytes:
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    info = PngImagePlugin.PngInfo()
+    if meta is not None:
+        info.add_text(METADATA_KEY, json.dumps(meta, sort_keys=True))
+        info.add_text("parameters", a1111_parameters(meta))
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png(path: Path, image: np.ndarray | Image.Image, meta: dict[str, Any] | None = None) -> None:
+    """Write atomically (temporary file, fsync, rename): a crash leaves the old file or none, never half a PNG."""
+    data = png_bytes(image, meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_png_metadata(path: Path) -> dict[str, Any] | None:
+    with Image.open(path) as img:
+        text = getattr(img, "text", {}) or {}
+    raw = text.get(METADATA_KEY)
+    return json.loads(raw) if raw else None

@@ -1,0 +1,189 @@
+"""Model records and the registry that keeps them (a JSON file under the data root, written atomically)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import demo
+from .errors import ModelInstallError, ModelNotFoundError
+
+FAMILIES = ("sd-1", "sdxl")
+KINDS = ("main", "inpaint", "controlnet", "lora")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    name: str
+    family: str  # "sd-1" | "sdxl"
+    kind: str  # "main" | "inpaint" | "controlnet" | "lora"
+    format: str  # "diffusers" | "single-file"
+    path: str
+    hash: str = ""  # sha256 of the weights (files sorted by relative path for folders)
+    size: int = 0  # bytes on disk
+    source: str = ""  # "builtin", a local path, or "hf:<repo id>"
+    description: str = ""
+    config_path: str | None = None  # diffusers config folder for single files of non-standard architecture
+    builtin: bool = False
+    installed_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:10]
+
+
+# Built-in demo models: (id, name, folder under models/demo, kind)
+DEMO_MODELS = (
+    ("demo", "Demo SD1.5 (tiny)", "sd15", "main"),
+    ("demo-inpaint", "Demo SD1.5 inpainting (tiny)", "sd15-inpaint", "inpaint"),
+    ("demo-controlnet", "Demo ControlNet (tiny)", "controlnet", "controlnet"),
+)
+
+
+def hash_path(path: Path) -> tuple[str, int]:
+    """sha256 and byte size of a file, or of a folder's files in sorted relative-path order."""
+    digest = hashlib.sha256()
+    total = 0
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode())
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                total += len(chunk)
+    return digest.hexdigest(), total
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+
+
+class ModelRegistry:
+    """Installed models. Demo models are always listed; their folders are built on first use."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.models_dir = root / "models"
+        self.file = self.models_dir / "registry.json"
+        self._lock = threading.RLock()
+
+    # --- storage -----------------------------------------------------------------------------
+    def _read(self) -> dict[str, ModelRecord]:
+        if not self.file.exists():
+            return {}
+        try:
+            rows = json.loads(self.file.read_text())
+            return {r["id"]: ModelRecord(**r) for r in rows}
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelInstallError(f"model registry {self.file} is unreadable ({exc}); fix or delete it") from exc
+
+    def _write(self, records: dict[str, ModelRecord]) -> None:
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.models_dir)
+        with os.fdopen(fd, "w") as fh:
+            json.dump([r.to_dict() for r in records.values()], fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.file)
+
+    # --- demo models ---------------------------------------------------------------------------
+    def _demo_record(self, model_id: str, name: str, folder: str, kind: str, stored: ModelRecord | None) -> ModelRecord:
+        path = self.models_dir / "demo" / folder
+        return ModelRecord(
+            id=model_id,
+            name=name,
+            family="sd-1",
+            kind=kind,
+            format="diffusers",
+            path=str(path),
+            hash=stored.hash if stored else "",
+            size=stored.size if stored else 0,
+            source="builtin",
+            description=demo.DEMO_LABEL,
+            builtin=True,
+        )
+
+    def ensure_demo_built(self, model_id: str) -> ModelRecord:
+        """Build the demo folders the first time they are needed; record their hash."""
+        with self._lock:
+            records = self._read()
+            spec = next(s for s in DEMO_MODELS if s[0] == model_id)
+            record = self._demo_record(*spec, stored=records.get(model_id))
+            path = Path(record.path)
+            if path.exists() and record.hash:
+                return record
+            base = self.models_dir / "demo"
+            if not (base / "sd15").exists():
+                demo.build_sd15_demo(base / "sd15")
+            if model_id == "demo-inpaint" and not path.exists():
+                demo.build_sd15_demo(path, inpaint=True)
+            if model_id == "demo-controlnet" and not path.exists():
+                demo.build_controlnet_demo(path, base / "sd15")
+            digest, size = hash_path(path)
+            record = dataclasses.replace(record, hash=digest, size=size, installed_at=time.time())
+            records[model_id] = record
+            self._write(records)
+            return record
+
+    # --- queries -------------------------------------------------------------------------------
+    def list(self) -> list[ModelRecord]:
+        with self._lock:
+            records = self._read()
+            demos = [self._demo_record(*spec, stored=records.get(spec[0])) for spec in DEMO_MODELS]
+            installed = [r for r in records.values() if not r.builtin]
+            return demos + sorted(installed, key=lambda r: r.name.lower())
+
+    def get(self, model_id: str) -> ModelRecord:
+        for record in self.list():
+            if record.id == model_id:
+                if record.builtin:
+                    return self.ensure_demo_built(model_id)
+                return record
+        known = ", ".join(r.id for r in self.list())
+        raise ModelNotFoundError(f"unknown model {model_id!r}: installed models are {known}")
+
+    def default_model_id(self, kind: str = "main") -> str:
+        """The first installed real model of the kind; the demo only while none is installed."""
+        for record in self.list():
+            if not record.builtin and record.kind == kind:
+                return record.id
+        return {"main": "demo", "inpaint": "demo-inpaint", "controlnet": "demo-controlnet"}.get(kind, "demo")
+
+    # --- changes -------------------------------------------------------------------------------
+    def add(self, record: ModelRecord) -> ModelRecord:
+        with self._lock:
+            records = self._read()
+            taken = set(records) | {s[0] for s in DEMO_MODELS}
+            base = record.id or _slug(record.name)
+            model_id, n = base, 2
+            while model_id in taken:
+                model_id, n = f"{base}-{n}", n + 1
+            record = dataclasses.replace(record, id=model_id, installed_at=time.time())
+            records[model_id] = record
+            self._write(records)
+            return record
+
+    def remove(self, model_id: str) -> ModelRecord:
+        with self._lock:
+            records = self._read()
+            if any(s[0] == model_id for s in DEMO_MODELS):
+                raise ModelInstallError(f"{model_id!r} is built in and cannot be removed")
+            if model_id not in records:
+                raise ModelNotFoundError(f"unknown model {model_id!r}")
+            record = records.pop(model_id)
+            self._write(records)
+            return record

@@ -1,0 +1,243 @@
+"""Run a GenerationRequest on the right diffusers pipeline and paste the result back into the bbox.
+
+The Engine holds what outlives a job (data root, model registry, model cache, device); `run` is one job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import __version__, masks
+from .devices import DeviceChoice, choose_device
+from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
+from .model_cache import ModelCache
+from .model_records import ModelRecord, ModelRegistry
+from .preview import preview_image
+from .root import resolve_root
+from .schedulers import check_scheduler_name, make_scheduler
+from .types import CancelCheck, GenerationRequest, GenerationResult, Mode, Progress, ProgressCallback
+
+_PIPELINES = {
+    # (family, task) -> diffusers class name; task "inpaint" serves inpaint and outpaint
+    ("sd-1", "txt2img"): "StableDiffusionPipeline",
+    ("sd-1", "img2img"): "StableDiffusionImg2ImgPipeline",
+    ("sd-1", "inpaint"): "StableDiffusionInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
+}
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+class Engine:
+    """Long-lived generation state. One job at a time per engine (one worker per device)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        ram_cache_gb: float | None = None,
+        vram_cache_gb: float | None = None,
+    ):
+        self.root: Path = resolve_root(root)
+        self.registry = ModelRegistry(self.root)
+        self.device: DeviceChoice = choose_device(device, dtype)
+        ram = int(ram_cache_gb * (1 << 30)) if ram_cache_gb is not None else _physical_memory() // 2
+        vram = int(vram_cache_gb * (1 << 30)) if vram_cache_gb is not None else _default_vram_budget(self.device)
+        self.cache = ModelCache(self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram)
+
+    def resolve_model(self, model_id: str | None, mode: Mode) -> ModelRecord:
+        record = self.registry.get(model_id or self.registry.default_model_id("main"))
+        if record.kind not in ("main", "inpaint"):
+            raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main or inpaint model")
+        if record.family not in ("sd-1", "sdxl"):
+            raise UnsupportedError(f"model {record.id!r} is of family {record.family!r}; sd-1 and sdxl are supported")
+        return record
+
+    def run(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressCallback | None = None,
+        is_cancelled: CancelCheck | None = None,
+    ) -> list[GenerationResult]:
+        started = time.perf_counter()
+        params = request.params
+        check_scheduler_name(params.scheduler)
+        if request.regions:
+            raise UnsupportedError("regional guidance layers are not supported yet: hide them to generate")
+        if request.controls:
+            raise UnsupportedError("control layers are not supported yet: hide them to generate")
+        record = self.resolve_model(params.model, request.mode)
+        if is_cancelled and is_cancelled():
+            raise GenerationCancelled("cancelled before start")
+
+        loaded = self.cache.get(record, self.device)
+        load_seconds = time.perf_counter() - started
+        pipe, task = self._pipeline_for(loaded.model, record, request.mode)
+        inputs = _pipeline_inputs(request, record, task)
+
+        results = []
+        for index in range(params.batch_size):
+            seed = (params.seed + index) % (1 << 32)
+            item_started = time.perf_counter()
+            generated = self._denoise(pipe, record, request, inputs, seed, index, on_progress, is_cancelled)
+            image = _finish(request, generated)
+            timings = {
+                "load": round(load_seconds, 4) if index == 0 else 0.0,
+                "denoise": round(time.perf_counter() - item_started, 4),
+                "total": round(time.perf_counter() - started, 4),
+            }
+            results.append(GenerationResult(image=image, seed=seed, metadata=_metadata(request, record, self.device, seed, index, timings)))
+        return results
+
+    def _pipeline_for(self, base: Any, record: ModelRecord, mode: Mode) -> tuple[Any, str]:
+        import diffusers
+
+        # A 9-channel inpainting UNet runs every mode through the inpaint pipeline (full mask for txt2img).
+        if record.kind == "inpaint":
+            task = "inpaint"
+        else:
+            task = {Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint")
+        cls = getattr(diffusers, _PIPELINES[(record.family, task)])
+        # Share the loaded modules with a pipeline of the task's class. Like `from_pipe`, minus its
+        # `.to(dtype)` pass over every module, its warnings and its re-enabled progress bar.
+        expected, optional = cls._get_signature_keys(cls)
+        kwargs = {k: v for k, v in base.components.items() if k in expected}
+        kwargs.update({k: base.config[k] for k in optional if k in base.config})
+        pipe = cls(**kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe, task
+
+    def _denoise(self, pipe, record, request, inputs, seed, index, on_progress, is_cancelled) -> np.ndarray:
+        import torch
+
+        params = request.params
+        if is_cancelled and is_cancelled():
+            raise GenerationCancelled(f"cancelled before batch item {index + 1}")
+        # One scheduler per job: schedulers keep state and are not thread-safe.
+        pipe.scheduler = make_scheduler(params.scheduler, pipe.scheduler.config, seed)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+
+        def on_step_end(p, step, timestep, callback_kwargs):
+            if is_cancelled and is_cancelled():
+                # Raising leaves the denoising loop at once and skips the VAE decode of a half-done image.
+                raise GenerationCancelled(f"cancelled at step {step + 1} of {p.num_timesteps}")
+            if on_progress is not None:
+                on_progress(Progress(index, step + 1, p.num_timesteps, preview_image(callback_kwargs["latents"], record.family)))
+            return callback_kwargs
+
+        with torch.inference_mode():
+            output = pipe(
+                prompt=params.prompt,
+                negative_prompt=params.negative_prompt or None,
+                num_inference_steps=params.steps,
+                guidance_scale=params.cfg_scale,
+                generator=generator,
+                output_type="np",
+                callback_on_step_end=on_step_end,
+                **inputs,
+            )
+        return (np.asarray(output.images[0]) * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def _default_vram_budget(device: DeviceChoice) -> int:
+    if device.device.startswith("cuda"):
+        import torch
+
+        total = torch.cuda.get_device_properties(torch.device(device.device)).total_memory
+        return int(total * 0.75)
+    return 16 << 30
+
+
+def _pipeline_inputs(request: GenerationRequest, record: ModelRecord, task: str) -> dict[str, Any]:
+    """Images and sizes for the pipeline call, at the generation size."""
+    width, height = request.size
+    params = request.params
+    if task == "txt2img":
+        return {"width": width, "height": height}
+    if request.mode == Mode.TXT2IMG:  # 9-channel model: repaint everything from pure noise
+        init = Image.new("RGB", (width, height), (127, 127, 127))
+        mask = Image.new("L", (width, height), 255)
+        return {"image": init, "mask_image": mask, "strength": 1.0, "width": width, "height": height}
+    init = Image.fromarray(masks.resize_image(np.asarray(request.init_image), (width, height)))
+    if task == "img2img":
+        return {"image": init, "strength": params.strength}
+    if request.mode == Mode.IMG2IMG:  # 9-channel model doing img2img: the whole bbox is repainted
+        mask_array = np.ones((height, width), dtype=np.float32)
+    else:
+        mask_array = masks.resize_mask(masks.pipeline_mask(np.asarray(request.mask), params.mask_blur), (width, height))
+    mask = Image.fromarray(((mask_array > 0) * 255).astype(np.uint8), mode="L")
+    return {"image": init, "mask_image": mask, "strength": params.strength, "width": width, "height": height}
+
+
+def _finish(request: GenerationRequest, generated: np.ndarray) -> np.ndarray:
+    """Back to bbox size; inpaint and outpaint keep every pixel outside the (blurred) mask."""
+    bbox = request.bbox
+    image = masks.resize_image(generated, (bbox.width, bbox.height))
+    if request.mode in (Mode.INPAINT, Mode.OUTPAINT):
+        image = masks.paste_back(np.asarray(request.original), image, np.asarray(request.mask), request.params.mask_blur)
+    return image
+
+
+def _metadata(request, record: ModelRecord, device: DeviceChoice, seed: int, index: int, timings: dict) -> dict[str, Any]:
+    p = request.params
+    return {
+        "app": "invoke-canvas",
+        "version": __version__,
+        "mode": request.mode.value,
+        "prompt": p.prompt,
+        "negative_prompt": p.negative_prompt,
+        "model": {"id": record.id, "name": record.name, "hash": record.hash, "family": record.family, "kind": record.kind},
+        "steps": p.steps,
+        "cfg_scale": p.cfg_scale,
+        "scheduler": p.scheduler,
+        "seed": seed,
+        "batch_index": index,
+        "batch_size": p.batch_size,
+        "base_seed": p.seed,
+        "strength": p.strength,
+        "mask_blur": p.mask_blur,
+        "infill": p.infill.value,
+        "scale": p.scale,
+        "width": request.bbox.width,
+        "height": request.bbox.height,
+        "generation_size": list(request.size),
+        "bbox": list(request.bbox),
+        "device": device.device,
+        "dtype": device.dtype,
+        "timings": timings,
+    }
+
+
+_default_engine: Engine | None = None
+
+
+def default_engine() -> Engine:
+    global _default_engine
+    if _default_engine is None:
+        _default_engine = Engine()
+    return _default_engine
+
+
+def run(
+    request: GenerationRequest,
+    on_progress: ProgressCallback | None = None,
+    is_cancelled: CancelCheck | None = None,
+    *,
+    engine: Engine | None = None,
+) -> list[GenerationResult]:
+    """Run one job; results are RGB arrays at bbox size with their metadata. Raises GenerationCancelled."""
+    return (engine or default_engine()).run(request, on_progress, is_cancelled)

@@ -1,0 +1,64 @@
+"""Scheduler names -> diffusers scheduler classes, built from the model's own scheduler config.
+
+One scheduler per job: diffusers schedulers keep per-run state and are not thread-safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidCanvasError
+
+# name: (diffusers class name, config overrides)
+_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "euler_karras": ("EulerDiscreteScheduler", {"use_karras_sigmas": True}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),  # PLMS, as SD ships it
+    "deis": ("DEISMultistepScheduler", {}),
+    "kdpm_2": ("KDPM2DiscreteScheduler", {}),
+    "kdpm_2_a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+    "dpmpp_2m_sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_sde_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+    "dpmpp_sde": ("DPMSolverSDEScheduler", {}),
+    "dpmpp_sde_karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "lcm": ("LCMScheduler", {}),
+}
+
+SCHEDULER_NAMES: tuple[str, ...] = tuple(_TABLE)
+
+
+def check_scheduler_name(name: str) -> str:
+    if name not in _TABLE:
+        raise InvalidCanvasError(f"unknown scheduler {name!r}: choose one of {', '.join(SCHEDULER_NAMES)}")
+    return name
+
+
+def make_scheduler(name: str, base_config: Any, seed: int):
+    """A fresh scheduler of the named kind, configured from the model's scheduler config.
+
+    `seed` seeds schedulers with noise of their own (DPM++ SDE's Brownian tree), which would
+    otherwise draw a random seed and make the same job give different pixels.
+    """
+    import inspect
+
+    import diffusers
+
+    class_name, overrides = _TABLE[check_scheduler_name(name)]
+    cls = getattr(diffusers, class_name)
+    if "noise_sampler_seed" in inspect.signature(cls.__init__).parameters:
+        overrides = {**overrides, "noise_sampler_seed": seed}
+    return cls.from_config(base_config, **overrides)

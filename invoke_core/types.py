@@ -1,0 +1,211 @@
+"""Immutable types shared by compile and run: the canvas document and the generation request.
+
+Pixel arrays are numpy uint8 (RGBA HxWx4 for layers, RGB HxWx3 for images); masks are float32 HxW in
+[0, 1] where 1 means "repaint". Arrays are made read-only on construction so a frozen value stays frozen.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+
+def _frozen(array: np.ndarray | None) -> np.ndarray | None:
+    if array is None:
+        return None
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+class Bounds(NamedTuple):
+    """A rectangle in canvas pixels; x, y is the top-left corner."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.y + self.height
+
+
+class LayerKind(str, enum.Enum):
+    RASTER = "raster"
+    INPAINT_MASK = "inpaint_mask"
+    REGIONAL_GUIDANCE = "regional_guidance"
+    CONTROL = "control"
+
+
+class Mode(str, enum.Enum):
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+    OUTPAINT = "outpaint"
+
+
+class InfillMethod(str, enum.Enum):
+    TELEA = "telea"
+    NAVIER_STOKES = "navier_stokes"
+    TILE = "tile"
+    COLOR = "color"
+    PATCHMATCH = "patchmatch"
+
+
+@dataclass(frozen=True)
+class RegionPrompt:
+    """The prompts a regional-guidance layer carries."""
+
+    prompt: str
+    negative_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """How a control layer steers generation (used by the regions-and-control work)."""
+
+    model: str
+    preprocessor: str = "none"
+    weight: float = 1.0
+    begin: float = 0.0
+    end: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One canvas layer. `pixels` is RGBA uint8; for mask and region layers the alpha is the coverage."""
+
+    id: str
+    kind: LayerKind
+    x: int
+    y: int
+    pixels: np.ndarray
+    opacity: float = 1.0
+    visible: bool = True
+    region: RegionPrompt | None = None
+    control: ControlSettings | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", LayerKind(self.kind))
+        object.__setattr__(self, "pixels", _frozen(self.pixels))
+
+    @property
+    def bounds(self) -> Bounds:
+        h, w = self.pixels.shape[:2]
+        return Bounds(self.x, self.y, w, h)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    prompt: str
+    negative_prompt: str = ""
+    model: str | None = None  # None: the default model
+    steps: int = 30
+    cfg_scale: float = 7.5
+    scheduler: str = "euler"
+    seed: int = 0
+    batch_size: int = 1
+    strength: float = 0.75  # denoise strength for img2img, inpaint and outpaint
+    mask_blur: int = 8  # pixels; 0 keeps the mask edge hard
+    infill: InfillMethod = InfillMethod.PATCHMATCH
+    infill_color: tuple[int, int, int] = (127, 127, 127)
+    scale: float = 1.0  # generate at bbox size * scale (rounded to multiples of 8), paste back at bbox size
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "infill", InfillMethod(self.infill))
+
+
+@dataclass(frozen=True, eq=False)
+class CanvasDocument:
+    """What the illustrator has on the canvas: the bbox, the layers bottom to top, the settings."""
+
+    bbox: Bounds
+    layers: tuple[Layer, ...]
+    params: GenerationParams
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bbox", Bounds(*self.bbox))
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+
+@dataclass(frozen=True, eq=False)
+class RegionInput:
+    """A regional prompt, its mask clipped to the bbox (HxW float32, 1 = inside the region)."""
+
+    mask: np.ndarray
+    prompt: str
+    negative_prompt: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", _frozen(self.mask))
+
+
+@dataclass(frozen=True, eq=False)
+class ControlInput:
+    """A control image cropped to the bbox (HxWx3 uint8) and how to apply it."""
+
+    image: np.ndarray
+    settings: ControlSettings
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _frozen(self.image))
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationRequest:
+    """Everything a generation needs, at bbox size.
+
+    - `init_image`: RGB, the composite of the visible raster layers inside the bbox, with the
+      transparent part pre-filled by the infill method (None for txt2img).
+    - `original`: RGBA composite before infill; paste-back restores its opaque pixels.
+    - `mask`: repaint mask, 1 = repaint, unblurred (None for txt2img and img2img).
+    - `size`: (width, height) the model generates at; equals the bbox size unless params.scale != 1.
+    """
+
+    mode: Mode
+    params: GenerationParams
+    bbox: Bounds
+    size: tuple[int, int]
+    init_image: np.ndarray | None = None
+    original: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    regions: tuple[RegionInput, ...] = ()
+    controls: tuple[ControlInput, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Mode(self.mode))
+        for name in ("init_image", "original", "mask"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "regions", tuple(self.regions))
+        object.__setattr__(self, "controls", tuple(self.controls))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One denoising step done. `preview` is a small RGB PIL image of the current latents (or None)."""
+
+    item: int  # index within the batch
+    step: int  # 1-based
+    total: int
+    preview: Any = None
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationResult:
+    """One finished image: RGB uint8 at bbox size, pasted back, with the metadata to reproduce it."""
+
+    image: np.ndarray
+    seed: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
