@@ -195,9 +195,9 @@ def _generate(args) -> int:
         args.seed = secrets.randbelow(1 << 32)
     engine = _engine(args)
     record = engine.resolve_model(args.model, None)
+    request = compile_canvas(build_document(args, record.family))
     if record.builtin:
         print(f"model: {record.name} ({record.description})", file=sys.stderr)
-    request = compile_canvas(build_document(args, record.family))
 
     bar = tqdm(total=None, unit="step", desc=request.mode.value, file=sys.stderr, disable=None)
 

@@ -1,0 +1,192 @@
+"""Canvas document -> GenerationRequest: validate, pick the mode, build init image, mask, regions, controls.
+
+A malformed canvas raises InvalidCanvasError with a one-line message; nothing is silently "fixed".
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .errors import InvalidCanvasError
+from .infill import infill
+from .masks import composite_layers, coverage, mask_from_layers
+from .types import (
+    Bounds,
+    CanvasDocument,
+    ControlInput,
+    GenerationParams,
+    GenerationRequest,
+    Layer,
+    LayerKind,
+    Mode,
+    RegionInput,
+)
+
+__all__ = ["compile_canvas", "validate_bbox_size", "generation_size", "MAX_GENERATION_SIDE"]
+
+MAX_GENERATION_SIDE = 4096
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_bbox_size(width: int, height: int) -> None:
+    """Raise InvalidCanvasError unless width and height are positive multiples of 8, naming the nearest."""
+    for name, value in (("width", width), ("height", height)):
+        if not _is_int(value):
+            raise InvalidCanvasError(f"bbox {name} must be an integer multiple of 8, got {value!r}")
+        if value > 0 and value % 8 == 0:
+            continue
+        below, above = value // 8 * 8, value // 8 * 8 + 8
+        if value <= 0:
+            raise InvalidCanvasError(f"bbox {name} {value} must be positive: use a multiple of 8 such as 8")
+        suggestion = f"{below} or {above}" if below > 0 else f"{above}"
+        raise InvalidCanvasError(f"bbox {name} {value} is not a multiple of 8: use {suggestion}")
+
+
+def generation_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) * scale, each rounded half-up to the nearest multiple of 8, at least 8."""
+    return (max(8, math.floor(width * scale / 8 + 0.5) * 8), max(8, math.floor(height * scale / 8 + 0.5) * 8))
+
+
+def _check_range(name: str, value: object, low: float, high: float, *, integer: bool, low_open: bool = False) -> None:
+    ok = _is_int(value) if integer else _is_real(value)
+    if ok:
+        ok = (low < value if low_open else low <= value) and value <= high  # type: ignore[operator]
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        interval = f"{'(' if low_open else '['}{low}, {high}]" if not integer else f"{low}..{high}"
+        raise InvalidCanvasError(f"{name} must be {kind} in {interval}, got {value!r}")
+
+
+def _validate_params(params: GenerationParams) -> None:
+    if not isinstance(params.prompt, str) or not isinstance(params.negative_prompt, str):
+        raise InvalidCanvasError("prompt and negative prompt must be text")
+    _check_range("steps", params.steps, 1, 500, integer=True)
+    _check_range("cfg_scale", params.cfg_scale, 0, 50, integer=False)
+    _check_range("batch_size", params.batch_size, 1, 64, integer=True)
+    _check_range("strength", params.strength, 0, 1, integer=False, low_open=True)
+    _check_range("mask_blur", params.mask_blur, 0, 256, integer=True)
+    _check_range("scale", params.scale, 0.25, 4, integer=False)
+    _check_range("seed", params.seed, 0, 2**32 - 1, integer=True)
+    color = params.infill_color
+    if not (isinstance(color, (tuple, list)) and len(color) == 3 and all(_is_int(c) and 0 <= c <= 255 for c in color)):
+        raise InvalidCanvasError(f"infill_color must be three integers 0..255 (R, G, B), got {color!r}")
+
+
+def _validate_layer(layer: Layer) -> None:
+    pixels = layer.pixels
+    if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 4 or pixels.dtype != np.uint8:
+        got = type(pixels).__name__
+        if isinstance(pixels, np.ndarray):
+            got = f"{pixels.dtype} array of shape {pixels.shape}"
+        raise InvalidCanvasError(f"layer {layer.id!r}: pixels must be an HxWx4 uint8 array (RGBA), got {got}")
+    if not (_is_int(layer.x) and _is_int(layer.y)):
+        raise InvalidCanvasError(f"layer {layer.id!r}: position must be integers, got ({layer.x!r}, {layer.y!r})")
+    if not (_is_real(layer.opacity) and 0 <= layer.opacity <= 1):
+        raise InvalidCanvasError(f"layer {layer.id!r}: opacity must be in [0, 1], got {layer.opacity!r}")
+    if not layer.visible:
+        return  # hidden layers are ignored, so an unfinished region or control layer may stay hidden
+    if layer.kind is LayerKind.REGIONAL_GUIDANCE and (layer.region is None or not layer.region.prompt.strip()):
+        raise InvalidCanvasError(f"regional guidance layer {layer.id!r} needs a prompt: add one or hide the layer")
+    if layer.kind is LayerKind.CONTROL and layer.control is None:
+        raise InvalidCanvasError(f"control layer {layer.id!r} has no control settings: choose a model or hide it")
+
+
+def _validate(document: CanvasDocument) -> tuple[int, int]:
+    """Check the whole document; return the generation size."""
+    bbox = document.bbox
+    if not (_is_int(bbox.x) and _is_int(bbox.y)):
+        raise InvalidCanvasError(f"bbox position must be integers, got ({bbox.x!r}, {bbox.y!r})")
+    validate_bbox_size(bbox.width, bbox.height)
+    params = document.params
+    _validate_params(params)
+    size = generation_size(bbox.width, bbox.height, params.scale)
+    if max(size) > MAX_GENERATION_SIDE:
+        raise InvalidCanvasError(
+            f"generation size {size[0]}x{size[1]} (bbox x scale {params.scale:g}) exceeds {MAX_GENERATION_SIDE}"
+            f" per side: lower the scale or shrink the bbox"
+        )
+    seen: set[str] = set()
+    for layer in document.layers:
+        if layer.id in seen:
+            raise InvalidCanvasError(f"duplicate layer id {layer.id!r}: layer ids must be unique")
+        seen.add(layer.id)
+        _validate_layer(layer)
+    return size
+
+
+def _control_image(layer: Layer, bbox: Bounds) -> np.ndarray:
+    """The layer's RGB over black (alpha and opacity as shown on the canvas), cropped to the bbox."""
+    alone = composite_layers([Layer(layer.id, LayerKind.RASTER, layer.x, layer.y, layer.pixels, layer.opacity)], bbox)
+    a = alone[..., 3:].astype(np.float32) / np.float32(255)
+    return np.rint(alone[..., :3] * a).astype(np.uint8)
+
+
+def compile_canvas(document: CanvasDocument) -> GenerationRequest:
+    """Turn what is on the canvas into one GenerationRequest (see types.GenerationRequest)."""
+    size = _validate(document)
+    bbox, params, layers = document.bbox, document.params, document.layers
+
+    composite = composite_layers(layers, bbox)
+    alpha = composite[..., 3]
+    inpaint_mask = mask_from_layers(layers, bbox)
+    if not alpha.any():
+        mode = Mode.TXT2IMG  # nothing painted: masks are meaningless
+    elif (alpha < 255).any():
+        mode = Mode.OUTPAINT
+    elif inpaint_mask.any():
+        mode = Mode.INPAINT
+    else:
+        mode = Mode.IMG2IMG
+
+    init_image: np.ndarray | None = None
+    original: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    if mode is Mode.TXT2IMG:
+        if not params.prompt.strip():
+            raise InvalidCanvasError("a prompt is required for text-to-image")
+    else:
+        # Checked before infill, which can be the slow part.
+        if int(params.steps * params.strength) < 1:
+            raise InvalidCanvasError(
+                f"steps x strength = {params.steps} x {params.strength:g} gives no denoising step:"
+                f" raise steps or strength so that int(steps x strength) >= 1"
+            )
+        original = composite
+        if mode is Mode.OUTPAINT:
+            mask = np.maximum(inpaint_mask, 1 - alpha.astype(np.float32) / np.float32(255))
+            init_image = infill(composite, params.infill, params.infill_color, params.seed)
+        else:
+            mask = inpaint_mask if mode is Mode.INPAINT else None
+            init_image = np.ascontiguousarray(composite[..., :3])
+
+    regions = tuple(
+        RegionInput(coverage(layer, bbox), layer.region.prompt, layer.region.negative_prompt)
+        for layer in layers
+        if layer.visible and layer.kind is LayerKind.REGIONAL_GUIDANCE and layer.region is not None
+    )
+    controls = tuple(
+        ControlInput(_control_image(layer, bbox), layer.control)
+        for layer in layers
+        if layer.visible and layer.kind is LayerKind.CONTROL and layer.control is not None
+    )
+    return GenerationRequest(
+        mode=mode,
+        params=params,
+        bbox=bbox,
+        size=size,
+        init_image=init_image,
+        original=original,
+        mask=mask,
+        regions=regions,
+        controls=controls,
+    )
