@@ -1,0 +1,169 @@
+"""Overhead of invoke_core.run over a raw diffusers call, on the same model, in one process.
+
+Runs the same txt2img job (same prompt, seed, scheduler, size, steps) alternately through
+`Engine.run` and through a plain diffusers pipeline call sharing the same loaded modules, and prints
+the median of each and their ratio (machines here are noisy: only ratios within one run mean much).
+Models: the built-in demo model, and a full-size SD1.5-architecture model with random weights built
+by this script from the shipped configs (use --skip-full to leave it out; it needs ~10 GB of RAM and
+~4 GB of disk under --workdir).
+
+    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def build_full_sd15(dest: Path) -> Path:
+    """A full-size SD1.5 pipeline with random weights from the shipped architecture configs."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from invoke_core.clip_vocab import load_clip_tokenizer
+    from invoke_core.single_file import shipped_config_dir
+
+    cfg = shipped_config_dir("sd-1", "main")
+    torch.manual_seed(0)
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(cfg / "vae")),
+        text_encoder=CLIPTextModel(CLIPTextConfig.from_json_file(cfg / "text_encoder" / "config.json")),
+        tokenizer=load_clip_tokenizer(dest.parent / "tokenizer-cache"),
+        unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(cfg / "unet")),
+        scheduler=EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(cfg / "scheduler")),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(dest, safe_serialization=True)
+    return dest
+
+
+def bench_model(engine, model_id: str, rounds: int, size: int, steps: int) -> dict:
+    import torch
+
+    from invoke_core.compile import compile_canvas
+    from invoke_core.schedulers import make_scheduler
+    from invoke_core.types import Bounds, CanvasDocument, GenerationParams
+
+    prompt, seed = "a lighthouse at dusk, detailed painting", 1234
+    params = GenerationParams(prompt=prompt, model=model_id, steps=steps, seed=seed, scheduler="euler", cfg_scale=7.5)
+    request = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
+    record = engine.registry.get(model_id)
+
+    started = time.perf_counter()
+    first = engine.run(request)[0]
+    first_job = time.perf_counter() - started
+    started = time.perf_counter()
+    engine.run(request)
+    second_job = time.perf_counter() - started
+    loads_after_two = engine.cache.stats().loads
+
+    base = engine.cache.get(record, engine.device).model
+    raw = type(base)(**base.components)  # a plain pipeline on the same modules
+    raw.set_progress_bar_config(disable=True)
+
+    def raw_call():
+        raw.scheduler = make_scheduler("euler", base.scheduler.config, seed)
+        return raw(
+            prompt,
+            num_inference_steps=steps,
+            guidance_scale=7.5,
+            height=size,
+            width=size,
+            generator=torch.Generator("cpu").manual_seed(seed),
+        ).images[0]
+
+    same_pixels = np.array_equal(np.asarray(raw_call()), first.image)
+    ours, theirs, pair_ratios = [], [], []
+    for i in range(rounds):
+        order = (("raw", raw_call), ("invoke", lambda: engine.run(request)))
+        if i % 2:
+            order = order[::-1]
+        times = {}
+        for name, call in order:
+            t0 = time.perf_counter()
+            call()
+            times[name] = time.perf_counter() - t0
+        theirs.append(times["raw"])
+        ours.append(times["invoke"])
+        pair_ratios.append(times["invoke"] / times["raw"])
+    return {
+        "model": model_id,
+        "raw_median_s": statistics.median(theirs),
+        "invoke_median_s": statistics.median(ours),
+        "ratio_of_medians": statistics.median(ours) / statistics.median(theirs),
+        "median_paired_ratio": statistics.median(pair_ratios),
+        "delta_ms": (statistics.median(ours) - statistics.median(theirs)) * 1000,
+        "first_job_s": first_job,
+        "second_job_s": second_job,
+        "loads_after_two_jobs": loads_after_two,
+        "same_pixels_as_raw": same_pixels,
+    }
+
+
+def report(result: dict) -> None:
+    print(f"\n== {result['model']} ==")
+    print(f"raw diffusers median     {result['raw_median_s'] * 1000:9.1f} ms")
+    print(f"invoke_core.run median   {result['invoke_median_s'] * 1000:9.1f} ms")
+    print(f"ratio (medians)          {result['ratio_of_medians']:9.3f}x   (paired: {result['median_paired_ratio']:.3f}x)")
+    print(f"absolute overhead        {result['delta_ms']:+9.1f} ms")
+    print(f"first job (with load)    {result['first_job_s'] * 1000:9.1f} ms")
+    print(f"second job (cached)      {result['second_job_s'] * 1000:9.1f} ms   loads after two jobs: {result['loads_after_two_jobs']}")
+    print(f"same pixels as raw call  {result['same_pixels_as_raw']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
+    args = parser.parse_args()
+
+    from invoke_core.cli import quiet_libraries
+
+    quiet_libraries()
+    from invoke_core.model_install import install_model
+    from invoke_core.run import Engine
+
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        root = Path(tmp) / "root"
+        engine = Engine(root=root, device="cpu")
+        rss_before = peak_rss_mb()
+        t0 = time.perf_counter()
+        engine.registry.ensure_demo_built("demo")
+        print(f"demo model build: {time.perf_counter() - t0:.2f} s (first use, includes writing to disk)")
+        demo = bench_model(engine, "demo", args.rounds, args.size, args.steps)
+        report(demo)
+        print(f"peak RSS after the demo runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
+        if not args.skip_full:
+            t0 = time.perf_counter()
+            folder = build_full_sd15(Path(tmp) / "sd15-random")
+            record = install_model(engine.registry, str(folder), name="sd15 random")
+            print(f"\nfull-size SD1.5 (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
+            engine.cache.clear()
+            report(bench_model(engine, record.id, args.rounds, args.size, args.steps))
+            print(f"peak RSS: {peak_rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
