@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _engine(args):
-    from .run import Engine
+    from .engine import Engine
 
     return Engine(root=args.root, device=args.device, dtype=args.dtype)
 
@@ -178,23 +178,14 @@ def _generate(args) -> int:
     from .compile import compile_canvas
     from .errors import InvalidCanvasError
     from .metadata import write_png
-    from .schedulers import check_scheduler_name
-    from .types import InfillMethod
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise InvalidCanvasError(f"--out {args.out}: the output must be a .png file")
-    try:
-        InfillMethod(args.infill)
-    except ValueError:
-        raise InvalidCanvasError(
-            f"unknown infill method {args.infill!r}: choose one of {', '.join(m.value for m in InfillMethod)}"
-        ) from None
-    check_scheduler_name(args.scheduler)
     if args.seed is None:
         args.seed = secrets.randbelow(1 << 32)
     engine = _engine(args)
-    record = engine.resolve_model(args.model, None)
+    record = engine.resolve_model(args.model)
     request = compile_canvas(build_document(args, record.family))
     if record.builtin:
         print(f"model: {record.name} ({record.description})", file=sys.stderr)

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import InvalidCanvasError
 from .infill import infill
 from .masks import composite_layers, coverage, mask_from_layers
+from .schedulers import check_scheduler_name
 from .types import (
     Bounds,
     CanvasDocument,
@@ -70,6 +71,7 @@ def _check_range(name: str, value: object, low: float, high: float, *, integer: 
 def _validate_params(params: GenerationParams) -> None:
     if not isinstance(params.prompt, str) or not isinstance(params.negative_prompt, str):
         raise InvalidCanvasError("prompt and negative prompt must be text")
+    check_scheduler_name(params.scheduler)
     _check_range("steps", params.steps, 1, 500, integer=True)
     _check_range("cfg_scale", params.cfg_scale, 0, 50, integer=False)
     _check_range("batch_size", params.batch_size, 1, 64, integer=True)

@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .clip_vocab import bytes_to_unicode
+
 DEMO_LABEL = "random weights: install a real model for real images"
 
 # Words the demo tokenizer knows as whole tokens; anything else falls back to single bytes.
@@ -19,19 +21,6 @@ _DEMO_WORDS = (
     "cat dog bird tree sky sea mountain city house red blue green yellow black white light dark "
     "beautiful detailed sharp blurry ugly bad quality art style"
 ).split()
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    # CLIP's reversible byte -> printable-unicode table, so every byte is a token.
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
 
 
 def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
@@ -47,7 +36,7 @@ def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
 
 def write_demo_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     """Write a small CLIP BPE vocabulary: all bytes, the demo words built up by merges, the specials."""
-    alphabet = list(_bytes_to_unicode().values())
+    alphabet = list(bytes_to_unicode().values())
     vocab: list[str] = alphabet + [c + "</w>" for c in alphabet]
     merges: list[str] = []
     ranks: dict[tuple[str, str], int] = {}

@@ -12,6 +12,16 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from .errors import InvalidCanvasError
+
+
+def _enum(cls: type[enum.Enum], value: Any, what: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in cls)
+        raise InvalidCanvasError(f"unknown {what} {value!r}: choose one of {valid}") from None
+
 
 def _frozen(array: np.ndarray | None) -> np.ndarray | None:
     if array is None:
@@ -94,7 +104,7 @@ class Layer:
     control: ControlSettings | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", LayerKind(self.kind))
+        object.__setattr__(self, "kind", _enum(LayerKind, self.kind, "layer kind"))
         object.__setattr__(self, "pixels", _frozen(self.pixels))
 
     @property
@@ -120,7 +130,7 @@ class GenerationParams:
     scale: float = 1.0  # generate at bbox size * scale (rounded to multiples of 8), paste back at bbox size
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "infill", InfillMethod(self.infill))
+        object.__setattr__(self, "infill", _enum(InfillMethod, self.infill, "infill method"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,7 +191,7 @@ class GenerationRequest:
     controls: tuple[ControlInput, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", Mode(self.mode))
+        object.__setattr__(self, "mode", _enum(Mode, self.mode, "mode"))
         for name in ("init_image", "original", "mask"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "regions", tuple(self.regions))

@@ -21,7 +21,7 @@ def data_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine(data_root):
-    from invoke_core.run import Engine
+    from invoke_core.engine import Engine
 
     return Engine(root=data_root, device="cpu")
 

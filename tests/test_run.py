@@ -127,7 +127,7 @@ def test_cancel_before_start(engine):
 
 
 def test_second_job_on_a_loaded_model_loads_nothing(data_root):
-    from invoke_core.run import Engine
+    from invoke_core.engine import Engine
 
     fresh = Engine(root=data_root, device="cpu")
     run1(fresh, doc())
@@ -137,7 +137,7 @@ def test_second_job_on_a_loaded_model_loads_nothing(data_root):
 
 
 def test_cache_evicts_least_recently_used_over_budget(data_root):
-    from invoke_core.run import Engine
+    from invoke_core.engine import Engine
 
     small = Engine(root=data_root, device="cpu", ram_cache_gb=0.000001)
     run1(small, doc())
@@ -174,3 +174,23 @@ def test_unknown_model_and_scheduler_are_clear_errors(engine):
         run1(engine, doc(scheduler="fast"))
     with pytest.raises(InvalidCanvasError, match="controlnet"):
         run1(engine, doc(model="demo-controlnet"))
+
+
+def test_single_file_checkpoint_installs_and_generates_like_its_folder(engine, tmp_path):
+    from pathlib import Path
+
+    from ckpt_export import export_pipeline_to_single_file
+
+    from invoke_core.model_install import install_model
+
+    folder = Path(engine.registry.get("demo").path)
+    ckpt = export_pipeline_to_single_file(folder, tmp_path / "demo-single.safetensors")
+    # The tiny demo is not SD1.5-sized, so it names its own config folder instead of the shipped one.
+    record = install_model(engine.registry, str(ckpt), name="demo single file", config=str(folder))
+    try:
+        assert (record.format, record.family, record.kind) == ("single-file", "sd-1", "main")
+        a = run1(engine, doc(model=record.id))[0]
+        b = run1(engine, doc(model="demo"))[0]
+        assert np.array_equal(a.image, b.image)  # same weights, same pixels
+    finally:
+        engine.registry.remove(record.id)

@@ -6,6 +6,7 @@ The Engine holds what outlives a job (data root, model registry, model cache, de
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,9 @@ class Engine:
         ram = int(ram_cache_gb * (1 << 30)) if ram_cache_gb is not None else _physical_memory() // 2
         vram = int(vram_cache_gb * (1 << 30)) if vram_cache_gb is not None else _default_vram_budget(self.device)
         self.cache = ModelCache(self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram)
+        self._job_lock = threading.Lock()  # pipelines and the device are used by one job at a time
 
-    def resolve_model(self, model_id: str | None, mode: Mode) -> ModelRecord:
+    def resolve_model(self, model_id: str | None) -> ModelRecord:
         record = self.registry.get(model_id or self.registry.default_model_id("main"))
         if record.kind not in ("main", "inpaint"):
             raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main or inpaint model")
@@ -73,6 +75,15 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         is_cancelled: CancelCheck | None = None,
     ) -> list[GenerationResult]:
+        with self._job_lock:
+            return self._run(request, on_progress, is_cancelled)
+
+    def _run(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressCallback | None,
+        is_cancelled: CancelCheck | None,
+    ) -> list[GenerationResult]:
         started = time.perf_counter()
         params = request.params
         check_scheduler_name(params.scheduler)
@@ -80,7 +91,7 @@ class Engine:
             raise UnsupportedError("regional guidance layers are not supported yet: hide them to generate")
         if request.controls:
             raise UnsupportedError("control layers are not supported yet: hide them to generate")
-        record = self.resolve_model(params.model, request.mode)
+        record = self.resolve_model(params.model)
         if is_cancelled and is_cancelled():
             raise GenerationCancelled("cancelled before start")
 
