@@ -139,7 +139,7 @@ def main() -> int:
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
     args = parser.parse_args()
 
-    from invoke_core.cli import quiet_libraries
+    from invoke_core.quiet import quiet_libraries
 
     quiet_libraries()
     from invoke_core.model_install import install_model

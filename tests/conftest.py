@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pytest
 
-from invoke_core.cli import quiet_libraries
+from invoke_core.quiet import quiet_libraries
 
 quiet_libraries()
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import rgba
 from PIL import Image
 
-from invoke_core.cli import main
+from server.cli import main
 
 
 @pytest.fixture()

@@ -1,4 +1,8 @@
-"""`invoke-canvas`: the command line. User mistakes print one line and exit non-zero, never a traceback."""
+"""`invoke-canvas`: the command line. User mistakes print one line and exit non-zero, never a traceback.
+
+It glues the parts together (invoke_core for generation and models, db for the doctor), so it lives
+with the server, the app's shell; invoke_core itself imports neither.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from invoke_core.quiet import quiet_libraries
 
 EXIT_USER_ERROR = 2
 
@@ -61,21 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_libraries() -> None:
-    """Keep the terminal for our own output: no library progress bars or advice about their internals."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for lib in (diffusers_logging, transformers_logging):
-        lib.set_verbosity_error()
-        lib.disable_progress_bar()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -83,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.command == "models" and getattr(args, "models_command", "") == "install"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_libraries()
-    from .errors import InvokeCoreError
+    from invoke_core.errors import InvokeCoreError
 
     if args.command is None:
         parser.print_help()
@@ -109,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _engine(args):
-    from .engine import Engine
+    from invoke_core.engine import Engine
 
     return Engine(root=args.root, device=args.device, dtype=args.dtype)
 
@@ -117,7 +108,7 @@ def _engine(args):
 def _read_rgba(path: str, what: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
-    from .errors import InvalidImageError
+    from invoke_core.errors import InvalidImageError
 
     try:
         with Image.open(path) as img:
@@ -131,8 +122,8 @@ def _read_rgba(path: str, what: str) -> np.ndarray:
 
 def build_document(args, family: str):
     """CLI arguments -> CanvasDocument: init at the top-left of the bbox, mask as an inpaint-mask layer."""
-    from .errors import InvalidImageError
-    from .types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind
+    from invoke_core.errors import InvalidImageError
+    from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind
 
     layers = []
     default_side = 1024 if family == "sdxl" else 512
@@ -175,9 +166,9 @@ def build_document(args, family: str):
 def _generate(args) -> int:
     from tqdm import tqdm
 
-    from .compile import compile_canvas
-    from .errors import InvalidCanvasError
-    from .metadata import write_png
+    from invoke_core.compile import compile_canvas
+    from invoke_core.errors import InvalidCanvasError
+    from invoke_core.metadata import write_png
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -209,9 +200,9 @@ def _generate(args) -> int:
 
 
 def _models(args) -> int:
-    from .model_install import install_model
-    from .model_records import ModelRegistry
-    from .root import resolve_root
+    from invoke_core.model_install import install_model
+    from invoke_core.model_records import ModelRegistry
+    from invoke_core.root import resolve_root
 
     registry = ModelRegistry(resolve_root(args.root))
     if args.models_command == "list":
@@ -231,9 +222,9 @@ def _models(args) -> int:
 def _doctor(args) -> int:
     import torch
 
-    from .devices import choose_device
-    from .model_records import ModelRegistry
-    from .root import resolve_root
+    from invoke_core.devices import choose_device
+    from invoke_core.model_records import ModelRegistry
+    from invoke_core.root import resolve_root
 
     root = resolve_root(args.root)
     device = choose_device(args.device, args.dtype)
