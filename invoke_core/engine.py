@@ -52,13 +52,16 @@ class Engine:
         dtype: str | None = None,
         ram_cache_gb: float | None = None,
         vram_cache_gb: float | None = None,
+        compile_backend: str | None = None,
     ):
         self.root: Path = resolve_root(root)
         self.registry = ModelRegistry(self.root)
         self.device: DeviceChoice = choose_device(device, dtype)
         ram = int(ram_cache_gb * (1 << 30)) if ram_cache_gb is not None else _physical_memory() // 2
         vram = int(vram_cache_gb * (1 << 30)) if vram_cache_gb is not None else _default_vram_budget(self.device)
-        self.cache = ModelCache(self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram)
+        self.cache = ModelCache(
+            self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram, compile_backend=compile_backend
+        )
         self._job_lock = threading.Lock()  # pipelines and the device are used by one job at a time
 
     def resolve_model(self, model_id: str | None) -> ModelRecord:

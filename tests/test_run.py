@@ -194,3 +194,15 @@ def test_single_file_checkpoint_installs_and_generates_like_its_folder(engine, t
         assert np.array_equal(a.image, b.image)  # same weights, same pixels
     finally:
         engine.registry.remove(record.id)
+
+
+def test_compiled_unet_gives_the_same_pixels(data_root, engine):
+    # The "eager" backend checks the torch.compile wiring in seconds; "inductor" (the GPU setting)
+    # compiles for about a minute on this CPU, so it is exercised on a GPU machine instead.
+    from invoke_core.engine import Engine
+
+    compiled = Engine(root=data_root, device="cpu", compile_backend="eager")
+    a = run1(compiled, doc(seed=3))[0]
+    b = run1(engine, doc(seed=3))[0]
+    assert type(compiled.cache.get(compiled.registry.get("demo"), compiled.device).model.unet).__name__ == "OptimizedModule"
+    assert np.array_equal(a.image, b.image)
