@@ -115,8 +115,15 @@ def claim_next(db: Database) -> QueueItemRecord | None:
         return _record(item)
 
 
-def finish(db: Database, item_id: int, status: str, error_type: str | None = None, error_message: str | None = None) -> QueueItemRecord:
-    """in_progress -> completed | failed | canceled."""
+def finish(
+    db: Database,
+    item_id: int,
+    status: str,
+    error_type: str | None = None,
+    error_message: str | None = None,
+    timings: dict[str, Any] | None = None,
+) -> QueueItemRecord:
+    """in_progress -> completed | failed | canceled; `timings` are recorded on the generation."""
     if status not in FINISHED:
         raise InvalidInput(f"cannot finish with status {status!r}: use one of {', '.join(FINISHED)}")
     with db.write() as s:
@@ -124,6 +131,18 @@ def finish(db: Database, item_id: int, status: str, error_type: str | None = Non
         if item.status != "in_progress":
             raise Conflict(f"queue item {item_id} is {item.status}, not in_progress")
         _set_status(s, item, status, finished_at=utcnow(), error_type=error_type, error_message=error_message)
+        if timings is not None:
+            s.execute(update(Generation).where(Generation.id == item.generation_id).values(timings=timings))
+        return _record(item)
+
+
+def requeue(db: Database, item_id: int) -> QueueItemRecord:
+    """in_progress -> pending: the server is stopping cleanly and the job will run on the next start."""
+    with db.write() as s:
+        item = _get(s, item_id)
+        if item.status != "in_progress":
+            raise Conflict(f"queue item {item_id} is {item.status}, not in_progress")
+        _set_status(s, item, "pending", started_at=None)
         return _record(item)
 
 

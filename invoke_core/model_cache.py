@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ class ModelCache:
     ):
         self.cache_dir = cache_dir
         self.compile_backend = compile_backend
+        # Told (model id, "started" | "finished", seconds) around each load from disk.
+        self.on_load: Callable[[str, str, float | None], None] | None = None
         self.ram_budget = ram_budget_bytes
         self.vram_budget = vram_budget_bytes
         self._entries: OrderedDict[tuple[str, str, str, str], LoadedModel] = OrderedDict()
@@ -127,9 +130,13 @@ class ModelCache:
                 entry.last_used = time.monotonic()
                 self._hits += 1
                 return entry
+            if self.on_load:
+                self.on_load(record.id, "started", None)
             started = time.perf_counter()
             model = load_model(record, device, self.cache_dir, self.compile_backend)
             entry = LoadedModel(record, device, model, _module_bytes(model), time.perf_counter() - started)
+            if self.on_load:
+                self.on_load(record.id, "finished", entry.load_seconds)
             self._entries[key] = entry
             self._loads += 1
             self._evict(keep=key)

@@ -7,6 +7,7 @@ with the server, the app's shell; invoke_core itself imports neither.
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import os
 import secrets
 import sys
@@ -21,13 +22,26 @@ EXIT_USER_ERROR = 2
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", help="data folder (default: $INVOKE_CANVAS_ROOT or ~/invoke-canvas)")
-    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
+    # SUPPRESS: given after the subcommand they override; absent, the top-level value stands.
+    parser.add_argument("--root", default=argparse.SUPPRESS, help="data folder (default: $INVOKE_CANVAS_ROOT or ~/invoke-canvas)")
+    parser.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--dtype", default=argparse.SUPPRESS, help="auto (default), float32, float16 or bfloat16")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="invoke-canvas", description="Local canvas image generation studio.")
+    parser = argparse.ArgumentParser(
+        prog="invoke-canvas",
+        description="Local canvas image generation studio. With no command: start the server on http://127.0.0.1:9090.",
+    )
+    parser.add_argument("--root", help="data folder (default: $INVOKE_CANVAS_ROOT or ~/invoke-canvas)")
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; others need a token)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 9090)")
+    parser.add_argument("--token", default=None, help="access token (generated and printed when listening beyond loopback)")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
+    parser.add_argument("--ram-cache-gb", type=float, default=None, help="model cache budget in RAM")
+    parser.add_argument("--vram-cache-gb", type=float, default=None, help="model cache budget in GPU memory")
+    parser.add_argument("--compile", default=None, help="torch.compile the UNet with this backend (inductor, on a GPU)")
     sub = parser.add_subparsers(dest="command")
 
     gen = sub.add_parser("generate", help="generate an image from the command line")
@@ -63,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rem)
 
     doctor = sub.add_parser("doctor", help="check the installation and the data folder")
+    doctor.add_argument("--repair", action="store_true", help="fix what was found (nothing of yours is deleted)")
+    doctor.add_argument(
+        "--min-age", type=float, default=60.0, help="leave image files younger than this many seconds alone (an upload in flight)"
+    )
     _add_common(doctor)
     return parser
 
@@ -76,11 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     from invoke_core.errors import InvokeCoreError
 
-    if args.command is None:
-        parser.print_help()
-        print("\nThe web server arrives in a later release; for now use `invoke-canvas generate`.")
-        return 0
     try:
+        if args.command is None:
+            return _serve(args)
         if args.command == "generate":
             return _generate(args)
         if args.command == "models":
@@ -97,6 +113,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _serve(args) -> int:
+    from server.config import ConfigError
+    from server.serve import serve
+
+    overrides = {
+        "root": args.root,
+        "host": args.host,
+        "port": args.port,
+        "token": args.token,
+        "device": args.device,
+        "dtype": args.dtype,
+        "ram_cache_gb": args.ram_cache_gb,
+        "vram_cache_gb": args.vram_cache_gb,
+        "compile": args.compile,
+    }
+    try:
+        return serve(overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def _engine(args):
@@ -220,8 +258,15 @@ def _models(args) -> int:
 
 
 def _doctor(args) -> int:
+    """Report (and with --repair fix) models with missing files and images out of step with their rows.
+
+    Exit code 0 when everything was in order, 1 when something was wrong (even if repaired).
+    """
     import torch
 
+    from db import doctor
+    from db.assets import AssetStore
+    from db.session import Database
     from invoke_core.devices import choose_device
     from invoke_core.model_records import ModelRegistry
     from invoke_core.root import resolve_root
@@ -237,11 +282,38 @@ def _doctor(args) -> int:
         elif Path(r.path).exists():
             state = "ok"
         else:
-            state = "MISSING FILES"
+            state = "MISSING FILES (reinstall or `invoke-canvas models remove`)"
             problems += 1
         print(f"model {r.id}: {state}")
-    print("no problems found" if not problems else f"{problems} problem(s) found")
-    return 1 if problems else 0
+
+    db = Database(root)
+    store = AssetStore(root)
+    # A young file may be an upload between its file and its row (the server may be running).
+    report = doctor.check(db, store, min_age_s=args.min_age)
+    findings = {
+        "image rows without files": report.rows_without_files,
+        "image files without rows": report.files_without_rows,
+        "missing thumbnails": report.missing_thumbnails,
+        "thumbnails without images": report.orphan_thumbnails,
+        "leftover temporary files": report.temp_files,
+    }
+    for label, items in findings.items():
+        if items:
+            problems += len(items)
+            shown = ", ".join(str(i) for i in list(items)[:5]) + (" ..." if len(items) > 5 else "")
+            print(f"{label}: {len(items)} ({shown})")
+    if args.repair and not report.ok:
+        result = doctor.repair(db, store, report)
+        done = {k.replace("_", " "): (v if isinstance(v, int) else len(v)) for k, v in asdict(result).items()}
+        print("repaired: " + (", ".join(f"{k} {n}" for k, n in done.items() if n) or "nothing"))
+        for error in result.errors:
+            print(f"could not repair: {error}")
+    db.dispose()
+    if not problems:
+        print("no problems found")
+        return 0
+    print(f"{problems} problem(s) found" + ("" if args.repair else "; run `invoke-canvas doctor --repair` to fix the image store"))
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -159,3 +159,32 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
     assert "96 or 104" in proc.stderr
+
+
+def test_doctor_reports_and_repairs_the_image_store(tmp_path, capsys):
+    import io as _io
+
+    from db import images
+    from db.assets import AssetStore
+    from db.session import Database
+
+    db, store = Database(tmp_path), AssetStore(tmp_path)
+    buffer = _io.BytesIO()
+    Image.fromarray(rgba(16, 16)[..., :3]).save(buffer, format="PNG")
+    kept = images.add_image(db, store, buffer.getvalue())
+    lost = images.add_image(db, store, buffer.getvalue())
+    store.path(lost.file_name).unlink()  # a row without its file
+    store.thumbnail_path(kept.id).unlink()  # a missing thumbnail
+    db.dispose()
+
+    args = ["doctor", "--root", str(tmp_path), "--min-age", "0"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "image rows without files: 1" in out and "missing thumbnails: 1" in out
+    assert main([*args, "--repair"]) == 1
+    assert "repaired:" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "no problems found" in capsys.readouterr().out
+    db = Database(tmp_path)
+    assert [r.id for r in images.list_images(db).items] == [kept.id]
+    db.dispose()

@@ -128,3 +128,12 @@ def test_concurrent_workers_never_claim_the_same_item(db):
         t.join()
     assert len(claimed) == 40 and len(set(claimed)) == 40
     assert queue.status_counts(db)["completed"] == 40
+
+
+def test_requeue_puts_a_running_item_back(db):
+    [item] = queue.enqueue(db, jobs(1))
+    with pytest.raises(Conflict):
+        queue.requeue(db, item.id)
+    queue.claim_next(db)
+    assert queue.requeue(db, item.id).status == "pending"
+    assert queue.claim_next(db).id == item.id

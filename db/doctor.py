@@ -1,0 +1,213 @@
+"""Find and repair disagreements between image rows and image files.
+
+What can go wrong, and what `repair` does about it (simple rules, chosen so that nothing of the
+user's is lost):
+
+- a row whose file is missing (the file was removed by hand or the disk lost it): the row is
+  deleted (board covers pointing at it are cleared); there is nothing left to show.
+- a file without a row (a crash between writing the file and committing its row, or between
+  committing a deletion and removing the file): if it decodes as an image, it is imported as an
+  uploaded image with its own id, its PNG metadata and its file time; if it does not, it is removed.
+  A file too large for the upload limits is left alone (reported, not repaired).
+- a missing thumbnail: made again from the image.
+- a thumbnail without an image: removed.
+- a leftover temporary file of an interrupted atomic write: removed.
+
+Run it when no one else writes images (at start-up), or pass `min_age_s` so that files younger
+than that (an upload that is between writing its file and committing its row) are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import delete, select, update
+
+from .assets import AssetStore, StoredFile, parse_file_name
+from .errors import StorageError, TooLarge
+from .images import image_row, metadata_from_chunks
+from .models import Board, Image
+from .png_metadata import read_png_text
+from .session import Database
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    rows_without_files: tuple[str, ...] = ()  # image ids
+    files_without_rows: tuple[str, ...] = ()  # file names in images/
+    missing_thumbnails: tuple[str, ...] = ()  # image ids
+    temp_files: tuple[Path, ...] = ()
+    orphan_thumbnails: tuple[str, ...] = ()  # image ids of thumbnails/<id>.webp without a row
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.rows_without_files
+            or self.files_without_rows
+            or self.missing_thumbnails
+            or self.temp_files
+            or self.orphan_thumbnails
+        )
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    rows_deleted: int = 0
+    files_imported: tuple[str, ...] = ()  # image ids
+    files_removed: tuple[str, ...] = ()  # file names that did not decode
+    files_skipped: tuple[str, ...] = ()  # file names left alone (too large, id already taken)
+    thumbnails_made: int = 0
+    thumbnails_removed: int = 0
+    temp_files_removed: int = 0
+    errors: tuple[str, ...] = field(default=())
+
+
+def _old_enough(path: Path, min_age_s: float, now: float) -> bool:
+    if min_age_s <= 0:
+        return True
+    try:
+        return now - path.stat().st_mtime >= min_age_s
+    except OSError:
+        return False
+
+
+def check(db: Database, store: AssetStore, *, min_age_s: float = 0.0) -> DoctorReport:
+    """Compare rows with files (one query, one listing of each folder); changes nothing."""
+    now = time.time()
+    with db.read() as s:
+        rows = {name: image_id for name, image_id in s.execute(select(Image.file_name, Image.id))}
+    files = store.image_files()
+    thumbs = store.thumbnail_ids()
+    row_ids = set(rows.values())
+    orphans = [name for name in sorted(set(files) - set(rows)) if _old_enough(store.images_dir / name, min_age_s, now)]
+    return DoctorReport(
+        rows_without_files=tuple(sorted(rows[name] for name in rows if name not in files)),
+        files_without_rows=tuple(orphans),
+        missing_thumbnails=tuple(sorted(rows[name] for name in rows if name in files and rows[name] not in thumbs)),
+        temp_files=tuple(p for p in store.temp_files() if _old_enough(p, min_age_s, now)),
+        orphan_thumbnails=tuple(
+            sorted(
+                i
+                for i in thumbs - row_ids
+                if f"{i}.png" not in files
+                and f"{i}.jpg" not in files
+                and f"{i}.webp" not in files
+                and _old_enough(store.thumbnails_dir / f"{i}.webp", min_age_s, now)
+            )
+        ),
+    )
+
+
+def repair(db: Database, store: AssetStore, report: DoctorReport) -> RepairResult:
+    """Fix what `report` found, re-checking each item first (the report may be stale)."""
+    errors: list[str] = []
+
+    # Rows without files: delete them (and covers pointing at them).
+    deleted: list[str] = []
+    if report.rows_without_files:
+        with db.write() as s:
+            for row in s.scalars(select(Image).where(Image.id.in_(report.rows_without_files))).all():
+                if not store.path(row.file_name).exists():
+                    s.execute(update(Board).where(Board.cover_image_id == row.id).values(cover_image_id=None))
+                    s.execute(delete(Image).where(Image.seq == row.seq))
+                    deleted.append(row.file_name)
+        for file_name in deleted:  # its thumbnail, if any
+            store.delete(file_name)
+
+    # Files without rows: import what decodes, remove what does not.
+    imported: list[str] = []
+    removed: list[str] = []
+    skipped: list[str] = []
+    for file_name in report.files_without_rows:
+        try:
+            outcome = _adopt(db, store, file_name)
+        except (OSError, StorageError) as exc:
+            errors.append(f"{file_name}: {exc}")
+            continue
+        if outcome == "imported":
+            imported.append(parse_file_name(file_name)[0])
+        else:
+            (removed if outcome == "removed" else skipped).append(file_name)
+
+    # Missing thumbnails: make them again.
+    thumbnails_made = 0
+    if report.missing_thumbnails:
+        with db.read() as s:
+            names = {
+                i: name
+                for i, name in s.execute(
+                    select(Image.id, Image.file_name).where(Image.id.in_(report.missing_thumbnails))
+                )
+            }
+        for image_id, file_name in names.items():
+            if store.thumbnail_path(image_id).exists():
+                continue
+            try:
+                store.write_thumbnail(image_id, store.path(file_name).read_bytes())
+                thumbnails_made += 1
+            except (OSError, ValueError, StorageError) as exc:  # unreadable image: leave it for the user to see
+                errors.append(f"thumbnail of {image_id}: {exc}")
+
+    # Thumbnails without images, temporary files: remove them.
+    thumbnails_removed = 0
+    if report.orphan_thumbnails:
+        with db.read() as s:
+            alive = set(s.scalars(select(Image.id).where(Image.id.in_(report.orphan_thumbnails))))
+        for image_id in report.orphan_thumbnails:
+            if image_id not in alive:
+                store.thumbnail_path(image_id).unlink(missing_ok=True)
+                thumbnails_removed += 1
+    temp_removed = 0
+    for path in report.temp_files:
+        try:
+            path.unlink()
+            temp_removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            errors.append(f"{path.name}: {exc}")
+
+    return RepairResult(
+        rows_deleted=len(deleted),
+        files_imported=tuple(imported),
+        files_removed=tuple(removed),
+        files_skipped=tuple(skipped),
+        thumbnails_made=thumbnails_made,
+        thumbnails_removed=thumbnails_removed,
+        temp_files_removed=temp_removed,
+        errors=tuple(errors),
+    )
+
+
+def _adopt(db: Database, store: AssetStore, file_name: str) -> str:
+    """Import one file without a row: "imported", "removed" (does not decode) or "skipped"."""
+    image_id, _ext = parse_file_name(file_name)
+    path = store.path(file_name)
+    try:
+        data = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return "skipped"
+    try:
+        info = store.inspect_upload(data)
+    except TooLarge:
+        return "skipped"
+    except StorageError:  # UnsupportedMedia: not an image, or a broken one
+        store.delete(file_name)
+        return "removed"
+    metadata = metadata_from_chunks(read_png_text(data)) if info.format == "png" else {}
+    stored = StoredFile(file_name, len(data), hashlib.sha256(data).hexdigest())
+    created_at = datetime.fromtimestamp(mtime, UTC).replace(tzinfo=None)
+    with db.write() as s:
+        taken = s.scalar(select(Image.seq).where((Image.id == image_id) | (Image.file_name == file_name)))
+        if taken is not None:
+            return "skipped"
+        s.add(image_row(image_id, stored, info, metadata, origin="uploaded", created_at=created_at))
+    with contextlib.suppress(OSError, ValueError):  # without a thumbnail the next check reports it
+        store.write_thumbnail(image_id, data)
+    return "imported"

@@ -1,0 +1,423 @@
+"""Generation parameters from PNG text chunks: ours, InvokeAI's and Automatic1111's.
+
+`recall_parameters` turns whatever an image carries into our parameter names:
+prompt, negative_prompt, steps, cfg_scale, scheduler, seed, width, height, strength, model_name,
+model_hash. Sources, strongest first: our `invoke_canvas` JSON, InvokeAI's `invokeai_metadata`
+(and the older `sd-metadata`), Automatic1111's `parameters` text. Nothing here raises on bad input:
+a malformed chunk gives what could be read from it, an empty dict at worst.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+from invoke_core.metadata import _A1111_SAMPLERS, METADATA_KEY
+
+PARAMETER_KEYS = (
+    "prompt",
+    "negative_prompt",
+    "steps",
+    "cfg_scale",
+    "scheduler",
+    "seed",
+    "width",
+    "height",
+    "strength",
+    "model_name",
+    "model_hash",
+)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_MAX_TEXT = 1 << 20  # per chunk, after decompression (Pillow's own limit is the same)
+_MAX_TEXT_TOTAL = 8 << 20
+
+# ---------------------------------------------------------------------------------------------
+# PNG text chunks
+
+
+def read_png_text(source: bytes | bytearray | memoryview | str | Path) -> dict[str, str]:
+    """All tEXt, zTXt and iTXt chunks of a PNG (before or after the image data) as {key: text}.
+
+    Reads chunk headers only; never decodes pixels. Not a PNG, or a damaged one: what was read
+    before the damage (an empty dict at worst). The first chunk with a given key wins.
+    """
+    try:
+        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    if not data.startswith(_PNG_SIGNATURE):
+        return out
+    pos, total = len(_PNG_SIGNATURE), 0
+    while pos + 8 <= len(data):
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if len(body) < length:
+            break
+        pos += 12 + length
+        if ctype == b"IEND":
+            break
+        if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        try:
+            item = _text_chunk(ctype, body)
+        except Exception:  # noqa: BLE001, S112 - a malformed chunk is skipped, the rest kept
+            continue
+        if item is None:
+            continue
+        key, text = item
+        total += len(text)
+        if total > _MAX_TEXT_TOTAL:
+            break
+        out.setdefault(key, text)
+    return out
+
+
+def _inflate(data: bytes) -> bytes | None:
+    d = zlib.decompressobj()
+    raw = d.decompress(data, _MAX_TEXT)
+    if d.unconsumed_tail:  # a zlib bomb or just too long: skip
+        return None
+    return raw
+
+
+def _text_chunk(ctype: bytes, body: bytes) -> tuple[str, str] | None:
+    key, sep, rest = body.partition(b"\0")
+    if not sep or not key:
+        return None
+    name = key.decode("latin-1")
+    if ctype == b"tEXt":
+        return name, rest.decode("latin-1")
+    if ctype == b"zTXt":
+        raw = _inflate(rest[1:])  # compression method byte, then the stream
+        return None if raw is None else (name, raw.decode("latin-1"))
+    # iTXt: flag, method, language\0, translated keyword\0, text (UTF-8)
+    compressed = rest[0]
+    _lang, _, rest2 = rest[2:].partition(b"\0")
+    _tkey, _, text = rest2.partition(b"\0")
+    if compressed:
+        raw = _inflate(text)
+        if raw is None:
+            return None
+        text = raw
+    return name, text.decode("utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------
+# value helpers
+
+
+def _to_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        f = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) and abs(f) < 2**63 and f == int(f) else None
+
+
+def _to_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        f = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _to_str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value)
+    return text
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None and v != ""}
+
+
+def _typed(raw: dict[str, Any]) -> dict[str, Any]:
+    """Raw values under our names -> the types we use; values that do not convert are dropped."""
+    out = {
+        "prompt": _to_str(raw.get("prompt")),
+        "negative_prompt": _to_str(raw.get("negative_prompt")),
+        "steps": _to_int(raw.get("steps")),
+        "cfg_scale": _to_float(raw.get("cfg_scale")),
+        "scheduler": _to_str(raw.get("scheduler")),
+        "seed": _to_int(raw.get("seed")),
+        "width": _to_int(raw.get("width")),
+        "height": _to_int(raw.get("height")),
+        "strength": _to_float(raw.get("strength")),
+        "model_name": _to_str(raw.get("model_name")),
+        "model_hash": _to_str(raw.get("model_hash")),
+    }
+    out = _clean(out)
+    # Prompts may legitimately be empty strings; keep them when given.
+    for key in ("prompt", "negative_prompt"):
+        if key not in out and isinstance(raw.get(key), str):
+            out[key] = raw[key]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Automatic1111
+
+
+# A1111 display name (lower case) -> our scheduler name
+_SAMPLER_NAMES = {display.lower(): ours for ours, display in _A1111_SAMPLERS.items()}
+_SAMPLER_NAMES.update(
+    {
+        "k_euler": "euler",
+        "k_euler_a": "euler_a",
+        "k_euler_ancestral": "euler_a",
+        "euler ancestral": "euler_a",
+        "k_heun": "heun",
+        "k_lms": "lms",
+        "lms karras": "lms",
+        "plms": "pndm",
+        "ddpm": "ddpm",
+        "deis": "deis",
+        "dpm2 karras": "kdpm_2",
+        "dpm2 a karras": "kdpm_2_a",
+        "dpm++ 2m sde karras": "dpmpp_2m_sde_karras",
+    }
+)
+
+# `Key: value` with a quoted value allowed to hold commas (the pattern A1111 itself uses)
+_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
+_NEGATIVE = "negative prompt:"
+
+
+def a1111_scheduler(sampler: str, schedule_type: str | None = None) -> str:
+    """Sampler names: "Euler a" -> "euler_a", "DPM++ 2M" + "Karras" -> "dpmpp_2m_karras"; unknown names kept as given."""
+    name = sampler.strip()
+    if schedule_type and schedule_type.strip().lower() not in ("automatic", "", "uniform", "normal"):
+        combined = f"{name} {schedule_type.strip()}".lower()
+        if combined in _SAMPLER_NAMES:
+            return _SAMPLER_NAMES[combined]
+    return _SAMPLER_NAMES.get(name.lower(), name)
+
+
+def _a1111_fields(line: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for key, value in _PARAM_RE.findall(line):
+        value = value.strip()
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = value[1:-1]
+        fields.setdefault(key.strip(), str(value))
+    return fields
+
+
+def parse_a1111(parameters: str) -> dict[str, Any]:
+    """Automatic1111's `parameters` text -> our parameter names (plus `extra`: the other fields).
+
+    Layout: prompt lines; optionally `Negative prompt: ...` and its continuation lines; then one
+    line of `Key: value, ...` (Steps, Sampler, CFG scale, Seed, Size, Model hash, Model,
+    Denoising strength, ...). The last line counts as that line only if it holds at least three
+    fields, as in A1111; otherwise it is part of the prompt.
+    """
+    if not isinstance(parameters, str) or not parameters.strip():
+        return {}
+    try:
+        lines = parameters.strip("\n").split("\n")
+        fields: dict[str, str] = {}
+        if lines and len(_PARAM_RE.findall(lines[-1])) >= 3 and ":" in lines[-1]:
+            fields = _a1111_fields(lines.pop())
+        prompt: list[str] = []
+        negative: list[str] = []
+        target = prompt
+        for line in lines:
+            if target is prompt and line.strip().lower().startswith(_NEGATIVE):
+                target = negative
+                line = line.strip()[len(_NEGATIVE) :].lstrip()
+            target.append(line)
+        raw: dict[str, Any] = {"prompt": "\n".join(prompt).strip(), "negative_prompt": "\n".join(negative).strip()}
+        known = {
+            "Steps": "steps",
+            "CFG scale": "cfg_scale",
+            "Seed": "seed",
+            "Model hash": "model_hash",
+            "Model": "model_name",
+            "Denoising strength": "strength",
+        }
+        for key, ours in known.items():
+            if key in fields:
+                raw[ours] = fields[key]
+        if "Sampler" in fields:
+            raw["scheduler"] = a1111_scheduler(fields["Sampler"], fields.get("Schedule type"))
+        size = _SIZE_RE.match(fields.get("Size", ""))
+        if size:
+            raw["width"], raw["height"] = size.group(1), size.group(2)
+        out = _typed(raw)
+        used = set(known) | {"Sampler", "Size", "Schedule type"}
+        extra = {k: v for k, v in fields.items() if k not in used}
+        if extra:
+            out["extra"] = extra
+        return out
+    except Exception:  # noqa: BLE001 - malformed metadata never raises
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# InvokeAI
+
+_INVOKEAI_SCHEDULERS = {
+    "k_euler": "euler",
+    "k_euler_a": "euler_a",
+    "k_heun": "heun",
+    "k_lms": "lms",
+    "k_dpm_2": "kdpm_2",
+    "k_dpm_2_a": "kdpm_2_a",
+    "k_dpmpp_2": "dpmpp_2m",
+    "plms": "pndm",
+}
+
+
+def invokeai_scheduler(name: str) -> str:
+    """InvokeAI's names are ours, except the `_k` suffix for Karras sigmas ("dpmpp_2m_k")."""
+    name = name.strip()
+    if name in _INVOKEAI_SCHEDULERS:
+        return _INVOKEAI_SCHEDULERS[name]
+    if name.endswith("_k"):
+        return name[:-2] + "_karras"
+    return name
+
+
+def _first(d: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if d.get(key) not in (None, ""):
+            return d[key]
+    return None
+
+
+def _loads_dict(json_text: Any) -> dict[str, Any]:
+    if isinstance(json_text, dict):
+        return json_text
+    try:
+        value = json.loads(json_text)
+    except (TypeError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def parse_invokeai(json_text: str) -> dict[str, Any]:
+    """InvokeAI's `invokeai_metadata` JSON (v3 to v5) -> our parameter names."""
+    try:
+        meta = _loads_dict(json_text)
+        if not meta:
+            return {}
+        model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+        raw: dict[str, Any] = {
+            "prompt": _first(meta, "positive_prompt", "prompt"),
+            "negative_prompt": _first(meta, "negative_prompt"),
+            "steps": meta.get("steps"),
+            "cfg_scale": meta.get("cfg_scale"),
+            "seed": meta.get("seed"),
+            "width": meta.get("width"),
+            "height": meta.get("height"),
+            "strength": _first(meta, "strength", "denoising_strength", "denoise_strength", "img2img_strength"),
+            "model_name": _first(model, "name", "model_name") if model else _to_str(meta.get("model")),
+            "model_hash": _first(model, "hash", "key") if model else None,
+        }
+        if isinstance(meta.get("scheduler"), str):
+            raw["scheduler"] = invokeai_scheduler(meta["scheduler"])
+        if isinstance(raw["prompt"], list):  # prompts given as [{"prompt": ..., "weight": ...}]
+            raw["prompt"] = " ".join(str(p.get("prompt", "")) for p in raw["prompt"] if isinstance(p, dict))
+        return _typed(raw)
+    except Exception:  # noqa: BLE001 - malformed metadata never raises
+        return {}
+
+
+def parse_sd_metadata(json_text: str) -> dict[str, Any]:
+    """InvokeAI 2.x's `sd-metadata` chunk: {"model_weights": ..., "image": {prompt, sampler, ...}}."""
+    try:
+        meta = _loads_dict(json_text)
+        image = meta.get("image") if isinstance(meta.get("image"), dict) else {}
+        if not image:
+            return {}
+        prompt = image.get("prompt")
+        if isinstance(prompt, list):
+            prompt = " ".join(str(p.get("prompt", "")) for p in prompt if isinstance(p, dict))
+        raw = {
+            "prompt": prompt,
+            "steps": image.get("steps"),
+            "cfg_scale": image.get("cfg_scale"),
+            "seed": image.get("seed"),
+            "width": image.get("width"),
+            "height": image.get("height"),
+            "strength": image.get("strength"),
+            "model_name": meta.get("model_weights"),
+            "model_hash": meta.get("model_hash"),
+        }
+        if isinstance(image.get("sampler"), str):
+            raw["scheduler"] = invokeai_scheduler(image["sampler"])
+        return _typed(raw)
+    except Exception:  # noqa: BLE001 - malformed metadata never raises
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# ours
+
+
+def normalise(meta: Any) -> dict[str, Any]:
+    """Our metadata (as `invoke_core` writes it: `model` is {name, hash, ...}) or an already flat
+    parameter dict -> our parameter names."""
+    try:
+        meta = _loads_dict(meta)
+        if not meta:
+            return {}
+        model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+        raw = dict(meta)
+        raw["model_name"] = _first(meta, "model_name") or model.get("name")
+        raw["model_hash"] = _first(meta, "model_hash") or model.get("hash")
+        return _typed(raw)
+    except Exception:  # noqa: BLE001 - malformed metadata never raises
+        return {}
+
+
+def recall_parameters(text_chunks: dict[str, str]) -> dict[str, Any]:
+    """Text chunks -> our parameter names; a stronger source wins each key it has."""
+    if not isinstance(text_chunks, dict):
+        return {}
+    sources = (
+        (parse_a1111, "parameters"),
+        (parse_sd_metadata, "sd-metadata"),
+        (parse_invokeai, "invokeai_metadata"),
+        (normalise, METADATA_KEY),
+    )
+    out: dict[str, Any] = {}
+    for parse, key in sources:  # weakest first, so the strongest is applied last
+        text = text_chunks.get(key)
+        if isinstance(text, str) and text:
+            params = parse(text)
+            params.pop("extra", None)
+            out.update(params)
+    return out
+
+
+def recall_source(text_chunks: dict[str, str]) -> str | None:
+    """Which known chunk the parameters chiefly come from: "invoke_canvas", "invokeai", "a1111" or None."""
+    if normalise(text_chunks.get(METADATA_KEY, "")):
+        return METADATA_KEY
+    if parse_invokeai(text_chunks.get("invokeai_metadata", "")) or parse_sd_metadata(
+        text_chunks.get("sd-metadata", "")
+    ):
+        return "invokeai"
+    if parse_a1111(text_chunks.get("parameters", "")):
+        return "a1111"
+    return None

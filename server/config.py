@@ -1,0 +1,98 @@
+"""Server configuration: defaults < <root>/config.json < INVOKE_CANVAS_* environment < explicit values (CLI flags)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from invoke_core.root import ENV_VAR, resolve_root
+
+ENV_PREFIX = "INVOKE_CANVAS_"
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the source and the field."""
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = Field(9090, ge=1, le=65535)
+    token: str | None = None
+    device: str | None = None  # auto
+    dtype: str | None = None  # auto
+    ram_cache_gb: float | None = Field(None, gt=0)
+    vram_cache_gb: float | None = Field(None, gt=0)
+    compile: str | None = None  # torch.compile backend for the UNet ("inductor" on a GPU)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(8192 * 8192, gt=0)
+    max_side: int = Field(8192, gt=0)
+    start_worker: bool = True
+    progress_per_second: float = Field(10.0, gt=0)
+
+    @field_validator("token")
+    @classmethod
+    def _token_length(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("token must be at least 16 characters")
+        return value
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "cors_origins")
+
+
+def _from_env() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _ENV_FIELDS:
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is None or raw == "":
+            continue
+        values[name] = [o.strip() for o in raw.split(",") if o.strip()] if name == "cors_origins" else raw
+    return values
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> ServerConfig:
+    """Merge the sources; explicit `overrides` (CLI flags, tests) win. None values in overrides are ignored."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    root = resolve_root(overrides.pop("root", None) or os.environ.get(ENV_VAR))
+    merged: dict[str, Any] = {}
+    file = root / "config.json"
+    if file.exists():
+        try:
+            from_file = json.loads(file.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"{file}: not valid JSON ({exc})") from None
+        if not isinstance(from_file, dict):
+            raise ConfigError(f"{file}: expected a JSON object")
+        merged.update(from_file)
+    merged.update(_from_env())
+    merged.update(overrides)
+    merged["root"] = root
+    try:
+        return ServerConfig(**merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"configuration {where}: {first['msg']}") from None

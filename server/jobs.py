@@ -1,0 +1,101 @@
+"""Canvas jobs: checks that need no torch (at enqueue), and the stored request -> CanvasDocument (in the worker)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from db import images as db_images
+from db.queue import NewJob
+from db.session import Database
+from invoke_core.compile import validate_bbox_size
+from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
+from invoke_core.model_records import ModelRegistry
+from invoke_core.schedulers import check_scheduler_name
+from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, RegionPrompt
+
+from .schemas import CanvasDocumentIn
+
+
+def check_document(document: CanvasDocumentIn, db: Database, registry: ModelRegistry) -> None:
+    """Refuse what is certainly wrong before it is queued: sizes, scheduler, model, layer assets."""
+    validate_bbox_size(document.bbox.width, document.bbox.height)
+    params = document.params
+    check_scheduler_name(params.scheduler)
+    known = {r.id: r for r in registry.list()}
+    if params.model is not None:
+        record = known.get(params.model)
+        if record is None:
+            raise ModelNotFoundError(f"unknown model {params.model!r}: installed models are {', '.join(known)}")
+        if record.kind not in ("main", "inpaint"):
+            raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main or inpaint model")
+    ids = [layer.id for layer in document.layers]
+    if len(ids) != len(set(ids)):
+        raise InvalidCanvasError("layer ids must be unique")
+    for layer in document.layers:
+        db_images.get_image(db, layer.image_id)  # NotFound names the id
+
+
+def split_batch(document: CanvasDocumentIn, registry: ModelRegistry, **links: Any) -> list[NewJob]:
+    """One queue job per batch image: seed, seed+1, ... each stored as a batch of one, so any
+    single image can be reproduced from its own request."""
+    params = document.params
+    seed = params.seed if params.seed is not None else secrets.randbelow(1 << 32)
+    model_id = params.model or registry.default_model_id("main")
+    record = next((r for r in registry.list() if r.id == model_id), None)
+    jobs = []
+    for index in range(params.batch_size):
+        item_seed = (seed + index) % (1 << 32)
+        item = document.model_copy(update={"params": params.model_copy(update={"seed": item_seed, "batch_size": 1, "model": model_id})})
+        jobs.append(
+            NewJob(
+                request=item.model_dump(mode="json"),
+                seed=item_seed,
+                model_id=model_id,
+                model_name=record.name if record else None,
+                model_hash=record.hash if record and record.hash else None,
+                **links,
+            )
+        )
+    return jobs
+
+
+def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndarray]) -> CanvasDocument:
+    """The stored request (a CanvasDocumentIn as JSON) with each layer's pixels loaded by asset id."""
+    doc = CanvasDocumentIn.model_validate(request)
+    layers = []
+    for layer in doc.layers:
+        layers.append(
+            Layer(
+                id=layer.id,
+                kind=layer.kind,
+                x=layer.x,
+                y=layer.y,
+                pixels=load_pixels(layer.image_id),
+                opacity=layer.opacity,
+                visible=layer.visible,
+                region=RegionPrompt(layer.region.prompt, layer.region.negative_prompt) if layer.region else None,
+                control=ControlSettings(**layer.control.model_dump()) if layer.control else None,
+            )
+        )
+    p = doc.params
+    params = GenerationParams(
+        prompt=p.prompt,
+        negative_prompt=p.negative_prompt,
+        model=p.model,
+        steps=p.steps,
+        cfg_scale=p.cfg_scale,
+        scheduler=p.scheduler,
+        seed=p.seed or 0,
+        batch_size=p.batch_size,
+        strength=p.strength,
+        mask_blur=p.mask_blur,
+        infill=p.infill,
+        infill_color=tuple(p.infill_color),
+        scale=p.scale,
+    )
+    bbox = doc.bbox
+    return CanvasDocument(Bounds(bbox.x, bbox.y, bbox.width, bbox.height), tuple(layers), params)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import threading
+
+from flask import Blueprint
+
+from db.models import new_id
+from invoke_core.errors import InvokeCoreError
+from invoke_core.model_install import install_model
+
+from ..api import API_PREFIX, route
+from ..errors import ApiError
+from ..events import ModelInstallProgress
+from ..schemas import CacheOut, ModelInstallIn, ModelInstallOut, ModelOut
+from ..services import services
+
+bp = Blueprint("models", __name__, url_prefix=API_PREFIX + "/models")
+
+
+def _out(record) -> ModelOut:
+    data = record.to_dict()
+    return ModelOut(**{k: data[k] for k in ModelOut.model_fields if k in data}, label=record.description if record.builtin else None)
+
+
+@route(bp, "", "GET", summary="Installed models (the built-in demo models labelled)", response=list[ModelOut], errors=(401,))
+def list_models():
+    return [_out(r) for r in services().registry.list()]
+
+
+@route(bp, "/install", "POST", summary="Install from a local path, in the background", body=ModelInstallIn, response=ModelInstallOut, status=202, errors=(400, 401, 415, 422))
+def install(body: ModelInstallIn):
+    s = services()
+    job_id = new_id()
+    s.model_jobs[job_id] = {"status": "started", "source": body.source}
+    events = s.events
+    events.publish(ModelInstallProgress(job_id, body.source, "started"))
+
+    def work() -> None:
+        try:
+            record = install_model(s.registry, body.source, name=body.name, config=body.config)
+        except InvokeCoreError as exc:
+            s.model_jobs[job_id] = {"status": "failed", "source": body.source, "message": str(exc)}
+            events.publish(ModelInstallProgress(job_id, body.source, "failed", message=str(exc)))
+            return
+        s.model_jobs[job_id] = {"status": "completed", "source": body.source, "model_id": record.id}
+        events.publish(ModelInstallProgress(job_id, body.source, "completed", model_id=record.id))
+
+    threading.Thread(target=work, name=f"model-install-{job_id[:8]}", daemon=True).start()
+    return ModelInstallOut(job_id=job_id, status="started")
+
+
+@route(bp, "/install/<job_id>", "GET", summary="State of a model install job", response=dict, errors=(401, 404))
+def install_status(job_id: str):
+    job = services().model_jobs.get(job_id)
+    if job is None:
+        raise ApiError(404, f"unknown install job {job_id!r}")
+    return {"job_id": job_id, **job}
+
+
+@route(bp, "/<model_id>", "DELETE", summary="Remove a model (its files stay where they are)", response=ModelOut, errors=(401, 404, 422))
+def remove(model_id: str):
+    s = services()
+    record = s.registry.remove(model_id)
+    if s.worker and s.worker.engine:
+        s.worker.engine.cache.drop(model_id)
+    return _out(record)
+
+
+@route(bp, "/cache", "GET", summary="What is loaded, RAM and VRAM used", response=CacheOut, errors=(401,))
+def cache():
+    s = services()
+    engine = s.worker.engine if s.worker else None
+    if engine is None:
+        return CacheOut(loaded=[], ram_used=0, vram_used=0, loads=0, hits=0, evictions=0)
+    stats = engine.cache.stats()
+    return CacheOut(
+        loaded=list(stats.loaded), ram_used=stats.ram_used, vram_used=stats.vram_used, loads=stats.loads, hits=stats.hits, evictions=stats.evictions
+    )

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from flask import Blueprint
+
+from db import queue
+
+from ..api import API_PREFIX, route
+from ..events import QueueItemStatusChanged
+from ..schemas import CountOut, IdsIn, QueueItemOut, QueueListQuery, QueueStatusOut
+from ..services import services
+from .health import queue_status
+
+bp = Blueprint("queue", __name__, url_prefix=API_PREFIX + "/queue")
+
+
+def _out(item: queue.QueueItemRecord) -> QueueItemOut:
+    return QueueItemOut.model_validate(item, from_attributes=True)
+
+
+def _announce(item: queue.QueueItemRecord) -> None:
+    services().events.publish(
+        QueueItemStatusChanged(item.id, item.batch_id, item.generation_id, item.status, item.error_type, item.error_message)
+    )
+
+
+@route(bp, "/items", "GET", summary="List queue items in order", query=QueueListQuery, response=list[QueueItemOut])
+def list_items(query: QueueListQuery):
+    return [_out(i) for i in queue.list_items(services().db, query.status, query.limit, query.after_id)]
+
+
+@route(bp, "/items/<int:item_id>", "GET", summary="One queue item", response=QueueItemOut)
+def get_item(item_id: int):
+    return _out(queue.get_item(services().db, item_id))
+
+
+@route(bp, "/items/<int:item_id>/cancel", "POST", summary="Cancel a pending or running item", response=QueueItemOut, errors=(401, 404, 409))
+def cancel_item(item_id: int):
+    s = services()
+    item = queue.cancel(s.db, item_id)
+    if item.status == "in_progress":
+        s.worker.cancel_current(item_id)  # the worker finishes it as canceled within one step
+    else:
+        _announce(item)
+    return _out(item)
+
+
+@route(bp, "/cancel-pending", "POST", summary="Cancel every pending item", response=CountOut, errors=(401,))
+def cancel_pending():
+    s = services()
+    ids = queue.cancel_all_pending(s.db)
+    for item_id in ids:
+        _announce(queue.get_item(s.db, item_id))
+    return CountOut(count=len(ids))
+
+
+@route(bp, "/pause", "POST", summary="Pause: the running item finishes, no new one starts", response=QueueStatusOut, errors=(401,))
+def pause():
+    services().worker.pause()
+    return queue_status()
+
+
+@route(bp, "/resume", "POST", summary="Resume processing", response=QueueStatusOut, errors=(401,))
+def resume():
+    services().worker.resume()
+    return queue_status()
+
+
+@route(bp, "/retry", "POST", summary="Put failed or canceled items back in the queue", body=IdsIn, response=list[QueueItemOut], errors=(400, 401, 404, 409, 415, 422))
+def retry(body: IdsIn):
+    s = services()
+    items = queue.retry(s.db, body.ids)
+    for item in items:
+        _announce(item)
+    s.worker.wake()
+    return [_out(i) for i in items]
+
+
+@route(bp, "/clear", "POST", summary="Remove finished items (their images stay)", response=CountOut, errors=(401,))
+def clear():
+    return CountOut(count=queue.clear_finished(services().db))
+
+
+@route(bp, "/status", "GET", summary="Counts per status, paused, current item", response=QueueStatusOut, errors=(401,))
+def status():
+    return queue_status()
