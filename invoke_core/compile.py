@@ -26,7 +26,7 @@ from .types import (
     RegionInput,
 )
 
-__all__ = ["compile_canvas", "validate_bbox_size", "generation_size", "MAX_GENERATION_SIDE"]
+__all__ = ["compile_canvas", "validate_document", "validate_bbox_size", "generation_size", "MAX_GENERATION_SIDE"]
 
 MAX_GENERATION_SIDE = 4096
 
@@ -103,8 +103,8 @@ def _validate_layer(layer: Layer) -> None:
         raise InvalidCanvasError(f"control layer {layer.id!r} has no control settings: choose a model or hide it")
 
 
-def _validate(document: CanvasDocument) -> tuple[int, int]:
-    """Check the whole document; return the generation size."""
+def validate_document(document: CanvasDocument) -> tuple[int, int]:
+    """Check the whole document (sizes, parameters, layers); return the generation size."""
     bbox = document.bbox
     if not (_is_int(bbox.x) and _is_int(bbox.y)):
         raise InvalidCanvasError(f"bbox position must be integers, got ({bbox.x!r}, {bbox.y!r})")
@@ -135,7 +135,7 @@ def _control_image(layer: Layer, bbox: Bounds) -> np.ndarray:
 
 def compile_canvas(document: CanvasDocument) -> GenerationRequest:
     """Turn what is on the canvas into one GenerationRequest (see types.GenerationRequest)."""
-    size = _validate(document)
+    size = validate_document(document)
     bbox, params, layers = document.bbox, document.params, document.layers
 
     composite = composite_layers(layers, bbox)

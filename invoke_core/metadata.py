@@ -62,7 +62,8 @@ def png_bytes(image: np.ndarray | Image.Image, meta: dict[str, Any] | None = Non
         info.add_text(METADATA_KEY, json.dumps(meta, sort_keys=True))
         info.add_text("parameters", a1111_parameters(meta))
     buffer = io.BytesIO()
-    pil.save(buffer, format="PNG", pnginfo=info)
+    # Level 3: a quarter of the encode time of the default 6 for ~10% larger files; a job waits on it.
+    pil.save(buffer, format="PNG", pnginfo=info, compress_level=3)
     return buffer.getvalue()
 
 

@@ -48,7 +48,10 @@ def _openapi_path(rule: str) -> str:
 def _json_body(model: type[BaseModel]) -> BaseModel:
     if not request.is_json:
         raise ApiError(415, "send the body as JSON with Content-Type: application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # json.loads on thousands of nested brackets
+        raise ApiError(400, "the body is nested too deeply") from None
     if data is None:
         raise ApiError(400, "the body is not valid JSON")
     return model.model_validate(data)

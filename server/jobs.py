@@ -11,31 +11,35 @@ import numpy as np
 from db import images as db_images
 from db.queue import NewJob
 from db.session import Database
-from invoke_core.compile import validate_bbox_size
+from invoke_core.compile import validate_document
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.model_records import ModelRegistry
-from invoke_core.schedulers import check_scheduler_name
 from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, RegionPrompt
 
 from .schemas import CanvasDocumentIn
 
 
 def check_document(document: CanvasDocumentIn, db: Database, registry: ModelRegistry) -> None:
-    """Refuse what is certainly wrong before it is queued: sizes, scheduler, model, layer assets."""
-    validate_bbox_size(document.bbox.width, document.bbox.height)
-    params = document.params
-    check_scheduler_name(params.scheduler)
+    """Refuse what is certainly wrong before it is queued: everything compile would refuse that does
+    not depend on pixels (sizes, parameters, layer settings), the models, and the layer assets."""
+    placeholder = np.zeros((1, 1, 4), np.uint8)  # pixels are checked in the worker, once loaded
+    validate_document(build_document(document.model_dump(mode="json"), lambda _id: placeholder))
     known = {r.id: r for r in registry.list()}
-    if params.model is not None:
-        record = known.get(params.model)
+    installed = ", ".join(known)
+    model = document.params.model
+    if model is not None:
+        record = known.get(model)
         if record is None:
-            raise ModelNotFoundError(f"unknown model {params.model!r}: installed models are {', '.join(known)}")
+            raise ModelNotFoundError(f"unknown model {model!r}: installed models are {installed}")
         if record.kind not in ("main", "inpaint"):
             raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main or inpaint model")
-    ids = [layer.id for layer in document.layers]
-    if len(ids) != len(set(ids)):
-        raise InvalidCanvasError("layer ids must be unique")
     for layer in document.layers:
+        if layer.visible and layer.control is not None:
+            record = known.get(layer.control.model)
+            if record is None or record.kind != "controlnet":
+                raise InvalidCanvasError(
+                    f"control layer {layer.id!r}: {layer.control.model!r} is not an installed ControlNet model"
+                )
         db_images.get_image(db, layer.image_id)  # NotFound names the id
 
 

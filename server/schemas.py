@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ID = Field(min_length=1, max_length=64)
+INT64_MAX = 2**63 - 1  # SQLite integers: a larger id would overflow instead of being "not found"
+ItemId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+Channel = Annotated[int, Field(ge=0, le=255)]
 Name = Field(min_length=1, max_length=200)
 
 
@@ -68,7 +71,7 @@ class ParamsIn(Strict):
     strength: float = Field(0.75, gt=0, le=1)
     mask_blur: int = Field(8, ge=0, le=256)
     infill: Literal["patchmatch", "telea", "navier_stokes", "tile", "color"] = "patchmatch"
-    infill_color: tuple[int, int, int] = (127, 127, 127)
+    infill_color: tuple[Channel, Channel, Channel] = (127, 127, 127)
     scale: float = Field(1.0, ge=0.25, le=4)
 
 
@@ -81,7 +84,7 @@ class CanvasDocumentIn(Strict):
 class JobIn(Strict):
     document: CanvasDocumentIn | None = None
     canvas_id: str | None = Field(None, max_length=64)
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=INT64_MAX)
     board_id: str | None = Field(None, max_length=64)
     priority: int = Field(0, ge=-100, le=100)
 
@@ -119,7 +122,7 @@ class QueueItemOut(BaseModel):
 class QueueListQuery(Strict):
     status: Literal["pending", "in_progress", "completed", "failed", "canceled"] | None = None
     limit: int = Field(100, ge=1, le=1000)
-    after_id: int | None = Field(None, ge=0)
+    after_id: int | None = Field(None, ge=0, le=INT64_MAX)
 
 
 class QueueStatusOut(BaseModel):
@@ -129,7 +132,7 @@ class QueueStatusOut(BaseModel):
 
 
 class IdsIn(Strict):
-    ids: list[int] = Field(min_length=1, max_length=1000)
+    ids: list[ItemId] = Field(min_length=1, max_length=1000)
 
 
 class CountOut(BaseModel):
@@ -314,6 +317,12 @@ class CanvasSaveIn(Strict):
     canvas_id: str | None = Field(None, max_length=64)
     autosave: bool = True
 
+    @model_validator(mode="after")
+    def _named_when_new(self) -> CanvasSaveIn:
+        if self.canvas_id is None and self.name is None:
+            raise ValueError("a new canvas needs a name (name may be left out when saving to a canvas_id)")
+        return self
+
 
 class CanvasOut(BaseModel):
     id: str
@@ -330,7 +339,7 @@ class CanvasLoadOut(BaseModel):
 
 
 class CanvasLoadQuery(Strict):
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=INT64_MAX)
 
 
 class CanvasRenameIn(Strict):

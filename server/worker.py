@@ -34,7 +34,9 @@ class QueueWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()
-        self._cancel_item: int | None = None
+        # Cancels asked for items that are running or about to run (claimed, not yet started here).
+        self._cancel_requested: set[int] = set()
+        self._cancel_lock = threading.Lock()
         self.current_item_id: int | None = None
         self.engine = None
         self.engine_error: str | None = None
@@ -64,12 +66,18 @@ class QueueWorker:
         self._paused.clear()
         self._wake.set()
 
-    def cancel_current(self, item_id: int) -> bool:
-        """Ask the running job to stop at its next step; False when `item_id` is not running."""
-        if self.current_item_id != item_id:
-            return False
-        self._cancel_item = item_id
-        return True
+    def cancel_current(self, item_id: int) -> None:
+        """Ask the in-progress item to stop at its next step (kept even if its job has not begun here yet)."""
+        with self._cancel_lock:
+            self._cancel_requested.add(item_id)
+
+    def forget_cancel(self, item_ids) -> None:
+        """A retried item keeps its id: an old cancel must not stop its new run."""
+        with self._cancel_lock:
+            self._cancel_requested.difference_update(item_ids)
+
+    def _cancelled(self, item_id: int) -> bool:
+        return item_id in self._cancel_requested
 
     # --- the thread ----------------------------------------------------------------------------------
     def _make_engine(self):
@@ -134,7 +142,6 @@ class QueueWorker:
         from invoke_core.compile import compile_canvas
 
         self.current_item_id = item.id
-        self._cancel_item = None
         self._publish_status(item)
         status, error_type, error_message, timings = "completed", None, None, None
         image_ids: list[str] = []
@@ -150,7 +157,7 @@ class QueueWorker:
                     preview = preview_data_url(progress.preview) if progress.preview is not None else None
                     self.s.events.publish(GenerationProgress(item.id, progress.step, progress.total, preview, bbox))
 
-            results = self.engine.run(request, on_progress, lambda: self._cancel_item == item.id or self._stop.is_set())
+            results = self.engine.run(request, on_progress, lambda: self._cancelled(item.id) or self._stop.is_set())
             from invoke_core.metadata import png_bytes
 
             for result in results:
@@ -178,11 +185,13 @@ class QueueWorker:
         finally:
             self.current_item_id = None
         try:
-            if status == "canceled" and self._stop.is_set() and self._cancel_item != item.id:
+            if status == "canceled" and self._stop.is_set() and not self._cancelled(item.id):
                 finished = queue.requeue(self.s.db, item.id)  # stopped by a clean shutdown: run it next time
             else:
                 finished = queue.finish(self.s.db, item.id, status, error_type, error_message, timings=timings)
         except Conflict:
             log.warning("queue item %s changed state while running", item.id)
             return
+        finally:
+            self.forget_cancel([item.id])
         self._publish_status(finished, tuple(image_ids))

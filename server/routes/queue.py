@@ -6,7 +6,8 @@ from db import queue
 
 from ..api import API_PREFIX, route
 from ..events import QueueItemStatusChanged
-from ..schemas import CountOut, IdsIn, QueueItemOut, QueueListQuery, QueueStatusOut
+from ..errors import ApiError
+from ..schemas import INT64_MAX, CountOut, IdsIn, QueueItemOut, QueueListQuery, QueueStatusOut
 from ..services import services
 from .health import queue_status
 
@@ -15,6 +16,12 @@ bp = Blueprint("queue", __name__, url_prefix=API_PREFIX + "/queue")
 
 def _out(item: queue.QueueItemRecord) -> QueueItemOut:
     return QueueItemOut.model_validate(item, from_attributes=True)
+
+
+def _item_id(item_id: int) -> int:
+    if item_id > INT64_MAX:  # beyond SQLite's integers: no such item (not an overflow error)
+        raise ApiError(404, f"unknown queue item {item_id}")
+    return item_id
 
 
 def _announce(item: queue.QueueItemRecord) -> None:
@@ -30,13 +37,13 @@ def list_items(query: QueueListQuery):
 
 @route(bp, "/items/<int:item_id>", "GET", summary="One queue item", response=QueueItemOut)
 def get_item(item_id: int):
-    return _out(queue.get_item(services().db, item_id))
+    return _out(queue.get_item(services().db, _item_id(item_id)))
 
 
 @route(bp, "/items/<int:item_id>/cancel", "POST", summary="Cancel a pending or running item", response=QueueItemOut, errors=(401, 404, 409))
 def cancel_item(item_id: int):
     s = services()
-    item = queue.cancel(s.db, item_id)
+    item = queue.cancel(s.db, _item_id(item_id))
     if item.status == "in_progress":
         s.worker.cancel_current(item_id)  # the worker finishes it as canceled within one step
     else:
@@ -68,6 +75,7 @@ def resume():
 @route(bp, "/retry", "POST", summary="Put failed or canceled items back in the queue", body=IdsIn, response=list[QueueItemOut], errors=(400, 401, 404, 409, 415, 422))
 def retry(body: IdsIn):
     s = services()
+    s.worker.forget_cancel(body.ids)  # a retried item keeps its id; an old cancel must not stop it
     items = queue.retry(s.db, body.ids)
     for item in items:
         _announce(item)
