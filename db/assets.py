@@ -16,11 +16,12 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
+
+from invoke_core.atomic import atomic_write as _atomic_write
 
 from .errors import InvalidInput, TooLarge, UnsupportedMedia
 
@@ -112,32 +113,9 @@ def parse_file_name(file_name: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open folders; the rename is as durable as it gets there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, write, flush, fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """Temporary file (named so the doctor recognises leftovers), fsync, rename, fsync the folder."""
+    _atomic_write(path, data, temp_prefix=TEMP_PREFIX)
 
 
 def make_thumbnail(data: bytes, size: int = THUMBNAIL_SIZE) -> bytes:

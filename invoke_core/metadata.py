@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, PngImagePlugin
+
+from .atomic import atomic_write
 
 METADATA_KEY = "invoke_canvas"
 
@@ -68,19 +68,9 @@ def png_bytes(image: np.ndarray | Image.Image, meta: dict[str, Any] | None = Non
 
 
 def write_png(path: Path, image: np.ndarray | Image.Image, meta: dict[str, Any] | None = None) -> None:
-    """Write atomically (temporary file, fsync, rename): a crash leaves the old file or none, never half a PNG."""
-    data = png_bytes(image, meta)
+    """Write atomically: a crash leaves the old file or none, never half a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, png_bytes(image, meta), temp_prefix=f".{path.name}.")
 
 
 def read_png_metadata(path: Path) -> dict[str, Any] | None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import demo
+from .atomic import atomic_write
 from .errors import ModelInstallError, ModelNotFoundError
 
 FAMILIES = ("sd-1", "sdxl")
@@ -93,12 +92,8 @@ class ModelRegistry:
 
     def _write(self, records: dict[str, ModelRecord]) -> None:
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.models_dir)
-        with os.fdopen(fd, "w") as fh:
-            json.dump([r.to_dict() for r in records.values()], fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.file)
+        data = json.dumps([r.to_dict() for r in records.values()], indent=2).encode()
+        atomic_write(self.file, data, temp_prefix=".registry.")
 
     # --- demo models ---------------------------------------------------------------------------
     def _demo_record(self, model_id: str, name: str, folder: str, kind: str, stored: ModelRecord | None) -> ModelRecord:

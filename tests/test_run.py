@@ -9,7 +9,7 @@ from conftest import rgba
 from invoke_core.compile import compile_canvas
 from invoke_core.errors import GenerationCancelled, InvalidCanvasError, ModelNotFoundError
 from invoke_core.schedulers import SCHEDULER_NAMES
-from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind, Mode
+from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind
 
 
 def params(**kw) -> GenerationParams:

@@ -7,7 +7,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 import socketio
 from PIL import Image
 from server_process import ServerProcess
