@@ -1,0 +1,528 @@
+// The Layers panel: add (raster, inpaint mask, regional guidance, control), select, rename, reorder by
+// drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
+// Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
+import { newLayer } from "../document.js";
+import { h, iconButton, loadBitmap } from "./dom.js";
+import { icon } from "./icons.js";
+
+export const KIND_LABELS = {
+  raster: "Raster",
+  inpaint_mask: "Inpaint mask",
+  regional_guidance: "Regional guidance",
+  control: "Control",
+};
+const KIND_SHORT = { raster: "RST", inpaint_mask: "MASK", regional_guidance: "REG", control: "CTL" };
+
+/**
+ * Run `fn` as one undo step (history.mark ... history.commit).
+ * @param {any} history
+ * @param {string} label
+ * @param {() => any} fn
+ */
+export async function asOneStep(history, label, fn) {
+  // inside another gesture: part of that one step
+  if (!history || history.inGesture) return fn();
+  history.mark(label);
+  try {
+    return await fn();
+  } finally {
+    history.commit();
+  }
+}
+
+/**
+ * Layer operations on the store and the canvas pixels.
+ * @param {{store: any, history: any, getCanvas: () => any, getActive: () => string|null, setActive: (id: string|null) => void, models: () => any[]}} o
+ */
+export function createLayerOps({ store, history, getCanvas, getActive, setActive, models }) {
+  const layers = () => store.layers();
+  const topZ = () => layers().reduce((m, l) => Math.max(m, l.z ?? 0), 0);
+  const pixels = () => getCanvas()?.pixels;
+
+  /** A new layer on top of the stack, selected. */
+  function add(kind, extra = {}) {
+    const index = layers().filter((l) => l.kind === kind).length + 1;
+    const controlModel = (models().find((m) => m.kind === "controlnet") || {}).id || "";
+    const layer = { ...newLayer(kind, { z: topZ() + 1, index, control_model: controlModel }), ...extra };
+    store.apply({ put: [layer] });
+    setActive(layer.id);
+    return layer;
+  }
+
+  function remove(id) {
+    const list = layers();
+    const i = list.findIndex((l) => l.id === id);
+    if (i < 0) return;
+    store.apply({ remove: [id] });
+    // tiles stay with the canvas so that undo brings the layer back with its pixels
+    const next = list[i + 1] || list[i - 1];
+    setActive(next && next.id !== id ? next.id : null);
+  }
+
+  function update(id, patch, opts) {
+    const layer = store.get(id);
+    if (!layer) return;
+    store.apply({ put: [{ ...layer, ...patch }] }, opts);
+  }
+
+  /** New z order from ids listed bottom first: one undo step. */
+  function reorder(idsBottomFirst) {
+    const put = [];
+    idsBottomFirst.forEach((id, i) => {
+      const l = store.get(id);
+      if (l && l.z !== i + 1) put.push({ ...l, z: i + 1 });
+    });
+    if (put.length) store.apply({ put });
+  }
+
+  /** Move a layer before/after another (in bottom-first order). */
+  function moveRelative(id, targetId, above) {
+    if (id === targetId) return;
+    const ids = layers().map((l) => l.id).filter((x) => x !== id);
+    let at = ids.indexOf(targetId);
+    if (at < 0) return;
+    if (above) at += 1;
+    ids.splice(at, 0, id);
+    reorder(ids);
+  }
+
+  function step(id, delta) {
+    const ids = layers().map((l) => l.id);
+    const i = ids.indexOf(id);
+    const j = i + delta;
+    if (i < 0 || j < 0 || j >= ids.length) return;
+    [ids[i], ids[j]] = [ids[j], ids[i]];
+    reorder(ids);
+  }
+
+  async function duplicate(id) {
+    const src = store.get(id);
+    if (!src) return null;
+    return asOneStep(history, "duplicate layer", async () => {
+      const copy = { ...src, ...newLayer(src.kind, { z: 0 }), ...pick(src), name: `${src.name} copy` };
+      copy.id = newLayer(src.kind).id;
+      const ids = layers().map((l) => l.id);
+      store.apply({ put: [{ ...copy, z: topZ() + 1 }] });
+      ids.splice(ids.indexOf(id) + 1, 0, copy.id);
+      reorder(ids);
+      const exported = pixels()?.exportLayer(id);
+      if (exported) await pixels().importLayer(copy.id, exported.canvas, exported.x, exported.y);
+      setActive(copy.id);
+      return copy;
+    });
+  }
+
+  /** The settings a copy keeps (everything but identity and order). */
+  function pick(src) {
+    const { id, z, name, ...rest } = src;
+    return rest;
+  }
+
+  /** Whether `id` can merge into the layer below it (same kind family). */
+  function canMergeDown(id) {
+    const list = layers();
+    const i = list.findIndex((l) => l.id === id);
+    if (i <= 0) return false;
+    const below = list[i - 1];
+    return below.kind === list[i].kind && (below.kind === "raster" || below.kind === "inpaint_mask") && !below.locked;
+  }
+
+  async function mergeDown(id) {
+    if (!canMergeDown(id)) throw new Error("merge down needs a layer of the same kind (raster or mask) right below, unlocked");
+    const list = layers();
+    const i = list.findIndex((l) => l.id === id);
+    const upper = list[i];
+    const lower = list[i - 1];
+    const p = pixels();
+    const a = p.exportLayer(lower.id);
+    const b = p.exportLayer(upper.id);
+    await asOneStep(history, "merge down", async () => {
+      if (b && upper.visible !== false) {
+        const x0 = Math.min(a ? a.x : b.x, b.x);
+        const y0 = Math.min(a ? a.y : b.y, b.y);
+        const x1 = Math.max(a ? a.x + a.width : b.x + b.width, b.x + b.width);
+        const y1 = Math.max(a ? a.y + a.height : b.y + b.height, b.y + b.height);
+        const out = new OffscreenCanvas(x1 - x0, y1 - y0);
+        const ctx = out.getContext("2d");
+        if (a) ctx.drawImage(a.canvas, a.x - x0, a.y - y0);
+        ctx.globalAlpha = upper.opacity ?? 1;
+        ctx.drawImage(b.canvas, b.x - x0, b.y - y0);
+        await p.importLayer(lower.id, out, x0, y0);
+      }
+      store.apply({ remove: [upper.id] });
+    });
+    setActive(lower.id);
+  }
+
+  /**
+   * Put a picture into a new layer (file drop, gallery "send to canvas", staging accept).
+   * `fit`: scale to this rect's size (staging results, control images); otherwise natural size at (x, y).
+   * @param {ImageBitmap|HTMLCanvasElement|OffscreenCanvas} bitmap
+   * @param {{kind?: string, name?: string, x: number, y: number, fit?: {width: number, height: number}, extra?: any}} o
+   */
+  async function addFromBitmap(bitmap, o) {
+    let source = bitmap;
+    if (o.fit && (bitmap.width !== o.fit.width || bitmap.height !== o.fit.height)) {
+      const c = new OffscreenCanvas(o.fit.width, o.fit.height);
+      const ctx = c.getContext("2d");
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(bitmap, 0, 0, o.fit.width, o.fit.height);
+      source = c;
+    }
+    return asOneStep(history, "add layer", async () => {
+      const layer = add(/** @type {any} */ (o.kind || "raster"), { ...(o.name ? { name: o.name } : {}), ...(o.extra || {}) });
+      await pixels().importLayer(layer.id, source, Math.round(o.x), Math.round(o.y));
+      return layer;
+    });
+  }
+
+  /** Replace a layer's pixels with a picture fitted to a rect (control images). */
+  async function replacePixels(id, bitmap, rect) {
+    const c = new OffscreenCanvas(rect.width, rect.height);
+    const ctx = c.getContext("2d");
+    // cover the rect, centred
+    const s = Math.max(rect.width / bitmap.width, rect.height / bitmap.height);
+    const w = bitmap.width * s;
+    const hh = bitmap.height * s;
+    ctx.drawImage(bitmap, (rect.width - w) / 2, (rect.height - hh) / 2, w, hh);
+    await asOneStep(history, "layer image", async () => {
+      pixels().importLayer(id, c, rect.x, rect.y, { replace: true });
+    });
+  }
+
+  return { add, remove, update, reorder, moveRelative, step, duplicate, mergeDown, canMergeDown, addFromBitmap, replacePixels };
+}
+
+/**
+ * @param {{el: HTMLElement, store: any, history: any, ops: ReturnType<typeof createLayerOps>,
+ *   getActive: () => string|null, setActive: (id: string|null) => void, models: () => any[],
+ *   loadControlImage: (layerId: string, file: File) => void, guard: (fn: () => any) => any}} o
+ */
+export function createLayersPanel({ el, store, history, ops, getActive, setActive, models, loadControlImage, guard, pixels }) {
+  // ---- thumbnails: redrawn (debounced) for layers whose pixels or colour changed ----------------
+  /** @type {Map<string, HTMLCanvasElement>} */
+  const thumbs = new Map();
+  const dirtyThumbs = new Set();
+  let thumbTimer = 0;
+  function thumbFor(layer) {
+    let c = thumbs.get(layer.id);
+    if (!c) {
+      c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "layer-thumb", width: 64, height: 64, "aria-hidden": "true" }));
+      thumbs.set(layer.id, c);
+      dirtyThumbs.add(layer.id);
+      scheduleThumbs();
+    }
+    return c;
+  }
+  function scheduleThumbs() {
+    if (!thumbTimer) thumbTimer = window.setTimeout(drawThumbs, 300);
+  }
+  function drawThumbs() {
+    thumbTimer = 0;
+    for (const id of dirtyThumbs) {
+      const c = thumbs.get(id);
+      const layer = store.get(id);
+      if (!c || !layer || !pixels) continue;
+      const g = c.getContext("2d");
+      g.clearRect(0, 0, c.width, c.height);
+      const e = pixels.exportLayer(id);
+      if (!e) continue;
+      const s = Math.min(c.width / e.width, c.height / e.height);
+      const w = Math.max(1, e.width * s);
+      const hh = Math.max(1, e.height * s);
+      g.imageSmoothingQuality = "medium";
+      g.drawImage(e.canvas, (c.width - w) / 2, (c.height - hh) / 2, w, hh);
+      if (layer.kind === "inpaint_mask" || layer.kind === "regional_guidance") {
+        g.globalCompositeOperation = "source-in";
+        g.fillStyle = layer.color || "#e0533d";
+        g.fillRect(0, 0, c.width, c.height);
+        g.globalCompositeOperation = "source-over";
+      }
+    }
+    dirtyThumbs.clear();
+  }
+  const offPixels = pixels && typeof pixels.subscribe === "function"
+    ? pixels.subscribe((e) => {
+        if (!e || !e.layerId) return;
+        dirtyThumbs.add(e.layerId);
+        scheduleThumbs();
+      })
+    : () => {};
+
+  const addBar = h(
+    "div",
+    { class: "layer-add" },
+    ...Object.entries(KIND_LABELS).map(([kind, label]) =>
+      h(
+        "button",
+        { class: `chip kind-${kind}`, "data-testid": `layer-add-${kind}`, title: `Add a ${label.toLowerCase()} layer`, onclick: () => ops.add(kind) },
+        icon("plus", 12),
+        kind === "regional_guidance" ? "Region" : kind === "inpaint_mask" ? "Mask" : label,
+      ),
+    ),
+  );
+  const list = h("ul", { class: "layer-list", "data-testid": "layer-list", role: "listbox", "aria-label": "Layers" });
+  const actions = h("div", { class: "layer-actions" });
+  const props = h("div", { class: "layer-props", "data-testid": "layer-props" });
+  el.replaceChildren(addBar, list, actions, props);
+
+  /** @type {string|null} */
+  let dragId = null;
+  let renaming = null;
+
+  function row(layer, active) {
+    const name = h("span", { class: "layer-name", title: "Double-click to rename" }, layer.name);
+    const li = h(
+      "li",
+      {
+        class: `layer-row kind-${layer.kind}${active ? " active" : ""}${layer.visible === false ? " hidden-layer" : ""}`,
+        "data-testid": "layer-row",
+        dataset: { layerId: layer.id, kind: layer.kind },
+        draggable: "true",
+        role: "option",
+        "aria-selected": String(active),
+        onclick: () => setActive(layer.id),
+      },
+      h("span", { class: "grip", title: "Drag to reorder" }, icon("grip", 14)),
+      h("span", { class: "thumb-wrap" }, thumbFor(layer)),
+      h("span", { class: "kind-tag", style: layer.color ? { "--kind": layer.color } : null, title: KIND_LABELS[layer.kind] }, KIND_SHORT[layer.kind]),
+      name,
+      h("span", { class: "layer-opacity" }, layer.opacity < 1 ? `${Math.round(layer.opacity * 100)}%` : ""),
+      iconButton(icon(layer.visible === false ? "eyeOff" : "eye", 16), layer.visible === false ? "Show" : "Hide", (e) => {
+        e.stopPropagation();
+        ops.update(layer.id, { visible: layer.visible === false });
+      }, { "data-testid": "layer-visibility", class: `icon-btn${layer.visible === false ? " off" : ""}` }),
+      iconButton(icon(layer.locked ? "lock" : "unlock", 16), layer.locked ? "Unlock" : "Lock", (e) => {
+        e.stopPropagation();
+        ops.update(layer.id, { locked: !layer.locked });
+      }, { "data-testid": "layer-lock", class: `icon-btn${layer.locked ? " on" : " dim"}` }),
+    );
+    name.addEventListener("dblclick", (e) => {
+      e.stopPropagation();
+      startRename(layer, name);
+    });
+    li.addEventListener("dragstart", (e) => {
+      dragId = layer.id;
+      e.dataTransfer.setData("application/x-layer-id", layer.id);
+      e.dataTransfer.effectAllowed = "move";
+      li.classList.add("dragging");
+    });
+    li.addEventListener("dragend", () => {
+      dragId = null;
+      li.classList.remove("dragging");
+      for (const r of list.children) r.classList.remove("drop-above", "drop-below");
+    });
+    li.addEventListener("dragover", (e) => {
+      if (!dragId || dragId === layer.id) return;
+      e.preventDefault();
+      const r = li.getBoundingClientRect();
+      const upper = e.clientY < r.top + r.height / 2;
+      li.classList.toggle("drop-above", upper);
+      li.classList.toggle("drop-below", !upper);
+    });
+    li.addEventListener("dragleave", () => li.classList.remove("drop-above", "drop-below"));
+    li.addEventListener("drop", (e) => {
+      const id = dragId || e.dataTransfer.getData("application/x-layer-id");
+      if (!id || id === layer.id) return;
+      e.preventDefault();
+      e.stopPropagation();
+      const r = li.getBoundingClientRect();
+      const upperHalf = e.clientY < r.top + r.height / 2;
+      // the list shows the top layer first: the upper half of a row means "above it" in the stack
+      ops.moveRelative(id, layer.id, upperHalf);
+      li.classList.remove("drop-above", "drop-below");
+    });
+    return li;
+  }
+
+  function startRename(layer, nameEl) {
+    renaming = layer.id;
+    const input = h("input", { class: "rename-input", value: layer.name, "data-testid": "layer-rename", "aria-label": "Layer name" });
+    const done = (save) => {
+      if (renaming !== layer.id) return;
+      renaming = null;
+      const v = input.value.trim();
+      rowCache.delete(layer.id);
+      if (save && v && v !== layer.name) ops.update(layer.id, { name: v.slice(0, 200) });
+      else render();
+    };
+    input.addEventListener("keydown", (e) => {
+      e.stopPropagation();
+      if (e.key === "Enter") done(true);
+      if (e.key === "Escape") done(false);
+    });
+    input.addEventListener("blur", () => done(true));
+    input.addEventListener("click", (e) => e.stopPropagation());
+    nameEl.replaceWith(input);
+    input.focus();
+    input.select();
+  }
+
+  /** Slider gestures are one undo step: mark on press, commit on release. */
+  function gesture(input, label) {
+    input.addEventListener("pointerdown", () => {
+      if (!history) return;
+      history.mark(label);
+      window.addEventListener("pointerup", () => history.commit(), { once: true });
+    });
+  }
+
+  function renderProps(layer) {
+    props.replaceChildren();
+    if (!layer) {
+      props.append(h("p", { class: "muted small" }, "Select a layer to edit it."));
+      return;
+    }
+    const opacity = h("input", { type: "range", min: 0, max: 1, step: 0.01, value: layer.opacity ?? 1, "data-testid": "layer-opacity", "aria-label": "Layer opacity" });
+    const opacityOut = h("output", { class: "range-value" }, `${Math.round((layer.opacity ?? 1) * 100)}%`);
+    gesture(opacity, "layer opacity");
+    opacity.addEventListener("input", () => {
+      opacityOut.textContent = `${Math.round(Number(opacity.value) * 100)}%`;
+      ops.update(layer.id, { opacity: Number(opacity.value) });
+    });
+    const rows = [h("div", { class: "field" }, h("span", { class: "field-label" }, "Opacity ", opacityOut), opacity)];
+
+    if (layer.color !== undefined) {
+      const color = h("input", { type: "color", value: layer.color, "data-testid": "layer-color", "aria-label": "Layer colour" });
+      color.addEventListener("change", () => ops.update(layer.id, { color: color.value }));
+      rows.push(h("label", { class: "field inline" }, h("span", { class: "field-label" }, "Colour"), color));
+    }
+    if (layer.kind === "regional_guidance") {
+      const p = h("textarea", { rows: 2, value: layer.prompt || "", "data-testid": "region-prompt", placeholder: "What this region shows…", "aria-label": "Region prompt" });
+      const n = h("textarea", { rows: 1, value: layer.negative_prompt || "", "data-testid": "region-negative-prompt", placeholder: "What to avoid here…", "aria-label": "Region negative prompt" });
+      p.addEventListener("input", () => ops.update(layer.id, { prompt: p.value }, { history: false }));
+      n.addEventListener("input", () => ops.update(layer.id, { negative_prompt: n.value }, { history: false }));
+      rows.push(h("label", { class: "field" }, h("span", { class: "field-label" }, "Region prompt"), p));
+      rows.push(h("label", { class: "field" }, h("span", { class: "field-label" }, "Region negative prompt"), n));
+    }
+    if (layer.kind === "control") {
+      const c = layer.control || { model: "", preprocessor: "none", weight: 1, begin: 0, end: 1 };
+      const setC = (patch) => ops.update(layer.id, { control: { ...c, ...patch } });
+      const cn = models().filter((m) => m.kind === "controlnet");
+      const model = h(
+        "select",
+        { "data-testid": "control-model", "aria-label": "ControlNet model" },
+        h("option", { value: "" }, cn.length ? "Choose a ControlNet…" : "No ControlNet installed"),
+        cn.map((m) => h("option", { value: m.id }, m.label ? `${m.name} · random weights` : m.name)),
+      );
+      model.value = c.model || "";
+      model.addEventListener("change", () => setC({ model: model.value }));
+      const pre = h(
+        "select",
+        { "data-testid": "control-preprocessor", "aria-label": "Preprocessor", title: "The image is used as it is (this build has no preprocessors)" },
+        h("option", { value: "none" }, "None (image as is)"),
+      );
+      pre.value = c.preprocessor || "none";
+      pre.addEventListener("change", () => setC({ preprocessor: pre.value }));
+      const numIn = (key, min, max, stepv, testid) => {
+        const input = h("input", { type: "number", min, max, step: stepv, value: c[key], "data-testid": testid });
+        input.addEventListener("change", () => {
+          const v = Math.min(max, Math.max(min, Number(input.value)));
+          if (Number.isFinite(v)) setC({ [key]: v });
+        });
+        return input;
+      };
+      const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, "data-testid": "control-image-file" });
+      file.addEventListener("change", () => {
+        if (file.files && file.files[0]) loadControlImage(layer.id, file.files[0]);
+        file.value = "";
+      });
+      rows.push(
+        h(
+          "div",
+          { class: "field" },
+          h("span", { class: "field-label" }, "Control image"),
+          h(
+            "div",
+            { class: "row-buttons" },
+            h("button", { class: "btn small", "data-testid": "control-image", onclick: () => file.click() }, icon("image", 14), "Load image…"),
+            h("span", { class: "muted small" }, "or paint, or use one from the gallery"),
+          ),
+          file,
+        ),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Model"), model),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Preprocessor"), pre),
+        h(
+          "div",
+          { class: "row3" },
+          h("label", { class: "field" }, h("span", { class: "field-label" }, "Weight"), numIn("weight", 0, 2, 0.05, "control-weight")),
+          h("label", { class: "field" }, h("span", { class: "field-label" }, "Begin"), numIn("begin", 0, 1, 0.05, "control-begin")),
+          h("label", { class: "field" }, h("span", { class: "field-label" }, "End"), numIn("end", 0, 1, 0.05, "control-end")),
+        ),
+      );
+    }
+    props.append(h("div", { class: "props-title" }, KIND_LABELS[layer.kind], " · ", h("b", null, layer.name)), ...rows);
+  }
+
+  function renderActions(layer) {
+    const disabled = !layer;
+    actions.replaceChildren(
+      iconButton(icon("up", 16), "Move up", () => layer && ops.step(layer.id, +1), { "data-testid": "layer-up", disabled }),
+      iconButton(icon("down", 16), "Move down", () => layer && ops.step(layer.id, -1), { "data-testid": "layer-down", disabled }),
+      iconButton(icon("copy", 16), "Duplicate", () => layer && guard(() => ops.duplicate(layer.id)), { "data-testid": "layer-duplicate", disabled }),
+      iconButton(icon("merge", 16), "Merge down", () => layer && guard(() => ops.mergeDown(layer.id)), {
+        "data-testid": "layer-merge-down",
+        disabled: disabled || !ops.canMergeDown(layer.id),
+      }),
+      h("span", { class: "spacer" }),
+      iconButton(icon("trash", 16), "Delete layer", () => layer && ops.remove(layer.id), { "data-testid": "layer-delete", class: "icon-btn danger", disabled }),
+    );
+  }
+
+  let lastPropsKey = "";
+  /** @type {Map<string, {layer: any, el: HTMLElement}>} */
+  const rowCache = new Map();
+  function render() {
+    const layers = store.layers();
+    const activeId = getActive();
+    if (renaming) return;
+    // rows are rebuilt only when their record changed (records are replaced, never mutated), so a
+    // double-click survives the selection change its first click makes
+    const rows = layers.slice().reverse().map((l) => {
+      let cached = rowCache.get(l.id);
+      if (!cached || cached.layer !== l) {
+        if (cached && cached.layer.color !== l.color) {
+          dirtyThumbs.add(l.id);
+          scheduleThumbs();
+        }
+        cached = { layer: l, el: row(l, false) };
+        rowCache.set(l.id, cached);
+      }
+      const on = l.id === activeId;
+      cached.el.classList.toggle("active", on);
+      cached.el.setAttribute("aria-selected", String(on));
+      return cached.el;
+    });
+    for (const id of [...rowCache.keys()]) if (!store.get(id)) rowCache.delete(id);
+    for (const id of [...thumbs.keys()]) if (!store.get(id)) thumbs.delete(id);
+    const same = rows.length === list.children.length && rows.every((el, i) => list.children[i] === el);
+    if (!same) list.replaceChildren(...rows);
+    if (!layers.length) list.append(h("li", { class: "empty-note" }, "No layers yet. Add one above, paint, or drop an image on the canvas."));
+    const active = layers.find((l) => l.id === activeId) || null;
+    renderActions(active);
+    // keep the properties form (and its focus) while the user types in it
+    const key = active ? JSON.stringify(active) : "";
+    if (key !== lastPropsKey && !(active && props.contains(document.activeElement) && props.dataset.layerId === active.id)) {
+      renderProps(active);
+      props.dataset.layerId = active ? active.id : "";
+    }
+    lastPropsKey = key;
+  }
+
+  render();
+  const unsubscribe = store.subscribe(({ diff }) => {
+    const touched = [...(diff.put || []), ...(diff.remove || []).map((id) => ({ id, type: "layer" }))];
+    if (touched.some((r) => r.type === "layer" || r.id === "selection")) render();
+  });
+  return {
+    render,
+    forceProps() {
+      lastPropsKey = "";
+      render();
+    },
+    destroy() {
+      unsubscribe();
+      offPixels();
+    },
+  };
+}

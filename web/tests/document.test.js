@@ -1,0 +1,257 @@
+// Unit tests of the pure parts of the document builder (node --test).
+import test from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  DEFAULT_SETTINGS,
+  buildDocument,
+  createAssetTracker,
+  documentExtras,
+  fingerprint,
+  layerToJson,
+  newLayer,
+  paramsFromSettings,
+  recordsFromDocument,
+} from "../document.js";
+
+/** A fake exported layer: `fill` bytes, w x h at (x, y). */
+function exported(x, y, w, h, fill = 7) {
+  const data = new Uint8ClampedArray(w * h * 4).fill(fill);
+  return { x, y, width: w, height: h, canvas: { data } };
+}
+
+/** A fake pixels module holding exported layers by id. */
+function fakeCanvas(initial) {
+  const store = new Map(Object.entries(initial));
+  return {
+    exportLayer: (id) => store.get(id) ?? null,
+    readPixels: (e) => e.canvas.data,
+    set: (id, e) => store.set(id, e),
+    get: (id) => store.get(id),
+  };
+}
+
+function fakeUploader() {
+  const calls = [];
+  let n = 0;
+  return {
+    calls,
+    upload: async (e, layer) => {
+      calls.push(layer.id);
+      n += 1;
+      return n.toString(16).padStart(32, "0");
+    },
+  };
+}
+
+const BBOX = { id: "bbox", x: 8, y: 16, width: 512, height: 768 };
+
+test("layerToJson maps a raster layer to the server's LayerIn fields only", () => {
+  const layer = { ...newLayer("raster", { id: "r1" }), opacity: 0.5, visible: false, name: "Sky", locked: true };
+  const json = layerToJson(layer, { image_id: "a".repeat(32), x: 10.4, y: -3 });
+  assert.deepEqual(json, { id: "r1", kind: "raster", x: 10, y: -3, image_id: "a".repeat(32), opacity: 0.5, visible: false });
+});
+
+test("layerToJson adds region prompts and control settings", () => {
+  const region = { ...newLayer("regional_guidance", { id: "g" }), prompt: "a cat", negative_prompt: "blurry" };
+  assert.deepEqual(layerToJson(region, { image_id: "b".repeat(32), x: 0, y: 0 }).region, { prompt: "a cat", negative_prompt: "blurry" });
+  const control = newLayer("control", { id: "c", control_model: "demo-controlnet" });
+  control.control = { ...control.control, weight: 0.8, begin: 0.1, end: 0.9 };
+  assert.deepEqual(layerToJson(control, { image_id: "c".repeat(32), x: 0, y: 0 }).control, {
+    model: "demo-controlnet",
+    preprocessor: "none",
+    weight: 0.8,
+    begin: 0.1,
+    end: 0.9,
+  });
+  const mask = layerToJson(newLayer("inpaint_mask", { id: "m" }), { image_id: "d".repeat(32), x: 0, y: 0 });
+  assert.equal(mask.region, undefined);
+  assert.equal(mask.control, undefined);
+  assert.equal(mask.color, undefined, "colour is not a server field");
+});
+
+test("a control layer without a model is a clear error for a job, and saved without control", () => {
+  const control = newLayer("control", { id: "c", name: "Pose" });
+  assert.throws(() => layerToJson(control, { image_id: "e".repeat(32), x: 0, y: 0 }), /Pose.*no ControlNet model/);
+  const saved = layerToJson(control, { image_id: "e".repeat(32), x: 0, y: 0 }, { strict: false });
+  assert.equal(saved.kind, "control");
+  assert.equal("control" in saved, false, "the server's ControlIn needs a model: left out until one is chosen");
+});
+
+test("params leave the seed out when it is random and keep it when fixed", () => {
+  const random = paramsFromSettings({ ...DEFAULT_SETTINGS, seed: 42, random_seed: true, prompt: "p" });
+  assert.equal("seed" in random, false);
+  assert.equal(random.prompt, "p");
+  assert.equal("random_seed" in random, false);
+  assert.equal("id" in random, false);
+  const fixed = paramsFromSettings({ ...DEFAULT_SETTINGS, seed: 42, random_seed: false, steps: "12" });
+  assert.equal(fixed.seed, 42);
+  assert.equal(fixed.steps, 12);
+  assert.equal(fixed.model, null);
+});
+
+test("fingerprint changes with pixels and position, not otherwise", () => {
+  const a = exported(0, 0, 4, 4, 1);
+  const b = exported(0, 0, 4, 4, 1);
+  const fa = fingerprint(a.canvas.data, 4, 4, 0, 0);
+  assert.equal(fa, fingerprint(b.canvas.data, 4, 4, 0, 0));
+  b.canvas.data[37] = 2;
+  assert.notEqual(fa, fingerprint(b.canvas.data, 4, 4, 0, 0));
+  assert.notEqual(fa, fingerprint(a.canvas.data, 4, 4, 8, 0));
+  assert.notEqual(fa, fingerprint(a.canvas.data, 2, 8, 0, 0));
+  // a plain array (no buffer) hashes the same bytes the same way
+  assert.equal(fa, fingerprint(Array.from(a.canvas.data), 4, 4, 0, 0));
+});
+
+test("buildDocument uploads each layer once and re-uploads only changed layers", async () => {
+  const r1 = newLayer("raster", { id: "r1", z: 1 });
+  const m1 = newLayer("inpaint_mask", { id: "m1", z: 2 });
+  const canvas = fakeCanvas({ r1: exported(0, 0, 8, 8, 10), m1: exported(16, 16, 8, 8, 200) });
+  const tracker = createAssetTracker();
+  const up = fakeUploader();
+  const args = { layers: [r1, m1], bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker };
+
+  const first = await buildDocument(args);
+  assert.deepEqual(up.calls, ["r1", "m1"]);
+  assert.deepEqual(first.document.bbox, { x: 8, y: 16, width: 512, height: 768 });
+  assert.deepEqual(first.document.layers.map((l) => [l.id, l.kind, l.x, l.y]), [
+    ["r1", "raster", 0, 0],
+    ["m1", "inpaint_mask", 16, 16],
+  ]);
+
+  const second = await buildDocument(args);
+  assert.deepEqual(up.calls, ["r1", "m1"], "nothing changed: nothing uploaded");
+  assert.deepEqual(second.document, first.document);
+
+  canvas.get("m1").canvas.data[5] = 0; // paint on the mask
+  const third = await buildDocument(args);
+  assert.deepEqual(up.calls, ["r1", "m1", "m1"], "only the changed layer is uploaded again");
+  assert.equal(third.document.layers[0].image_id, first.document.layers[0].image_id);
+  assert.notEqual(third.document.layers[1].image_id, first.document.layers[1].image_id);
+
+  // moving a layer changes its position, so it is a new asset placement too
+  const moved = canvas.get("r1");
+  canvas.set("r1", { ...moved, x: 24 });
+  await buildDocument(args);
+  assert.deepEqual(up.calls, ["r1", "m1", "m1", "r1"]);
+  // undoing the move returns to pixels already uploaded: no upload
+  canvas.set("r1", moved);
+  await buildDocument(args);
+  assert.equal(up.calls.length, 4);
+});
+
+test("layer settings changes need no upload (opacity, prompts)", async () => {
+  const g = newLayer("regional_guidance", { id: "g", z: 1 });
+  const canvas = fakeCanvas({ g: exported(0, 0, 8, 8, 3) });
+  const tracker = createAssetTracker();
+  const up = fakeUploader();
+  const base = { bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker };
+  await buildDocument({ ...base, layers: [g] });
+  const changed = await buildDocument({ ...base, layers: [{ ...g, opacity: 0.3, prompt: "a dog" }] });
+  assert.equal(up.calls.length, 1);
+  assert.equal(changed.document.layers[0].opacity, 0.3);
+  assert.equal(changed.document.layers[0].region.prompt, "a dog");
+});
+
+test("concurrent builds share one upload per layer", async () => {
+  const r1 = newLayer("raster", { id: "r1" });
+  const canvas = fakeCanvas({ r1: exported(0, 0, 8, 8, 1) });
+  const tracker = createAssetTracker();
+  const up = fakeUploader();
+  const args = { layers: [r1], bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker };
+  const [a, b] = await Promise.all([buildDocument(args), buildDocument(args)]);
+  assert.equal(up.calls.length, 1);
+  assert.equal(a.document.layers[0].image_id, b.document.layers[0].image_id);
+});
+
+test("jobs take visible layers only; saves keep hidden ones; empty layers are listed apart", async () => {
+  const shown = newLayer("raster", { id: "shown", z: 1 });
+  const hidden = { ...newLayer("raster", { id: "hidden", z: 2 }), visible: false };
+  const blank = newLayer("raster", { id: "blank", z: 3 });
+  const canvas = fakeCanvas({ shown: exported(0, 0, 8, 8, 1), hidden: exported(0, 0, 8, 8, 2) });
+  const tracker = createAssetTracker();
+  const up = fakeUploader();
+  const args = { layers: [shown, hidden, blank], bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker };
+  const job = await buildDocument({ ...args, forJob: true });
+  assert.deepEqual(job.document.layers.map((l) => l.id), ["shown"]);
+  assert.deepEqual(job.empty, ["blank"]);
+  const save = await buildDocument({ ...args, forJob: false });
+  assert.deepEqual(save.document.layers.map((l) => [l.id, l.visible]), [
+    ["shown", true],
+    ["hidden", false],
+  ]);
+});
+
+test("a save keeps a model-less control layer; a job with one fails before uploading anything", async () => {
+  const c = newLayer("control", { id: "c" });
+  const canvas = fakeCanvas({ c: exported(0, 0, 8, 8, 1) });
+  const up = fakeUploader();
+  const saved = await buildDocument({ layers: [c], bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker: createAssetTracker() });
+  assert.deepEqual(saved.document.layers.map((l) => l.kind), ["control"]);
+  up.calls.length = 0;
+  await assert.rejects(
+    buildDocument({ layers: [c], bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker: createAssetTracker(), forJob: true }),
+    /no ControlNet model/,
+  );
+  assert.equal(up.calls.length, 0);
+});
+
+test("a restored layer remembered by the tracker is not uploaded again", async () => {
+  const r1 = newLayer("raster", { id: "r1" });
+  const canvas = fakeCanvas({ r1: exported(4, 4, 8, 8, 9) });
+  const tracker = createAssetTracker();
+  const e = canvas.get("r1");
+  tracker.remember("r1", fingerprint(e.canvas.data, 8, 8, 4, 4), "f".repeat(32));
+  const up = fakeUploader();
+  const out = await buildDocument({ layers: [r1], bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker });
+  assert.equal(up.calls.length, 0);
+  assert.equal(out.document.layers[0].image_id, "f".repeat(32));
+});
+
+test("a saved document and its extras restore the same records", async () => {
+  const r1 = { ...newLayer("raster", { id: "r1", z: 1 }), name: "Background", locked: true };
+  const g = { ...newLayer("regional_guidance", { id: "g", z: 2 }), prompt: "sea", color: "#123456", opacity: 0.4 };
+  const blank = { ...newLayer("raster", { id: "blank", z: 3 }), name: "Empty" };
+  const settings = { ...DEFAULT_SETTINGS, prompt: "a harbour", seed: 99, random_seed: true, steps: 12 };
+  const staging = { id: "staging", type: "staging", items: [{ image_id: "x", url: "/u", item_id: 3 }], index: 0, bbox: BBOX };
+  const canvas = fakeCanvas({ r1: exported(0, 0, 8, 8, 1), g: exported(32, 8, 8, 8, 2) });
+  const up = fakeUploader();
+  const built = await buildDocument({ layers: [r1, g, blank], bbox: BBOX, settings, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker: createAssetTracker() });
+  const extras = documentExtras({ layers: [r1, g, blank], settings, staging }, built.empty);
+  const json = JSON.parse(JSON.stringify(built.document)); // as the server stores it
+  const restored = recordsFromDocument(json, JSON.parse(JSON.stringify(extras)));
+
+  assert.deepEqual(restored.layers.map((l) => [l.id, l.name, l.z]), [
+    ["r1", "Background", 1],
+    ["g", "Region 1", 2],
+    ["blank", "Empty", 3],
+  ]);
+  assert.equal(restored.layers[0].locked, true);
+  assert.equal(restored.layers[1].color, "#123456");
+  assert.equal(restored.layers[1].prompt, "sea");
+  assert.equal(restored.layers[1].opacity, 0.4);
+  assert.deepEqual(restored.imports, [
+    { layer_id: "r1", image_id: built.document.layers[0].image_id, x: 0, y: 0 },
+    { layer_id: "g", image_id: built.document.layers[1].image_id, x: 32, y: 8 },
+  ]);
+  assert.equal(restored.settings.prompt, "a harbour");
+  assert.equal(restored.settings.steps, 12);
+  assert.equal(restored.settings.random_seed, true);
+  assert.equal(restored.settings.seed, 99);
+  assert.equal(restored.bbox.width, 768 - 256);
+  assert.deepEqual(restored.staging.items, staging.items);
+});
+
+test("a document restores without extras (another browser)", () => {
+  const doc = {
+    bbox: { x: 0, y: 0, width: 64, height: 64 },
+    layers: [{ id: "a", kind: "inpaint_mask", x: 1, y: 2, image_id: "1".repeat(32), opacity: 1, visible: true }],
+    params: { prompt: "p", seed: 5, steps: 3 },
+  };
+  const r = recordsFromDocument(doc, null);
+  assert.equal(r.layers[0].kind, "inpaint_mask");
+  assert.equal(r.layers[0].type, "layer");
+  assert.equal(r.settings.seed, 5);
+  assert.equal(r.settings.random_seed, false);
+  assert.equal(r.staging, null);
+});
