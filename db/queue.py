@@ -122,8 +122,10 @@ def finish(
     error_type: str | None = None,
     error_message: str | None = None,
     timings: dict[str, Any] | None = None,
+    mode: str | None = None,
 ) -> QueueItemRecord:
-    """in_progress -> completed | failed | canceled; `timings` are recorded on the generation."""
+    """in_progress -> completed | failed | canceled; `timings` and the `mode` compile chose are
+    recorded on the generation."""
     if status not in FINISHED:
         raise InvalidInput(f"cannot finish with status {status!r}: use one of {', '.join(FINISHED)}")
     with db.write() as s:
@@ -131,8 +133,9 @@ def finish(
         if item.status != "in_progress":
             raise Conflict(f"queue item {item_id} is {item.status}, not in_progress")
         _set_status(s, item, status, finished_at=utcnow(), error_type=error_type, error_message=error_message)
-        if timings is not None:
-            s.execute(update(Generation).where(Generation.id == item.generation_id).values(timings=timings))
+        extra = {k: v for k, v in (("timings", timings), ("mode", mode)) if v is not None}
+        if extra:
+            s.execute(update(Generation).where(Generation.id == item.generation_id).values(**extra))
         return _record(item)
 
 

@@ -143,13 +143,14 @@ class QueueWorker:
 
         self.current_item_id = item.id
         self._publish_status(item)
-        status, error_type, error_message, timings = "completed", None, None, None
+        status, error_type, error_message, timings, mode = "completed", None, None, None, None
         image_ids: list[str] = []
         try:
             with self.s.db.read() as session:
                 generation = session.get(Generation, item.generation_id)
                 request_json, board_id, canvas_id = generation.request, generation.board_id, generation.canvas_id
             request = compile_canvas(build_document(request_json, self._load_pixels))
+            mode = request.mode.value
             bbox = tuple(request.bbox)
 
             def on_progress(progress) -> None:
@@ -188,7 +189,7 @@ class QueueWorker:
             if status == "canceled" and self._stop.is_set() and not self._cancelled(item.id):
                 finished = queue.requeue(self.s.db, item.id)  # stopped by a clean shutdown: run it next time
             else:
-                finished = queue.finish(self.s.db, item.id, status, error_type, error_message, timings=timings)
+                finished = queue.finish(self.s.db, item.id, status, error_type, error_message, timings=timings, mode=mode)
         except Conflict:
             log.warning("queue item %s changed state while running", item.id)
             return

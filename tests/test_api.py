@@ -420,6 +420,7 @@ def test_inline_job_batch_of_two_with_events(app, client, events):
         assert history["generation"]["id"] == generation_id and history["generation"]["image_ids"] == [image["id"]]
         generation = client.get(f"{API}/history/{generation_id}").json
         assert generation["seed"] == seed and generation["status"] == "completed" and generation["model_id"] == "demo"
+        assert generation["mode"] == "txt2img"  # the mode compile chose, recorded by the worker
     pixels = [np.asarray(Image.open(io.BytesIO(client.get(a["url"]).data))) for a in added]
     assert not np.array_equal(pixels[0], pixels[1])  # seed and seed+1
 
@@ -444,7 +445,7 @@ def test_job_from_saved_canvas(client):
     assert np.array_equal(result[:, :40], layer[..., :3])  # outpaint keeps the painted part
     generation = client.get(f"{API}/history/{job['generation_ids'][0]}").json
     assert (generation["canvas_id"], generation["canvas_version"], generation["board_id"]) == (canvas["id"], 1, board["id"])
-    assert generation["request"]["params"]["seed"] == 5
+    assert generation["request"]["params"]["seed"] == 5 and generation["mode"] == "outpaint"
     latest = enqueue(client, canvas_id=canvas["id"])  # no version: the latest
     assert latest["seeds"] == [6]
     wait_items(client, latest["item_ids"])

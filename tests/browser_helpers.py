@@ -1,0 +1,235 @@
+"""Helpers for the browser tests and the canvas bench: headless Debian Chromium driving the real app.
+
+The app is driven as a person would (clicks, keys, mouse drags on the stage through the data-testid
+hooks); `window.__app` is only read, for assertions.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SHOTS = Path("/tmp/browser-shots")
+VIEWPORT = {"width": 1400, "height": 900}
+
+
+def launch(playwright, extra_args: list[str] | None = None):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + (extra_args or []))
+
+
+def png_bytes(array) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_data_url(url: str):
+    """A data: URL (PNG) -> RGBA numpy array."""
+    import numpy as np
+    from PIL import Image
+
+    assert url.startswith("data:image/png;base64,"), url[:40]
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+
+
+class ConsoleWatch:
+    """Every console error and uncaught page error of a page (tests fail on any)."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.log: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
+
+    def _console(self, msg) -> None:
+        self.log.append(f"{msg.type}: {msg.text}")
+        if msg.type == "error":
+            loc = msg.location or {}
+            self.errors.append(f"console.error: {msg.text} ({loc.get('url', '')}:{loc.get('lineNumber', '')})")
+
+
+class App:
+    """One page of the app with the gestures and reads the tests need."""
+
+    def __init__(self, page, server, out_dir: Path, name: str):
+        self.page = page
+        self.server = server
+        self.out_dir = out_dir
+        self.name = name
+        self.shots = 0
+
+    # ---- boot ---------------------------------------------------------------------------------------
+    def open(self, timeout: float = 30_000) -> App:
+        self.page.goto(self.server.url + "/")
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30_000) -> None:
+        try:
+            self.page.wait_for_function(
+                "() => document.body.classList.contains('ready') && window.__app && window.__app.store"
+                " && document.querySelector('[data-testid=connection]')?.dataset.state === 'online'",
+                timeout=timeout,
+                polling=100,
+            )
+        except Exception as err:
+            state = self.page.evaluate(
+                "() => ({body: document.body.className, app: !!window.__app, boot: document.getElementById('boot')?.textContent,"
+                " connection: document.querySelector('[data-testid=connection]')?.dataset.state})"
+            )
+            raise AssertionError(f"the app did not start: {state}") from err
+        self.settle()
+
+    def settle(self, frames: int = 2) -> None:
+        """Let the renderer draw (a couple of animation frames)."""
+        self.page.evaluate(
+            "(n) => new Promise((done) => { const step = (k) => k ? requestAnimationFrame(() => step(k - 1)) : done(); step(n); })",
+            frames,
+        )
+
+    # ---- screenshots ----------------------------------------------------------------------------------
+    def shot(self, label: str) -> Path:
+        self.settle()
+        self.shots += 1
+        path = self.out_dir / f"{self.shots:02d}-{label}.png"
+        self.page.screenshot(path=str(path))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SHOTS / f"{self.name}.png")  # the last one, for humans
+        shutil.copyfile(path, SHOTS / f"{self.name}-{self.shots:02d}-{label}.png")
+        return path
+
+    # ---- UI -----------------------------------------------------------------------------------------------
+    def tid(self, testid: str):
+        return self.page.locator(f'[data-testid="{testid}"]')
+
+    def click(self, testid: str) -> None:
+        self.tid(testid).first.click()
+
+    def fill(self, testid: str, value, commit: bool = True) -> None:
+        """Type into a field as a person would; commit fires `change` (Tab out of it)."""
+        box = self.tid(testid).first
+        box.click()
+        box.fill(str(value))
+        if commit:
+            box.press("Tab")
+
+    def key(self, combo: str, times: int = 1) -> None:
+        for _ in range(times):
+            self.page.keyboard.press(combo)
+
+    # ---- stage geometry -------------------------------------------------------------------------------
+    def to_client(self, x: float, y: float) -> tuple[float, float]:
+        """Canvas pixel -> page client coordinates (through the current view)."""
+        return tuple(
+            self.page.evaluate(
+                """([x, y]) => {
+                  const stage = window.__app.canvas.stage;
+                  const r = stage.content.getBoundingClientRect();
+                  const v = window.__app.store.get('view');
+                  return [r.left + v.x + x * v.scale, r.top + v.y + y * v.scale];
+                }""",
+                [x, y],
+            )
+        )
+
+    def view(self) -> dict:
+        return self.page.evaluate("() => window.__app.store.get('view')")
+
+    def drag(self, points: list[tuple[float, float]], steps: int = 4, button: str = "left") -> None:
+        """Press at the first canvas point, move through the others, release (a mouse gesture)."""
+        mouse = self.page.mouse
+        cx, cy = self.to_client(*points[0])
+        mouse.move(cx, cy)
+        mouse.down(button=button)
+        for p in points[1:]:
+            cx, cy = self.to_client(*p)
+            mouse.move(cx, cy, steps=steps)
+        mouse.up(button=button)
+
+    # ---- state reads ---------------------------------------------------------------------------------------
+    def js(self, expr: str, arg=None):
+        return self.page.evaluate(expr, arg)
+
+    def record(self, record_id: str):
+        return self.js("(id) => window.__app.store.get(id) ?? null", record_id)
+
+    def layers(self) -> list[dict]:
+        return self.js("() => window.__app.store.layers()")
+
+    def layer_rows(self) -> list[str]:
+        return self.js("() => [...document.querySelectorAll('[data-testid=layer-row]')].map((r) => r.dataset.layerId)")
+
+    def export(self, layer_id: str):
+        """The layer's painted pixels: {x, y, width, height, url (PNG data URL)} or None."""
+        return self.js(
+            """(id) => {
+              const e = window.__app.canvas.pixels.exportLayer(id);
+              if (!e) return null;
+              let c = e.canvas;
+              if (!c.toDataURL) { const d = document.createElement('canvas'); d.width = c.width; d.height = c.height; d.getContext('2d').drawImage(c, 0, 0); c = d; }
+              return {x: e.x, y: e.y, width: e.width, height: e.height, url: c.toDataURL('image/png')};
+            }""",
+            layer_id,
+        )
+
+    def export_pixels(self, layer_id: str):
+        """(x, y, RGBA numpy array) of a layer's painted pixels, or None when it is empty."""
+        e = self.export(layer_id)
+        if e is None:
+            return None
+        return e["x"], e["y"], decode_data_url(e["url"])
+
+    def wait(self, predicate: str, arg=None, timeout: float = 30_000):
+        return self.page.wait_for_function(predicate, arg=arg, timeout=timeout, polling=100)
+
+    def drop_files(
+        self, selector: str, files: list[tuple[str, str, bytes]], at: tuple[float, float] | None = None
+    ) -> None:
+        """Drag files from the desktop onto an element: dragenter, dragover, drop with a DataTransfer holding
+        Files built in the page from the bytes. `at`: client point (default: the element's centre)."""
+        target = self.page.locator(selector).first
+        box = target.bounding_box()
+        cx, cy = at if at else (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        payload = [[name, mime, base64.b64encode(data).decode()] for name, mime, data in files]
+        dt = self.page.evaluate_handle(
+            """(files) => {
+              const dt = new DataTransfer();
+              for (const [name, type, b64] of files) {
+                const bin = atob(b64); const bytes = new Uint8Array(bin.length);
+                for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+                dt.items.add(new File([bytes], name, {type}));
+              }
+              return dt;
+            }""",
+            payload,
+        )
+        init = {"dataTransfer": dt, "clientX": cx, "clientY": cy, "bubbles": True, "cancelable": True}
+        for event in ("dragenter", "dragover", "drop"):
+            target.dispatch_event(event, init)
+        dt.dispose()
+
+
+def poll(fn, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
+    """Call fn until it returns something truthy; that value, or TimeoutError."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not met in {timeout}s (last: {last!r})")

@@ -1,0 +1,633 @@
+"""The web front end in headless Chromium against the real server (demo models, CPU).
+
+A person's gestures through the data-testid hooks (clicks, keys, mouse drags on the stage, file drops);
+`window.__app` is only read for assertions. Every test fails on any browser console error, saves its
+screenshots under its tmp_path and copies them to /tmp/browser-shots/ for humans.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from browser_helpers import SHOTS, VIEWPORT, App, ConsoleWatch, launch, png_bytes, poll
+from PIL import Image
+from playwright import sync_api
+from server_process import ServerProcess
+
+BOX = 128  # generation box side: tiny jobs
+STEPS = 3
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = ServerProcess(tmp_path_factory.mktemp("browser-root"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def app(browser, server, tmp_path, request):
+    """A fresh browser context (empty localStorage: a new canvas) with the app loaded."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    watch = ConsoleWatch(page)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+    for old in SHOTS.glob(f"{name}*.png") if SHOTS.exists() else []:
+        old.unlink()
+    a = App(page, server, tmp_path, name)
+    a.watch = watch
+    a.open()
+    yield a
+    try:
+        a.shot("end")
+    finally:
+        context.close()
+    assert not watch.errors, "browser console errors:\n" + "\n".join(watch.errors)
+
+
+# ---- shared gestures -----------------------------------------------------------------------------------------
+
+
+def set_up_job(app: App, prompt: str, width: int = BOX, height: int = BOX, steps: int = STEPS) -> None:
+    """Prompt, steps and a small generation box typed into the Generate panel; then Fit the view."""
+    app.fill("prompt", prompt, commit=False)
+    app.fill("steps", steps)
+    app.fill("bbox-width", width)
+    app.fill("bbox-height", height)
+    app.click("view-fit")
+    zoom_out(app)
+    s = app.record("settings")
+    b = app.record("bbox")
+    assert (s["prompt"], s["steps"]) == (prompt, steps)
+    assert (b["width"], b["height"]) == (width, height)
+
+
+def zoom_out(app: App, notches: int = 3) -> None:
+    """Mouse wheel over the middle of the stage: zoom out about the cursor (room around the box)."""
+    box = app.tid("canvas-stage").bounding_box()
+    app.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    before = app.view()["scale"]
+    for _ in range(notches):
+        app.page.mouse.wheel(0, 120)
+    app.wait("(s) => window.__app.store.get('view').scale < s * 0.7", before)
+    app.settle()
+
+
+def fill_rect(app: App, x0: float, y0: float, x1: float, y1: float, color: str | None = None) -> None:
+    """Rectangle tool (R): drag a rectangle on the stage; it fills the selected layer."""
+    if color:
+        app.tid("brush-color").fill(color)
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("r")
+    assert app.record("tool")["name"] == "rect"
+    app.drag([(x0, y0), (x1, y1)], steps=6)
+
+
+def brush(app: App, points: list[tuple[float, float]], size: int | None = None) -> None:
+    """Brush (B): one stroke through the canvas points."""
+    if size is not None:
+        app.fill("brush-size", size)
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("b")
+    assert app.record("tool")["name"] == "brush"
+    app.drag(points, steps=5)
+
+
+def selected_layer(app: App) -> str:
+    """The layer the tools paint on: the selected row of the Layers panel."""
+    rows = app.page.locator('[data-testid="layer-row"][aria-selected="true"]')
+    assert rows.count() == 1, f"{rows.count()} selected layer rows"
+    return rows.first.get_attribute("data-layer-id")
+
+
+def add_layer(app: App, kind: str) -> dict:
+    before = {l["id"] for l in app.layers()}
+    app.click(f"layer-add-{kind}")
+    added = [l for l in app.layers() if l["id"] not in before]
+    assert len(added) == 1 and added[0]["kind"] == kind, added
+    layer = added[0]
+    assert selected_layer(app) == layer["id"], "a new layer is the one the tools paint on"
+    assert layer["id"] in app.layer_rows()
+    return layer
+
+
+def watch_queue(app: App) -> None:
+    """Record every queue row the panel shows (status, step label, bar width) and every toast, even
+    short-lived ones, in window.__seen."""
+    app.js(
+        """() => {
+          const seen = window.__seen = {statuses: [], steps: [], bars: []};
+          const look = (root) => {
+            if (!(root instanceof HTMLElement)) return;
+            const rows = root.matches('[data-testid=queue-item]') ? [root] : [...root.querySelectorAll('[data-testid=queue-item]')];
+            for (const row of rows) {
+              seen.statuses.push(row.dataset.itemId + ':' + row.dataset.status);
+              const step = row.querySelector('.queue-step')?.textContent;
+              if (step) seen.steps.push(step);
+              const bar = row.querySelector('[role=progressbar]');
+              if (bar) seen.bars.push(Number(bar.getAttribute('aria-valuenow')));
+            }
+          };
+          seen.toasts = [];
+          new MutationObserver((records) => {
+            for (const r of records) r.addedNodes.forEach((n) => n.dataset && n.dataset.message && seen.toasts.push([n.dataset.kind, n.dataset.message]));
+          }).observe(document.getElementById('toasts'), {childList: true});
+          const queue = document.querySelector('[data-testid=queue-list]');
+          new MutationObserver((records) => {
+            for (const r of records) {
+              if (r.type === 'childList') r.addedNodes.forEach(look);
+              else look(r.target.closest ? r.target.closest('[data-testid=queue-item]') : null);
+            }
+          }).observe(queue, {childList: true, subtree: true, characterData: true, attributes: true});
+        }"""
+    )
+
+
+def last_item(server: ServerProcess, known: set[int]) -> dict:
+    """The queue item this test's invoke added (the newest one not in `known`)."""
+
+    def fresh():
+        items = [i for i in server.get("/api/v1/queue/items", params={"limit": 1000}).json() if i["id"] not in known]
+        return items[-1] if items else None
+
+    return poll(fresh, timeout=20, what="a new queue item")
+
+
+def queue_ids(server: ServerProcess) -> set[int]:
+    return {i["id"] for i in server.get("/api/v1/queue/items", params={"limit": 1000}).json()}
+
+
+def generation(server: ServerProcess, generation_id: str) -> dict:
+    response = server.get(f"/api/v1/history/{generation_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def image_rgba(server: ServerProcess, image_id: str) -> np.ndarray:
+    response = server.get(f"/api/v1/images/{image_id}/file")
+    assert response.status_code == 200, response.text
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+
+
+def wait_staged(app: App, timeout: float = 60_000) -> dict:
+    app.wait("() => (window.__app.store.get('staging')?.items || []).length > 0", timeout=timeout)
+    app.tid("staging-accept").wait_for(state="visible")
+    return app.record("staging")
+
+
+# ---- (a) inpaint: mask, invoke, progress, staging, accept ----------------------------------------------------------
+
+
+def test_inpaint_mask_invoke_progress_staging_accept(app, server):
+    set_up_job(app, "a red barn in a field")
+    raster = selected_layer(app)
+    fill_rect(app, -16, -16, BOX + 16, BOX + 16, color="#3a7bd5")  # the whole box is painted: inpaint, not outpaint
+    painted = app.export(raster)
+    assert painted and painted["width"] >= BOX + 32 - 2 and painted["height"] >= BOX + 32 - 2
+
+    mask = add_layer(app, "inpaint_mask")
+    brush(app, [(32, 40), (64, 64), (96, 88)], size=24)
+    mask_px = app.export_pixels(mask["id"])
+    assert mask_px is not None, "the stroke went onto the inpaint mask"
+    assert app.export(raster)["url"] == painted["url"], "the raster layer under the mask is untouched"
+    app.shot("mask-painted")
+
+    known = queue_ids(app.server)
+    watch_queue(app)
+    layers_before = app.layers()
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", done
+    staged = wait_staged(app)
+    seen = app.js("() => window.__seen")
+    assert f"{item['id']}:in_progress" in seen["statuses"], f"the queue never showed the item running: {seen}"
+    assert any(re.fullmatch(rf"\d+/{STEPS}|\d+/\d+", s) for s in seen["steps"]) or any(
+        0 < b < 100 for b in seen["bars"]
+    ), f"no progress (step label or bar) shown while running: {seen}"
+    row = app.page.locator(f'[data-testid="queue-item"][data-item-id="{item["id"]}"]')
+    assert row.get_attribute("data-status") == "completed"
+    gen = generation(server, item["generation_id"])
+    assert staged["items"][0]["image_id"] in gen["image_ids"]
+    meta = server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()
+    assert meta["mode"] == "inpaint", meta
+    app.shot("staged")
+
+    app.click("staging-accept")
+    app.wait("(n) => window.__app.store.layers().length === n + 1", len(layers_before))
+    app.wait("() => !(window.__app.store.get('staging')?.items || []).length")
+    new = [l for l in app.layers() if l["id"] not in {x["id"] for x in layers_before}]
+    assert len(new) == 1 and new[0]["kind"] == "raster", new
+    assert new[0]["id"] in app.layer_rows(), "the accepted result is listed in the Layers panel"
+    result = app.export_pixels(new[0]["id"])
+    assert result is not None
+    x, y, px = result
+    assert (x, y, px.shape[1], px.shape[0]) == (0, 0, BOX, BOX), (x, y, px.shape)
+    expected = image_rgba(server, staged["items"][0]["image_id"])
+    assert np.array_equal(px, expected), "the accepted layer holds the staged result's pixels"
+    assert app.tid("staging-accept").count() == 0 or not app.tid("staging-accept").is_visible()
+
+
+# ---- (b) outpaint: box half outside the painting ----------------------------------------------------------------------
+
+
+def test_bbox_half_outside_outpaints(app, server):
+    set_up_job(app, "a castle on a hill")
+    raster = selected_layer(app)
+    fill_rect(app, 0, 0, BOX, BOX, color="#5b8c3a")
+    assert app.export(raster)["width"] == BOX
+
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("c")  # the generation box tool
+    assert app.record("tool")["name"] == "bbox"
+    app.drag([(BOX / 2, BOX / 2), (BOX / 2 + 20, BOX / 2 + 2), (BOX, BOX / 2)], steps=6)
+    b = app.record("bbox")
+    assert (b["x"], b["y"], b["width"], b["height"]) == (BOX // 2, 0, BOX, BOX), b
+    app.shot("bbox-moved")
+
+    known = queue_ids(server)
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("Control+Enter")  # invoke shortcut
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", done
+    gen = generation(server, item["generation_id"])
+    assert gen["request"]["bbox"] == {"x": BOX // 2, "y": 0, "width": BOX, "height": BOX}
+    (image_id,) = gen["image_ids"]
+    meta = server.get(f"/api/v1/images/{image_id}/metadata").json()
+    assert meta["mode"] == "outpaint", meta
+    staged = wait_staged(app)
+    assert staged["items"][0]["image_id"] == image_id
+    assert staged["items"][0]["bbox"]["x"] == BOX // 2
+    app.shot("outpaint-staged")
+
+
+# ---- (c) regional guidance: the request carries the region and its mask ----------------------------------------------
+
+
+def test_regional_guidance_layer_reaches_the_request(app, server):
+    set_up_job(app, "a quiet harbour")
+    region = add_layer(app, "regional_guidance")
+    region_prompt = "a red lighthouse"
+    prompt_box = app.tid("region-prompt")
+    prompt_box.click()
+    prompt_box.fill(region_prompt)
+    app.tid("region-negative-prompt").fill("fog")
+    brush(app, [(24, 24), (64, 70), (100, 40)], size=20)
+    app.shot("region-painted")
+    layer = app.record(region["id"])
+    assert (layer["prompt"], layer["negative_prompt"]) == (region_prompt, "fog")
+    x, y, mask = app.export_pixels(region["id"])
+    assert mask[..., 3].max() == 255 and (mask[..., 3] == 0).any()
+
+    known = queue_ids(server)
+    watch_queue(app)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    gen = generation(server, item["generation_id"])
+    regions = [l for l in gen["request"]["layers"] if l["kind"] == "regional_guidance"]
+    assert len(regions) == 1, gen["request"]["layers"]
+    sent = regions[0]
+    assert sent["id"] == region["id"]
+    assert sent["region"] == {"prompt": region_prompt, "negative_prompt": "fog"}
+    assert (sent["x"], sent["y"]) == (x, y)
+    asset = image_rgba(server, sent["image_id"])
+    assert asset.shape[:2] == mask.shape[:2]
+    assert np.array_equal(asset[..., 3], mask[..., 3]), "the uploaded asset's alpha is the painted mask"
+    # the stroke passes through (64, 70): covered there; the far corner of the box is not
+    assert asset[70 - y, 64 - x, 3] == 255 and (asset[..., 3] > 0).sum() < asset[..., 3].size
+    # until regional guidance is implemented the engine refuses it, clearly
+    assert done["status"] == "completed" or (
+        done["status"] == "failed" and "regional guidance" in (done["error_message"] or "")
+    ), done
+    app.page.locator(
+        f'[data-testid="queue-item"][data-item-id="{item["id"]}"][data-status="{done["status"]}"]'
+    ).wait_for()
+    app.shot("region-queued")
+    if done["status"] == "failed":  # the person who pressed Invoke is told why
+        app.wait(
+            "() => window.__seen.toasts.some(([kind, text]) => kind === 'error' && text.includes('regional guidance'))",
+            timeout=5_000,
+        )
+
+
+# ---- (d) 50 strokes, 50 undos, 50 redos ---------------------------------------------------------------------------------
+
+
+def test_fifty_strokes_undo_redo_pixel_identical(app):
+    raster = selected_layer(app)
+    fill_rect(app, 16, 16, 112, 80, color="#c0392b")
+    start = app.export(raster)
+    steps_before = app.js("() => window.__app.history.size")
+    app.fill("brush-size", 10)
+    rng = np.random.default_rng(7)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf"]
+    for i in range(50):
+        if i % 10 == 0:
+            app.tid("brush-color").fill(colors[i // 10])
+            app.page.locator('[data-testid="canvas-stage"]').focus()
+            app.key("b")
+        x0, y0 = rng.uniform(20, 480, 2)
+        pts = [
+            (x0, y0),
+            (x0 + rng.uniform(-60, 60), y0 + rng.uniform(-60, 60)),
+            (x0 + rng.uniform(-60, 60), y0 + rng.uniform(-60, 60)),
+        ]
+        app.drag(pts, steps=3)
+    assert app.js("() => window.__app.history.size") == steps_before + 50, "each stroke is one undo step"
+    after = app.export(raster)
+    assert after["url"] != start["url"]
+    stage = app.tid("canvas-stage")
+    app.page.mouse.move(5, 5)  # off the stage: no brush ring in the pictures
+    app.settle()
+    shot_after = stage.screenshot()
+    app.shot("after-strokes")
+
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("Control+z", 50)
+    app.settle()
+    undone = app.export(raster)
+    assert (undone["x"], undone["y"], undone["width"], undone["height"]) == (
+        start["x"],
+        start["y"],
+        start["width"],
+        start["height"],
+    )
+    assert undone["url"] == start["url"], "after 50 undos the layer is as before the strokes"
+    assert app.js("() => window.__app.history.size") == steps_before
+    assert not app.tid("undo").is_disabled(), "the rectangle fill is still undoable"
+    app.shot("after-undo")
+
+    app.key("Control+Shift+z", 50)
+    app.settle()
+    redone = app.export(raster)
+    assert redone["url"] == after["url"], "after 50 redos the layer is as after the strokes"
+    assert app.tid("redo").is_disabled()
+    app.page.mouse.move(5, 5)
+    app.settle()
+    assert stage.screenshot() == shot_after, "the stage looks as it did after the strokes"
+
+
+# ---- (e) reload: the canvas comes back --------------------------------------------------------------------------------------
+
+
+def test_reload_restores_canvas(app, server):
+    set_up_job(app, "a lantern by the sea", width=192, height=128, steps=4)
+    app.fill("cfg", 5.5)
+    raster = selected_layer(app)
+    fill_rect(app, 8, 8, 120, 100, color="#8e44ad")
+    brush(app, [(20, 20), (150, 110)], size=16)
+    app.tid("layer-opacity").fill("0.6")  # the selected (raster) layer's opacity slider
+    mask = add_layer(app, "inpaint_mask")
+    brush(app, [(40, 60), (90, 60)], size=20)
+    region = add_layer(app, "regional_guidance")
+    app.tid("region-prompt").fill("a small boat")
+    brush(app, [(150, 30), (170, 90)], size=14)
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("c")
+    app.drag([(96, 64), (110, 70), (136, 80)], steps=5)  # move the box by (40, 16) -> snapped to 8
+    bbox = app.record("bbox")
+    assert (bbox["x"], bbox["y"], bbox["width"], bbox["height"]) == (40, 16, 192, 128), bbox
+
+    layers = app.layers()
+    pixels = {l["id"]: app.export(l["id"]) for l in layers}
+    settings = app.record("settings")
+    assert pixels[raster] and pixels[mask["id"]] and pixels[region["id"]]
+    assert app.record(raster)["opacity"] == 0.6
+
+    # autosave: the server holds this document
+    def saved():
+        for canvas in server.get("/api/v1/canvas").json():
+            doc = server.get(f"/api/v1/canvas/{canvas['id']}").json()["document"]
+            if matches(doc):
+                return doc
+        return None
+
+    def matches(doc):
+        return (
+            doc["bbox"] == {"x": 40, "y": 16, "width": 192, "height": 128}
+            and doc["params"]["prompt"] == "a lantern by the sea"
+            and doc["params"]["steps"] == 4
+            and sorted(l["id"] for l in doc["layers"]) == sorted(pixels)
+            and any((l.get("region") or {}).get("prompt") == "a small boat" for l in doc["layers"])
+        )
+
+    doc = poll(saved, timeout=20, what="the autosave")
+    assert {l["id"]: l["kind"] for l in doc["layers"]} == {l["id"]: l["kind"] for l in layers}
+    app.shot("before-reload")
+
+    app.page.reload()
+    app.wait_ready()
+    app.wait("(n) => window.__app.store.layers().length === n", len(layers))
+    keys = ("id", "kind", "name", "z", "opacity", "visible", "locked", "color", "prompt", "negative_prompt")
+    assert [{k: l.get(k) for k in keys} for l in app.layers()] == [{k: l.get(k) for k in keys} for l in layers]
+    back = app.record("bbox")
+    assert {k: back[k] for k in ("x", "y", "width", "height")} == {k: bbox[k] for k in ("x", "y", "width", "height")}
+    s = app.record("settings")
+    for key in ("prompt", "steps", "cfg_scale", "scheduler", "strength", "random_seed"):
+        assert s[key] == settings[key], key
+    for layer_id, before in pixels.items():
+        now = app.export(layer_id)
+        assert now is not None, layer_id
+        assert (now["x"], now["y"], now["width"], now["height"]) == (
+            before["x"],
+            before["y"],
+            before["width"],
+            before["height"],
+        )
+        assert now["url"] == before["url"], f"layer {layer_id} pixels changed over the reload"
+    assert app.tid("prompt").input_value() == "a lantern by the sea"
+    assert app.tid("bbox-width").input_value() == "192"
+    assert sorted(app.layer_rows()) == sorted(pixels)
+    app.shot("after-reload")
+
+
+# ---- (f) boards: create, nest; image: move, star, delete -------------------------------------------------------------------
+
+
+def image_ids(server: ServerProcess) -> set[str]:
+    return {i["id"] for i in server.get("/api/v1/images", params={"limit": 500}).json()["items"]}
+
+
+def new_image(server: ServerProcess, known: set[str], what: str) -> dict:
+    """The one image uploaded since `known` was read (the server keeps no original file name)."""
+
+    def fresh():
+        items = [i for i in server.get("/api/v1/images", params={"limit": 500}).json()["items"] if i["id"] not in known]
+        assert len(items) <= 1, items
+        return items[0] if items else None
+
+    return poll(fresh, timeout=15, what=what)
+
+
+def board_row(app: App, name: str):
+    return app.page.locator(
+        '[data-testid="board-row"]', has=app.page.locator(".board-name", has_text=re.compile(f"^{name}$"))
+    )
+
+
+def create_board(app: App, name: str, parent: str | None = None) -> dict:
+    if parent:
+        row = board_row(app, parent)
+        row.hover()
+        row.locator('[data-testid="board-add-child"]').click()
+    else:
+        app.click("board-add")
+    dialog = app.tid("board-name-dialog")
+    dialog.wait_for(state="visible")
+    dialog.locator('[data-testid="dialog-input"]').fill(name)
+    dialog.locator('[data-testid="dialog-ok"]').click()
+    board_row(app, name).wait_for(state="visible")
+    return board_row(app, name)
+
+
+def flat_boards(server: ServerProcess) -> dict[str, dict]:
+    out = {}
+
+    def walk(nodes):
+        for n in nodes:
+            out[n["board"]["name"]] = n["board"]
+            walk(n["children"])
+
+    walk(server.get("/api/v1/boards").json())
+    return out
+
+
+def test_boards_nest_move_star_delete(app, server):
+    create_board(app, "Trips")
+    create_board(app, "Sketches")
+    create_board(app, "Coast", parent="Trips")
+    boards = flat_boards(server)
+    assert boards["Coast"]["parent_id"] == boards["Trips"]["id"]
+    assert boards["Sketches"]["parent_id"] is None
+
+    # nest "Sketches" under "Trips" by dragging its row onto Trips
+    board_row(app, "Sketches").drag_to(board_row(app, "Trips"))
+    poll(
+        lambda: flat_boards(server)["Sketches"]["parent_id"] == boards["Trips"]["id"],
+        timeout=10,
+        what="Sketches nested in Trips",
+    )
+    board_row(app, "Sketches").wait_for(state="visible")
+    app.shot("boards")
+
+    # an image in "All images" (dropped from the desktop), then moved, starred and deleted from the grid
+    app.page.locator('[data-testid="board-row"][data-special="__all__"]').click()
+    pic = np.zeros((48, 64, 3), np.uint8)
+    pic[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)
+    known = image_ids(server)
+    app.drop_files('[data-testid="gallery-grid"]', [("harbour.png", "image/png", png_bytes(pic))])
+    image = new_image(server, known, "the dropped image uploaded")
+    assert (image["width"], image["height"], image["board_id"]) == (64, 48, None)
+    cell = app.page.locator(f'[data-testid="gallery-image"][data-image-id="{image["id"]}"]')
+    cell.wait_for(state="visible")
+
+    cell.drag_to(board_row(app, "Sketches"))
+    poll(
+        lambda: server.get(f"/api/v1/images/{image['id']}").json()["board_id"] == boards["Sketches"]["id"],
+        timeout=10,
+        what="image moved",
+    )
+    board_row(app, "Sketches").click()
+    cell.wait_for(state="visible")  # the board shows it
+    assert "1" in board_row(app, "Sketches").locator(".board-count").inner_text()
+
+    cell.hover()
+    cell.locator('[data-testid="gallery-star"]').click()
+    poll(lambda: server.get(f"/api/v1/images/{image['id']}").json()["starred"], timeout=10, what="image starred")
+    app.page.locator(
+        f'[data-testid="gallery-image"][data-image-id="{image["id"]}"] [data-testid="gallery-star"].on'
+    ).wait_for()
+    app.shot("starred")
+
+    cell.hover()
+    cell.locator('[data-testid="gallery-delete"]').click()
+    poll(lambda: server.get(f"/api/v1/images/{image['id']}").status_code == 404, timeout=10, what="image deleted")
+    cell.wait_for(state="detached")
+
+
+# ---- (g) drag and drop files from the desktop ----------------------------------------------------------------------------------
+
+
+def test_drop_files_on_gallery_and_canvas(app, server):
+    rng = np.random.default_rng(3)
+    gallery_pic = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    app.page.locator('[data-testid="board-row"][data-special="__all__"]').click()
+    known = image_ids(server)
+    app.drop_files('[data-testid="gallery-grid"]', [("from-desktop.png", "image/png", png_bytes(gallery_pic))])
+    uploaded = new_image(server, known, "the file dropped on the gallery uploaded")
+    assert (uploaded["width"], uploaded["height"], uploaded["category"]) == (56, 40, "general")
+    assert np.array_equal(image_rgba(server, uploaded["id"])[..., :3], gallery_pic)
+    app.page.locator(f'[data-testid="gallery-image"][data-image-id="{uploaded["id"]}"]').wait_for(state="visible")
+
+    canvas_pic = np.dstack([rng.integers(0, 256, (30, 50, 3), dtype=np.uint8), np.full((30, 50), 255, np.uint8)])
+    before = {l["id"] for l in app.layers()}
+    cx, cy = (round(v) for v in app.to_client(200, 150))  # DragEvent client coordinates are whole pixels
+    px_x, px_y = app.js(
+        """([cx, cy]) => { const r = window.__app.canvas.stage.content.getBoundingClientRect(); const v = window.__app.store.get('view');
+           return [(cx - r.left - v.x) / v.scale, (cy - r.top - v.y) / v.scale]; }""",
+        [cx, cy],
+    )
+    app.drop_files(
+        '[data-testid="canvas-stage"]', [("dropped-on-canvas.png", "image/png", png_bytes(canvas_pic))], at=(cx, cy)
+    )
+    app.wait("(n) => window.__app.store.layers().length === n + 1", len(before))
+    (layer,) = [l for l in app.layers() if l["id"] not in before]
+    assert layer["kind"] == "raster" and layer["name"] == "dropped-on-canvas"
+    assert layer["id"] in app.layer_rows()
+    x, y, px = app.export_pixels(layer["id"])
+    assert (x, y) == (round(px_x - 25), round(px_y - 15)), "centred on the drop point"
+    assert np.array_equal(px, canvas_pic), "the layer holds the file's pixels"
+    app.shot("dropped")
+
+
+# ---- (h) a job that finishes before the enqueue reply reaches the page -------------------------------------------------------
+
+
+def test_result_staged_when_job_finishes_before_enqueue_reply(app, server):
+    """Fast jobs (a GPU, a tiny box) or a slow network: the item's terminal event can arrive before the
+    POST /canvas/jobs reply. The result must still be staged (and a failure still reported)."""
+    set_up_job(app, "a windmill", width=64, height=64, steps=2)
+    held = {}
+
+    def hold_reply_until_done(route):
+        reply = route.fetch()
+        ids = reply.json()["item_ids"]
+        held["items"] = server.wait_items(ids, timeout=60)  # the worker finishes first
+        route.fulfill(response=reply)
+        held["replied"] = True
+
+    app.page.route("**/api/v1/canvas/jobs", hold_reply_until_done)
+    app.click("invoke")
+    for _ in range(600):  # let Playwright run the route handler (it waits for the job) and deliver the reply
+        if held.get("replied"):
+            break
+        app.page.wait_for_timeout(100)
+    assert held.get("replied"), "the page never sent POST /canvas/jobs"
+    assert held["items"][0]["status"] == "completed", held
+    gen = generation(server, held["items"][0]["generation_id"])
+    try:
+        staged = wait_staged(app, timeout=5_000)
+    except Exception as err:
+        app.shot("not-staged")
+        raise AssertionError(
+            f"item {held['items'][0]['id']} completed (images {gen['image_ids']}) before the enqueue reply; "
+            f"the page never staged it (staging: {app.record('staging')})"
+        ) from err
+    assert staged["items"][0]["image_id"] == gen["image_ids"][0]
