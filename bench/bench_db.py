@@ -2,7 +2,7 @@
 
 Fills a fresh database per size with image rows only (no files): one bulk executemany INSERT in one
 transaction, prompts drawn from a small word list, ~20 boards, created_at spread over a year in random
-insertion order. Then times, as the median of several runs through `db.images.list_images`:
+insertion order. Then times, as the median of several interleaved runs through `db.images.list_images`:
   first   the first page (newest first)
   deep    the page after ~80% of the library (cursor followed there first, then timed)
   search  the first page of a full-text search for one word
@@ -80,16 +80,6 @@ def fill(db: Database, n: int, seed: int = 0) -> None:
         conn.commit()
 
 
-def median_ms(fn, runs: int) -> float:
-    fn()  # warm up (statement cache, pages in the OS cache)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
 def deep_cursor(db: Database, n: int, limit: int) -> str:
     """Follow the cursor (big pages, to get there quickly) until ~80% of the rows are behind it."""
     target = int(n * 0.8)
@@ -101,30 +91,39 @@ def deep_cursor(db: Database, n: int, limit: int) -> str:
     return cursor
 
 
-def bench(n: int, runs: int, limit: int, root: Path) -> dict[str, float]:
+def prepare(n: int, limit: int, root: Path) -> tuple[Database, dict]:
+    """Fill a database and return it with its three queries (each checked once)."""
     db = Database(root)
     t0 = time.perf_counter()
     fill(db, n)
     fill_s = time.perf_counter() - t0
     cursor = deep_cursor(db, n, limit)
-    first = list_images(db, limit=limit)
-    deep = list_images(db, limit=limit, cursor=cursor)
-    found = list_images(db, search=SEARCH, limit=limit)
-    assert len(first.items) == limit and len(deep.items) == limit and len(found.items) == limit
-    assert all(SEARCH in r.prompt for r in found.items)
-    result = {
-        "first": median_ms(lambda: list_images(db, limit=limit), runs),
-        "deep": median_ms(lambda: list_images(db, limit=limit, cursor=cursor), runs),
-        "search": median_ms(lambda: list_images(db, search=SEARCH, limit=limit), runs),
+    queries = {
+        "first": lambda: list_images(db, limit=limit),
+        "deep": lambda: list_images(db, limit=limit, cursor=cursor),
+        "search": lambda: list_images(db, search=SEARCH, limit=limit),
     }
+    pages = {k: q() for k, q in queries.items()}
+    assert all(len(p.items) == limit for p in pages.values())
+    assert all(SEARCH in r.prompt for r in pages["search"].items)
     with db.read() as s:
         hits = s.connection().exec_driver_sql(
             "SELECT count(*) FROM images_fts WHERE images_fts MATCH ?", (f'"{SEARCH}"*',)
         ).scalar()
-    print(f"  {n:>7,} rows ({hits:,} match {SEARCH!r}): filled in {fill_s:.1f} s; "
-          + ", ".join(f"{k} {v:.2f} ms" for k, v in result.items()), flush=True)  # fmt: skip
-    db.dispose()
-    return result
+    print(f"  {n:>7,} rows ({hits:,} match {SEARCH!r}): filled in {fill_s:.1f} s", flush=True)
+    return db, queries
+
+
+def measure(prepared: dict[int, tuple[Database, dict]], runs: int) -> dict[int, dict[str, float]]:
+    """Interleave sizes and queries run by run, so machine noise falls on both sides of a ratio."""
+    times: dict[int, dict[str, list[float]]] = {n: {k: [] for k in q} for n, (_, q) in prepared.items()}
+    for _ in range(runs):
+        for n, (_, queries) in prepared.items():
+            for key, query in queries.items():
+                t0 = time.perf_counter()
+                query()
+                times[n][key].append((time.perf_counter() - t0) * 1000)
+    return {n: {k: statistics.median(v) for k, v in per.items()} for n, per in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="build the databases here and keep them")
     args = parser.parse_args(argv)
 
-    results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
         print(f"list_images, page size {args.limit}, median of {args.runs} runs; search {SEARCH!r}")
-        for n in args.sizes:
-            results[n] = bench(n, args.runs, args.limit, base / f"db-{n}")
+        prepared = {n: prepare(n, args.limit, base / f"db-{n}") for n in args.sizes}
+        results = measure(prepared, args.runs)
+        for db, _ in prepared.values():
+            db.dispose()
 
     small, big = min(args.sizes), max(args.sizes)
     if small != big:
