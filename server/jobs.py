@@ -16,10 +16,10 @@ from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.model_records import ModelRegistry
 from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, RegionPrompt
 
-from .schemas import CanvasDocumentIn
+from .schemas import JobDocumentIn
 
 
-def check_document(document: CanvasDocumentIn, db: Database, registry: ModelRegistry) -> None:
+def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistry) -> None:
     """Refuse what is certainly wrong before it is queued: everything compile would refuse that does
     not depend on pixels (sizes, parameters, layer settings), the models, and the layer assets."""
     placeholder = np.zeros((1, 1, 4), np.uint8)  # pixels are checked in the worker, once loaded
@@ -43,9 +43,10 @@ def check_document(document: CanvasDocumentIn, db: Database, registry: ModelRegi
         db_images.get_image(db, layer.image_id)  # NotFound names the id
 
 
-def split_batch(document: CanvasDocumentIn, registry: ModelRegistry, **links: Any) -> list[NewJob]:
+def split_batch(document: JobDocumentIn, registry: ModelRegistry, **links: Any) -> list[NewJob]:
     """One queue job per batch image: seed, seed+1, ... each stored as a batch of one, so any
-    single image can be reproduced from its own request."""
+    single image can be reproduced from its own request. The front end's `ui` state is not stored
+    with the request (the worker never reads it)."""
     params = document.params
     seed = params.seed if params.seed is not None else secrets.randbelow(1 << 32)
     model_id = params.model or registry.default_model_id("main")
@@ -56,7 +57,7 @@ def split_batch(document: CanvasDocumentIn, registry: ModelRegistry, **links: An
         item = document.model_copy(update={"params": params.model_copy(update={"seed": item_seed, "batch_size": 1, "model": model_id})})
         jobs.append(
             NewJob(
-                request=item.model_dump(mode="json"),
+                request=item.model_dump(mode="json", exclude={"ui"}),
                 seed=item_seed,
                 model_id=model_id,
                 model_name=record.name if record else None,
@@ -68,8 +69,9 @@ def split_batch(document: CanvasDocumentIn, registry: ModelRegistry, **links: An
 
 
 def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndarray]) -> CanvasDocument:
-    """The stored request (a CanvasDocumentIn as JSON) with each layer's pixels loaded by asset id."""
-    doc = CanvasDocumentIn.model_validate(request)
+    """The stored request (a JobDocumentIn as JSON) with each layer's pixels loaded by asset id.
+    The UI-only fields (layer name, locked, color; `ui`) are ignored."""
+    doc = JobDocumentIn.model_validate(request)
     layers = []
     for layer in doc.layers:
         layers.append(

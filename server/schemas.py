@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID = Field(min_length=1, max_length=64)
 INT64_MAX = 2**63 - 1  # SQLite integers: a larger id would overflow instead of being "not found"
 ItemId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 Channel = Annotated[int, Field(ge=0, le=255)]
 Name = Field(min_length=1, max_length=200)
+IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
+UI_MAX_BYTES = 512 * 1024  # front-end state beside a canvas document (the whole document is capped at 5 MB)
 
 
 class Strict(BaseModel):
@@ -48,15 +51,45 @@ class ControlIn(Strict):
 
 
 class LayerIn(Strict):
+    """A layer of a saved canvas. `image_id` is absent for a layer with no pixels yet (an empty layer
+    keeps its place, name and settings); `name`, `locked` and `color` are front-end state the worker
+    ignores. The list order is the stacking order, bottom first."""
+
     id: str = Field(min_length=1, max_length=100)
     kind: Literal["raster", "inpaint_mask", "regional_guidance", "control"]
     x: int = Field(0, ge=-1_000_000, le=1_000_000)
     y: int = Field(0, ge=-1_000_000, le=1_000_000)
-    image_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="an uploaded image asset (RGBA; for masks the alpha)")
+    image_id: str | None = Field(
+        None,
+        pattern=IMAGE_ID_PATTERN,
+        description="an uploaded image asset (RGBA; for masks the alpha); absent for a layer with no pixels yet",
+    )
     opacity: float = Field(1.0, ge=0, le=1)
     visible: bool = True
     region: RegionIn | None = None
     control: ControlIn | None = None
+    name: str | None = Field(
+        None, min_length=1, max_length=200, description="the layer's name in the UI (ignored by the worker)"
+    )
+    locked: bool = Field(False, description="locked against edits in the UI (ignored by the worker)")
+    color: str | None = Field(
+        None, pattern=r"^#[0-9a-fA-F]{6}$", description='mask or region tint, "#rrggbb" (ignored by the worker)'
+    )
+
+
+class JobLayerIn(LayerIn):
+    """A layer of a job: it must have pixels (`image_id` required); leave empty layers out."""
+
+    image_id: str = Field(pattern=IMAGE_ID_PATTERN, description="an uploaded image asset (RGBA; for masks the alpha)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _has_pixels(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("image_id") is None:
+            raise ValueError(
+                f"layer {data.get('id')!r} has no image_id: a job needs every layer's pixels (leave empty layers out)"
+            )
+        return data
 
 
 class ParamsIn(Strict):
@@ -76,13 +109,50 @@ class ParamsIn(Strict):
 
 
 class CanvasDocumentIn(Strict):
+    """A canvas document as saved (`POST /canvas`): layers may be empty (no `image_id`), and `ui` holds
+    free-form front-end state (staging area, random-seed toggle, selected board...)."""
+
     bbox: BBoxIn
     layers: list[LayerIn] = Field(default_factory=list, max_length=200)
     params: ParamsIn
+    ui: dict[str, Any] | None = Field(
+        None,
+        description=f"free-form front-end state (a JSON object of at most {UI_MAX_BYTES} bytes); ignored by the worker",
+    )
+
+    @field_validator("ui")
+    @classmethod
+    def _ui_bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        try:
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"ui is not valid JSON: {exc}") from None
+        size = len(text.encode("utf-8"))
+        if size > UI_MAX_BYTES:
+            raise ValueError(f"ui is {size} bytes of JSON; the limit is {UI_MAX_BYTES}")
+        return value
+
+
+class JobDocumentIn(CanvasDocumentIn):
+    """A canvas document to generate from: like a saved one, but every layer has pixels (`image_id`)."""
+
+    layers: list[JobLayerIn] = Field(default_factory=list, max_length=200)
+
+    @classmethod
+    def from_saved(cls, document: dict[str, Any]) -> JobDocumentIn:
+        """A saved canvas as a job: its empty layers (no pixels, so nothing to contribute) left out."""
+        saved = CanvasDocumentIn.model_validate(document)
+        return cls.model_validate(
+            saved.model_copy(
+                update={"layers": [layer for layer in saved.layers if layer.image_id is not None]}
+            ).model_dump()
+        )
 
 
 class JobIn(Strict):
-    document: CanvasDocumentIn | None = None
+    document: JobDocumentIn | None = None
     canvas_id: str | None = Field(None, max_length=64)
     version: int | None = Field(None, ge=1, le=INT64_MAX)
     board_id: str | None = Field(None, max_length=64)
@@ -313,7 +383,7 @@ class BoardCountOut(BaseModel):
 
 class CanvasSaveIn(Strict):
     name: str | None = Field(None, max_length=1000)
-    document: dict[str, Any]
+    document: CanvasDocumentIn = Field(description="layers reference image assets by id, never inline pixels")
     canvas_id: str | None = Field(None, max_length=64)
     autosave: bool = True
 

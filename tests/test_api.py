@@ -179,6 +179,16 @@ def test_openapi_document_covers_every_route(app, client):
         assert ref.rsplit("/", 1)[1] in schemas, ref
     job = spec["paths"][f"{API}/canvas/jobs"]["post"]
     assert job["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobIn"}
+    # a saved canvas may hold empty layers (image_id optional) and UI state; a job's layers need pixels
+    assert "JobDocumentIn" in str(schemas["JobIn"]["properties"]["document"])
+    assert "JobLayerIn" in str(schemas["JobDocumentIn"]["properties"]["layers"])
+    assert "image_id" in schemas["JobLayerIn"]["required"]
+    assert "image_id" not in schemas["LayerIn"].get("required", [])
+    assert {"name", "locked", "color"} <= set(schemas["LayerIn"]["properties"])
+    assert "ui" in schemas["CanvasDocumentIn"]["properties"] and "ui" in schemas["JobDocumentIn"]["properties"]
+    save = spec["paths"][f"{API}/canvas"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert save == {"$ref": "#/components/schemas/CanvasSaveIn"}
+    assert "CanvasDocumentIn" in str(schemas["CanvasSaveIn"]["properties"]["document"])
     assert "multipart/form-data" in spec["paths"][f"{API}/images"]["post"]["requestBody"]["content"]
 
 
@@ -380,6 +390,88 @@ def test_canvas_save_load_versions_rename_delete(client):
     assert client.delete(f"{API}/canvas/{canvas['id']}").json == {"count": 1}
     assert client.get(f"{API}/canvas/{canvas['id']}").status_code == 404
     assert canvas["id"] not in {c["id"] for c in client.get(f"{API}/canvas").json}
+
+
+def test_canvas_carries_ui_state_round_trip(client):
+    """Layer names, lock, colours, empty layers (no image_id yet) and free-form `ui` state are saved
+    and come back as sent; a job from that canvas leaves the empty layer out and stores no `ui`."""
+    layer = noise(16, 16, seed=2, channels=4)
+    asset = upload(client, encode(layer), category="mask")
+    ui = {
+        "staging": {"items": [{"image_id": "a" * 32, "url": "/x", "item_id": 7, "bbox": {"x": 0, "y": 0, "width": 64, "height": 64}}], "index": 0},
+        "random_seed": True,
+        "seed": 1234,
+        "board_id": None,
+    }
+    layers = [
+        {"id": "empty", "kind": "raster", "name": "Not painted yet", "locked": True},
+        {"id": "mask", "kind": "inpaint_mask", "image_id": asset["id"], "x": 8, "y": -4, "name": "Sky mask", "color": "#12ab9F"},
+        {"id": "region", "kind": "regional_guidance", "name": "Boat", "color": "#3d8be0", "region": {"prompt": "a boat"}},
+    ]
+    doc = {**document(layers), "ui": ui}
+    saved = client.post(f"{API}/canvas", json={"name": "UI state", "document": doc})
+    assert saved.status_code == 201, saved.get_data(as_text=True)
+    back = client.get(f"{API}/canvas/{saved.json['id']}").json["document"]
+    assert back == doc
+    assert [(l["id"], l.get("name"), l.get("locked", False), l.get("color")) for l in back["layers"]] == [
+        ("empty", "Not painted yet", True, None),
+        ("mask", "Sky mask", False, "#12ab9F"),
+        ("region", "Boat", False, "#3d8be0"),
+    ]
+    assert "image_id" not in back["layers"][0]
+
+    # the same canvas as a job: the empty layers drop out, the UI fields are ignored by the worker
+    job = enqueue(client, canvas_id=saved.json["id"])
+    [item] = wait_items(client, job["item_ids"])
+    assert item["status"] == "completed", item
+    request = client.get(f"{API}/history/{job['generation_ids'][0]}").json["request"]
+    assert [l["id"] for l in request["layers"]] == ["mask"] and "ui" not in request
+    # an inline job takes the UI fields too (the worker ignores them)
+    inline = enqueue(client, {**document(layers[1:2]), "ui": ui})
+    [item] = wait_items(client, inline["item_ids"])
+    assert item["status"] == "completed", item
+
+    # bad UI fields are refused with the field named
+    for bad, says in [
+        ({"name": ""}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"color": "red"}, "color"),
+        ({"color": "#12345"}, "color"),
+        ({"locked": "maybe"}, "locked"),
+        ({"z": 3}, "z"),
+    ]:
+        response = client.post(f"{API}/canvas", json={"name": "bad", "document": document([{**layers[0], **bad}])})
+        assert response.status_code == 422, (bad, response.json)
+        assert says in response.json["message"], (bad, response.json)
+    response = client.post(f"{API}/canvas", json={"name": "bad", "document": {**document(), "ui": ["not", "an", "object"]}})
+    assert response.status_code == 422 and "ui" in response.json["message"], response.json
+
+
+def test_job_refuses_a_layer_without_image_id(client):
+    before = client.get(f"{API}/queue/items", query_string={"limit": 1000}).json
+    response = client.post(f"{API}/canvas/jobs", json={"document": document([{"id": "empty", "kind": "raster", "name": "Empty"}])})
+    assert response.status_code == 422, response.json
+    body = response.json
+    assert body["error"] == "validation_error"
+    assert body["message"].startswith("document.layers.0:") and "'empty' has no image_id" in body["message"], body
+    assert client.get(f"{API}/queue/items", query_string={"limit": 1000}).json == before  # nothing queued
+
+
+def test_canvas_ui_state_too_large(client):
+    from server.schemas import UI_MAX_BYTES
+
+    big = {"staging": {"items": ["x" * 1000] * (UI_MAX_BYTES // 1000 + 1)}}
+    before = {c["id"] for c in client.get(f"{API}/canvas").json}
+    response = client.post(f"{API}/canvas", json={"name": "Too much", "document": {**document(), "ui": big}})
+    assert response.status_code == 422, response.json
+    assert response.json["message"].startswith("document.ui:") and f"the limit is {UI_MAX_BYTES}" in response.json["message"]
+    assert {c["id"] for c in client.get(f"{API}/canvas").json} == before  # nothing saved
+    job = client.post(f"{API}/canvas/jobs", json={"document": {**document(), "ui": big}})
+    assert job.status_code == 422 and f"the limit is {UI_MAX_BYTES}" in job.json["message"], job.json
+    # just under the limit is fine
+    fits = {"pad": "y" * (UI_MAX_BYTES - 20)}
+    response = client.post(f"{API}/canvas", json={"name": "Fits", "document": {**document(), "ui": fits}})
+    assert response.status_code == 201, response.json
 
 
 # --- jobs and events -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { createStore } from "./state/store.js";
 import { createHistory } from "./state/history.js";
 import { createCanvas } from "./canvas/index.js";
 import { ApiError, createApi } from "./api.js";
-import { DEFAULT_BBOX, DEFAULT_SETTINGS, createDocumentBuilder, newLayer, recordsFromDocument } from "./document.js";
+import { DEFAULT_BBOX, DEFAULT_SETTINGS, canonicalJson, createDocumentBuilder, migrateExtras, newLayer, recordsFromDocument } from "./document.js";
 import { createCanvasMenu } from "./panels/canvases.js";
 import { debounce, loadBitmap, typingTarget } from "./panels/dom.js";
 import { createGallery } from "./panels/gallery.js";
@@ -19,9 +19,15 @@ import { createToasts } from "./panels/toasts.js";
 import { DEFAULT_TOOL, TOOLS, createToolbar } from "./panels/toolbar.js";
 import { createViewer } from "./panels/viewer.js";
 
+// localStorage holds only which canvas this browser has open: everything else (layer names, lock,
+// colours, empty layers, staging, the random-seed toggle, the board, running jobs) is saved in the
+// server's document, so another browser restores the same canvas. The legacy keys below are read once,
+// to migrate what older versions kept here, and then removed. (Per-browser layout, collapsed panels
+// and expanded board-tree nodes, stays here too: it changes nothing a canvas restores.)
 const CURRENT_KEY = "invokeCanvas.current";
-const EXTRAS_KEY = (id) => `invokeCanvas.extras.${id}`;
-const JOBS_KEY = (id) => `invokeCanvas.jobs.${id || "new"}`;
+const LEGACY_EXTRAS_KEY = (id) => `invokeCanvas.extras.${id}`;
+const LEGACY_JOBS_KEY = (id) => `invokeCanvas.jobs.${id || "new"}`;
+const LEGACY_BOARD_KEY = "invokeCanvas.board";
 const AUTOSAVE_MS = 2000;
 const TERMINAL = new Set(["completed", "failed", "canceled"]);
 
@@ -51,12 +57,11 @@ function readJson(key, fallback) {
   }
 }
 
-function writeJson(key, value) {
+function removeKey(key) {
   try {
-    if (value === null || value === undefined) localStorage.removeItem(key);
-    else localStorage.setItem(key, JSON.stringify(value));
+    localStorage.removeItem(key);
   } catch {
-    /* storage full or disabled: the server copy still holds the document */
+    /* storage disabled */
   }
 }
 
@@ -144,6 +149,7 @@ async function main() {
     api,
     toasts,
     guard,
+    onSelect: () => markDirty(),
     onOpen: (image, neighbours) => viewer.open(image, neighbours),
   });
   const viewer = createViewer({
@@ -345,17 +351,18 @@ async function main() {
   window.addEventListener("drop", (e) => e.preventDefault());
 
   // ---- document, invoke, staging -------------------------------------------------------------------------
-  const builder = createDocumentBuilder({ store, pixels, api });
+  /** Queue items of this canvas's invokes: item id -> {bbox, generation_id} (saved in the document's `ui`). */
+  let jobs = new Map();
+  const builder = createDocumentBuilder({ store, pixels, api, uiExtras: () => ({ board: gallery.selection, jobs }) });
   /** @type {{id: string|null, name: string}} */
   const current = { id: null, name: "Untitled canvas" };
-  /** Queue items of this canvas's invokes: item id -> {bbox, generation_id}. */
-  let jobs = new Map();
   let invoking = false;
   /** the item whose preview shows in the box */
   let previewItem = null;
 
+  /** The running jobs changed: save them with the canvas (a reload elsewhere still stages their results). */
   function saveJobs() {
-    writeJson(JOBS_KEY(current.id), [...jobs.entries()]);
+    markDirty();
   }
 
   async function invoke() {
@@ -372,8 +379,10 @@ async function main() {
       const out = await api.canvas.enqueue({ document, ...(board_id ? { board_id } : {}) });
       out.item_ids.forEach((id, i) => jobs.set(id, { bbox: document.bbox, generation_id: out.generation_ids[i] }));
       saveJobs();
-      // a fast job can finish before this reply arrives: replay what was heard about its items
+      // a fast job can progress or finish before this reply arrives: replay what was heard about its items
       for (const id of out.item_ids) {
+        const progress = recentProgress.get(id);
+        if (progress) onProgress(progress, { replay: true });
         const ev = recentStatus.get(id);
         if (ev && ev.generation_id === jobs.get(id)?.generation_id) onStatus(ev, { replay: true });
       }
@@ -472,9 +481,18 @@ async function main() {
     saveJobs();
   }
 
-  function onProgress(ev) {
-    queue.onProgress(ev);
+  /** The last progress event of recent items (a job's reply may arrive after its first steps). */
+  const recentProgress = new Map();
+  function onProgress(ev, { replay = false } = {}) {
+    if (!replay) {
+      queue.onProgress(ev);
+      recentProgress.delete(ev.item_id);
+      recentProgress.set(ev.item_id, ev);
+      if (recentProgress.size > 100) recentProgress.delete(recentProgress.keys().next().value);
+    }
     if (!jobs.has(ev.item_id)) return;
+    const status = recentStatus.get(ev.item_id)?.status;
+    if (status && TERMINAL.has(status)) return; // finished meanwhile: no stale preview
     previewItem = ev.item_id;
     if (ev.preview && ev.bbox) {
       const [x, y, width, height] = ev.bbox;
@@ -509,7 +527,7 @@ async function main() {
     disconnect: () => setConnection("offline", "Reconnecting…"),
     connect_error: () => setConnection("offline", "Server unreachable"),
     queue_item_status_changed: (ev) => onStatus(ev),
-    generation_progress: onProgress,
+    generation_progress: (ev) => onProgress(ev),
     image_added: (ev) => gallery.onImageAdded(ev.image),
     board_changed: (ev) => gallery.onBoardChanged(ev),
     model_install_progress: (ev) => {
@@ -546,9 +564,8 @@ async function main() {
     saving = (async () => {
       canvasMenu.setState("saving");
       try {
-        const { document, extras } = await builder.build({ forJob: false });
-        const text = JSON.stringify(document);
-        if (current.id) writeJson(EXTRAS_KEY(current.id), extras);
+        const { document } = await builder.build({ forJob: false });
+        const text = canonicalJson(document);
         if (text === lastSaved && !named && current.id) {
           canvasMenu.setState("saved");
           return;
@@ -558,16 +575,10 @@ async function main() {
           document,
           autosave: !named,
         });
-        const isNew = !current.id;
         current.id = out.id;
         current.name = out.name;
         lastSaved = text;
         localStorage.setItem(CURRENT_KEY, out.id);
-        writeJson(EXTRAS_KEY(out.id), extras);
-        if (isNew) {
-          writeJson(JOBS_KEY(null), null);
-          saveJobs();
-        }
         canvasMenu.setName(out.name);
         canvasMenu.setState("saved");
         if (named) toasts.success(`Saved "${out.name}" (version ${out.current_version})`);
@@ -651,17 +662,24 @@ async function main() {
       await saveNow();
     }
     const out = await api.canvas.load(id, { quiet });
-    const extras = readJson(EXTRAS_KEY(id), null);
-    const r = recordsFromDocument(out.document, extras);
+    // a canvas saved by an older version: what this browser kept beside it moves into the document
+    const legacy = out.document.ui ? null : readJson(LEGACY_EXTRAS_KEY(id), null);
+    const doc = legacy ? migrateExtras(out.document, legacy, readJson(LEGACY_JOBS_KEY(id), [])) : out.document;
+    removeKey(LEGACY_EXTRAS_KEY(id));
+    removeKey(LEGACY_JOBS_KEY(id));
+    const r = recordsFromDocument(doc);
     await loadState([r.bbox, r.settings, ...(r.staging ? [r.staging] : []), ...r.layers], r.imports);
     current.id = out.canvas.id;
     current.name = out.canvas.name;
     localStorage.setItem(CURRENT_KEY, current.id);
-    jobs = new Map(readJson(JOBS_KEY(current.id), []));
-    lastSaved = JSON.stringify(out.document);
+    jobs = new Map(r.jobs);
+    if (r.board) gallery.restoreSelection(r.board);
+    lastSaved = canonicalJson(out.document);
     canvasMenu.setName(current.name);
     canvasMenu.setState("saved");
     requestAnimationFrame(() => canvas.fit());
+    if (doc !== out.document) markDirty(); // save the migrated state on the server
+    if (jobs.size) guard(resync); // results of jobs that finished while the canvas was closed
     if (!quiet) toasts.info(`Opened "${current.name}"`);
   }
 
@@ -685,14 +703,12 @@ async function main() {
   async function saveAs(name) {
     if (autosave.pending()) autosave.cancel();
     await saveNow();
-    const { document, extras } = await builder.build({ forJob: false });
+    const { document } = await builder.build({ forJob: false });
     const out = await api.canvas.save({ name, document, autosave: false });
-    writeJson(EXTRAS_KEY(out.id), extras);
     current.id = out.id;
     current.name = out.name;
-    lastSaved = JSON.stringify(document);
+    lastSaved = canonicalJson(document);
     localStorage.setItem(CURRENT_KEY, out.id);
-    jobs = new Map();
     canvasMenu.setName(out.name);
     canvasMenu.setState("saved");
     toasts.success(`Saved as "${out.name}"`);
@@ -700,8 +716,8 @@ async function main() {
 
   async function deleteCanvas(id) {
     await api.canvas.remove(id);
-    writeJson(EXTRAS_KEY(id), null);
-    writeJson(JOBS_KEY(id), null);
+    removeKey(LEGACY_EXTRAS_KEY(id));
+    removeKey(LEGACY_JOBS_KEY(id));
     toasts.info("Canvas deleted");
     if (id !== current.id) return;
     autosave.cancel();
@@ -781,6 +797,8 @@ async function main() {
   renderHistoryButtons();
 
   await Promise.all([guard(loadModels), guard(() => gallery.loadTree().then(() => gallery.reload()))]);
+  removeKey(LEGACY_BOARD_KEY); // the selected board is saved with the canvas now
+  removeKey(LEGACY_JOBS_KEY(null));
   const saved = localStorage.getItem(CURRENT_KEY);
   if (saved) {
     try {

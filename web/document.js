@@ -1,12 +1,16 @@
 // The canvas-document builder: store records + layer pixels -> the JSON document the server takes
-// (`CanvasDocumentIn`: {bbox, layers: [{id, kind, x, y, image_id, opacity, visible, region, control}],
-// params}) for `POST /api/v1/canvas/jobs` and for autosave (`POST /api/v1/canvas`).
+// (`CanvasDocumentIn`: {bbox, layers: [{id, kind, x, y, image_id, opacity, visible, region, control,
+// name, locked, color}], params, ui}) for `POST /api/v1/canvas/jobs` and for autosave (`POST /api/v1/canvas`).
 //
 // Each layer's pixels are uploaded once as an image asset; a fingerprint of the exported pixels
 // (position, size, two 32-bit hashes) decides whether a layer changed since its last upload, so an
-// unchanged layer is never uploaded again. The server's document schema is strict: what it has no
-// field for (layer names, lock, colours, staging, the random-seed toggle) travels in "extras", kept
-// beside the canvas id in localStorage by app.js.
+// unchanged layer is never uploaded again.
+//
+// The saved document holds everything a restore needs, so any browser restores the same canvas:
+// layers bottom first (their order is the stacking order, z), each with its name, lock and colour; a
+// layer with no pixels yet is kept without an `image_id`; `ui` holds the rest of the front end's state
+// (the random-seed toggle and the seed, the staging area, the selected board, jobs still running).
+// A job document leaves empty layers out (the server requires pixels for a job's layers) and needs no `ui`.
 //
 // The pure parts (mapping, fingerprint, tracker, restore) need no DOM and are unit-tested.
 
@@ -111,25 +115,29 @@ export function paramsFromSettings(s) {
   return params;
 }
 
+const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
+export const NAME_MAX = 200;
+
 /**
- * One layer of the document: the record's settings, the asset's position and image id.
+ * One layer of the document: the record's settings (name, lock and colour included), and the
+ * asset's position and image id. `asset` null: a layer with no pixels yet (saved without `image_id`;
+ * a job leaves such layers out).
  * A control layer needs a ControlNet model: a job (`strict`) refuses it without one with a clear
  * error; a save keeps the layer and leaves its control settings out until a model is chosen.
  * @param {LayerRecord} layer
- * @param {Asset} asset
+ * @param {Asset|null} asset
  * @param {{strict?: boolean}} [o]
  */
 export function layerToJson(layer, asset, { strict = true } = {}) {
   /** @type {Record<string, any>} */
-  const out = {
-    id: layer.id,
-    kind: layer.kind,
-    x: Math.round(asset.x),
-    y: Math.round(asset.y),
-    image_id: asset.image_id,
-    opacity: clamp01(layer.opacity ?? 1),
-    visible: layer.visible !== false,
-  };
+  const out = { id: layer.id, kind: layer.kind };
+  if (asset) {
+    out.x = Math.round(asset.x);
+    out.y = Math.round(asset.y);
+    out.image_id = asset.image_id;
+  }
+  out.opacity = clamp01(layer.opacity ?? 1);
+  out.visible = layer.visible !== false;
   if (layer.kind === "regional_guidance") {
     out.region = { prompt: layer.prompt || "", negative_prompt: layer.negative_prompt || "" };
   }
@@ -137,16 +145,20 @@ export function layerToJson(layer, asset, { strict = true } = {}) {
     const c = layer.control || /** @type {any} */ ({});
     if (!c.model) {
       if (strict) throw new Error(`control layer "${layer.name || layer.id}" has no ControlNet model: choose one or hide the layer`);
-      return out;
+    } else {
+      out.control = {
+        model: c.model,
+        preprocessor: c.preprocessor || "none",
+        weight: Number(c.weight ?? 1),
+        begin: clamp01(Number(c.begin ?? 0)),
+        end: clamp01(Number(c.end ?? 1)),
+      };
     }
-    out.control = {
-      model: c.model,
-      preprocessor: c.preprocessor || "none",
-      weight: Number(c.weight ?? 1),
-      begin: clamp01(Number(c.begin ?? 0)),
-      end: clamp01(Number(c.end ?? 1)),
-    };
   }
+  const name = typeof layer.name === "string" ? layer.name.trim().slice(0, NAME_MAX) : "";
+  if (name) out.name = name;
+  out.locked = !!layer.locked;
+  if (typeof layer.color === "string" && COLOR_RE.test(layer.color)) out.color = layer.color.toLowerCase();
   return out;
 }
 
@@ -263,10 +275,11 @@ export function createAssetTracker() {
  *   readPixels: (exported: Exported) => ArrayLike<number>,
  *   upload: (exported: Exported, layer: LayerRecord) => Promise<string>,
  *   tracker: ReturnType<typeof createAssetTracker>,
- *   forJob?: boolean,                  true: only visible layers (a generation); false: all (a save)
+ *   forJob?: boolean,                  true: only visible layers with pixels (a generation); false: all (a save)
+ *   ui?: Record<string, any>|null,     the front end's state, saved as `ui` (saves only)
  * }} o
- * @returns {Promise<{document: {bbox: any, layers: any[], params: any}, empty: string[]}>}
- *   `empty`: ids of layers with no pixels (left out of the document)
+ * @returns {Promise<{document: {bbox: any, layers: any[], params: any, ui?: any}, empty: string[]}>}
+ *   `empty`: ids of layers with no pixels (saved without an image_id; left out of a job)
  */
 export async function buildDocument(o) {
   const chosen = o.layers.filter((l) => !o.forJob || l.visible !== false);
@@ -275,106 +288,145 @@ export async function buildDocument(o) {
   const entries = await Promise.all(
     chosen.map(async (layer) => {
       if (o.forJob && layer.kind === "control" && !(layer.control && layer.control.model)) {
-        layerToJson(layer, { image_id: "", x: 0, y: 0 }); // throws the clear error before any upload
+        layerToJson(layer, null); // throws the clear error before any upload
       }
       const exported = o.exportLayer(layer.id);
       if (!exported || !exported.width || !exported.height) {
         empty.push(layer.id);
-        return null;
+        return o.forJob ? null : layerToJson(layer, null, { strict: false });
       }
       const fp = fingerprint(o.readPixels(exported), exported.width, exported.height, exported.x, exported.y);
       const imageId = await o.tracker.resolve(layer.id, fp, () => o.upload(exported, layer));
       return layerToJson(layer, { image_id: imageId, x: exported.x, y: exported.y }, { strict: !!o.forJob });
     }),
   );
-  return {
-    document: {
-      bbox: bboxToJson(o.bbox),
-      layers: entries.filter(Boolean),
-      params: paramsFromSettings(o.settings),
-    },
-    empty,
+  /** @type {{bbox: any, layers: any[], params: any, ui?: any}} */
+  const document = {
+    bbox: bboxToJson(o.bbox),
+    layers: entries.filter(Boolean),
+    params: paramsFromSettings(o.settings),
   };
+  if (!o.forJob && o.ui) document.ui = o.ui;
+  return { document, empty };
 }
 
 /**
- * What the server's strict document cannot hold, kept beside it (localStorage).
- * @param {{layers: LayerRecord[], settings: Record<string, any>, staging?: any}} o
- * @param {string[]} emptyIds layers with no pixels (kept so an empty layer survives a reload)
+ * The document's `ui`: what the front end needs beyond layers and params to restore the canvas as
+ * it was, in any browser.
+ * @param {{settings: Record<string, any>, staging?: any, board?: string|null,
+ *   jobs?: Iterable<[number, {bbox: any, generation_id?: string}]>}} o
  */
-export function documentExtras(o, emptyIds = []) {
-  const empty = new Set(emptyIds);
-  return {
-    v: 1,
-    layers: o.layers.map((l) => {
-      const { type, ...rest } = l;
-      return { ...rest, empty: empty.has(l.id) };
-    }),
-    settings: { seed: o.settings.seed, random_seed: !!o.settings.random_seed },
-    staging: o.staging && o.staging.items && o.staging.items.length ? o.staging : null,
-  };
+export function uiState(o) {
+  const s = o.settings || {};
+  /** @type {Record<string, any>} */
+  const ui = { v: 2, random_seed: s.random_seed !== false };
+  if (typeof s.seed === "number" && Number.isFinite(s.seed)) ui.seed = s.seed;
+  const st = o.staging;
+  if (st && Array.isArray(st.items) && st.items.length) {
+    ui.staging = { items: st.items, index: st.index || 0, bbox: st.bbox ?? null };
+  }
+  if (o.board) ui.board = o.board;
+  const jobs = o.jobs ? [...o.jobs] : [];
+  if (jobs.length) ui.jobs = jobs.map(([item_id, job]) => ({ item_id, bbox: job.bbox, generation_id: job.generation_id ?? null }));
+  return ui;
 }
 
 /**
- * The records to load from a saved document (and its extras, when this browser has them), and the
- * pixels to import afterwards.
- * @param {{bbox: any, layers: any[], params: any}} document
- * @param {ReturnType<typeof documentExtras>|null} [extras]
+ * The records to load from a saved document, the pixels to import afterwards and the rest of the
+ * UI state (staging, jobs, board).
+ * @param {{bbox: any, layers: any[], params: any, ui?: any}} document
  */
-export function recordsFromDocument(document, extras = null) {
-  const byId = new Map((extras && Array.isArray(extras.layers) ? extras.layers : []).map((l) => [l.id, l]));
-  const docIds = new Set((document.layers || []).map((l) => l.id));
+export function recordsFromDocument(document) {
+  const ui = document.ui && typeof document.ui === "object" ? document.ui : {};
   /** @type {LayerRecord[]} */
   const layers = [];
   /** @type {{layer_id: string, image_id: string, x: number, y: number}[]} */
   const imports = [];
-  let index = 0;
+  /** @type {Record<string, number>} */
+  const perKind = {};
   for (const l of document.layers || []) {
-    const extra = byId.get(l.id) || {};
-    index += 1;
-    const base = newLayer(l.kind, { id: l.id, index });
+    if (!l || !LAYER_KINDS.includes(l.kind)) continue;
+    perKind[l.kind] = (perKind[l.kind] || 0) + 1;
+    const base = newLayer(l.kind, { id: l.id, index: perKind[l.kind] });
     /** @type {LayerRecord} */
     const rec = {
       ...base,
-      name: extra.name || base.name,
-      locked: !!extra.locked,
-      color: extra.color || base.color,
+      name: typeof l.name === "string" && l.name ? l.name : base.name,
+      locked: !!l.locked,
       opacity: l.opacity ?? 1,
       visible: l.visible !== false,
-      z: typeof extra.z === "number" ? extra.z : index,
+      z: layers.length + 1,
       x: 0,
       y: 0,
     };
-    if (!rec.color) delete rec.color;
+    if (typeof l.color === "string" && COLOR_RE.test(l.color)) rec.color = l.color;
     if (l.region) {
       rec.prompt = l.region.prompt || "";
       rec.negative_prompt = l.region.negative_prompt || "";
     }
     if (l.control) rec.control = { ...l.control };
     layers.push(rec);
-    imports.push({ layer_id: l.id, image_id: l.image_id, x: l.x || 0, y: l.y || 0 });
+    if (l.image_id) imports.push({ layer_id: l.id, image_id: l.image_id, x: l.x || 0, y: l.y || 0 });
   }
-  for (const extra of byId.values()) {
-    if (docIds.has(extra.id) || !extra.empty || !LAYER_KINDS.includes(extra.kind)) continue;
-    const { empty, ...rest } = extra;
-    layers.push({ ...newLayer(extra.kind, { id: extra.id }), ...rest, type: "layer", x: 0, y: 0 });
-  }
-  layers.sort((a, b) => a.z - b.z);
-  layers.forEach((l, i) => (l.z = i + 1));
   const p = document.params || {};
   const settings = { ...DEFAULT_SETTINGS };
   for (const key of Object.keys(DEFAULT_SETTINGS)) {
     if (key in p && key !== "id" && key !== "type") settings[key] = p[key];
   }
-  settings.random_seed = p.seed === undefined || p.seed === null;
-  if (extras && extras.settings) {
-    settings.random_seed = !!extras.settings.random_seed;
-    if (typeof extras.settings.seed === "number") settings.seed = extras.settings.seed;
-  }
-  if (typeof p.seed === "number") settings.seed = p.seed;
+  const fixed = typeof p.seed === "number";
+  settings.random_seed = typeof ui.random_seed === "boolean" ? ui.random_seed : !fixed;
+  if (fixed) settings.seed = p.seed;
+  else if (typeof ui.seed === "number") settings.seed = ui.seed;
   const bbox = { ...DEFAULT_BBOX, ...(document.bbox || {}) };
-  const staging = extras && extras.staging ? { ...extras.staging, id: "staging", type: "staging" } : null;
-  return { layers, imports, settings, bbox, staging };
+  const st = ui.staging;
+  const staging =
+    st && Array.isArray(st.items) && st.items.length
+      ? { id: "staging", type: "staging", items: st.items, index: Math.min(Math.max(0, st.index || 0), st.items.length - 1), bbox: st.bbox ?? null }
+      : null;
+  /** @type {[number, {bbox: any, generation_id: string|null}][]} */
+  const jobs = (Array.isArray(ui.jobs) ? ui.jobs : [])
+    .filter((j) => j && Number.isInteger(j.item_id))
+    .map((j) => [j.item_id, { bbox: j.bbox, generation_id: j.generation_id ?? null }]);
+  const board = typeof ui.board === "string" ? ui.board : null;
+  return { layers, imports, settings, bbox, staging, jobs, board };
+}
+
+/**
+ * A document saved before the server held the UI state, with the extras this browser kept in
+ * localStorage (format v1): the same document in the current format (names, lock, colours and empty
+ * layers on the layers, the rest in `ui`). A one-time migration.
+ * @param {{bbox: any, layers: any[], params: any, ui?: any}} document
+ * @param {any} extras
+ * @param {any[]} [jobs] the item id -> job entries this browser kept
+ */
+export function migrateExtras(document, extras, jobs = []) {
+  if (document.ui || !extras || extras.v !== 1 || !Array.isArray(extras.layers)) return document;
+  const byId = new Map(extras.layers.map((l) => [l.id, l]));
+  const docIds = new Set((document.layers || []).map((l) => l.id));
+  const entries = (document.layers || []).map((l, i) => {
+    const extra = byId.get(l.id) || {};
+    const layer = { ...l };
+    if (extra.name) layer.name = String(extra.name).slice(0, NAME_MAX);
+    layer.locked = !!extra.locked;
+    if (typeof extra.color === "string" && COLOR_RE.test(extra.color)) layer.color = extra.color;
+    return { z: typeof extra.z === "number" ? extra.z : i + 1, layer };
+  });
+  for (const extra of extras.layers) {
+    if (docIds.has(extra.id) || !extra.empty || !LAYER_KINDS.includes(extra.kind)) continue;
+    const record = { ...newLayer(extra.kind, { id: extra.id }), ...extra, type: "layer" };
+    entries.push({ z: typeof extra.z === "number" ? extra.z : entries.length + 1, layer: layerToJson(record, null, { strict: false }) });
+  }
+  entries.sort((a, b) => a.z - b.z);
+  const settings = { random_seed: document.params?.seed === undefined || document.params?.seed === null, ...(extras.settings || {}) };
+  const ui = uiState({ settings, staging: extras.staging, jobs });
+  return { ...document, layers: entries.map((e) => e.layer), ui };
+}
+
+/** JSON with object keys sorted: equal documents give equal text, whatever the key order. */
+export function canonicalJson(value) {
+  return JSON.stringify(value, (_key, v) =>
+    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+  );
 }
 
 // ---- DOM side: the builder bound to a canvas and the API ---------------------------------------------
@@ -399,9 +451,10 @@ export function canvasToPng(canvas) {
 
 /**
  * The document builder bound to the store, the canvas pixels and the API.
- * @param {{store: any, pixels: any, api: any}} deps
+ * @param {{store: any, pixels: any, api: any, uiExtras?: () => {board?: string|null, jobs?: Iterable<[number, any]>}}} deps
+ *   uiExtras: state the store does not hold (the gallery's board, running jobs), saved in `ui`
  */
-export function createDocumentBuilder({ store, pixels, api }) {
+export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}) }) {
   const tracker = createAssetTracker();
 
   async function upload(exported, layer) {
@@ -415,10 +468,9 @@ export function createDocumentBuilder({ store, pixels, api }) {
    * @param {{forJob?: boolean}} [o]
    */
   async function build(o = {}) {
-    const layers = store.layers();
     const settings = store.get("settings") || DEFAULT_SETTINGS;
     const result = await buildDocument({
-      layers,
+      layers: store.layers(),
       bbox: store.get("bbox") || DEFAULT_BBOX,
       settings,
       exportLayer: (id) => pixels.exportLayer(id),
@@ -426,9 +478,9 @@ export function createDocumentBuilder({ store, pixels, api }) {
       upload,
       tracker,
       forJob: !!o.forJob,
+      ui: o.forJob ? null : uiState({ settings, staging: store.get("staging"), ...uiExtras() }),
     });
-    const extras = documentExtras({ layers, settings, staging: store.get("staging") }, result.empty);
-    return { document: result.document, extras };
+    return { document: result.document, empty: result.empty };
   }
 
   /** After importing a layer's pixels from an asset: remember them so they are not uploaded again. */

@@ -8,7 +8,6 @@ from ..api import API_PREFIX, route
 from ..events import QueueItemStatusChanged
 from ..jobs import check_document, split_batch
 from ..schemas import (
-    CanvasDocumentIn,
     CanvasLoadOut,
     CanvasLoadQuery,
     CanvasOut,
@@ -16,6 +15,7 @@ from ..schemas import (
     CanvasSaveIn,
     CanvasVersionOut,
     CountOut,
+    JobDocumentIn,
     JobIn,
     JobOut,
 )
@@ -37,7 +37,7 @@ def enqueue_job(body: JobIn):
         document = body.document
     else:
         record, raw = canvases.load_canvas(s.db, body.canvas_id, body.version)
-        document = CanvasDocumentIn.model_validate(raw)
+        document = JobDocumentIn.from_saved(raw)  # empty layers (no pixels yet) left out
         version = body.version or record.current_version
     check_document(document, s.db, s.registry)
     if body.board_id is not None:
@@ -59,8 +59,8 @@ def enqueue_job(body: JobIn):
 
 @route(bp, "", "POST", summary="Save a canvas document (a new version; autosaves are capped)", body=CanvasSaveIn, response=CanvasOut, status=201, errors=ERRORS)
 def save(body: CanvasSaveIn):
-    CanvasDocumentIn.model_validate(body.document)  # layers by asset id, never inline pixels
-    return _out(canvases.save_canvas(services().db, body.name, body.document, body.canvas_id, body.autosave))
+    document = body.document.model_dump(mode="json", exclude_unset=True)  # what was sent, validated
+    return _out(canvases.save_canvas(services().db, body.name, document, body.canvas_id, body.autosave))
 
 
 @route(bp, "", "GET", summary="Saved canvases", response=list[CanvasOut], errors=(401,))

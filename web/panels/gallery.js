@@ -12,18 +12,20 @@ const GAP = 4;
 const MIN_CELL = 84;
 /** Canvas assets (layer pixels, masks) are stored as images too; the gallery leaves them out. */
 export const HIDDEN_CATEGORIES = new Set(["layer", "mask"]);
-const SELECTED_KEY = "invokeCanvas.board";
 
 /**
+ * The selected board is canvas state (saved in the canvas document's `ui` by app.js, restored with
+ * `restoreSelection`); `onSelect` tells the app a person picked another board.
  * @param {{el: HTMLElement, api: any, toasts: any, guard: (fn: () => any) => any,
- *   onOpen: (image: any, neighbours: {prev: () => any, next: () => any}) => void}} o
+ *   onOpen: (image: any, neighbours: {prev: () => any, next: () => any}) => void,
+ *   onSelect?: (selection: string) => void}} o
  */
-export function createGallery({ el, api, toasts, guard, onOpen }) {
+export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () => {} }) {
   /** @type {any[]} */
   let tree = [];
   /** @type {Map<string, any>} */
   const boards = new Map();
-  let selected = localStorage.getItem(SELECTED_KEY) || ALL;
+  let selected = ALL;
   const expanded = new Set(JSON.parse(localStorage.getItem("invokeCanvas.expanded") || "[]"));
   /** @type {any[]} */
   let images = [];
@@ -251,12 +253,17 @@ export function createGallery({ el, api, toasts, guard, onOpen }) {
     return tree;
   }
 
-  function select(id) {
+  function select(id, { quiet = false } = {}) {
     if (selected === id) return;
     selected = id;
-    localStorage.setItem(SELECTED_KEY, id);
     renderTree();
     reload();
+    if (!quiet) onSelect(id);
+  }
+
+  /** Select what a saved canvas had selected ("__all__", "none" or a board id); a board that is gone: all images. */
+  function restoreSelection(id) {
+    select(id === ALL || id === NONE || boards.has(id) ? id : ALL, { quiet: true });
   }
 
   // ---- filters -----------------------------------------------------------------------------------------
@@ -542,6 +549,11 @@ export function createGallery({ el, api, toasts, guard, onOpen }) {
     loadTree,
     reload,
     select,
+    restoreSelection,
+    /** the raw selection: "__all__", "none" or a board id (saved with the canvas) */
+    get selection() {
+      return selected;
+    },
     get selectedBoard() {
       return selected === ALL || selected === NONE ? null : selected;
     },

@@ -5,13 +5,15 @@ import assert from "node:assert/strict";
 import {
   DEFAULT_SETTINGS,
   buildDocument,
+  canonicalJson,
   createAssetTracker,
-  documentExtras,
   fingerprint,
   layerToJson,
+  migrateExtras,
   newLayer,
   paramsFromSettings,
   recordsFromDocument,
+  uiState,
 } from "../document.js";
 
 /** A fake exported layer: `fill` bytes, w x h at (x, y). */
@@ -47,9 +49,19 @@ function fakeUploader() {
 const BBOX = { id: "bbox", x: 8, y: 16, width: 512, height: 768 };
 
 test("layerToJson maps a raster layer to the server's LayerIn fields only", () => {
-  const layer = { ...newLayer("raster", { id: "r1" }), opacity: 0.5, visible: false, name: "Sky", locked: true };
+  const layer = { ...newLayer("raster", { id: "r1" }), opacity: 0.5, visible: false, name: "Sky", locked: true, z: 4 };
   const json = layerToJson(layer, { image_id: "a".repeat(32), x: 10.4, y: -3 });
-  assert.deepEqual(json, { id: "r1", kind: "raster", x: 10, y: -3, image_id: "a".repeat(32), opacity: 0.5, visible: false });
+  assert.deepEqual(json, { id: "r1", kind: "raster", x: 10, y: -3, image_id: "a".repeat(32), opacity: 0.5, visible: false, name: "Sky", locked: true });
+});
+
+test("layerToJson: an empty layer has no image_id or position; names are clamped, colours checked", () => {
+  const mask = { ...newLayer("inpaint_mask", { id: "m" }), name: "  " + "n".repeat(300), color: "#A0B1C2" };
+  const json = layerToJson(mask, null, { strict: false });
+  assert.deepEqual(Object.keys(json), ["id", "kind", "opacity", "visible", "name", "locked", "color"]);
+  assert.equal(json.name.length, 200);
+  assert.equal(json.color, "#a0b1c2");
+  assert.equal(layerToJson({ ...mask, color: "red", name: " " }, null).color, undefined, "not #rrggbb: left out");
+  assert.equal("name" in layerToJson({ ...mask, name: " " }, null), false, "a blank name is left out (the server needs 1..200)");
 });
 
 test("layerToJson adds region prompts and control settings", () => {
@@ -67,7 +79,7 @@ test("layerToJson adds region prompts and control settings", () => {
   const mask = layerToJson(newLayer("inpaint_mask", { id: "m" }), { image_id: "d".repeat(32), x: 0, y: 0 });
   assert.equal(mask.region, undefined);
   assert.equal(mask.control, undefined);
-  assert.equal(mask.color, undefined, "colour is not a server field");
+  assert.equal(mask.color, "#e0533d", "the mask tint is saved");
 });
 
 test("a control layer without a model is a clear error for a job, and saved without control", () => {
@@ -164,7 +176,7 @@ test("concurrent builds share one upload per layer", async () => {
   assert.equal(a.document.layers[0].image_id, b.document.layers[0].image_id);
 });
 
-test("jobs take visible layers only; saves keep hidden ones; empty layers are listed apart", async () => {
+test("jobs take visible layers with pixels only; saves keep hidden and empty ones in order", async () => {
   const shown = newLayer("raster", { id: "shown", z: 1 });
   const hidden = { ...newLayer("raster", { id: "hidden", z: 2 }), visible: false };
   const blank = newLayer("raster", { id: "blank", z: 3 });
@@ -175,11 +187,16 @@ test("jobs take visible layers only; saves keep hidden ones; empty layers are li
   const job = await buildDocument({ ...args, forJob: true });
   assert.deepEqual(job.document.layers.map((l) => l.id), ["shown"]);
   assert.deepEqual(job.empty, ["blank"]);
-  const save = await buildDocument({ ...args, forJob: false });
-  assert.deepEqual(save.document.layers.map((l) => [l.id, l.visible]), [
-    ["shown", true],
-    ["hidden", false],
+  assert.equal("ui" in job.document, false);
+  const save = await buildDocument({ ...args, forJob: false, ui: { v: 2, random_seed: true } });
+  assert.deepEqual(save.document.layers.map((l) => [l.id, l.visible, l.image_id ?? null]), [
+    ["shown", true, save.document.layers[0].image_id],
+    ["hidden", false, save.document.layers[1].image_id],
+    ["blank", true, null],
   ]);
+  assert.equal("x" in save.document.layers[2], false);
+  assert.deepEqual(save.empty, ["blank"]);
+  assert.deepEqual(save.document.ui, { v: 2, random_seed: true });
 });
 
 test("a save keeps a model-less control layer; a job with one fails before uploading anything", async () => {
@@ -208,50 +225,127 @@ test("a restored layer remembered by the tracker is not uploaded again", async (
   assert.equal(out.document.layers[0].image_id, "f".repeat(32));
 });
 
-test("a saved document and its extras restore the same records", async () => {
+test("a saved document restores the same records in any browser (no localStorage)", async () => {
   const r1 = { ...newLayer("raster", { id: "r1", z: 1 }), name: "Background", locked: true };
   const g = { ...newLayer("regional_guidance", { id: "g", z: 2 }), prompt: "sea", color: "#123456", opacity: 0.4 };
-  const blank = { ...newLayer("raster", { id: "blank", z: 3 }), name: "Empty" };
+  const blank = { ...newLayer("raster", { id: "blank", z: 3 }), name: "Empty", locked: true };
+  const m = { ...newLayer("inpaint_mask", { id: "m", z: 4 }), name: "Mask", color: "#00ff00", visible: false };
   const settings = { ...DEFAULT_SETTINGS, prompt: "a harbour", seed: 99, random_seed: true, steps: 12 };
-  const staging = { id: "staging", type: "staging", items: [{ image_id: "x", url: "/u", item_id: 3 }], index: 0, bbox: BBOX };
-  const canvas = fakeCanvas({ r1: exported(0, 0, 8, 8, 1), g: exported(32, 8, 8, 8, 2) });
+  const staging = { id: "staging", type: "staging", items: [{ image_id: "x", url: "/u", item_id: 3, bbox: BBOX }], index: 0, bbox: BBOX };
+  const jobs = new Map([[17, { bbox: { x: 0, y: 0, width: 64, height: 64 }, generation_id: "gen17" }]]);
+  const canvas = fakeCanvas({ r1: exported(0, 0, 8, 8, 1), g: exported(32, 8, 8, 8, 2), m: exported(4, 4, 4, 4, 3) });
   const up = fakeUploader();
-  const built = await buildDocument({ layers: [r1, g, blank], bbox: BBOX, settings, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker: createAssetTracker() });
-  const extras = documentExtras({ layers: [r1, g, blank], settings, staging }, built.empty);
+  const ui = uiState({ settings, staging, board: "board-1", jobs });
+  const tracker = createAssetTracker();
+  const built = await buildDocument({ layers: [r1, g, blank, m], bbox: BBOX, settings, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker, ui });
   const json = JSON.parse(JSON.stringify(built.document)); // as the server stores it
-  const restored = recordsFromDocument(json, JSON.parse(JSON.stringify(extras)));
+  assert.deepEqual(json.ui, {
+    v: 2,
+    random_seed: true,
+    seed: 99,
+    staging: { items: staging.items, index: 0, bbox: BBOX },
+    board: "board-1",
+    jobs: [{ item_id: 17, bbox: { x: 0, y: 0, width: 64, height: 64 }, generation_id: "gen17" }],
+  });
+  const restored = recordsFromDocument(json);
 
-  assert.deepEqual(restored.layers.map((l) => [l.id, l.name, l.z]), [
-    ["r1", "Background", 1],
-    ["g", "Region 1", 2],
-    ["blank", "Empty", 3],
+  assert.deepEqual(restored.layers.map((l) => [l.id, l.name, l.z, l.locked, l.visible, l.color ?? null]), [
+    ["r1", "Background", 1, true, true, null],
+    ["g", "Region 1", 2, false, true, "#123456"],
+    ["blank", "Empty", 3, true, true, null],
+    ["m", "Mask", 4, false, false, "#00ff00"],
   ]);
-  assert.equal(restored.layers[0].locked, true);
-  assert.equal(restored.layers[1].color, "#123456");
   assert.equal(restored.layers[1].prompt, "sea");
   assert.equal(restored.layers[1].opacity, 0.4);
   assert.deepEqual(restored.imports, [
     { layer_id: "r1", image_id: built.document.layers[0].image_id, x: 0, y: 0 },
     { layer_id: "g", image_id: built.document.layers[1].image_id, x: 32, y: 8 },
+    { layer_id: "m", image_id: built.document.layers[3].image_id, x: 4, y: 4 },
   ]);
   assert.equal(restored.settings.prompt, "a harbour");
   assert.equal(restored.settings.steps, 12);
   assert.equal(restored.settings.random_seed, true);
   assert.equal(restored.settings.seed, 99);
   assert.equal(restored.bbox.width, 768 - 256);
-  assert.deepEqual(restored.staging.items, staging.items);
+  assert.deepEqual(restored.staging, { id: "staging", type: "staging", items: staging.items, index: 0, bbox: BBOX });
+  assert.deepEqual(restored.jobs, [[17, { bbox: { x: 0, y: 0, width: 64, height: 64 }, generation_id: "gen17" }]]);
+  assert.equal(restored.board, "board-1");
+
+  // the round trip is stable: rebuilding from the restored records gives the same document
+  const again = await buildDocument({
+    layers: restored.layers,
+    bbox: restored.bbox,
+    settings: restored.settings,
+    exportLayer: canvas.exportLayer,
+    readPixels: canvas.readPixels,
+    upload: up.upload,
+    tracker,
+    ui: uiState({ settings: restored.settings, staging: restored.staging, board: restored.board, jobs: restored.jobs }),
+  });
+  assert.equal(canonicalJson(again.document), canonicalJson(json));
 });
 
-test("a document restores without extras (another browser)", () => {
+test("a fixed seed comes from params; a random one from ui", () => {
+  const fixed = recordsFromDocument({ bbox: BBOX, layers: [], params: { seed: 5 }, ui: { v: 2, random_seed: false, seed: 1 } });
+  assert.equal(fixed.settings.seed, 5);
+  assert.equal(fixed.settings.random_seed, false);
+  const random = recordsFromDocument({ bbox: BBOX, layers: [], params: {}, ui: { v: 2, random_seed: true, seed: 1 } });
+  assert.equal(random.settings.seed, 1);
+  assert.equal(random.settings.random_seed, true);
+});
+
+test("a document without ui (an older save) restores with defaults", () => {
   const doc = {
     bbox: { x: 0, y: 0, width: 64, height: 64 },
     layers: [{ id: "a", kind: "inpaint_mask", x: 1, y: 2, image_id: "1".repeat(32), opacity: 1, visible: true }],
     params: { prompt: "p", seed: 5, steps: 3 },
   };
-  const r = recordsFromDocument(doc, null);
+  const r = recordsFromDocument(doc);
   assert.equal(r.layers[0].kind, "inpaint_mask");
   assert.equal(r.layers[0].type, "layer");
+  assert.equal(r.layers[0].name, "Inpaint mask 1");
+  assert.equal(r.layers[0].color, "#e0533d");
   assert.equal(r.settings.seed, 5);
   assert.equal(r.settings.random_seed, false);
   assert.equal(r.staging, null);
+  assert.deepEqual(r.jobs, []);
+  assert.equal(r.board, null);
+});
+
+test("older localStorage extras migrate into the document once", () => {
+  const doc = {
+    bbox: { x: 0, y: 0, width: 64, height: 64 },
+    layers: [
+      { id: "top", kind: "raster", x: 0, y: 0, image_id: "1".repeat(32), opacity: 1, visible: true },
+      { id: "bottom", kind: "inpaint_mask", x: 0, y: 0, image_id: "2".repeat(32), opacity: 1, visible: true },
+    ],
+    params: { prompt: "p" },
+  };
+  const extras = {
+    v: 1,
+    layers: [
+      { id: "top", kind: "raster", name: "Top", z: 3, locked: true, empty: false },
+      { id: "bottom", kind: "inpaint_mask", name: "Bottom", z: 1, color: "#abcdef", empty: false },
+      { id: "gap", kind: "raster", name: "Nothing yet", z: 2, empty: true },
+    ],
+    settings: { seed: 7, random_seed: true },
+    staging: { id: "staging", type: "staging", items: [{ image_id: "s", url: "/s", item_id: 2 }], index: 0, bbox: null },
+  };
+  const migrated = migrateExtras(doc, extras, [[9, { bbox: BBOX, generation_id: "g9" }]]);
+  assert.deepEqual(migrated.layers.map((l) => [l.id, l.name, l.locked, l.color ?? null, l.image_id ?? null]), [
+    ["bottom", "Bottom", false, "#abcdef", "2".repeat(32)],
+    ["gap", "Nothing yet", false, null, null],
+    ["top", "Top", true, null, "1".repeat(32)],
+  ]);
+  assert.deepEqual(migrated.ui.staging.items, extras.staging.items);
+  assert.equal(migrated.ui.seed, 7);
+  assert.deepEqual(migrated.ui.jobs, [{ item_id: 9, bbox: BBOX, generation_id: "g9" }]);
+  assert.equal(migrateExtras(migrated, extras), migrated, "a document with ui is left alone");
+  const r = recordsFromDocument(migrated);
+  assert.deepEqual(r.layers.map((l) => [l.id, l.z]), [["bottom", 1], ["gap", 2], ["top", 3]]);
+});
+
+test("canonicalJson ignores key order", () => {
+  assert.equal(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } }), canonicalJson({ a: { c: null, d: [1, { x: 1, y: 2 }] }, b: 1 }));
+  assert.notEqual(canonicalJson({ a: [1, 2] }), canonicalJson({ a: [2, 1] }));
 });
