@@ -7,7 +7,11 @@ Models: the built-in demo model, and a full-size SD1.5-architecture model with r
 by this script from the shipped configs (use --skip-full to leave it out; it needs ~10 GB of RAM and
 ~4 GB of disk under --workdir).
 
-    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full]
+With --control it also measures what one ControlNet costs over the same plain job (each job through
+`Engine.run`, alternately with and without a control layer), as a ratio: on the demo with the demo
+ControlNet, and on the full-size model with a full-size ControlNet made by `ControlNetModel.from_unet`.
+
+    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control]
 """
 
 from __future__ import annotations
@@ -53,6 +57,57 @@ def build_full_sd15(dest: Path) -> Path:
     )
     pipe.save_pretrained(dest, safe_serialization=True)
     return dest
+
+
+def build_full_controlnet(pipeline_folder: Path, dest: Path) -> Path:
+    """A full-size SD1.5 ControlNet (ControlNetModel.from_unet: the real architecture, random weights)."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(pipeline_folder / "unet", local_files_only=True)
+    ControlNetModel.from_unet(unet).save_pretrained(dest, safe_serialization=True)
+    return dest
+
+
+def bench_control(engine, model_id: str, controlnet_id: str, rounds: int, size: int, steps: int) -> dict:
+    from invoke_core.compile import compile_canvas
+    from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LayerKind
+
+    params = GenerationParams(prompt="a lighthouse at dusk, detailed painting", model=model_id, steps=steps, seed=1234)
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    layer = Layer("ctl", LayerKind.CONTROL, 0, 0, pixels, control=ControlSettings(controlnet_id, preprocessor="canny"))
+    plain = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
+    controlled = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (layer,), params))
+    engine.run(plain)
+    engine.run(controlled)  # loads and warms both
+    with_cn, without, pair_ratios = [], [], []
+    for i in range(rounds):
+        order = (("plain", plain), ("control", controlled))
+        if i % 2:
+            order = order[::-1]
+        times = {}
+        for name, request in order:
+            t0 = time.perf_counter()
+            engine.run(request)
+            times[name] = time.perf_counter() - t0
+        without.append(times["plain"])
+        with_cn.append(times["control"])
+        pair_ratios.append(times["control"] / times["plain"])
+    return {
+        "model": model_id,
+        "controlnet": controlnet_id,
+        "plain_median_s": statistics.median(without),
+        "control_median_s": statistics.median(with_cn),
+        "ratio_of_medians": statistics.median(with_cn) / statistics.median(without),
+        "median_paired_ratio": statistics.median(pair_ratios),
+    }
+
+
+def report_control(result: dict) -> None:
+    print(f"\n== one ControlNet ({result['controlnet']}) on {result['model']} ==")
+    print(f"plain job median         {result['plain_median_s'] * 1000:9.1f} ms")
+    print(f"with ControlNet median   {result['control_median_s'] * 1000:9.1f} ms")
+    print(f"ratio (medians)          {result['ratio_of_medians']:9.3f}x   (paired: {result['median_paired_ratio']:.3f}x)")
 
 
 def bench_model(engine, model_id: str, rounds: int, size: int, steps: int) -> dict:
@@ -136,6 +191,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--control", action="store_true", help="also measure one ControlNet over a plain job")
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -155,6 +211,8 @@ def main() -> int:
         demo = bench_model(engine, "demo", args.rounds, args.size, args.steps)
         report(demo)
         print(f"peak RSS after the demo runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
+        if args.control:
+            report_control(bench_control(engine, "demo", "demo-controlnet", args.rounds, args.size, args.steps))
         if not args.skip_full:
             t0 = time.perf_counter()
             folder = build_full_sd15(Path(tmp) / "sd15-random")
@@ -162,6 +220,12 @@ def main() -> int:
             print(f"\nfull-size SD1.5 (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
             engine.cache.clear()
             report(bench_model(engine, record.id, args.rounds, args.size, args.steps))
+            if args.control:
+                t0 = time.perf_counter()
+                cn_folder = build_full_controlnet(folder, Path(tmp) / "sd15-controlnet-random")
+                cn = install_model(engine.registry, str(cn_folder), name="sd15 controlnet random")
+                print(f"full-size ControlNet (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
+                report_control(bench_control(engine, record.id, cn.id, args.rounds, args.size, args.steps))
             print(f"peak RSS: {peak_rss_mb():.0f} MB")
     return 0
 

@@ -13,11 +13,13 @@ import numpy as np
 from .errors import InvalidCanvasError
 from .infill import infill
 from .masks import composite_layers, coverage, mask_from_layers
+from .preprocess import check_preprocessor
 from .schedulers import check_scheduler_name
 from .types import (
     Bounds,
     CanvasDocument,
     ControlInput,
+    ControlSettings,
     GenerationParams,
     GenerationRequest,
     Layer,
@@ -26,7 +28,14 @@ from .types import (
     RegionInput,
 )
 
-__all__ = ["compile_canvas", "validate_document", "validate_bbox_size", "generation_size", "MAX_GENERATION_SIDE"]
+__all__ = [
+    "MAX_GENERATION_SIDE",
+    "compile_canvas",
+    "generation_size",
+    "validate_bbox_size",
+    "validate_control_settings",
+    "validate_document",
+]
 
 MAX_GENERATION_SIDE = 4096
 
@@ -84,6 +93,21 @@ def _validate_params(params: GenerationParams) -> None:
         raise InvalidCanvasError(f"infill_color must be three integers 0..255 (R, G, B), got {color!r}")
 
 
+def validate_control_settings(settings: ControlSettings, where: str) -> None:
+    """Weight in [0, 2], 0 <= begin < end <= 1, a known preprocessor; `where` names the layer in errors."""
+    if not isinstance(settings.model, str) or not settings.model:
+        raise InvalidCanvasError(f"{where}: choose a ControlNet model")
+    try:
+        check_preprocessor(settings.preprocessor)
+        _check_range("weight", settings.weight, 0, 2, integer=False)
+        _check_range("begin", settings.begin, 0, 1, integer=False)
+        _check_range("end", settings.end, 0, 1, integer=False)
+    except InvalidCanvasError as exc:
+        raise InvalidCanvasError(f"{where}: {exc}") from None
+    if settings.begin >= settings.end:
+        raise InvalidCanvasError(f"{where}: begin {settings.begin:g} must be below end {settings.end:g}")
+
+
 def _validate_layer(layer: Layer) -> None:
     pixels = layer.pixels
     if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 4 or pixels.dtype != np.uint8:
@@ -101,6 +125,8 @@ def _validate_layer(layer: Layer) -> None:
         raise InvalidCanvasError(f"regional guidance layer {layer.id!r} needs a prompt: add one or hide the layer")
     if layer.kind is LayerKind.CONTROL and layer.control is None:
         raise InvalidCanvasError(f"control layer {layer.id!r} has no control settings: choose a model or hide it")
+    if layer.kind is LayerKind.CONTROL:
+        validate_control_settings(layer.control, f"control layer {layer.id!r}")
 
 
 def validate_document(document: CanvasDocument) -> tuple[int, int]:

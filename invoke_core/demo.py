@@ -208,12 +208,21 @@ def build_sdxl_demo(dest: Path, inpaint: bool = False) -> Path:
 
 
 def build_controlnet_demo(dest: Path, sd15_folder: Path) -> Path:
-    """A tiny ControlNet derived from the 4-channel demo UNet (a 9-channel UNet cannot seed one)."""
+    """A tiny ControlNet derived from the 4-channel UNet of a demo pipeline folder (SD1.5 or SDXL; a
+    9-channel UNet cannot seed one).
+
+    `from_unet` zero-initialises the output convolutions, as ControlNet training starts: such a ControlNet
+    adds nothing. The demo gives them random weights, so a control image visibly changes the result.
+    """
     import torch
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     unet = UNet2DConditionModel.from_pretrained(sd15_folder / "unet", local_files_only=True)
     torch.manual_seed(4)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 32, 32))
-    _save_atomically(controlnet, dest)
+    torch.manual_seed(5)
+    zero_convs = (*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block)
+    for conv in (*zero_convs, controlnet.controlnet_cond_embedding.conv_out):
+        conv.reset_parameters()
+    _save_atomically(controlnet.eval(), dest)
     return dest

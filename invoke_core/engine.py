@@ -22,7 +22,16 @@ from .model_records import ModelRecord, ModelRegistry
 from .preview import preview_image
 from .root import resolve_root
 from .schedulers import check_scheduler_name, make_scheduler
-from .types import CancelCheck, GenerationRequest, GenerationResult, Mode, Progress, ProgressCallback
+from .types import (
+    CancelCheck,
+    ControlInput,
+    ControlMode,
+    GenerationRequest,
+    GenerationResult,
+    Mode,
+    Progress,
+    ProgressCallback,
+)
 
 _PIPELINES = {
     # (family, task) -> diffusers class name; task "inpaint" serves inpaint and outpaint
@@ -32,6 +41,16 @@ _PIPELINES = {
     ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
     ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
     ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
+}
+
+_CONTROL_PIPELINES = {
+    # the same with one or more ControlNets (the 4-channel ControlNet also drives a 9-channel inpaint UNet)
+    ("sd-1", "txt2img"): "StableDiffusionControlNetPipeline",
+    ("sd-1", "img2img"): "StableDiffusionControlNetImg2ImgPipeline",
+    ("sd-1", "inpaint"): "StableDiffusionControlNetInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLControlNetPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLControlNetImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLControlNetInpaintPipeline",
 }
 
 
@@ -72,6 +91,39 @@ class Engine:
             raise UnsupportedError(f"model {record.id!r} is of family {record.family!r}; sd-1 and sdxl are supported")
         return record
 
+    def resolve_controlnets(self, controls: tuple[ControlInput, ...], main: ModelRecord) -> list[ModelRecord]:
+        """The ControlNet record of each control, checked against the main model's family and each other."""
+        from .compile import validate_control_settings
+
+        records = []
+        for number, control in enumerate(controls, 1):
+            settings = control.settings
+            validate_control_settings(settings, f"control {number}")
+            record = self.registry.get(settings.model)
+            if record.kind != "controlnet":
+                raise InvalidCanvasError(
+                    f"model {record.id!r} is a {record.kind} model, not a ControlNet:"
+                    f" choose a controlnet model for control {number}"
+                )
+            if record.family != main.family:
+                raise InvalidCanvasError(
+                    f"ControlNet {record.id!r} is for {record.family}, the model {main.id!r} is {main.family}:"
+                    f" choose a {main.family} ControlNet"
+                )
+            records.append(record)
+        modes = [c.settings.mode for c in controls]
+        if ControlMode.CONTROL in modes and set(modes) != {ControlMode.CONTROL}:
+            raise UnsupportedError(
+                "control mode 'control' acts on the whole job: set it on every control layer or on none"
+            )
+        for record in records:
+            used = {m for m, r in zip(modes, records) if r.id == record.id}
+            if ControlMode.PROMPT in used and len(used) > 1:
+                raise UnsupportedError(
+                    f"ControlNet {record.id!r} is used with different control modes: use one mode for it"
+                )
+        return records
+
     def run(
         self,
         request: GenerationRequest,
@@ -92,32 +144,38 @@ class Engine:
         check_scheduler_name(params.scheduler)
         if request.regions:
             raise UnsupportedError("regional guidance layers are not supported yet: hide them to generate")
-        if request.controls:
-            raise UnsupportedError("control layers are not supported yet: hide them to generate")
         record = self.resolve_model(params.model)
+        control_records = self.resolve_controlnets(request.controls, record)
         if is_cancelled and is_cancelled():
             raise GenerationCancelled("cancelled before start")
 
         loaded = self.cache.get(record, self.device)
+        controlnets = [self.cache.get(r, self.device).model for r in control_records]
         load_seconds = time.perf_counter() - started
-        pipe, task = self._pipeline_for(loaded.model, record, request.mode)
+        pipe, task = self._pipeline_for(loaded.model, record, request.mode, controlnets)
         inputs = _pipeline_inputs(request, record, task)
+        extra_meta: dict[str, Any] = {}
+        if request.controls:
+            inputs.update(_control_inputs(request, task))
+            extra_meta["controls"] = _control_metadata(request.controls, control_records)
 
         results = []
-        for index in range(params.batch_size):
-            seed = (params.seed + index) % (1 << 32)
-            item_started = time.perf_counter()
-            generated = self._denoise(pipe, record, request, inputs, seed, index, on_progress, is_cancelled)
-            image = _finish(request, generated)
-            timings = {
-                "load": round(load_seconds, 4) if index == 0 else 0.0,
-                "denoise": round(time.perf_counter() - item_started, 4),
-                "total": round(time.perf_counter() - started, 4),
-            }
-            results.append(GenerationResult(image=image, seed=seed, metadata=_metadata(request, record, self.device, seed, index, timings)))
+        with _prompt_mode_fade(controlnets, request.controls):
+            for index in range(params.batch_size):
+                seed = (params.seed + index) % (1 << 32)
+                item_started = time.perf_counter()
+                generated = self._denoise(pipe, record, request, inputs, seed, index, on_progress, is_cancelled)
+                image = _finish(request, generated)
+                timings = {
+                    "load": round(load_seconds, 4) if index == 0 else 0.0,
+                    "denoise": round(time.perf_counter() - item_started, 4),
+                    "total": round(time.perf_counter() - started, 4),
+                }
+                metadata = _metadata(request, record, self.device, seed, index, timings) | extra_meta
+                results.append(GenerationResult(image=image, seed=seed, metadata=metadata))
         return results
 
-    def _pipeline_for(self, base: Any, record: ModelRecord, mode: Mode) -> tuple[Any, str]:
+    def _pipeline_for(self, base: Any, record: ModelRecord, mode: Mode, controlnets: list[Any] = ()) -> tuple[Any, str]:
         import diffusers
 
         # A 9-channel inpainting UNet runs every mode through the inpaint pipeline (full mask for txt2img).
@@ -125,12 +183,15 @@ class Engine:
             task = "inpaint"
         else:
             task = {Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint")
-        cls = getattr(diffusers, _PIPELINES[(record.family, task)])
+        cls = getattr(diffusers, (_CONTROL_PIPELINES if controlnets else _PIPELINES)[(record.family, task)])
         # Share the loaded modules with a pipeline of the task's class. Like `from_pipe`, minus its
         # `.to(dtype)` pass over every module, its warnings and its re-enabled progress bar.
         expected, optional = cls._get_signature_keys(cls)
         kwargs = {k: v for k, v in base.components.items() if k in expected}
         kwargs.update({k: base.config[k] for k in optional if k in base.config})
+        if controlnets:
+            # Several ControlNets: diffusers wraps the list in a MultiControlNetModel.
+            kwargs["controlnet"] = controlnets[0] if len(controlnets) == 1 else list(controlnets)
         pipe = cls(**kwargs)
         pipe.set_progress_bar_config(disable=True)
         return pipe, task
@@ -195,6 +256,71 @@ def _pipeline_inputs(request: GenerationRequest, record: ModelRecord, task: str)
         mask_array = masks.resize_mask(masks.pipeline_mask(np.asarray(request.mask), params.mask_blur), (width, height))
     mask = Image.fromarray(((mask_array > 0) * 255).astype(np.uint8), mode="L")
     return {"image": init, "mask_image": mask, "strength": params.strength, "width": width, "height": height}
+
+
+def _control_inputs(request: GenerationRequest, task: str) -> dict[str, Any]:
+    """Control maps at the generation size and how to apply them, as the ControlNet pipelines take them."""
+    from .preprocess import preprocess
+
+    size = request.size
+    images = [
+        Image.fromarray(preprocess(masks.resize_image(np.asarray(c.image), size), c.settings.preprocessor))
+        for c in request.controls
+    ]
+    settings = [c.settings for c in request.controls]
+
+    def one_or_list(values: list) -> Any:
+        return values[0] if len(values) == 1 else values
+
+    return {
+        "image" if task == "txt2img" else "control_image": one_or_list(images),
+        "controlnet_conditioning_scale": one_or_list([float(s.weight) for s in settings]),
+        "control_guidance_start": one_or_list([float(s.begin) for s in settings]),
+        "control_guidance_end": one_or_list([float(s.end) for s in settings]),
+        # resolve_controlnets allows "control" on every control or on none
+        "guess_mode": settings[0].mode is ControlMode.CONTROL,
+    }
+
+
+class _prompt_mode_fade:
+    """While a job runs, ControlNets of controls in "prompt" mode fade their residuals from 0.1x at the
+    shallowest block to 1x at the middle block (the scales of diffusers' guess_mode, on both CFG branches)."""
+
+    def __init__(self, controlnets: list[Any], controls: tuple[ControlInput, ...]):
+        self.modules = {id(m): m for m, c in zip(controlnets, controls) if c.settings.mode is ControlMode.PROMPT}
+        self.handles: list[Any] = []
+
+    @staticmethod
+    def _fade(module, args, output):
+        down, mid = output[0], output[1]
+        n = len(down) + 1
+        faded = [sample * 10 ** (-1 + i / (n - 1)) for i, sample in enumerate(down)]
+        if isinstance(output, tuple):
+            return faded, mid
+        return type(output)(down_block_res_samples=faded, mid_block_res_sample=mid)
+
+    def __enter__(self):
+        self.handles = [m.register_forward_hook(self._fade) for m in self.modules.values()]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+        return False
+
+
+def _control_metadata(controls: tuple[ControlInput, ...], records: list[ModelRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": {"id": r.id, "name": r.name, "hash": r.hash, "family": r.family},
+            "preprocessor": c.settings.preprocessor,
+            "weight": c.settings.weight,
+            "begin": c.settings.begin,
+            "end": c.settings.end,
+            "mode": c.settings.mode.value,
+        }
+        for c, r in zip(controls, records)
+    ]
 
 
 def _finish(request: GenerationRequest, generated: np.ndarray) -> np.ndarray:

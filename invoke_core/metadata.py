@@ -51,8 +51,32 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     ]
     if meta.get("mode") != "txt2img":
         fields.append(("Denoising strength", meta.get("strength")))
+    for number, control in enumerate(meta.get("controls") or ()):
+        fields.append((f"ControlNet {number}", _a1111_control(control)))
     lines.append(", ".join(f"{k}: {v}" for k, v in fields if v not in (None, "")))
     return "\n".join(lines)
+
+
+_A1111_CONTROL_MODES = {
+    "balanced": "Balanced",
+    "prompt": "My prompt is more important",
+    "control": "ControlNet is more important",
+}
+
+
+def _a1111_control(control: dict[str, Any]) -> str:
+    """One ControlNet unit as A1111's sd-webui-controlnet writes it: a quoted `Key: value, ...` list."""
+    model = control.get("model") or {}
+    name = f"{model.get('name', '')} [{model.get('hash', '')[:8]}]" if model.get("hash") else model.get("name", "")
+    unit = [
+        ("Module", control.get("preprocessor")),
+        ("Model", name),
+        ("Weight", control.get("weight")),
+        ("Guidance Start", control.get("begin")),
+        ("Guidance End", control.get("end")),
+        ("Control Mode", _A1111_CONTROL_MODES.get(control.get("mode", ""), control.get("mode"))),
+    ]
+    return json.dumps(", ".join(f"{k}: {v}" for k, v in unit))
 
 
 def png_bytes(image: np.ndarray | Image.Image, meta: dict[str, Any] | None = None) -> bytes:

@@ -62,6 +62,14 @@ class Mode(str, enum.Enum):
     OUTPAINT = "outpaint"
 
 
+class ControlMode(str, enum.Enum):
+    """Balance between the prompt and a control layer (A1111/Invoke "control mode")."""
+
+    BALANCED = "balanced"  # ControlNet residuals at full weight on both CFG branches
+    PROMPT = "prompt"  # "my prompt is more important": residuals fade from 0.1x (shallow) to 1x (middle)
+    CONTROL = "control"  # "ControlNet is more important": diffusers guess_mode (fading, conditional branch only)
+
+
 class InfillMethod(str, enum.Enum):
     TELEA = "telea"
     NAVIER_STOKES = "navier_stokes"
@@ -80,13 +88,18 @@ class RegionPrompt:
 
 @dataclass(frozen=True)
 class ControlSettings:
-    """How a control layer steers generation (used by the regions-and-control work)."""
+    """How a control layer steers generation: which ControlNet, which preprocessor turns the layer's
+    pixels into its control map, how strongly (weight) and over which fraction of the steps (begin, end)."""
 
     model: str
     preprocessor: str = "none"
     weight: float = 1.0
     begin: float = 0.0
     end: float = 1.0
+    mode: ControlMode = ControlMode.BALANCED
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", _enum(ControlMode, self.mode, "control mode"))
 
 
 @dataclass(frozen=True, eq=False)
