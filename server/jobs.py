@@ -26,19 +26,21 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
     validate_document(build_document(document.model_dump(mode="json"), lambda _id: placeholder))
     known = {r.id: r for r in registry.list()}
     installed = ", ".join(known)
-    model = document.params.model
-    if model is not None:
-        record = known.get(model)
-        if record is None:
-            raise ModelNotFoundError(f"unknown model {model!r}: installed models are {installed}")
-        if record.kind not in ("main", "inpaint"):
-            raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main or inpaint model")
+    model = known.get(document.params.model or registry.default_model_id("main"))
+    if model is None:
+        raise ModelNotFoundError(f"unknown model {document.params.model!r}: installed models are {installed}")
+    if model.kind not in ("main", "inpaint"):
+        raise InvalidCanvasError(f"model {model.id!r} is a {model.kind} model; choose a main or inpaint model")
     for layer in document.layers:
         if layer.visible and layer.control is not None:
             record = known.get(layer.control.model)
             if record is None or record.kind != "controlnet":
                 raise InvalidCanvasError(
                     f"control layer {layer.id!r}: {layer.control.model!r} is not an installed ControlNet model"
+                )
+            if record.family != model.family:
+                raise InvalidCanvasError(
+                    f"control layer {layer.id!r}: ControlNet {record.id!r} is for {record.family}, the model {model.id!r} is {model.family}"
                 )
         db_images.get_image(db, layer.image_id)  # NotFound names the id
 

@@ -48,6 +48,9 @@ class ControlIn(Strict):
     weight: float = Field(1.0, ge=0, le=2)
     begin: float = Field(0.0, ge=0, le=1)
     end: float = Field(1.0, ge=0, le=1)
+    mode: Literal["balanced", "prompt", "control"] = Field(
+        "balanced", description="which matters more: balanced, the prompt, or the control image"
+    )
 
 
 class LayerIn(Strict):

@@ -689,3 +689,20 @@ def test_token_required_beyond_loopback(tmp_path):
         allowed.disconnect()
     finally:
         shutdown(app)
+
+
+def test_control_layer_job_runs_with_its_settings(client):
+    edges = np.zeros((64, 64, 4), np.uint8)
+    edges[16:48, 16:48] = 255  # a white square on transparent: its outline is the control map
+    asset = upload(client, encode(edges), category="control")
+    control = {"model": "demo-controlnet", "preprocessor": "canny", "weight": 0.8, "begin": 0.0, "end": 1.0, "mode": "prompt"}
+    layer = {"id": "ctl", "kind": "control", "image_id": asset["id"], "control": control}
+    job = enqueue(client, document([layer], seed=12))
+    [item] = wait_items(client, job["item_ids"])
+    assert item["status"] == "completed", item
+    generation = client.get(f"{API}/history/{job['generation_ids'][0]}").json
+    [image_id] = generation["image_ids"]
+    [recorded] = client.get(f"{API}/images/{image_id}/metadata").json["controls"]
+    assert (recorded["preprocessor"], recorded["weight"], recorded["mode"]) == ("canny", 0.8, "prompt")
+    bad = client.post(f"{API}/canvas/jobs", json={"document": document([{**layer, "control": {**control, "mode": "loud"}}])})
+    assert bad.status_code == 422 and "mode" in bad.json["message"]

@@ -152,6 +152,7 @@ export function layerToJson(layer, asset, { strict = true } = {}) {
         weight: Number(c.weight ?? 1),
         begin: clamp01(Number(c.begin ?? 0)),
         end: clamp01(Number(c.end ?? 1)),
+        mode: c.mode || "balanced",
       };
     }
   }

@@ -13,6 +13,27 @@ export const KIND_LABELS = {
 };
 const KIND_SHORT = { raster: "RST", inpaint_mask: "MASK", regional_guidance: "REG", control: "CTL" };
 
+
+/** The server's preprocessors (invoke_core/preprocess.py): [value, label]. */
+const PREPROCESSORS = [
+  ["none", "None (already a map)"],
+  ["canny", "Canny edges"],
+  ["soft_edge", "Soft edges"],
+  ["lineart", "Line art"],
+  ["scribble", "Scribble"],
+  ["threshold", "Threshold"],
+  ["tile", "Tile (blurred detail)"],
+  ["blur", "Blur"],
+  ["color_map", "Colour map"],
+];
+
+/** Which matters more when prompt and control image disagree. */
+const CONTROL_MODES = [
+  ["balanced", "Balanced"],
+  ["prompt", "Prompt matters more"],
+  ["control", "Control matters more"],
+];
+
 /**
  * Run `fn` as one undo step (history.mark ... history.commit).
  * @param {any} history
@@ -409,11 +430,18 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       model.addEventListener("change", () => setC({ model: model.value }));
       const pre = h(
         "select",
-        { "data-testid": "control-preprocessor", "aria-label": "Preprocessor", title: "The image is used as it is (this build has no preprocessors)" },
-        h("option", { value: "none" }, "None (image as is)"),
+        { "data-testid": "control-preprocessor", "aria-label": "Preprocessor", title: "How the control image becomes a map" },
+        PREPROCESSORS.map(([value, label]) => h("option", { value }, label)),
       );
       pre.value = c.preprocessor || "none";
       pre.addEventListener("change", () => setC({ preprocessor: pre.value }));
+      const mode = h(
+        "select",
+        { "data-testid": "control-mode", "aria-label": "Control mode" },
+        CONTROL_MODES.map(([value, label]) => h("option", { value }, label)),
+      );
+      mode.value = c.mode || "balanced";
+      mode.addEventListener("change", () => setC({ mode: mode.value }));
       const numIn = (key, min, max, stepv, testid) => {
         const input = h("input", { type: "number", min, max, step: stepv, value: c[key], "data-testid": testid });
         input.addEventListener("change", () => {
@@ -442,6 +470,7 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         ),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Model"), model),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Preprocessor"), pre),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Control mode"), mode),
         h(
           "div",
           { class: "row3" },

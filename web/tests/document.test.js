@@ -68,13 +68,14 @@ test("layerToJson adds region prompts and control settings", () => {
   const region = { ...newLayer("regional_guidance", { id: "g" }), prompt: "a cat", negative_prompt: "blurry" };
   assert.deepEqual(layerToJson(region, { image_id: "b".repeat(32), x: 0, y: 0 }).region, { prompt: "a cat", negative_prompt: "blurry" });
   const control = newLayer("control", { id: "c", control_model: "demo-controlnet" });
-  control.control = { ...control.control, weight: 0.8, begin: 0.1, end: 0.9 };
+  control.control = { ...control.control, preprocessor: "canny", weight: 0.8, begin: 0.1, end: 0.9, mode: "prompt" };
   assert.deepEqual(layerToJson(control, { image_id: "c".repeat(32), x: 0, y: 0 }).control, {
     model: "demo-controlnet",
-    preprocessor: "none",
+    preprocessor: "canny",
     weight: 0.8,
     begin: 0.1,
     end: 0.9,
+    mode: "prompt",
   });
   const mask = layerToJson(newLayer("inpaint_mask", { id: "m" }), { image_id: "d".repeat(32), x: 0, y: 0 });
   assert.equal(mask.region, undefined);
