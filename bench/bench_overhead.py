@@ -11,7 +11,11 @@ With --control it also measures what one ControlNet costs over the same plain jo
 `Engine.run`, alternately with and without a control layer), as a ratio: on the demo with the demo
 ControlNet, and on the full-size model with a full-size ControlNet made by `ControlNetModel.from_unet`.
 
-    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control]
+With --lora it measures what a stack of two LoRAs (UNet and text-encoder attention, rank 4, built by
+invoke_core.demo_lora) costs over the same plain job, as a ratio, on the demo and on the full-size model:
+each LoRA job loads the adapters from the in-memory file cache, runs, and unloads them.
+
+    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora]
 """
 
 from __future__ import annotations
@@ -103,6 +107,69 @@ def bench_control(engine, model_id: str, controlnet_id: str, rounds: int, size: 
     }
 
 
+def bench_lora(engine, model_id: str, lora_ids: list[str], rounds: int, size: int, steps: int) -> dict:
+    from invoke_core.compile import compile_canvas
+    from invoke_core.types import Bounds, CanvasDocument, GenerationParams, LoraSpec
+
+    def request(loras=()):
+        params = GenerationParams(
+            prompt="a lighthouse at dusk, detailed painting", model=model_id, steps=steps, seed=1234, loras=loras
+        )
+        return compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
+
+    plain = request()
+    stacked = request(tuple(LoraSpec(lid, w) for lid, w in zip(lora_ids, (0.8, 0.5))))
+    reference = engine.run(plain)[0].image
+    first = time.perf_counter()
+    engine.run(stacked)  # reads the LoRA files once
+    first = time.perf_counter() - first
+    with_l, without, pair_ratios, apply_s = [], [], [], []
+    for i in range(rounds):
+        order = (("plain", plain), ("lora", stacked))
+        if i % 2:
+            order = order[::-1]
+        times = {}
+        for name, req in order:
+            t0 = time.perf_counter()
+            result = engine.run(req)[0]
+            times[name] = time.perf_counter() - t0
+            if name == "lora":
+                apply_s.append(result.metadata["timings"]["lora"])
+        without.append(times["plain"])
+        with_l.append(times["lora"])
+        pair_ratios.append(times["lora"] / times["plain"])
+    return {
+        "model": model_id,
+        "loras": lora_ids,
+        "plain_median_s": statistics.median(without),
+        "lora_median_s": statistics.median(with_l),
+        "ratio_of_medians": statistics.median(with_l) / statistics.median(without),
+        "median_paired_ratio": statistics.median(pair_ratios),
+        "load_median_s": statistics.median(apply_s),
+        "first_lora_job_s": first,
+        "plain_after_equal": bool(np.array_equal(engine.run(plain)[0].image, reference)),
+    }
+
+
+def report_lora(result: dict) -> None:
+    print(f"\n== two LoRAs ({', '.join(result['loras'])}) on {result['model']} ==")
+    print(f"plain job median         {result['plain_median_s'] * 1000:9.1f} ms")
+    print(f"with 2 LoRAs median      {result['lora_median_s'] * 1000:9.1f} ms   (first, reading the files: {result['first_lora_job_s'] * 1000:.1f} ms)")
+    print(f"  of which load+set      {result['load_median_s'] * 1000:9.1f} ms   (metadata timings.lora)")
+    print(f"ratio (medians)          {result['ratio_of_medians']:9.3f}x   (paired: {result['median_paired_ratio']:.3f}x)")
+    print(f"plain job after: same pixels as before the LoRA jobs: {result['plain_after_equal']}")
+
+
+def install_loras(engine, model_folder: Path, dest: Path, scale: float = 1.0) -> list[str]:
+    from invoke_core.demo_lora import build_lora
+    from invoke_core.model_install import install_model
+
+    return [
+        install_model(engine.registry, str(build_lora(model_folder, dest / f"{fmt}.safetensors", seed, fmt, scale=scale))).id
+        for seed, fmt in ((1, "peft"), (2, "kohya"))
+    ]
+
+
 def report_control(result: dict) -> None:
     print(f"\n== one ControlNet ({result['controlnet']}) on {result['model']} ==")
     print(f"plain job median         {result['plain_median_s'] * 1000:9.1f} ms")
@@ -192,6 +259,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--skip-full", action="store_true")
     parser.add_argument("--control", action="store_true", help="also measure one ControlNet over a plain job")
+    parser.add_argument("--lora", action="store_true", help="also measure two LoRAs over a plain job")
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -213,6 +281,9 @@ def main() -> int:
         print(f"peak RSS after the demo runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
         if args.control:
             report_control(bench_control(engine, "demo", "demo-controlnet", args.rounds, args.size, args.steps))
+        if args.lora:
+            demo_loras = install_loras(engine, Path(engine.registry.get("demo").path), Path(tmp) / "demo-loras")
+            report_lora(bench_lora(engine, "demo", demo_loras, args.rounds, args.size, args.steps))
         if not args.skip_full:
             t0 = time.perf_counter()
             folder = build_full_sd15(Path(tmp) / "sd15-random")
@@ -226,6 +297,11 @@ def main() -> int:
                 cn = install_model(engine.registry, str(cn_folder), name="sd15 controlnet random")
                 print(f"full-size ControlNet (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
                 report_control(bench_control(engine, record.id, cn.id, args.rounds, args.size, args.steps))
+            if args.lora:
+                t0 = time.perf_counter()
+                full_loras = install_loras(engine, folder, Path(tmp) / "full-loras", scale=0.05)
+                print(f"two full-size LoRAs (rank 4, random) built and installed in {time.perf_counter() - t0:.1f} s")
+                report_lora(bench_lora(engine, record.id, full_loras, args.rounds, args.size, args.steps))
             print(f"peak RSS: {peak_rss_mb():.0f} MB")
     return 0
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import InvalidCanvasError
 from .infill import infill
+from .lora import validate_loras
 from .masks import composite_layers, coverage, mask_from_layers
 from .preprocess import check_preprocessor
 from .schedulers import check_scheduler_name
@@ -91,6 +92,7 @@ def _validate_params(params: GenerationParams) -> None:
     color = params.infill_color
     if not (isinstance(color, (tuple, list)) and len(color) == 3 and all(_is_int(c) and 0 <= c <= 255 for c in color)):
         raise InvalidCanvasError(f"infill_color must be three integers 0..255 (R, G, B), got {color!r}")
+    validate_loras(params.loras)
 
 
 def validate_control_settings(settings: ControlSettings, where: str) -> None:
@@ -197,10 +199,22 @@ def compile_canvas(document: CanvasDocument) -> GenerationRequest:
             mask = inpaint_mask if mode is Mode.INPAINT else None
             init_image = np.ascontiguousarray(composite[..., :3])
 
-    regions = tuple(
-        RegionInput(coverage(layer, bbox), layer.region.prompt, layer.region.negative_prompt)
+    region_layers = [
+        layer
         for layer in layers
         if layer.visible and layer.kind is LayerKind.REGIONAL_GUIDANCE and layer.region is not None
+    ]
+    for layer in region_layers:
+        # Nothing painted anywhere is a mistake (checked here, with the pixels: validate_document runs on
+        # placeholders). A region painted only outside the bbox is fine: the engine drops regions that
+        # cover too little of the bbox (see invoke_core.regions), so moving the bbox never breaks a job.
+        if layer.opacity == 0 or not layer.pixels[..., 3].any():
+            raise InvalidCanvasError(
+                f"regional guidance layer {layer.id!r} has an empty mask: paint the region or hide the layer"
+            )
+    regions = tuple(
+        RegionInput(coverage(layer, bbox), layer.region.prompt, layer.region.negative_prompt, layer.id)
+        for layer in region_layers
     )
     controls = tuple(
         ControlInput(_control_image(layer, bbox), layer.control)

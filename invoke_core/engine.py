@@ -130,8 +130,10 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         is_cancelled: CancelCheck | None = None,
     ) -> list[GenerationResult]:
-        with self._job_lock:
-            return self._run(request, on_progress, is_cancelled)
+        from .lora import job_loras  # LoRA stacks: applied around the job, base weights restored after it
+
+        with self._job_lock, job_loras(self, request) as add_lora_metadata:
+            return add_lora_metadata(self._run(request, on_progress, is_cancelled))
 
     def _run(
         self,
@@ -142,8 +144,6 @@ class Engine:
         started = time.perf_counter()
         params = request.params
         check_scheduler_name(params.scheduler)
-        if request.regions:
-            raise UnsupportedError("regional guidance layers are not supported yet: hide them to generate")
         record = self.resolve_model(params.model)
         control_records = self.resolve_controlnets(request.controls, record)
         if is_cancelled and is_cancelled():
@@ -159,12 +159,21 @@ class Engine:
             inputs.update(_control_inputs(request, task))
             extra_meta["controls"] = _control_metadata(request.controls, control_records)
 
+        from .attention import regional_attention
+
+        prompt_args: dict[str, Any] = {"prompt": params.prompt, "negative_prompt": params.negative_prompt or None}
+        processor = None
+        if request.regions:
+            prompt_args, processor, extra_meta["regions"] = _regional_setup(pipe, record, request)
+
         results = []
-        with _prompt_mode_fade(controlnets, request.controls):
+        with _prompt_mode_fade(controlnets, request.controls), regional_attention([pipe.unet, *controlnets], processor):
             for index in range(params.batch_size):
                 seed = (params.seed + index) % (1 << 32)
                 item_started = time.perf_counter()
-                generated = self._denoise(pipe, record, request, inputs, seed, index, on_progress, is_cancelled)
+                generated = self._denoise(
+                    pipe, record, request, inputs, seed, index, on_progress, is_cancelled, prompt_args
+                )
                 image = _finish(request, generated)
                 timings = {
                     "load": round(load_seconds, 4) if index == 0 else 0.0,
@@ -196,7 +205,7 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         return pipe, task
 
-    def _denoise(self, pipe, record, request, inputs, seed, index, on_progress, is_cancelled) -> np.ndarray:
+    def _denoise(self, pipe, record, request, inputs, seed, index, on_progress, is_cancelled, prompt_args) -> np.ndarray:
         import torch
 
         params = request.params
@@ -216,8 +225,7 @@ class Engine:
 
         with torch.inference_mode():
             output = pipe(
-                prompt=params.prompt,
-                negative_prompt=params.negative_prompt or None,
+                **prompt_args,
                 num_inference_steps=params.steps,
                 guidance_scale=params.cfg_scale,
                 generator=generator,
@@ -256,6 +264,55 @@ def _pipeline_inputs(request: GenerationRequest, record: ModelRecord, task: str)
         mask_array = masks.resize_mask(masks.pipeline_mask(np.asarray(request.mask), params.mask_blur), (width, height))
     mask = Image.fromarray(((mask_array > 0) * 255).astype(np.uint8), mode="L")
     return {"image": init, "mask_image": mask, "strength": params.strength, "width": width, "height": height}
+
+
+def _regional_setup(pipe: Any, record: ModelRecord, request: GenerationRequest) -> tuple[dict[str, Any], Any, dict]:
+    """Apply the region rules; return the prompt arguments of the pipeline call, the attention processor
+    (None when no region is left: the job runs as a plain one, with the effective prompts) and the metadata."""
+    import torch
+
+    from .attention import DEFAULT_STRENGTH, RegionalAttnProcessor, encode_regional_prompts
+    from .regions import plan_regions
+
+    params = request.params
+    plan = plan_regions(request.regions, params.prompt, params.negative_prompt)
+    bbox = request.bbox
+    meta: dict[str, Any] = {
+        "strength": DEFAULT_STRENGTH,
+        "effective_prompt": plan.prompt,
+        "effective_negative_prompt": plan.negative_prompt,
+        "items": [],
+    }
+    for region, fate in zip(request.regions, plan.fates):
+        bounds = fate["bounds"]
+        meta["items"].append(
+            {
+                "layer_id": region.layer_id,
+                "prompt": region.prompt,
+                "negative_prompt": region.negative_prompt,
+                "use": fate["use"],  # region, main (collapsed into the main prompt) or dropped
+                "coverage": round(fate["coverage"], 6),  # of the bbox, after higher regions subtracted
+                # canvas pixels, of the mask after subtraction
+                "bbox": None if bounds is None else [bbox.x + bounds[0], bbox.y + bounds[1], bounds[2], bounds[3]],
+            }
+        )
+    if not plan.regions:
+        return {"prompt": plan.prompt, "negative_prompt": plan.negative_prompt or None}, None, meta
+    do_cfg = params.cfg_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
+    with torch.inference_mode():
+        prompt_args, tokens = encode_regional_prompts(
+            pipe,
+            record.family,
+            plan.prompt,
+            plan.negative_prompt,
+            [(r.prompt, r.negative_prompt) for r in plan.regions],
+            do_cfg,
+        )
+    width, height = request.size
+    region_masks = np.stack([masks.resize_mask(np.asarray(r.mask), (width, height)) for r in plan.regions])
+    scale = pipe.vae_scale_factor
+    processor = RegionalAttnProcessor(region_masks, tokens, (height // scale, width // scale), DEFAULT_STRENGTH)
+    return prompt_args, processor, meta
 
 
 def _control_inputs(request: GenerationRequest, task: str) -> dict[str, Any]:

@@ -37,7 +37,10 @@ _A1111_SAMPLERS = {
 
 def a1111_parameters(meta: dict[str, Any]) -> str:
     """Automatic1111's `parameters` text, so other tools read our images."""
-    lines = [meta.get("prompt", "")]
+    loras = meta.get("loras") or ()
+    # LoRAs as A1111 writes them: `<lora:name:weight>` in the prompt (what reproduces the image there)
+    # and a `Lora hashes` field (what tools such as Civitai read to find the files).
+    lines = [" ".join([meta.get("prompt", ""), *(f"<lora:{_lora_name(lo)}:{lo.get('weight'):g}>" for lo in loras)]).strip()]
     if meta.get("negative_prompt"):
         lines.append(f"Negative prompt: {meta['negative_prompt']}")
     fields = [
@@ -51,10 +54,18 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     ]
     if meta.get("mode") != "txt2img":
         fields.append(("Denoising strength", meta.get("strength")))
+    if loras:
+        hashes = ", ".join(f"{_lora_name(lo)}: {lo.get('hash', '')[:10]}" for lo in loras)
+        fields.append(("Lora hashes", json.dumps(hashes)))
     for number, control in enumerate(meta.get("controls") or ()):
         fields.append((f"ControlNet {number}", _a1111_control(control)))
     lines.append(", ".join(f"{k}: {v}" for k, v in fields if v not in (None, "")))
     return "\n".join(lines)
+
+
+def _lora_name(lora: dict[str, Any]) -> str:
+    # `:`, `<`, `>` and `,` would end the tag or the hashes list early.
+    return "".join("_" if c in ":<>," else c for c in str(lora.get("name") or lora.get("id") or "lora"))
 
 
 _A1111_CONTROL_MODES = {

@@ -253,6 +253,9 @@ def _lora_family(path: Path, shapes: dict[str, tuple[int, ...]]) -> str:
                 return "sdxl"
             if width == 1024:
                 raise _unidentified(path, "a Stable Diffusion 2.x LoRA")
+            declared = _lora_family_from_metadata(path)
+            if declared:
+                return declared
             raise _unidentified(path, f"a LoRA for a {width}-wide text embedding")
     # Text-encoder-only LoRAs: CLIP-L is 768 wide (SD1); OpenCLIP-H (SD2) is 1024.
     for key in sorted(keys):
@@ -265,4 +268,29 @@ def _lora_family(path: Path, shapes: dict[str, tuple[int, ...]]) -> str:
             if width == 1024:
                 raise _unidentified(path, "a Stable Diffusion 2.x LoRA")
             break
+    declared = _lora_family_from_metadata(path)
+    if declared:
+        return declared
     raise _unidentified(path, "a LoRA whose base model cannot be told from its keys")
+
+
+def _lora_family_from_metadata(path: Path) -> str | None:
+    """The family a LoRA's safetensors header declares (`modelspec.architecture`, or kohya's
+    `ss_base_model_version`), used only when the tensor shapes do not tell: e.g. the demo's LoRAs, whose
+    32-wide text embedding is no real model's."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # noqa: BLE001 (already read once by read_safetensors_shapes)
+        return None
+    arch = str(meta.get("modelspec.architecture", ""))
+    version = str(meta.get("ss_base_model_version", ""))
+    if arch.startswith("stable-diffusion-v1") or version.startswith("sd_v1"):
+        return "sd-1"
+    if arch.startswith("stable-diffusion-xl-v1-base") or version.startswith("sdxl_base"):
+        return "sdxl"
+    if arch.startswith("stable-diffusion-v2") or version.startswith("sd_v2"):
+        raise _unidentified(path, "a Stable Diffusion 2.x LoRA")
+    return None

@@ -127,6 +127,14 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class LoraSpec:
+    """One LoRA of a stack: an installed LoRA model id and its weight (see invoke_core.lora)."""
+
+    model: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class GenerationParams:
     prompt: str
     negative_prompt: str = ""
@@ -141,9 +149,12 @@ class GenerationParams:
     infill: InfillMethod = InfillMethod.PATCHMATCH
     infill_color: tuple[int, int, int] = (127, 127, 127)
     scale: float = 1.0  # generate at bbox size * scale (rounded to multiples of 8), paste back at bbox size
+    loras: tuple[LoraSpec, ...] = ()  # applied in order, each at its weight; () = the base model alone
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "infill", _enum(InfillMethod, self.infill, "infill method"))
+        if isinstance(self.loras, list):
+            object.__setattr__(self, "loras", tuple(self.loras))
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,11 +172,13 @@ class CanvasDocument:
 
 @dataclass(frozen=True, eq=False)
 class RegionInput:
-    """A regional prompt, its mask clipped to the bbox (HxW float32, 1 = inside the region)."""
+    """A regional prompt, its mask clipped to the bbox (HxW float32, 1 = inside the region).
+    `layer_id` names the layer it came from (metadata, messages); None for a request built by hand."""
 
     mask: np.ndarray
     prompt: str
     negative_prompt: str = ""
+    layer_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", _frozen(self.mask))

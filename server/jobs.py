@@ -13,8 +13,9 @@ from db.queue import NewJob
 from db.session import Database
 from invoke_core.compile import validate_document
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
+from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
-from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, RegionPrompt
+from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LoraSpec, RegionPrompt
 
 from .schemas import JobDocumentIn
 
@@ -31,6 +32,11 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
         raise ModelNotFoundError(f"unknown model {document.params.model!r}: installed models are {installed}")
     if model.kind not in ("main", "inpaint"):
         raise InvalidCanvasError(f"model {model.id!r} is a {model.kind} model; choose a main or inpaint model")
+    for lora in document.params.loras:
+        record = known.get(lora.model)
+        if record is None:
+            raise InvalidCanvasError(f"{lora.model!r} is not an installed LoRA model")
+        check_lora_record(record, model)
     for layer in document.layers:
         if layer.visible and layer.control is not None:
             record = known.get(layer.control.model)
@@ -104,6 +110,7 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
         infill=p.infill,
         infill_color=tuple(p.infill_color),
         scale=p.scale,
+        loras=tuple(LoraSpec(lo.model, lo.weight) for lo in p.loras),
     )
     bbox = doc.bbox
     return CanvasDocument(Bounds(bbox.x, bbox.y, bbox.width, bbox.height), tuple(layers), params)

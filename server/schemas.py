@@ -95,6 +95,11 @@ class JobLayerIn(LayerIn):
         return data
 
 
+class LoraIn(Strict):
+    model: str = Field(min_length=1, max_length=200, description="an installed LoRA of the main model's family")
+    weight: float = Field(1.0, ge=-2, le=2)
+
+
 class ParamsIn(Strict):
     prompt: str = Field("", max_length=10_000)
     negative_prompt: str = Field("", max_length=10_000)
@@ -109,6 +114,7 @@ class ParamsIn(Strict):
     infill: Literal["patchmatch", "telea", "navier_stokes", "tile", "color"] = "patchmatch"
     infill_color: tuple[Channel, Channel, Channel] = (127, 127, 127)
     scale: float = Field(1.0, ge=0.25, le=4)
+    loras: list[LoraIn] = Field(default_factory=list, max_length=10, description="LoRAs applied in order, each at its weight")
 
 
 class CanvasDocumentIn(Strict):

@@ -120,6 +120,10 @@ CASES = [
     Case("unknown scheduler", "POST", "/canvas/jobs", job(scheduler="warp-drive"), 422, "unknown scheduler"),
     Case("unknown model", "POST", "/canvas/jobs", job(model="no-such-model"), 404, "no-such-model"),
     Case("controlnet model as main model", "POST", "/canvas/jobs", job(model="demo-controlnet"), 422, "controlnet"),
+    Case("unknown LoRA id", "POST", "/canvas/jobs", job(loras=[{"model": "no-such-lora"}]), 422, "not an installed LoRA"),
+    Case("main model as a LoRA", "POST", "/canvas/jobs", job(loras=[{"model": "demo", "weight": 1}]), 422, "not a LoRA"),
+    Case("LoRA weight 10", "POST", "/canvas/jobs", job(loras=[{"model": "demo", "weight": 10}]), 422, "weight"),
+    Case("11 LoRAs", "POST", "/canvas/jobs", job(loras=[{"model": f"l{i}"} for i in range(11)]), 422, "loras"),
     Case("layer with an unknown image id", "POST", "/canvas/jobs", {"json": {"document": doc([raster(MISSING)])}}, 404, MISSING),
     Case("layer image id with ../", "POST", "/canvas/jobs", {"json": {"document": doc([raster("../../db.sqlite")])}}, 422, "image_id"),
     Case(

@@ -1,0 +1,199 @@
+"""Masked cross-attention for regional prompts.
+
+The text conditioning of a regional job is the concatenation, along the token axis, of the main prompt's
+tokens and each region's tokens: [main | region 1 | ... | region N], 77 tokens each (SD1.5 and SDXL both
+encode to 77 tokens per prompt; SDXL's pooled embeds come from the main prompt). The negative side is laid
+out the same way (a region's slot holds its own negative prompt, or the main negative when it has none),
+so the two CFG branches have equal shapes and share one attention bias.
+
+In every cross-attention layer (self-attention is untouched) the processor adds a bias to the attention
+scores, computed at that layer's resolution from each region's mask area-resized (adaptive average pool)
+to the layer's grid, m_i in [0, 1]:
+
+- region i's tokens: log(m_i), so -inf (zero attention) wherever the downsampled mask is 0;
+- the main prompt's tokens: log(1 - strength * min(1, sum_i m_i)): fully available where no region
+  covers, biased down inside regions (strength 0: no bias, strength 1: only the region's tokens inside a
+  fully covered cell). Every query row keeps a finite score, so the softmax never sees a row of -inf.
+
+`regional_attention` installs the processor on the cross-attention layers of the UNet (and of ControlNets,
+which see the same concatenated text) for one job and restores the previous processors afterwards.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEFAULT_STRENGTH = 0.8
+
+
+class RegionalAttnProcessor:
+    """Cross-attention with a per-region token mask; `masks` (N, H, W) in [0, 1] at generation size.
+
+    `tokens`: the number of text tokens per prompt slot, main first. `latent_size`: (h, w) of the UNet input;
+    a layer's grid is found by halving it (rounding up, as a stride-2 conv does) until it matches the query
+    length. With `record` set to a list, the attention probabilities of every call are computed explicitly
+    and appended as {"size": (h, w), "probs": (B, heads, Q, K) float32 CPU} (a test mode; slower).
+    """
+
+    def __init__(
+        self,
+        masks: np.ndarray | torch.Tensor,
+        tokens: Sequence[int],
+        latent_size: tuple[int, int],
+        strength: float = DEFAULT_STRENGTH,
+        record: list | None = None,
+    ):
+        masks = torch.as_tensor(np.asarray(masks, dtype=np.float32))
+        if masks.ndim != 3 or len(tokens) != masks.shape[0] + 1:
+            raise ValueError(f"{masks.shape[0]} masks need {masks.shape[0] + 1} token counts, got {len(tokens)}")
+        if not 0 <= strength <= 1:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        self.masks = masks[:, None]  # (N, 1, H, W)
+        self.tokens = [int(t) for t in tokens]
+        self.total_tokens = sum(self.tokens)
+        self.latent_size = (int(latent_size[0]), int(latent_size[1]))
+        self.strength = float(strength)
+        self.record = record
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def grid(self, query_length: int) -> tuple[int, int]:
+        h, w = self.latent_size
+        while h * w > query_length:
+            h, w = -(-h // 2), -(-w // 2)
+        if h * w != query_length:
+            raise RuntimeError(f"cannot place {query_length} query positions on a grid of latents {self.latent_size}")
+        return h, w
+
+    def downsampled(self, size: tuple[int, int]) -> torch.Tensor:
+        """(N, h*w): each region's mask area-resized to the grid."""
+        if self.masks.shape[0] == 0:
+            return torch.zeros((0, size[0] * size[1]))
+        return F.adaptive_avg_pool2d(self.masks, size).flatten(1).clamp(0, 1)
+
+    def bias(self, query_length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (query_length, dtype, str(device))
+        if key not in self._cache:
+            m = self.downsampled(self.grid(query_length))  # (N, Q) float32
+            cover = m.sum(0).clamp(max=1)
+            parts = [torch.log1p(-self.strength * cover)[:, None].expand(query_length, self.tokens[0])]
+            for i, count in enumerate(self.tokens[1:]):
+                parts.append(torch.log(m[i])[:, None].expand(query_length, count))
+            self._cache[key] = torch.cat(parts, dim=1).to(device=device, dtype=dtype)
+        return self._cache[key]
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        if encoder_hidden_states is None or encoder_hidden_states.shape[1] != self.total_tokens:
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            return AttnProcessor2_0()(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = encoder_hidden_states.shape
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.to_q(hidden_states)
+        if attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        bias = self.bias(query.shape[2], query.dtype, query.device)[None, None]  # (1, 1, Q, K)
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+            bias = bias + attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+        if self.record is None:
+            hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=0.0)
+        else:
+            scores = query @ key.transpose(-1, -2) * (head_dim**-0.5) + bias
+            probs = scores.float().softmax(dim=-1).to(query.dtype)
+            self.record.append({"size": self.grid(query.shape[2]), "probs": probs.detach().float().cpu()})
+            hidden_states = probs @ value
+
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def cross_attention_names(model: Any) -> list[str]:
+    """The processor keys (as in `model.attn_processors`) of the model's cross-attention layers."""
+    return [f"{name}.processor" for name, module in model.named_modules() if getattr(module, "is_cross_attention", False)]
+
+
+@contextmanager
+def regional_attention(models: Sequence[Any], processor: RegionalAttnProcessor | None) -> Iterator[None]:
+    """Install `processor` on the cross-attention layers of `models` (UNet, ControlNets) for the block;
+    the previous processors (the very same objects) are put back afterwards. None: a no-op."""
+    saved: list[tuple[Any, dict]] = []
+    try:
+        if processor is not None:
+            for model in models:
+                original = dict(model.attn_processors)
+                saved.append((model, original))
+                cross = set(cross_attention_names(model))
+                # set_attn_processor pops from the dict it is given: always hand it a fresh one
+                model.set_attn_processor({k: (processor if k in cross else v) for k, v in original.items()})
+        yield
+    finally:
+        for model, original in reversed(saved):
+            model.set_attn_processor(dict(original))
+
+
+def encode_regional_prompts(
+    pipe: Any,
+    family: str,
+    prompt: str,
+    negative_prompt: str,
+    regions: Sequence[tuple[str, str]],
+    do_cfg: bool,
+) -> tuple[dict[str, Any], list[int]]:
+    """Pipeline kwargs (prompt_embeds, negative_prompt_embeds, and for SDXL the pooled embeds of the main
+    prompt) with the main prompt's tokens followed by each region's, and the token count of each slot.
+
+    `regions`: (prompt, negative_prompt) per region; an empty region negative uses the main negative."""
+    device = pipe._execution_device
+
+    def encode(text: str, negative: str) -> tuple:
+        kwargs = dict(
+            prompt=text,
+            device=device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=do_cfg,
+            negative_prompt=negative or None,
+        )
+        out = pipe.encode_prompt(**kwargs)
+        return tuple(out) if family == "sdxl" else (out[0], out[1], None, None)
+
+    main = encode(prompt, negative_prompt)
+    slots = [main] + [encode(p, n or negative_prompt) for p, n in regions]
+    result: dict[str, Any] = {"prompt_embeds": torch.cat([s[0] for s in slots], dim=1)}
+    if do_cfg:
+        result["negative_prompt_embeds"] = torch.cat([s[1] for s in slots], dim=1)
+    if family == "sdxl":
+        result["pooled_prompt_embeds"] = main[2]
+        if do_cfg:
+            result["negative_pooled_prompt_embeds"] = main[3]
+    return result, [s[0].shape[1] for s in slots]

@@ -1,0 +1,231 @@
+"""LoRA stacks: apply installed LoRA files to a pipeline for one job, and restore the base model exactly.
+
+`apply_loras(pipe, loras)` loads each LoRA as a named peft adapter (`pipe.load_lora_weights`), weights
+them with `set_adapters`, and on exit removes every adapter with `unload_lora_weights`: peft wraps the
+base Linear layers and unloading puts the original modules back, so the UNet and text-encoder weights
+are bit-identical afterwards (`fuse_lora`/`unfuse_lora` is not: it writes into the base weights).
+
+File contents are kept in memory (`LoraFileCache`, keyed by path and sha256) so a second job with the
+same LoRA reads nothing from disk. Both diffusers/peft files and kohya files load (diffusers converts
+kohya names). A LoRA at weight 0 adds nothing, so it is not loaded at all (its output is the plain one).
+
+No torch at import: compile and the server import the checks from here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidCanvasError, ModelInstallError
+from .model_records import ModelRecord
+from .types import LoraSpec
+
+__all__ = [
+    "LORA_FILES",
+    "MAX_LORAS",
+    "WEIGHT_RANGE",
+    "LoadedLora",
+    "LoraFileCache",
+    "LoraSpec",
+    "apply_loras",
+    "check_lora_record",
+    "lora_metadata",
+    "resolve_loras",
+    "validate_loras",
+]
+
+MAX_LORAS = 10
+WEIGHT_RANGE = (-2.0, 2.0)
+
+
+def validate_loras(loras: Any) -> None:
+    """Shape checks needing no registry: LoraSpec items, model ids, weights in WEIGHT_RANGE, no repeats."""
+    if not isinstance(loras, (tuple, list)):
+        raise InvalidCanvasError(f"loras must be a list of LoRA specs, got {type(loras).__name__}")
+    if len(loras) > MAX_LORAS:
+        raise InvalidCanvasError(f"at most {MAX_LORAS} LoRAs per job, got {len(loras)}")
+    low, high = WEIGHT_RANGE
+    seen: set[str] = set()
+    for number, spec in enumerate(loras, 1):
+        if not isinstance(spec, LoraSpec):
+            raise InvalidCanvasError(f"LoRA {number}: expected a LoraSpec(model, weight), got {type(spec).__name__}")
+        if not isinstance(spec.model, str) or not spec.model:
+            raise InvalidCanvasError(f"LoRA {number}: choose a LoRA model")
+        weight = spec.weight
+        if not (
+            isinstance(weight, numbers.Real) and not isinstance(weight, bool) and math.isfinite(weight)
+            and low <= weight <= high
+        ):
+            raise InvalidCanvasError(f"LoRA {spec.model!r}: weight must be a number in [{low:g}, {high:g}], got {weight!r}")
+        if spec.model in seen:
+            raise InvalidCanvasError(f"LoRA {spec.model!r} is listed twice: list it once with the weight you want")
+        seen.add(spec.model)
+
+
+def check_lora_record(record: ModelRecord, main: ModelRecord) -> None:
+    """InvalidCanvasError unless `record` is a LoRA of the main model's family."""
+    if record.kind != "lora":
+        raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model, not a LoRA: choose a lora model")
+    if record.family != main.family:
+        raise InvalidCanvasError(
+            f"LoRA {record.id!r} is for {record.family}, the model {main.id!r} is {main.family}:"
+            f" choose a {main.family} LoRA"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedLora:
+    """A LoRA of a job: what was asked (spec) and the installed record it resolved to."""
+
+    spec: LoraSpec
+    record: ModelRecord
+
+
+def resolve_loras(registry: Any, loras: Iterable[LoraSpec], main: ModelRecord) -> list[LoadedLora]:
+    """The record of each LoRA, checked (ModelNotFoundError for an unknown id, InvalidCanvasError else)."""
+    loras = tuple(loras)
+    validate_loras(loras)
+    resolved = []
+    for spec in loras:
+        record = registry.get(spec.model)
+        check_lora_record(record, main)
+        resolved.append(LoadedLora(spec, record))
+    return resolved
+
+
+def lora_metadata(loras: Iterable[LoadedLora]) -> dict[str, Any]:
+    """{"loras": [{id, name, hash, weight}, ...]} for the image metadata; {} without LoRAs."""
+    rows = [
+        {"id": lo.record.id, "name": lo.record.name, "hash": lo.record.hash, "weight": float(lo.spec.weight)}
+        for lo in loras
+    ]
+    return {"loras": rows} if rows else {}
+
+
+class LoraFileCache:
+    """LoRA state dicts (CPU tensors) by (path, sha256), least recently used dropped past `max_bytes`.
+
+    `reads` counts files read from disk. Callers get a shallow copy: diffusers' kohya conversion pops
+    keys from the dict it is given; it never writes into the tensors."""
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        self.max_bytes = max_bytes
+        self.reads = 0
+        self._entries: OrderedDict[tuple[str, str], tuple[dict[str, Any], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record: ModelRecord) -> dict[str, Any]:
+        key = (record.path, record.hash)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                return dict(entry[0])
+            state = self._read(record)
+            size = sum(t.numel() * t.element_size() for t in state.values())
+            self._entries[key] = (state, size)
+            self.reads += 1
+            while len(self._entries) > 1 and sum(s for _, s in self._entries.values()) > self.max_bytes:
+                self._entries.popitem(last=False)
+            return dict(state)
+
+    @staticmethod
+    def _read(record: ModelRecord) -> dict[str, Any]:
+        from safetensors.torch import load_file
+
+        path = Path(record.path)
+        if not path.is_file():
+            raise ModelInstallError(f"LoRA {record.id!r}: its file is gone from {path}; reinstall or remove it")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own error types
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelInstallError(f"LoRA {record.id!r} could not be read from {path}: {reason}") from exc
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+LORA_FILES = LoraFileCache()
+
+
+def _adapter_name(index: int, model_id: str) -> str:
+    # peft adapter names become module attribute keys: keep them to [A-Za-z0-9_].
+    return f"lora{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", model_id)[:40]
+
+
+@contextmanager
+def apply_loras(pipe: Any, loras: Iterable[LoadedLora], cache: LoraFileCache | None = None) -> Iterator[list[str]]:
+    """Inside the block `pipe` (and every pipeline sharing its UNet and text encoders) runs with the
+    LoRAs at their weights; on exit, error or not, every adapter is removed. Yields the adapter names."""
+    cache = cache or LORA_FILES
+    active = [lo for lo in loras if lo.spec.weight != 0]
+    if not active:
+        yield []
+        return
+    names: list[str] = []
+    try:
+        for index, lora in enumerate(active):
+            name = _adapter_name(index, lora.record.id)
+            state = cache.get(lora.record)
+            try:
+                with warnings.catch_warnings():
+                    # peft warns on every adapter after the first; a stack is the point here.
+                    warnings.filterwarnings("ignore", message=".*multiple adapters.*")
+                    warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")
+                    pipe.load_lora_weights(state, adapter_name=name)
+            except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+                first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                raise InvalidCanvasError(
+                    f"LoRA {lora.record.id!r} does not fit this {lora.record.family} model: {first}"
+                ) from exc
+            names.append(name)
+        pipe.set_adapters(names, adapter_weights=[float(lo.spec.weight) for lo in active])
+        yield names
+    finally:
+        # Also after a partial load: a failed load may leave an adapter's layers behind.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")
+            pipe.unload_lora_weights()
+
+
+@contextmanager
+def job_loras(engine: Any, request: Any) -> Iterator[Any]:
+    """What Engine.run wraps a job in: the request's LoRAs applied to the main model's cached pipeline
+    (every task pipeline of the job shares its UNet and text encoders, so regional prompt encoding and
+    ControlNet jobs see them too), removed after the job. Yields `add_metadata(results) -> results`,
+    which records the LoRAs (and their load time) in each result's metadata."""
+    loras = tuple(request.params.loras)
+    if not loras:
+        yield lambda results: results
+        return
+    import time
+
+    main = engine.resolve_model(request.params.model)
+    resolved = resolve_loras(engine.registry, loras, main)
+    base = engine.cache.get(main, engine.device).model  # the job's own get is then a cache hit
+    started = time.perf_counter()
+    with apply_loras(base, resolved):
+        seconds = time.perf_counter() - started
+        meta = lora_metadata(resolved)
+
+        def add_metadata(results: list[Any]) -> list[Any]:
+            for result in results:
+                result.metadata.update(meta)
+                timings = result.metadata.get("timings")
+                if isinstance(timings, dict):
+                    timings["lora"] = round(seconds, 4) if result is results[0] else 0.0
+            return results
+
+        yield add_metadata

@@ -1,0 +1,196 @@
+"""LoRA stacks on the demo model: tiny LoRA files built here (diffusers/peft and kohya layouts), installed
+through install_model, run through compile_canvas and Engine.run (CPU, 64x64, 3 steps)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from invoke_core import lora as lora_module
+from invoke_core.compile import compile_canvas
+from invoke_core.demo_lora import SD1_METADATA, build_lora
+from invoke_core.engine import Engine
+from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
+from invoke_core.metadata import a1111_parameters
+from invoke_core.model_install import install_model
+from invoke_core.model_probe import ModelInfo, probe_model
+from invoke_core.types import Bounds, CanvasDocument, GenerationParams, LoraSpec
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """An engine on its own data root (the LoRAs stay out of the shared registry) and the installed LoRAs."""
+    root = tmp_path_factory.mktemp("lora-root")
+    engine = Engine(root=root, device="cpu")
+    demo = Path(engine.registry.get("demo").path)
+    files = tmp_path_factory.mktemp("loras")
+    peft_a = build_lora(demo, files / "style_a.safetensors", seed=1, fmt="peft")
+    peft_b = build_lora(demo, files / "style_b.safetensors", seed=2, fmt="peft")
+    kohya_a = build_lora(demo, files / "style_a_kohya.safetensors", seed=1, fmt="kohya")
+    # One whose shapes fit no demo layer: loading it fails half-way through a stack.
+    broken = load_file(str(peft_a))
+    key = next(k for k in sorted(broken) if k.startswith("unet.") and k.endswith("attn2.to_k.lora_A.weight"))
+    broken[key] = broken[key][:, :16].contiguous()
+    save_file(broken, str(files / "broken.safetensors"), metadata=SD1_METADATA)
+    ids = {
+        name: install_model(engine.registry, str(path)).id
+        for name, path in (
+            ("a", peft_a), ("b", peft_b), ("kohya", kohya_a), ("broken", files / "broken.safetensors")
+        )
+    }
+    # An SDXL LoRA record (the file does not matter: the family check comes first).
+    sdxl = engine.registry.add(dataclasses.replace(engine.registry.get(ids["a"]), id="xl-lora", family="sdxl", path=str(files / "xl")))
+    ids["sdxl"] = sdxl.id
+    return engine, ids, {"peft": peft_a, "kohya": kohya_a}
+
+
+def run(engine, loras=(), **kw):
+    base = {"prompt": "a lighthouse at dusk", "steps": 3, "seed": 7, "cfg_scale": 5.0, "loras": tuple(loras)}
+    base.update(kw)
+    document = CanvasDocument(Bounds(0, 0, 64, 64), (), GenerationParams(**base))
+    return engine.run(compile_canvas(document))[0]
+
+
+def base_weights(engine) -> dict[str, torch.Tensor]:
+    pipe = engine.cache.get(engine.registry.get("demo"), engine.device).model
+    named = [("unet." + n, p) for n, p in pipe.unet.state_dict().items()]
+    named += [("text_encoder." + n, p) for n, p in pipe.text_encoder.state_dict().items()]
+    return {n: p.detach().clone() for n, p in named}
+
+
+def test_probe_and_install_say_sd1_lora(setup):
+    engine, ids, files = setup
+    for path in files.values():
+        assert probe_model(path) == ModelInfo("sd-1", "lora", "single-file")
+    record = engine.registry.get(ids["a"])
+    assert (record.kind, record.family, record.format) == ("lora", "sd-1", "single-file")
+    assert len(record.hash) == 64
+
+
+def test_lora_changes_output_and_base_model_is_restored_bit_for_bit(setup):
+    engine, ids, _ = setup
+    plain = run(engine)
+    before = base_weights(engine)
+    with_lora = run(engine, [LoraSpec(ids["a"], 0.8)])
+    assert not np.array_equal(with_lora.image, plain.image)
+    after = run(engine)
+    assert np.array_equal(after.image, plain.image)
+    now = base_weights(engine)
+    assert now.keys() == before.keys()  # no lora_A/lora_B modules left behind
+    assert all(torch.equal(now[k], before[k]) for k in before)
+    meta = with_lora.metadata
+    record = engine.registry.get(ids["a"])
+    assert meta["loras"] == [{"id": record.id, "name": "style_a", "hash": record.hash, "weight": 0.8}]
+    assert "loras" not in after.metadata
+    text = a1111_parameters(meta)
+    assert text.splitlines()[0] == "a lighthouse at dusk <lora:style_a:0.8>"
+    assert f'Lora hashes: "style_a: {record.hash[:10]}"' in text
+
+
+def test_weight_zero_equals_no_lora(setup):
+    engine, ids, _ = setup
+    assert np.array_equal(run(engine, [LoraSpec(ids["a"], 0.0)]).image, run(engine).image)
+
+
+def test_two_loras_differ_from_each_alone_and_negative_weights_work(setup):
+    engine, ids, _ = setup
+    a = run(engine, [LoraSpec(ids["a"], 1.0)]).image
+    b = run(engine, [LoraSpec(ids["b"], 0.5)]).image
+    both = run(engine, [LoraSpec(ids["a"], 1.0), LoraSpec(ids["b"], 0.5)])
+    assert not np.array_equal(both.image, a) and not np.array_equal(both.image, b)
+    assert [row["weight"] for row in both.metadata["loras"]] == [1.0, 0.5]
+    negative = run(engine, [LoraSpec(ids["a"], -1.0)]).image
+    assert not np.array_equal(negative, a)
+
+
+def test_kohya_file_gives_the_peft_files_image(setup):
+    engine, ids, _ = setup
+    peft = run(engine, [LoraSpec(ids["a"], 1.0)]).image
+    kohya = run(engine, [LoraSpec(ids["kohya"], 1.0)]).image
+    assert np.abs(peft.astype(int) - kohya.astype(int)).max() <= 1
+
+
+def test_second_job_reads_no_file(setup):
+    engine, ids, _ = setup
+    lora_module.LORA_FILES.clear()
+    reads = lora_module.LORA_FILES.reads
+    first = run(engine, [LoraSpec(ids["b"], 1.0)])
+    assert lora_module.LORA_FILES.reads == reads + 1
+    second = run(engine, [LoraSpec(ids["b"], 1.0)])
+    assert lora_module.LORA_FILES.reads == reads + 1
+    assert np.array_equal(first.image, second.image)
+
+
+def test_lora_on_the_inpaint_model_and_in_a_batch(setup):
+    engine, ids, _ = setup
+    plain = run(engine, model="demo-inpaint", batch_size=2)
+    lora = run(engine, [LoraSpec(ids["a"], 1.0)], model="demo-inpaint", batch_size=2)
+    assert not np.array_equal(plain.image, lora.image)
+    assert np.array_equal(run(engine, model="demo-inpaint", batch_size=2).image, plain.image)
+
+
+@pytest.mark.parametrize(
+    "spec, error, match",
+    [
+        (lambda ids: [LoraSpec(ids["a"], 3.0)], InvalidCanvasError, r"weight must be a number in \[-2, 2\]"),
+        (lambda ids: [LoraSpec(ids["a"], float("nan"))], InvalidCanvasError, "weight"),
+        (lambda ids: [LoraSpec(ids["a"]), LoraSpec(ids["a"], 0.5)], InvalidCanvasError, "listed twice"),
+        (lambda ids: [LoraSpec("", 1.0)], InvalidCanvasError, "choose a LoRA"),
+        (lambda ids: [LoraSpec(f"l{i}") for i in range(11)], InvalidCanvasError, "at most 10"),
+        (lambda ids: [("a", 1.0)], InvalidCanvasError, "LoraSpec"),
+    ],
+)
+def test_malformed_lora_specs_are_refused_at_compile(setup, spec, error, match):
+    _, ids, _ = setup
+    with pytest.raises(error, match=match):
+        compile_canvas(CanvasDocument(Bounds(0, 0, 64, 64), (), GenerationParams(prompt="p", loras=spec(ids))))
+
+
+@pytest.mark.parametrize(
+    "model_id, error, match",
+    [
+        ("no-such-lora", ModelNotFoundError, "no-such-lora"),
+        ("demo-controlnet", InvalidCanvasError, "not a LoRA"),
+        ("sdxl", InvalidCanvasError, "is for sdxl"),
+    ],
+)
+def test_wrong_models_are_refused_and_leave_the_model_plain(setup, model_id, error, match):
+    engine, ids, _ = setup
+    with pytest.raises(error, match=match):
+        run(engine, [LoraSpec(ids.get(model_id, model_id), 1.0)])
+
+
+def test_a_lora_that_does_not_fit_fails_cleanly_mid_stack(setup):
+    engine, ids, _ = setup
+    plain = run(engine)
+    before = base_weights(engine)
+    with pytest.raises(InvalidCanvasError, match="does not fit"):
+        run(engine, [LoraSpec(ids["a"], 1.0), LoraSpec(ids["broken"], 1.0)])
+    assert np.array_equal(run(engine).image, plain.image)
+    now = base_weights(engine)
+    assert now.keys() == before.keys() and all(torch.equal(now[k], before[k]) for k in before)
+
+
+def test_server_checks_and_passes_loras_through(setup):
+    from server.jobs import build_document, check_document
+    from server.schemas import JobDocumentIn
+
+    engine, ids, _ = setup
+
+    def document(*loras):
+        params = {"prompt": "p", "steps": 2, "seed": 1, "loras": [{"model": m, "weight": w} for m, w in loras]}
+        return {"bbox": {"x": 0, "y": 0, "width": 64, "height": 64}, "layers": [], "params": params}
+
+    good = document((ids["a"], 0.5), (ids["kohya"], -1.25))
+    check_document(JobDocumentIn.model_validate(good), None, engine.registry)  # no layers: no db lookups
+    built = build_document(good, lambda _id: None)
+    assert built.params.loras == (LoraSpec(ids["a"], 0.5), LoraSpec(ids["kohya"], -1.25))
+    with pytest.raises(InvalidCanvasError, match="is for sdxl"):
+        check_document(JobDocumentIn.model_validate(document((ids["sdxl"], 1.0))), None, engine.registry)
+    with pytest.raises(InvalidCanvasError, match="listed twice"):
+        check_document(JobDocumentIn.model_validate(document((ids["a"], 1.0), (ids["a"], 1.0))), None, engine.registry)
