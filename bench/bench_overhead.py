@@ -15,7 +15,7 @@ With --lora it measures what a stack of two LoRAs (UNet and text-encoder attenti
 invoke_core.demo_lora) costs over the same plain job, as a ratio, on the demo and on the full-size model:
 each LoRA job loads the adapters from the in-memory file cache, runs, and unloads them.
 
-    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora]
+    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora] [--regions]
 """
 
 from __future__ import annotations
@@ -72,6 +72,31 @@ def build_full_controlnet(pipeline_folder: Path, dest: Path) -> Path:
     return dest
 
 
+def bench_pair(engine, plain, other, rounds: int) -> dict:
+    """The same job with and without an addition, alternating: medians and their ratio."""
+    engine.run(plain)
+    engine.run(other)  # loads and warms both
+    with_it, without, pair_ratios = [], [], []
+    for i in range(rounds):
+        order = (("plain", plain), ("other", other))
+        if i % 2:
+            order = order[::-1]
+        times = {}
+        for name, request in order:
+            t0 = time.perf_counter()
+            engine.run(request)
+            times[name] = time.perf_counter() - t0
+        without.append(times["plain"])
+        with_it.append(times["other"])
+        pair_ratios.append(times["other"] / times["plain"])
+    return {
+        "plain_median_s": statistics.median(without),
+        "other_median_s": statistics.median(with_it),
+        "ratio_of_medians": statistics.median(with_it) / statistics.median(without),
+        "median_paired_ratio": statistics.median(pair_ratios),
+    }
+
+
 def bench_control(engine, model_id: str, controlnet_id: str, rounds: int, size: int, steps: int) -> dict:
     from invoke_core.compile import compile_canvas
     from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LayerKind
@@ -82,29 +107,31 @@ def bench_control(engine, model_id: str, controlnet_id: str, rounds: int, size: 
     layer = Layer("ctl", LayerKind.CONTROL, 0, 0, pixels, control=ControlSettings(controlnet_id, preprocessor="canny"))
     plain = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
     controlled = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (layer,), params))
-    engine.run(plain)
-    engine.run(controlled)  # loads and warms both
-    with_cn, without, pair_ratios = [], [], []
-    for i in range(rounds):
-        order = (("plain", plain), ("control", controlled))
-        if i % 2:
-            order = order[::-1]
-        times = {}
-        for name, request in order:
-            t0 = time.perf_counter()
-            engine.run(request)
-            times[name] = time.perf_counter() - t0
-        without.append(times["plain"])
-        with_cn.append(times["control"])
-        pair_ratios.append(times["control"] / times["plain"])
-    return {
-        "model": model_id,
-        "controlnet": controlnet_id,
-        "plain_median_s": statistics.median(without),
-        "control_median_s": statistics.median(with_cn),
-        "ratio_of_medians": statistics.median(with_cn) / statistics.median(without),
-        "median_paired_ratio": statistics.median(pair_ratios),
-    }
+    result = bench_pair(engine, plain, controlled, rounds)
+    return {"model": model_id, "controlnet": controlnet_id, **result, "control_median_s": result["other_median_s"]}
+
+
+def bench_regions(engine, model_id: str, rounds: int, size: int, steps: int) -> dict:
+    """Two regional-guidance layers (left and right halves, their own prompts) over the plain job."""
+    from invoke_core.compile import compile_canvas
+    from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind, RegionPrompt
+
+    params = GenerationParams(prompt="a harbour at dusk, detailed painting", model=model_id, steps=steps, seed=1234)
+    layers = []
+    for index, (prompt, cols) in enumerate((("a red lighthouse", slice(0, size // 2)), ("a stormy sea", slice(size // 2, size)))):
+        pixels = np.zeros((size, size, 4), np.uint8)
+        pixels[:, cols, 3] = 255
+        layers.append(Layer(f"region-{index}", LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt)))
+    plain = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
+    regional = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), tuple(layers), params))
+    return {"model": model_id, **bench_pair(engine, plain, regional, rounds)}
+
+
+def report_regions(result: dict) -> None:
+    print(f"\n== two regional prompts on {result['model']} ==")
+    print(f"plain job median         {result['plain_median_s'] * 1000:9.1f} ms")
+    print(f"with 2 regions median    {result['other_median_s'] * 1000:9.1f} ms")
+    print(f"ratio (medians)          {result['ratio_of_medians']:9.3f}x   (paired: {result['median_paired_ratio']:.3f}x)")
 
 
 def bench_lora(engine, model_id: str, lora_ids: list[str], rounds: int, size: int, steps: int) -> dict:
@@ -260,6 +287,7 @@ def main() -> int:
     parser.add_argument("--skip-full", action="store_true")
     parser.add_argument("--control", action="store_true", help="also measure one ControlNet over a plain job")
     parser.add_argument("--lora", action="store_true", help="also measure two LoRAs over a plain job")
+    parser.add_argument("--regions", action="store_true", help="also measure two regional prompts over a plain job")
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -281,6 +309,8 @@ def main() -> int:
         print(f"peak RSS after the demo runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
         if args.control:
             report_control(bench_control(engine, "demo", "demo-controlnet", args.rounds, args.size, args.steps))
+        if args.regions:
+            report_regions(bench_regions(engine, "demo", args.rounds, args.size, args.steps))
         if args.lora:
             demo_loras = install_loras(engine, Path(engine.registry.get("demo").path), Path(tmp) / "demo-loras")
             report_lora(bench_lora(engine, "demo", demo_loras, args.rounds, args.size, args.steps))
@@ -297,6 +327,8 @@ def main() -> int:
                 cn = install_model(engine.registry, str(cn_folder), name="sd15 controlnet random")
                 print(f"full-size ControlNet (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
                 report_control(bench_control(engine, record.id, cn.id, args.rounds, args.size, args.steps))
+            if args.regions:
+                report_regions(bench_regions(engine, record.id, args.rounds, args.size, args.steps))
             if args.lora:
                 t0 = time.perf_counter()
                 full_loras = install_loras(engine, folder, Path(tmp) / "full-loras", scale=0.05)
