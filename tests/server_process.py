@@ -50,7 +50,8 @@ class ServerProcess:
         raise TimeoutError(f"server not ready: {self.log_text()[-2000:]}")
 
     def log_text(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.root / f"server-{self.port}.log").read_text(errors="replace")
 
     def get(self, path: str, **kw):
@@ -82,4 +83,4 @@ class ServerProcess:
             if all(item["status"] in statuses for item in items):
                 return items
             time.sleep(0.2)
-        raise TimeoutError(f"items {ids} not finished: {items}")
+        raise TimeoutError(f"items {ids} not {statuses}: {items}\nserver log:\n{self.log_text()[-3000:]}")
