@@ -165,6 +165,15 @@ class Engine:
         processor = None
         if request.regions:
             prompt_args, processor, extra_meta["regions"] = _regional_setup(pipe, record, request)
+        if processor is None:
+            # A plain job (or one whose regions all folded into the main prompt): compel's weighting syntax and
+            # prompts beyond 77 tokens. Regional jobs keep encode_regional_prompts (plain text, 77 tokens a slot).
+            from .prompts import encode_prompts
+
+            do_cfg = params.cfg_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
+            prompt_args = encode_prompts(
+                pipe, record.family, prompt_args["prompt"], prompt_args["negative_prompt"], do_cfg
+            )
 
         results = []
         with _prompt_mode_fade(controlnets, request.controls), regional_attention([pipe.unet, *controlnets], processor):
