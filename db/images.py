@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from .assets import MAX_BYTES, MAX_PIXELS, AssetStore, ImageInfo, StoredFile
 from .errors import InvalidInput, NotFound
 from .models import IMAGE_CATEGORIES, IMAGE_ORIGINS, NAME_MAX, Board, Generation, Image, new_id, utcnow
-from .png_metadata import METADATA_KEY, normalise, read_png_text, recall_parameters, recall_source
+from .png_metadata import METADATA_KEY, normalise, read_png_text, recall_extras, recall_parameters, recall_source
 from .session import Database
 
 MAX_LIMIT = 500
@@ -302,8 +302,21 @@ def get_metadata(db: Database, image_id: str) -> dict[str, Any]:
 
 
 def recall(db: Database, image_id: str) -> dict[str, Any]:
-    """The image's generation parameters under our names (prompt, steps, scheduler, seed, ...)."""
-    return normalise(get_metadata(db, image_id))
+    """The image's generation parameters under our names (prompt, steps, scheduler, seed, ...), and what
+    rebuilds its layers: LoRAs, and regions and controls with their layer assets (`available`: the asset
+    still exists; see png_metadata.recall_extras)."""
+    meta = get_metadata(db, image_id)
+    out = {**normalise(meta), **recall_extras(meta)}
+    items = [*out.get("regions", ()), *out.get("controls", ())]
+    asset_ids = {i["image_id"] for i in items if i.get("image_id")}
+    if asset_ids:
+        with db.read() as s:
+            found = set(s.scalars(select(Image.id).where(Image.id.in_(sorted(asset_ids)))))
+    else:
+        found = set()
+    for item in items:
+        item["available"] = item.get("image_id") in found
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

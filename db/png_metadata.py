@@ -390,6 +390,95 @@ def normalise(meta: Any) -> dict[str, Any]:
         return {}
 
 
+_INFILLS = ("patchmatch", "telea", "navier_stokes", "tile", "color")
+_CONTROL_MODES = ("balanced", "prompt", "control")
+_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _layer_ref(item: dict[str, Any]) -> dict[str, Any]:
+    layer = item.get("layer") if isinstance(item.get("layer"), dict) else {}
+    color = _to_str(layer.get("color"))
+    return {
+        "layer_id": _to_str(item.get("layer_id")),
+        "name": _to_str(layer.get("name")),
+        "color": color if color and _COLOR_RE.match(color) else None,
+        "image_id": _to_str(layer.get("image_id")),
+        "x": _to_int(layer.get("x")) or 0,
+        "y": _to_int(layer.get("y")) or 0,
+    }
+
+
+def _in_range(value: Any, low: float, high: float, default: float) -> float:
+    number = _to_float(value)
+    return number if number is not None and low <= number <= high else default
+
+
+def recall_extras(meta: Any) -> dict[str, Any]:
+    """What our own metadata holds beyond the flat parameters, for recall: model_id, mask_blur, infill, scale,
+    bbox, and the lists loras [{model, name, hash, weight}], regions [{layer_id, name, color, prompt,
+    negative_prompt, strength, image_id, x, y}] and controls [{layer_id, name, model, model_name, preprocessor,
+    weight, begin, end, mode, image_id, x, y}]. Keys without a value are left out; never raises."""
+    try:
+        meta = _loads_dict(meta)
+        out: dict[str, Any] = {}
+        model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+        out["model_id"] = _to_str(model.get("id"))
+        blur = _to_int(meta.get("mask_blur"))
+        out["mask_blur"] = blur if blur is not None and 0 <= blur <= 256 else None
+        out["infill"] = meta.get("infill") if meta.get("infill") in _INFILLS else None
+        scale = _to_float(meta.get("scale"))
+        out["scale"] = scale if scale is not None and 0.25 <= scale <= 4 else None
+        bbox = meta.get("bbox")
+        if isinstance(bbox, list) and len(bbox) == 4 and all(_to_int(v) is not None for v in bbox):
+            out["bbox"] = [_to_int(v) for v in bbox]
+        loras = []
+        for lora in meta.get("loras") or ():
+            if isinstance(lora, dict) and _to_str(lora.get("id") or lora.get("name")):
+                loras.append(
+                    {
+                        "model": _to_str(lora.get("id")),
+                        "name": _to_str(lora.get("name")) or _to_str(lora.get("id")),
+                        "hash": _to_str(lora.get("hash")),
+                        "weight": _in_range(lora.get("weight"), -2, 2, 1.0),
+                    }
+                )
+        out["loras"] = loras
+        regions = meta.get("regions") if isinstance(meta.get("regions"), dict) else {}
+        out["regions"] = [
+            {
+                **_layer_ref(item),
+                "prompt": _to_str(item.get("prompt")) or "",
+                "negative_prompt": _to_str(item.get("negative_prompt")) or "",
+                "strength": _in_range(item.get("strength"), 0, 1, 0.8),
+            }
+            for item in regions.get("items") or ()
+            if isinstance(item, dict)
+        ]
+        controls = []
+        for item in meta.get("controls") or ():
+            if not isinstance(item, dict):
+                continue
+            control_model = item.get("model") if isinstance(item.get("model"), dict) else {}
+            begin, end = _in_range(item.get("begin"), 0, 1, 0.0), _in_range(item.get("end"), 0, 1, 1.0)
+            controls.append(
+                {
+                    **_layer_ref(item),
+                    "model": _to_str(control_model.get("id")),
+                    "model_name": _to_str(control_model.get("name")),
+                    "model_hash": _to_str(control_model.get("hash")),
+                    "preprocessor": _to_str(item.get("preprocessor")) or "none",
+                    "weight": _in_range(item.get("weight"), 0, 2, 1.0),
+                    "begin": begin if begin < end else 0.0,
+                    "end": end if begin < end else 1.0,
+                    "mode": item.get("mode") if item.get("mode") in _CONTROL_MODES else "balanced",
+                }
+            )
+        out["controls"] = controls
+        return {k: v for k, v in out.items() if v not in (None, [], "")}
+    except Exception:  # noqa: BLE001 - malformed metadata never raises
+        return {}
+
+
 def recall_parameters(text_chunks: dict[str, str]) -> dict[str, Any]:
     """Text chunks -> our parameter names; a stronger source wins each key it has."""
     if not isinstance(text_chunks, dict):

@@ -1,8 +1,8 @@
 """Masked cross-attention for regional prompts.
 
 The text conditioning of a regional job is the concatenation, along the token axis, of the main prompt's
-tokens and each region's tokens: [main | region 1 | ... | region N], 77 tokens each (SD1.5 and SDXL both
-encode to 77 tokens per prompt; SDXL's pooled embeds come from the main prompt). The negative side is laid
+tokens and each region's tokens: [main | region 1 | ... | region N], 77 tokens a slot or a multiple of 77 for
+long prompts (SDXL's pooled embeds come from the main prompt). The negative side is laid
 out the same way (a region's slot holds its own negative prompt, or the main negative when it has none),
 so the two CFG branches have equal shapes and share one attention bias.
 
@@ -11,9 +11,13 @@ scores, computed at that layer's resolution from each region's mask area-resized
 to the layer's grid, m_i in [0, 1]:
 
 - region i's tokens: log(m_i), so -inf (zero attention) wherever the downsampled mask is 0;
-- the main prompt's tokens: log(1 - strength * min(1, sum_i m_i)): fully available where no region
-  covers, biased down inside regions (strength 0: no bias, strength 1: only the region's tokens inside a
-  fully covered cell). Every query row keeps a finite score, so the softmax never sees a row of -inf.
+- the main prompt's tokens: log(1 - min(1, sum_i strength_i * m_i)): fully available where no region
+  covers, biased down inside regions (a region of strength 0: no bias, strength 1: only the region's tokens
+  inside a fully covered cell). Every query row keeps a finite score, so the softmax never sees a row of
+  -inf: the main bias is -inf only where some m_i > 0.
+
+The conditioning itself is built by `invoke_core.prompts.encode_regional_prompts` (compel: weights and long
+prompts per slot, so a slot may hold 77, 154, ... tokens).
 
 `regional_attention` installs the processor on the cross-attention layers of the UNet (and of ControlNets,
 which see the same concatenated text) for one job and restores the previous processors afterwards.
@@ -45,19 +49,20 @@ class RegionalAttnProcessor:
         masks: np.ndarray | torch.Tensor,
         tokens: Sequence[int],
         latent_size: tuple[int, int],
-        strength: float = DEFAULT_STRENGTH,
+        strength: float | Sequence[float] = DEFAULT_STRENGTH,
         record: list | None = None,
     ):
         masks = torch.as_tensor(np.asarray(masks, dtype=np.float32))
         if masks.ndim != 3 or len(tokens) != masks.shape[0] + 1:
             raise ValueError(f"{masks.shape[0]} masks need {masks.shape[0] + 1} token counts, got {len(tokens)}")
-        if not 0 <= strength <= 1:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        strengths = [float(strength)] * masks.shape[0] if np.isscalar(strength) else [float(s) for s in strength]
+        if len(strengths) != masks.shape[0] or not all(0 <= s <= 1 for s in strengths):
+            raise ValueError(f"need one strength in [0, 1] per region, got {strength!r}")
         self.masks = masks[:, None]  # (N, 1, H, W)
         self.tokens = [int(t) for t in tokens]
         self.total_tokens = sum(self.tokens)
         self.latent_size = (int(latent_size[0]), int(latent_size[1]))
-        self.strength = float(strength)
+        self.strengths = torch.tensor(strengths, dtype=torch.float32)
         self.record = record
         self._cache: dict[tuple, torch.Tensor] = {}
 
@@ -79,8 +84,8 @@ class RegionalAttnProcessor:
         key = (query_length, dtype, str(device))
         if key not in self._cache:
             m = self.downsampled(self.grid(query_length))  # (N, Q) float32
-            cover = m.sum(0).clamp(max=1)
-            parts = [torch.log1p(-self.strength * cover)[:, None].expand(query_length, self.tokens[0])]
+            cover = (self.strengths[:, None] * m).sum(0).clamp(max=1)
+            parts = [torch.log1p(-cover)[:, None].expand(query_length, self.tokens[0])]
             for i, count in enumerate(self.tokens[1:]):
                 parts.append(torch.log(m[i])[:, None].expand(query_length, count))
             self._cache[key] = torch.cat(parts, dim=1).to(device=device, dtype=dtype)
@@ -160,40 +165,3 @@ def regional_attention(models: Sequence[Any], processor: RegionalAttnProcessor |
     finally:
         for model, original in reversed(saved):
             model.set_attn_processor(dict(original))
-
-
-def encode_regional_prompts(
-    pipe: Any,
-    family: str,
-    prompt: str,
-    negative_prompt: str,
-    regions: Sequence[tuple[str, str]],
-    do_cfg: bool,
-) -> tuple[dict[str, Any], list[int]]:
-    """Pipeline kwargs (prompt_embeds, negative_prompt_embeds, and for SDXL the pooled embeds of the main
-    prompt) with the main prompt's tokens followed by each region's, and the token count of each slot.
-
-    `regions`: (prompt, negative_prompt) per region; an empty region negative uses the main negative."""
-    device = pipe._execution_device
-
-    def encode(text: str, negative: str) -> tuple:
-        kwargs = dict(
-            prompt=text,
-            device=device,
-            num_images_per_prompt=1,
-            do_classifier_free_guidance=do_cfg,
-            negative_prompt=negative or None,
-        )
-        out = pipe.encode_prompt(**kwargs)
-        return tuple(out) if family == "sdxl" else (out[0], out[1], None, None)
-
-    main = encode(prompt, negative_prompt)
-    slots = [main] + [encode(p, n or negative_prompt) for p, n in regions]
-    result: dict[str, Any] = {"prompt_embeds": torch.cat([s[0] for s in slots], dim=1)}
-    if do_cfg:
-        result["negative_prompt_embeds"] = torch.cat([s[1] for s in slots], dim=1)
-    if family == "sdxl":
-        result["pooled_prompt_embeds"] = main[2]
-        if do_cfg:
-            result["negative_pooled_prompt_embeds"] = main[3]
-    return result, [s[0].shape[1] for s in slots]

@@ -125,6 +125,11 @@ def _validate_layer(layer: Layer) -> None:
         return  # hidden layers are ignored, so an unfinished region or control layer may stay hidden
     if layer.kind is LayerKind.REGIONAL_GUIDANCE and (layer.region is None or not layer.region.prompt.strip()):
         raise InvalidCanvasError(f"regional guidance layer {layer.id!r} needs a prompt: add one or hide the layer")
+    if layer.kind is LayerKind.REGIONAL_GUIDANCE:
+        try:
+            _check_range("strength", layer.region.strength, 0, 1, integer=False)
+        except InvalidCanvasError as exc:
+            raise InvalidCanvasError(f"regional guidance layer {layer.id!r}: region {exc}") from None
     if layer.kind is LayerKind.CONTROL and layer.control is None:
         raise InvalidCanvasError(f"control layer {layer.id!r} has no control settings: choose a model or hide it")
     if layer.kind is LayerKind.CONTROL:
@@ -213,11 +218,13 @@ def compile_canvas(document: CanvasDocument) -> GenerationRequest:
                 f"regional guidance layer {layer.id!r} has an empty mask: paint the region or hide the layer"
             )
     regions = tuple(
-        RegionInput(coverage(layer, bbox), layer.region.prompt, layer.region.negative_prompt, layer.id)
+        RegionInput(
+            coverage(layer, bbox), layer.region.prompt, layer.region.negative_prompt, layer.id, layer.region.strength
+        )
         for layer in region_layers
     )
     controls = tuple(
-        ControlInput(_control_image(layer, bbox), layer.control)
+        ControlInput(_control_image(layer, bbox), layer.control, layer.id)
         for layer in layers
         if layer.visible and layer.kind is LayerKind.CONTROL and layer.control is not None
     )

@@ -167,7 +167,7 @@ class Engine:
             prompt_args, processor, extra_meta["regions"] = _regional_setup(pipe, record, request)
         if processor is None:
             # A plain job (or one whose regions all folded into the main prompt): compel's weighting syntax and
-            # prompts beyond 77 tokens. Regional jobs keep encode_regional_prompts (plain text, 77 tokens a slot).
+            # prompts beyond 77 tokens (regional jobs get the same per slot from encode_regional_prompts).
             from .prompts import encode_prompts
 
             do_cfg = params.cfg_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
@@ -280,14 +280,14 @@ def _regional_setup(pipe: Any, record: ModelRecord, request: GenerationRequest) 
     (None when no region is left: the job runs as a plain one, with the effective prompts) and the metadata."""
     import torch
 
-    from .attention import DEFAULT_STRENGTH, RegionalAttnProcessor, encode_regional_prompts
+    from .attention import RegionalAttnProcessor
+    from .prompts import encode_regional_prompts
     from .regions import plan_regions
 
     params = request.params
     plan = plan_regions(request.regions, params.prompt, params.negative_prompt)
     bbox = request.bbox
     meta: dict[str, Any] = {
-        "strength": DEFAULT_STRENGTH,
         "effective_prompt": plan.prompt,
         "effective_negative_prompt": plan.negative_prompt,
         "items": [],
@@ -299,6 +299,7 @@ def _regional_setup(pipe: Any, record: ModelRecord, request: GenerationRequest) 
                 "layer_id": region.layer_id,
                 "prompt": region.prompt,
                 "negative_prompt": region.negative_prompt,
+                "strength": region.strength,
                 "use": fate["use"],  # region, main (collapsed into the main prompt) or dropped
                 "coverage": round(fate["coverage"], 6),  # of the bbox, after higher regions subtracted
                 # canvas pixels, of the mask after subtraction
@@ -320,7 +321,8 @@ def _regional_setup(pipe: Any, record: ModelRecord, request: GenerationRequest) 
     width, height = request.size
     region_masks = np.stack([masks.resize_mask(np.asarray(r.mask), (width, height)) for r in plan.regions])
     scale = pipe.vae_scale_factor
-    processor = RegionalAttnProcessor(region_masks, tokens, (height // scale, width // scale), DEFAULT_STRENGTH)
+    strengths = [r.strength for r in plan.regions]
+    processor = RegionalAttnProcessor(region_masks, tokens, (height // scale, width // scale), strengths)
     return prompt_args, processor, meta
 
 
@@ -384,6 +386,7 @@ def _control_metadata(controls: tuple[ControlInput, ...], records: list[ModelRec
             "begin": c.settings.begin,
             "end": c.settings.end,
             "mode": c.settings.mode.value,
+            "layer_id": c.layer_id,
         }
         for c, r in zip(controls, records)
     ]

@@ -13,57 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from .errors import InvalidCanvasError
-
-
-_OPERATOR = re.compile(r"\)\s*\.\s*(blend|and)\s*\(")
-
-
-def _unescaped(text: str, chars: str) -> list[str]:
-    """The characters of `chars` in `text` that are not escaped with a backslash, in order."""
-    found, escaped = [], False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char in chars:
-            found.append(char)
-    return found
-
-
-def _check_syntax(text: str, what: str) -> None:
-    """Raise InvalidCanvasError for weighting syntax compel would silently read as plain words."""
-    from compel import Compel
-    from compel.prompt_parser import Blend
-
-    depth = 0
-    for char in _unescaped(text, "()"):
-        depth += 1 if char == "(" else -1
-        if depth < 0:
-            break
-    if depth != 0:
-        raise InvalidCanvasError(
-            f"cannot parse the {what}: unbalanced parentheses (write \\( or \\) for a literal parenthesis)"
-        )
-    operator = _OPERATOR.search(text)
-    if operator and len(_unescaped(text, '"')) % 2:
-        raise InvalidCanvasError(f"cannot parse the {what}: unbalanced double quotes in .{operator.group(1)}()")
-    try:
-        conjunction = Compel.parse_prompt_string(text)
-    except Exception as error:  # pyparsing.ParseException, compel's ParsingException and the like
-        detail = " ".join(str(error).split()) or type(error).__name__
-        raise InvalidCanvasError(f"cannot parse the {what}: {detail}") from None
-    if operator and len(conjunction.prompts) < 2 and not any(isinstance(p, Blend) for p in conjunction.prompts):
-        raise InvalidCanvasError(
-            f"cannot parse the {what}: malformed .{operator.group(1)}(); write it like"
-            ' ("a red fox", "a forest").blend(0.7, 0.3) or ("a red fox", "a forest").and()'
-        )
+from .prompt_syntax import check_syntax as _check_syntax
 
 
 def _compel(pipe: Any, family: str, device: torch.device, dtype: torch.dtype):
@@ -89,59 +44,107 @@ def _compel(pipe: Any, family: str, device: torch.device, dtype: torch.dtype):
     return Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, **common)
 
 
-def encode_prompts(pipe: Any, family: str, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
-    """Pipeline kwargs: prompt_embeds, negative_prompt_embeds (with CFG) and for SDXL the pooled embeds.
+class PromptEncoder:
+    """compel over one pipeline's tokenizers and text encoders: prompts -> conditioning tensors."""
 
-    Raises InvalidCanvasError for malformed weighting syntax."""
-    prompt = prompt or ""
-    negative_prompt = negative_prompt or ""
-    _check_syntax(prompt, "prompt")
-    if do_cfg:
-        _check_syntax(negative_prompt, "negative prompt")
+    def __init__(self, pipe: Any, family: str):
+        self.pipe, self.family = pipe, family
+        self.device = pipe._execution_device
+        if family == "sdxl":
+            encoder = pipe.text_encoder_2 if pipe.text_encoder_2 is not None else pipe.text_encoder
+        else:
+            encoder = pipe.text_encoder
+        self.dtype = encoder.dtype if encoder is not None else pipe.unet.dtype
+        self.compel = _compel(pipe, family, self.device, self.dtype)
+        if family == "sdxl" and not hasattr(self.compel.conditioning_provider, "empty_z"):
+            # compel pads .and(), .blend() and long prompts with the empty prompt's embeddings; its two-encoder
+            # provider lacks them
+            with torch.inference_mode():
+                self.compel.conditioning_provider.empty_z = self.encode("")[0]
 
-    device = pipe._execution_device
-    if family == "sdxl":
-        encoder = pipe.text_encoder_2 if pipe.text_encoder_2 is not None else pipe.text_encoder
-    else:
-        encoder = pipe.text_encoder
-    dtype = encoder.dtype if encoder is not None else pipe.unet.dtype
-    compel = _compel(pipe, family, device, dtype)
-
-    def encode(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(embeds (1, tokens, dim), pooled (SDXL) or None)."""
+        compel = self.compel
         # compel's build_conditioning_tensor, minus its tokenization bookkeeping (which fails on a .blend() with
         # two encoders); SDXL's pooled embeds come from the prompt text, as compel does
         try:
             embeds, _options = compel.build_conditioning_tensor_for_conjunction(compel.parse_prompt_string(text))
-            pooled = compel.conditioning_provider.get_pooled_embeddings([text], device=compel.device) if family == "sdxl" else None
+            pooled = (
+                compel.conditioning_provider.get_pooled_embeddings([text], device=compel.device)
+                if self.family == "sdxl"
+                else None
+            )
         except Exception as error:  # the parser accepts it but compel cannot build it
             detail = " ".join(str(error).split()) or type(error).__name__
             raise InvalidCanvasError(f"cannot use the prompt {text[:60]!r}: {detail}") from None
-        embeds = embeds.to(device=device, dtype=dtype)
-        return embeds, None if pooled is None else pooled.to(device=device, dtype=dtype)
+        embeds = embeds.to(device=self.device, dtype=self.dtype)
+        return embeds, None if pooled is None else pooled.to(device=self.device, dtype=self.dtype)
 
-    if family == "sdxl" and not hasattr(compel.conditioning_provider, "empty_z"):
-        # compel pads .and(), .blend() and long prompts with the empty prompt's embeddings; its two-encoder
-        # provider lacks them
+    def pair(self, prompt: str, negative_prompt: str, do_cfg: bool) -> dict[str, Any]:
+        """Pipeline kwargs for one prompt pair; with CFG both sides padded to the same token count."""
         with torch.inference_mode():
-            compel.conditioning_provider.empty_z = encode("")[0]
+            embeds, pooled = self.encode(prompt)
+            result: dict[str, Any] = {"prompt_embeds": embeds}
+            if self.family == "sdxl":
+                result["pooled_prompt_embeds"] = pooled
+            if not do_cfg:
+                return result
+            zero_negative = (
+                self.family == "sdxl"
+                and not negative_prompt
+                and bool(self.pipe.config.get("force_zeros_for_empty_prompt", False))
+            )
+            if zero_negative:
+                negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+            else:
+                negative, negative_pooled = self.encode(negative_prompt)
+                embeds, negative = self.compel.pad_conditioning_tensors_to_same_length([embeds, negative])
+                result["prompt_embeds"] = embeds
+            result["negative_prompt_embeds"] = negative
+            if self.family == "sdxl":
+                result["negative_pooled_prompt_embeds"] = negative_pooled
+        return result
 
-    with torch.inference_mode():
-        embeds, pooled = encode(prompt)
-        result: dict[str, Any] = {"prompt_embeds": embeds}
-        if family == "sdxl":
-            result["pooled_prompt_embeds"] = pooled
-        if not do_cfg:
-            return result
-        zero_negative = (
-            family == "sdxl" and not negative_prompt and bool(pipe.config.get("force_zeros_for_empty_prompt", False))
-        )
-        if zero_negative:
-            negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-        else:
-            negative, negative_pooled = encode(negative_prompt)
-            embeds, negative = compel.pad_conditioning_tensors_to_same_length([embeds, negative])
-            result["prompt_embeds"] = embeds
-        result["negative_prompt_embeds"] = negative
-        if family == "sdxl":
-            result["negative_pooled_prompt_embeds"] = negative_pooled
-    return result
+
+def encode_prompts(pipe: Any, family: str, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
+    """Pipeline kwargs: prompt_embeds, negative_prompt_embeds (with CFG) and for SDXL the pooled embeds.
+
+    Raises InvalidCanvasError for malformed weighting syntax."""
+    prompt, negative_prompt = prompt or "", negative_prompt or ""
+    _check_syntax(prompt, "prompt")
+    if do_cfg:
+        _check_syntax(negative_prompt, "negative prompt")
+    return PromptEncoder(pipe, family).pair(prompt, negative_prompt, do_cfg)
+
+
+def encode_regional_prompts(
+    pipe: Any,
+    family: str,
+    prompt: str,
+    negative_prompt: str,
+    regions: Sequence[tuple[str, str]],
+    do_cfg: bool,
+) -> tuple[dict[str, Any], list[int]]:
+    """Pipeline kwargs with the main prompt's tokens followed by each region's along the token axis
+    (prompt_embeds, negative_prompt_embeds, and for SDXL the pooled embeds of the main prompt), and the token
+    count of each slot. Every slot is encoded with compel (weights, long prompts); a slot's positive and
+    negative sides are padded to the same length, so both CFG branches share one layout.
+
+    `regions`: (prompt, negative_prompt) per region; an empty region negative uses the main negative."""
+    prompt, negative_prompt = prompt or "", negative_prompt or ""
+    slots_text = [(prompt, negative_prompt)] + [(p or "", n or negative_prompt) for p, n in regions]
+    for index, (text, negative) in enumerate(slots_text):
+        what = "prompt" if index == 0 else f"prompt of region {index}"
+        _check_syntax(text, what)
+        if do_cfg:
+            _check_syntax(negative, f"negative {what}")
+    encoder = PromptEncoder(pipe, family)
+    slots = [encoder.pair(text, negative, do_cfg) for text, negative in slots_text]
+    result: dict[str, Any] = {"prompt_embeds": torch.cat([s["prompt_embeds"] for s in slots], dim=1)}
+    if do_cfg:
+        result["negative_prompt_embeds"] = torch.cat([s["negative_prompt_embeds"] for s in slots], dim=1)
+    if family == "sdxl":
+        result["pooled_prompt_embeds"] = slots[0]["pooled_prompt_embeds"]
+        if do_cfg:
+            result["negative_pooled_prompt_embeds"] = slots[0]["negative_pooled_prompt_embeds"]
+    return result, [s["prompt_embeds"].shape[1] for s in slots]

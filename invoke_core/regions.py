@@ -40,6 +40,7 @@ class Region:
     negative_prompt: str
     coverage: float
     index: int  # position in the request's regions
+    strength: float = 0.8  # how far the region's prompt replaces the main prompt inside its mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,7 +67,8 @@ def plan_regions(
     min_coverage: float = MIN_COVERAGE,
     collapse_coverage: float = COLLAPSE_COVERAGE,
 ) -> RegionPlan:
-    """Apply the rules above to `regions` (objects with .mask, .prompt, .negative_prompt)."""
+    """Apply the rules above to `regions` (objects with .mask, .prompt, .negative_prompt and optionally
+    .strength)."""
     if not regions:
         return RegionPlan(prompt, negative_prompt, ())
     shape = np.asarray(regions[0].mask).shape
@@ -83,6 +85,9 @@ def plan_regions(
             )
         if not np.isfinite(original).all() or original.min() < 0 or original.max() > 1:
             raise InvalidCanvasError(f"region {index + 1} ({region.prompt!r}): mask values must be in [0, 1]")
+        strength = getattr(region, "strength", Region.strength)
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+            raise InvalidCanvasError(f"region {index + 1} ({region.prompt!r}): strength must be in [0, 1], got {strength!r}")
         mask = np.clip(original - covered, 0, 1).astype(np.float32)
         coverage = float(mask.mean())
         if coverage < min_coverage:
@@ -95,7 +100,7 @@ def plan_regions(
             fates[index] = {"use": "main", "coverage": coverage, "bounds": mask_bounds(mask)}
             continue
         fates[index] = {"use": "region", "coverage": coverage, "bounds": mask_bounds(mask)}
-        kept.append(Region(mask, region.prompt, region.negative_prompt, coverage, index))
+        kept.append(Region(mask, region.prompt, region.negative_prompt, coverage, index, float(strength)))
     return RegionPlan(main_prompt, main_negative, tuple(reversed(kept)), tuple(fates))
 
 

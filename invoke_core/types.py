@@ -78,12 +78,18 @@ class InfillMethod(str, enum.Enum):
     PATCHMATCH = "patchmatch"
 
 
+DEFAULT_REGION_STRENGTH = 0.8
+
+
 @dataclass(frozen=True)
 class RegionPrompt:
-    """The prompts a regional-guidance layer carries."""
+    """The prompts a regional-guidance layer carries. `strength` in [0, 1]: how far the region's prompt
+    replaces the main prompt inside its mask (0: the main prompt keeps full weight there; 1: only the region's
+    prompt where the mask is fully painted). The region's own tokens never reach outside its mask."""
 
     prompt: str
     negative_prompt: str = ""
+    strength: float = DEFAULT_REGION_STRENGTH
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,7 @@ class RegionInput:
     prompt: str
     negative_prompt: str = ""
     layer_id: str | None = None
+    strength: float = DEFAULT_REGION_STRENGTH  # see RegionPrompt
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", _frozen(self.mask))
@@ -186,10 +193,12 @@ class RegionInput:
 
 @dataclass(frozen=True, eq=False)
 class ControlInput:
-    """A control image cropped to the bbox (HxWx3 uint8) and how to apply it."""
+    """A control image cropped to the bbox (HxWx3 uint8) and how to apply it. `layer_id` names the layer it
+    came from (metadata, messages); None for a request built by hand."""
 
     image: np.ndarray
     settings: ControlSettings
+    layer_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen(self.image))

@@ -15,6 +15,7 @@ from invoke_core.compile import validate_document
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
+from invoke_core.prompt_syntax import check_prompts
 from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LoraSpec, RegionPrompt
 
 from .schemas import JobDocumentIn
@@ -25,6 +26,10 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
     not depend on pixels (sizes, parameters, layer settings), the models, and the layer assets."""
     placeholder = np.zeros((1, 1, 4), np.uint8)  # pixels are checked in the worker, once loaded
     validate_document(build_document(document.model_dump(mode="json"), lambda _id: placeholder))
+    check_prompts(document.params.prompt, document.params.negative_prompt)
+    regions = [layer for layer in document.layers if layer.visible and layer.region is not None]
+    for layer in regions:
+        check_prompts(layer.region.prompt, layer.region.negative_prompt, f"prompt of region layer {layer.id!r}")
     known = {r.id: r for r in registry.list()}
     installed = ", ".join(known)
     model = known.get(document.params.model or registry.default_model_id("main"))
@@ -91,7 +96,11 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
                 pixels=load_pixels(layer.image_id),
                 opacity=layer.opacity,
                 visible=layer.visible,
-                region=RegionPrompt(layer.region.prompt, layer.region.negative_prompt) if layer.region else None,
+                region=(
+                    RegionPrompt(layer.region.prompt, layer.region.negative_prompt, layer.region.strength)
+                    if layer.region
+                    else None
+                ),
                 control=ControlSettings(**layer.control.model_dump()) if layer.control else None,
             )
         )
@@ -114,3 +123,25 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
     )
     bbox = doc.bbox
     return CanvasDocument(Bounds(bbox.x, bbox.y, bbox.width, bbox.height), tuple(layers), params)
+
+
+def link_layer_assets(meta: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The result's metadata with each region and control item pointing at the layer it came from: the
+    layer's asset (`image_id`), canvas position and UI name/colour, from the stored request. That is what
+    recall needs to rebuild the layers. Returns a new dict; items without a known layer are left as they are."""
+    layers = {layer.get("id"): layer for layer in request.get("layers") or () if isinstance(layer, dict)}
+
+    def linked(item: dict[str, Any]) -> dict[str, Any]:
+        layer = layers.get(item.get("layer_id"))
+        if layer is None:
+            return item
+        ref = {k: layer.get(k) for k in ("image_id", "x", "y", "opacity", "name", "color")}
+        return {**item, "layer": ref}
+
+    out = dict(meta)
+    regions = meta.get("regions")
+    if isinstance(regions, dict) and isinstance(regions.get("items"), list):
+        out["regions"] = {**regions, "items": [linked(i) if isinstance(i, dict) else i for i in regions["items"]]}
+    if isinstance(meta.get("controls"), list):
+        out["controls"] = [linked(c) if isinstance(c, dict) else c for c in meta["controls"]]
+    return out

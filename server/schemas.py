@@ -40,6 +40,12 @@ class BBoxIn(Strict):
 class RegionIn(Strict):
     prompt: str = Field(max_length=10_000)
     negative_prompt: str = Field("", max_length=10_000)
+    strength: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="how far the region's prompt replaces the main prompt inside its mask (0: not at all, 1: fully)",
+    )
 
 
 class ControlIn(Strict):

@@ -22,7 +22,7 @@ from db.models import Generation
 from invoke_core.errors import GenerationCancelled, InvokeCoreError
 
 from .events import GenerationProgress, ImageAdded, ModelLoad, QueueItemStatusChanged, preview_data_url
-from .jobs import build_document
+from .jobs import build_document, link_layer_assets
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,12 @@ class QueueWorker:
             from invoke_core.metadata import png_bytes
 
             for result in results:
-                meta = {**result.metadata, "generation_id": item.generation_id, "queue_item_id": item.id, "canvas_id": canvas_id}
+                meta = {
+                    **link_layer_assets(result.metadata, request_json),
+                    "generation_id": item.generation_id,
+                    "queue_item_id": item.id,
+                    "canvas_id": canvas_id,
+                }
                 record = db_images.add_image(
                     self.s.db,
                     self.s.store,

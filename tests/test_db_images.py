@@ -206,6 +206,7 @@ def test_add_generated_with_metadata_and_generation(db, store):
         "strength": 1.0,
         "model_name": "Harbour XL",
         "model_hash": "cafebabe",
+        "model_id": "m",
     }
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import rgba
 
-from invoke_core.attention import RegionalAttnProcessor, encode_regional_prompts, regional_attention
+from invoke_core.attention import RegionalAttnProcessor, regional_attention
+from invoke_core.prompts import encode_regional_prompts
 from invoke_core.compile import compile_canvas
 from invoke_core.errors import InvalidCanvasError
 from invoke_core.regions import plan_regions
@@ -102,10 +103,10 @@ def params(**kw) -> GenerationParams:
     return GenerationParams(**base)
 
 
-def region_layer(mask: np.ndarray, prompt="a red boat", negative="fog", layer_id="reg", x=0, y=0) -> Layer:
+def region_layer(mask: np.ndarray, prompt="a red boat", negative="fog", layer_id="reg", x=0, y=0, strength=0.8) -> Layer:
     pixels = np.zeros(mask.shape + (4,), np.uint8)
     pixels[..., 3] = np.rint(mask * 255)
-    return Layer(layer_id, LayerKind.REGIONAL_GUIDANCE, x, y, pixels, region=RegionPrompt(prompt, negative))
+    return Layer(layer_id, LayerKind.REGIONAL_GUIDANCE, x, y, pixels, region=RegionPrompt(prompt, negative, strength))
 
 
 def run1(engine, layers=(), **kw):
@@ -200,10 +201,10 @@ def test_region_job_differs_and_plain_jobs_stay_byte_identical(engine, plain):
     assert all(unet.attn_processors[k] is v for k, v in before.items())
     assert np.array_equal(run1(engine).image, plain.image)
     meta = regional.metadata["regions"]
-    assert meta["effective_prompt"] == "a lighthouse at dusk" and meta["strength"] == 0.8
+    assert meta["effective_prompt"] == "a lighthouse at dusk"
     assert meta["items"] == [
-        {"layer_id": "reg", "prompt": "a red boat", "negative_prompt": "fog", "use": "region", "coverage": 0.5,
-         "bbox": [0, 0, 32, 64]}
+        {"layer_id": "reg", "prompt": "a red boat", "negative_prompt": "fog", "strength": 0.8, "use": "region",
+         "coverage": 0.5, "bbox": [0, 0, 32, 64]}
     ]
 
 
@@ -277,3 +278,67 @@ def test_sdxl_region_job(engine, sdxl_folder):
         assert np.array_equal(run1(engine, model=main.id, steps=2).image, plain_xl.image)
     finally:
         engine.registry.remove(main.id)
+
+
+# --- strength and weighted region prompts -----------------------------------------------------------------
+
+
+def test_each_region_strength_scales_the_main_prompt_bias_inside_it():
+    # region 0 (left quarter) at strength 0, region 1 (right quarter) at strength 1, the middle uncovered
+    masks = np.stack([box(0, 64, 0, 16), box(0, 64, 48, 64)])
+    processor = RegionalAttnProcessor(masks, [77, 77, 77], (8, 8), [0.0, 1.0])
+    bias = processor.bias(64, torch.float32, torch.device("cpu")).reshape(8, 8, 231)
+    main = bias[..., 0]
+    assert (main[:, :2] == 0).all()  # strength 0: the main prompt keeps full weight inside the region
+    assert torch.isneginf(main[:, 6:]).all()  # strength 1 over a fully painted cell: the region's tokens only
+    assert (main[:, 2:6] == 0).all()  # no region: unbiased
+    assert torch.isneginf(bias[:, 2:, 77]).all() and (bias[:, :2, 77] == 0).all()  # the region's own tokens
+    half = RegionalAttnProcessor(masks[:1], [77, 77], (8, 8), [0.5]).bias(64, torch.float32, torch.device("cpu"))
+    torch.testing.assert_close(half.reshape(8, 8, 154)[:, :2, 0], torch.full((8, 2), float(np.log(0.5))))
+    with pytest.raises(ValueError, match="one strength"):
+        RegionalAttnProcessor(masks, [77, 77, 77], (8, 8), [0.5])
+    with pytest.raises(ValueError, match="one strength"):
+        RegionalAttnProcessor(masks, [77, 77, 77], (8, 8), [0.5, 1.5])
+
+
+def test_region_strength_reaches_the_image_and_metadata(engine):
+    mask = box(0, 64, 0, 32)
+    weak = run1(engine, [region_layer(mask, strength=0.1)])
+    strong = run1(engine, [region_layer(mask, strength=1.0)])
+    default = run1(engine, [region_layer(mask)])
+    assert not np.array_equal(weak.image, strong.image) and not np.array_equal(weak.image, default.image)
+    assert weak.metadata["regions"]["items"][0]["strength"] == 0.1
+    with pytest.raises(InvalidCanvasError, match="'reg': region strength must be a number in"):
+        run1(engine, [region_layer(mask, strength=1.5)])
+    with pytest.raises(InvalidCanvasError, match="strength must be in"):
+        plan_regions([RegionInput(mask, "a", strength=-0.1)], "main")
+
+
+def test_regional_prompts_are_weighted_and_long_prompts_kept_whole(sd_pipe):
+    def encode(*regions, main="a harbour"):
+        return encode_regional_prompts(sd_pipe, "sd-1", main, "blurry", list(regions), True)
+
+    plain, tokens = encode(("a boat", ""))
+    # unweighted: exactly the pipeline's own encoding of each slot, side by side
+    with torch.inference_mode():
+        slots = [sd_pipe.encode_prompt(t, "cpu", 1, True, "blurry") for t in ("a harbour", "a boat")]
+    torch.testing.assert_close(plain["prompt_embeds"], torch.cat([s[0] for s in slots], 1), rtol=0, atol=0)
+    torch.testing.assert_close(plain["negative_prompt_embeds"], torch.cat([s[1] for s in slots], 1), rtol=0, atol=0)
+    weighted, _ = encode(("(a boat)1.6", ""))
+    assert torch.equal(weighted["prompt_embeds"][:, :77], plain["prompt_embeds"][:, :77])  # the main slot
+    assert not torch.equal(weighted["prompt_embeds"][:, 77:], plain["prompt_embeds"][:, 77:])
+    long_region = ", ".join(["a small red fishing boat with white sails"] * 12)
+    long, long_tokens = encode(("a tower", ""), (long_region, "fog"))
+    assert tokens == [77, 77] and long_tokens[:2] == [77, 77]
+    assert long_tokens[2] > 77 and long_tokens[2] % 77 == 0  # chunks of 77, not truncated
+    assert long["prompt_embeds"].shape[1] == long["negative_prompt_embeds"].shape[1] == sum(long_tokens)
+    with pytest.raises(InvalidCanvasError, match="prompt of region 2: unbalanced parentheses"):
+        encode(("a tower", ""), ("a boat :)", ""))
+
+
+def test_weighted_region_prompt_changes_the_job(engine):
+    mask = box(0, 64, 0, 32)
+    plain = run1(engine, [region_layer(mask, prompt="a red boat")])
+    weighted = run1(engine, [region_layer(mask, prompt="a (red)1.5 boat")])
+    long = run1(engine, [region_layer(mask, prompt=", ".join(["a red boat with white sails"] * 15))])
+    assert not np.array_equal(plain.image, weighted.image) and not np.array_equal(plain.image, long.image)

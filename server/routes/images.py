@@ -20,6 +20,7 @@ from ..schemas import (
     ImagesPatchIn,
     UploadForm,
 )
+from ..recall import resolve_models
 from ..services import services
 from .history import generation_out
 
@@ -104,7 +105,8 @@ def metadata(image_id: str):
 
 @route(bp, "/<image_id>/recall", "GET", summary="Parameters to recall into the settings", response=dict)
 def recall(image_id: str):
-    return images.recall(services().db, image_id)
+    s = services()
+    return resolve_models(images.recall(s.db, image_id), s.registry.list())
 
 
 @route(bp, "/<image_id>/history", "GET", summary="The generation that made it, and its canvas's others", response=ImageHistoryOut)

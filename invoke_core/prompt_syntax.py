@@ -1,0 +1,82 @@
+"""Prompt weighting syntax checks, without torch: the server refuses a malformed prompt at enqueue, before a
+job waits for a model load, and the engine checks again (a request may be built by hand).
+
+compel's parser (`compel/prompt_parser.py`) needs only pyparsing, but importing it through the `compel`
+package imports torch and transformers (seconds, in a route handler). So the parser module is loaded from
+compel's installed files on its own, once; it is the very parser compel runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+from .errors import InvalidCanvasError
+
+_OPERATOR = re.compile(r"\)\s*\.\s*(blend|and)\s*\(")
+_MODULE_NAME = "invoke_core._compel_prompt_parser"
+
+
+@lru_cache(maxsize=1)
+def _parser_module() -> ModuleType:
+    spec = importlib.util.find_spec("compel")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("compel is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "prompt_parser.py"
+    module_spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[_MODULE_NAME] = module  # dataclasses look their module up while the class is built
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _unescaped(text: str, chars: str) -> list[str]:
+    """The characters of `chars` in `text` that are not escaped with a backslash, in order."""
+    found, escaped = [], False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in chars:
+            found.append(char)
+    return found
+
+
+def check_syntax(text: str, what: str) -> None:
+    """Raise InvalidCanvasError for weighting syntax compel would fail on or silently read as plain words
+    (unbalanced parentheses, a .blend() or .and() that is not one). `what` names the prompt in messages."""
+    depth = 0
+    for char in _unescaped(text, "()"):
+        depth += 1 if char == "(" else -1
+        if depth < 0:
+            break
+    if depth != 0:
+        raise InvalidCanvasError(
+            f"cannot parse the {what}: unbalanced parentheses (write \\( or \\) for a literal parenthesis)"
+        )
+    operator = _OPERATOR.search(text)
+    if operator and len(_unescaped(text, '"')) % 2:
+        raise InvalidCanvasError(f"cannot parse the {what}: unbalanced double quotes in .{operator.group(1)}()")
+    parser = _parser_module()
+    try:
+        conjunction = parser.PromptParser().parse_conjunction(text)
+    except Exception as error:  # pyparsing.ParseException, compel's ParsingException and the like
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise InvalidCanvasError(f"cannot parse the {what}: {detail}") from None
+    blended = any(isinstance(p, parser.Blend) for p in conjunction.prompts)
+    if operator and len(conjunction.prompts) < 2 and not blended:
+        raise InvalidCanvasError(
+            f"cannot parse the {what}: malformed .{operator.group(1)}(); write it like"
+            ' ("a red fox", "a forest").blend(0.7, 0.3) or ("a red fox", "a forest").and()'
+        )
+
+
+def check_prompts(prompt: str, negative_prompt: str = "", what: str = "prompt") -> None:
+    """Both prompts of a pair; `what` names the pair ("prompt", "prompt of region 2", ...)."""
+    check_syntax(prompt or "", what)
+    check_syntax(negative_prompt or "", f"negative {what}")

@@ -1,0 +1,44 @@
+"""Recall against this installation: which installed models an image's recorded models are."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from invoke_core.model_records import ModelRecord
+
+
+def match_model(records: Iterable[ModelRecord], kinds: tuple[str, ...], model_id: str | None, name: str | None, hash_: str | None) -> ModelRecord | None:
+    """The installed model a recorded one is: the same id (with the same weights when the hash was recorded),
+    else the same weights under another id, else the same name. None when nothing fits."""
+    candidates = [r for r in records if r.kind in kinds]
+    for record in candidates:
+        if model_id and record.id == model_id and (not hash_ or not record.hash or record.hash == hash_):
+            return record
+    if hash_:
+        for record in candidates:
+            if record.hash and record.hash == hash_:
+                return record
+    if name:
+        for record in candidates:
+            if record.name == name:
+                return record
+    return None
+
+
+def resolve_models(recalled: dict[str, Any], records: list[ModelRecord]) -> dict[str, Any]:
+    """Point the recalled main model, LoRAs and ControlNets at installed models (`installed` says if one was
+    found; `model` / `model_id` then hold its id, else None)."""
+    out = dict(recalled)
+    if "model_id" in out or "model_name" in out:
+        main = match_model(records, ("main", "inpaint"), out.get("model_id"), out.get("model_name"), out.get("model_hash"))
+        out["model_id"] = main.id if main else None
+    for key, kinds in (("loras", ("lora",)), ("controls", ("controlnet",))):
+        items = []
+        for item in out.get(key, ()):
+            name = item.get("name") if key == "loras" else item.get("model_name")
+            hash_ = item.get("hash") if key == "loras" else item.get("model_hash")
+            record = match_model(records, kinds, item.get("model"), name, hash_)
+            items.append({**item, "model": record.id if record else None, "installed": record is not None})
+        if items:
+            out[key] = items
+    return out
