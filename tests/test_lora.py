@@ -194,3 +194,72 @@ def test_server_checks_and_passes_loras_through(setup):
         check_document(JobDocumentIn.model_validate(document((ids["sdxl"], 1.0))), None, engine.registry)
     with pytest.raises(InvalidCanvasError, match="listed twice"):
         check_document(JobDocumentIn.model_validate(document((ids["a"], 1.0), (ids["a"], 1.0))), None, engine.registry)
+
+
+# --- SDXL ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sdxl_setup(setup, sdxl_folder, tmp_path_factory):
+    """The tiny SDXL installed on the LoRA engine, with an SDXL LoRA in peft and kohya form."""
+    engine, _, _ = setup
+    files = tmp_path_factory.mktemp("sdxl-loras")
+    main = install_model(engine.registry, str(sdxl_folder), name="tiny sdxl for LoRAs")
+    peft = build_lora(sdxl_folder, files / "xl_style.safetensors", seed=5, fmt="peft")
+    kohya = build_lora(sdxl_folder, files / "xl_style_kohya.safetensors", seed=5, fmt="kohya")
+    ids = {"main": main.id, "peft": install_model(engine.registry, str(peft)).id, "kohya": install_model(engine.registry, str(kohya)).id}
+    yield engine, ids
+    for model_id in ids.values():
+        engine.registry.remove(model_id)
+
+
+def sdxl_weights(engine, model_id) -> dict[str, torch.Tensor]:
+    pipe = engine.cache.get(engine.registry.get(model_id), engine.device).model
+    named = [("unet." + n, p) for n, p in pipe.unet.state_dict().items()]
+    for name in ("text_encoder", "text_encoder_2"):
+        named += [(f"{name}." + n, p) for n, p in getattr(pipe, name).state_dict().items()]
+    return {n: p.detach().clone() for n, p in named}
+
+
+def test_sdxl_lora_in_both_formats_and_the_base_model_restored(sdxl_setup):
+    engine, ids = sdxl_setup
+    assert engine.registry.get(ids["peft"]).family == "sdxl" and engine.registry.get(ids["kohya"]).kind == "lora"
+    plain = run(engine, model=ids["main"], steps=2)
+    before = sdxl_weights(engine, ids["main"])
+    styled = run(engine, [LoraSpec(ids["peft"], 0.8)], model=ids["main"], steps=2)
+    assert not np.array_equal(styled.image, plain.image)
+    assert styled.metadata["loras"][0]["id"] == ids["peft"]
+    assert np.array_equal(run(engine, [LoraSpec(ids["kohya"], 0.8)], model=ids["main"], steps=2).image, styled.image)
+    assert np.array_equal(run(engine, [LoraSpec(ids["peft"], 0.0)], model=ids["main"], steps=2).image, plain.image)
+    after = sdxl_weights(engine, ids["main"])
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    assert np.array_equal(run(engine, model=ids["main"], steps=2).image, plain.image)
+    with pytest.raises(InvalidCanvasError, match="is for sdxl"):  # an SDXL LoRA on the SD1.5 demo
+        run(engine, [LoraSpec(ids["peft"], 1.0)], model="demo")
+
+
+def test_sdxl_regions_weighted_prompts_and_two_loras_together(sdxl_setup):
+    """Everything of issue 6 in one SDXL job: a region with a weighted prompt, a weighted main prompt, a
+    LoRA stack; the next plain job is the plain image again."""
+    from invoke_core.types import Layer, LayerKind, RegionPrompt
+
+    engine, ids = sdxl_setup
+    region = np.zeros((64, 64, 4), np.uint8)
+    region[:, :32, 3] = 255
+    layer = Layer("reg", LayerKind.REGIONAL_GUIDANCE, 0, 0, region, region=RegionPrompt("a (red)1.4 boat", "", 0.7))
+    params = dict(prompt="a harbour, (storm clouds)1.2", model=ids["main"], steps=2, seed=3, cfg_scale=5.0)
+    stack = (LoraSpec(ids["peft"], 0.6), LoraSpec(ids["kohya"], -0.3))
+
+    def job(layers=(), loras=(), **kw):
+        document = CanvasDocument(Bounds(0, 0, 64, 64), tuple(layers), GenerationParams(**{**params, **kw, "loras": loras}))
+        return engine.run(compile_canvas(document))[0]
+
+    plain = job()
+    everything = job([layer], stack)
+    assert everything.metadata["regions"]["items"][0]["use"] == "region"
+    assert [lo["weight"] for lo in everything.metadata["loras"]] == [0.6, -0.3]
+    assert not np.array_equal(everything.image, job([layer]).image)  # the LoRAs act on the regional job
+    assert not np.array_equal(everything.image, job(loras=stack).image)  # the region acts with the LoRAs
+    unweighted_region = Layer("reg", LayerKind.REGIONAL_GUIDANCE, 0, 0, region, region=RegionPrompt("a red boat", "", 0.7))
+    assert not np.array_equal(everything.image, job([unweighted_region], stack).image)  # region weights count
+    assert np.array_equal(job().image, plain.image)
