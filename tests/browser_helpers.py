@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from server_process import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -233,3 +240,193 @@ def poll(fn, timeout: float = 30, interval: float = 0.2, what: str = "condition"
             return last
         time.sleep(interval)
     raise TimeoutError(f"{what} not met in {timeout}s (last: {last!r})")
+
+
+BOX = 128  # generation box side: tiny jobs
+STEPS = 3
+
+
+# ---- pytest fixtures and gestures shared by the browser test files (tests/test_browser*.py) -----------------
+# A test module imports the fixtures by name (`from browser_helpers import app, browser, server`); each
+# module gets its own server (module scope).
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from server_process import ServerProcess
+
+    srv = ServerProcess(tmp_path_factory.mktemp("browser-root"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def app(browser, server, tmp_path, request):
+    """A fresh browser context (empty localStorage: a new canvas) with the app loaded."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    watch = ConsoleWatch(page)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+    for old in SHOTS.glob(f"{name}*.png") if SHOTS.exists() else []:
+        old.unlink()
+    a = App(page, server, tmp_path, name)
+    a.watch = watch
+    a.open()
+    yield a
+    try:
+        a.shot("end")
+    finally:
+        context.close()
+    assert not watch.errors, "browser console errors:\n" + "\n".join(watch.errors)
+
+
+# ---- shared gestures -----------------------------------------------------------------------------------------
+
+
+def set_up_job(app: App, prompt: str, width: int = BOX, height: int = BOX, steps: int = STEPS) -> None:
+    """Prompt, steps and a small generation box typed into the Generate panel; then Fit the view."""
+    app.fill("prompt", prompt, commit=False)
+    app.fill("steps", steps)
+    app.fill("bbox-width", width)
+    app.fill("bbox-height", height)
+    app.click("view-fit")
+    zoom_out(app)
+    s = app.record("settings")
+    b = app.record("bbox")
+    assert (s["prompt"], s["steps"]) == (prompt, steps)
+    assert (b["width"], b["height"]) == (width, height)
+
+
+def zoom_out(app: App, notches: int = 3) -> None:
+    """Mouse wheel over the middle of the stage: zoom out about the cursor (room around the box)."""
+    box = app.tid("canvas-stage").bounding_box()
+    app.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    before = app.view()["scale"]
+    for _ in range(notches):
+        app.page.mouse.wheel(0, 120)
+    app.wait("(s) => window.__app.store.get('view').scale < s * 0.7", before)
+    app.settle()
+
+
+def fill_rect(app: App, x0: float, y0: float, x1: float, y1: float, color: str | None = None) -> None:
+    """Rectangle tool (R): drag a rectangle on the stage; it fills the selected layer."""
+    if color:
+        app.tid("brush-color").fill(color)
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("r")
+    assert app.record("tool")["name"] == "rect"
+    app.drag([(x0, y0), (x1, y1)], steps=6)
+
+
+def brush(app: App, points: list[tuple[float, float]], size: int | None = None) -> None:
+    """Brush (B): one stroke through the canvas points."""
+    if size is not None:
+        app.fill("brush-size", size)
+    app.page.locator('[data-testid="canvas-stage"]').focus()
+    app.key("b")
+    assert app.record("tool")["name"] == "brush"
+    app.drag(points, steps=5)
+
+
+def selected_layer(app: App) -> str:
+    """The layer the tools paint on: the selected row of the Layers panel."""
+    rows = app.page.locator('[data-testid="layer-row"][aria-selected="true"]')
+    assert rows.count() == 1, f"{rows.count()} selected layer rows"
+    return rows.first.get_attribute("data-layer-id")
+
+
+def add_layer(app: App, kind: str) -> dict:
+    before = {l["id"] for l in app.layers()}
+    app.click(f"layer-add-{kind}")
+    added = [l for l in app.layers() if l["id"] not in before]
+    assert len(added) == 1 and added[0]["kind"] == kind, added
+    layer = added[0]
+    assert selected_layer(app) == layer["id"], "a new layer is the one the tools paint on"
+    assert layer["id"] in app.layer_rows()
+    return layer
+
+
+def watch_queue(app: App) -> None:
+    """Record every queue row the panel shows (status, step label, bar width) and every toast, even
+    short-lived ones, in window.__seen."""
+    app.js(
+        """() => {
+          const seen = window.__seen = {statuses: [], steps: [], bars: []};
+          const look = (root) => {
+            if (!(root instanceof HTMLElement)) return;
+            const rows = root.matches('[data-testid=queue-item]') ? [root] : [...root.querySelectorAll('[data-testid=queue-item]')];
+            for (const row of rows) {
+              seen.statuses.push(row.dataset.itemId + ':' + row.dataset.status);
+              const step = row.querySelector('.queue-step')?.textContent;
+              if (step) seen.steps.push(step);
+              const bar = row.querySelector('[role=progressbar]');
+              if (bar) seen.bars.push(Number(bar.getAttribute('aria-valuenow')));
+            }
+          };
+          seen.toasts = [];
+          new MutationObserver((records) => {
+            for (const r of records) r.addedNodes.forEach((n) => n.dataset && n.dataset.message && seen.toasts.push([n.dataset.kind, n.dataset.message]));
+          }).observe(document.getElementById('toasts'), {childList: true});
+          const queue = document.querySelector('[data-testid=queue-list]');
+          new MutationObserver((records) => {
+            for (const r of records) {
+              if (r.type === 'childList') r.addedNodes.forEach(look);
+              else look(r.target.closest ? r.target.closest('[data-testid=queue-item]') : null);
+            }
+          }).observe(queue, {childList: true, subtree: true, characterData: true, attributes: true});
+        }"""
+    )
+
+
+def last_item(server: ServerProcess, known: set[int]) -> dict:
+    """The queue item this test's invoke added (the newest one not in `known`)."""
+
+    def fresh():
+        items = [i for i in server.get("/api/v1/queue/items", params={"limit": 1000}).json() if i["id"] not in known]
+        return items[-1] if items else None
+
+    return poll(fresh, timeout=20, what="a new queue item")
+
+
+def queue_ids(server: ServerProcess) -> set[int]:
+    return {i["id"] for i in server.get("/api/v1/queue/items", params={"limit": 1000}).json()}
+
+
+def generation(server: ServerProcess, generation_id: str) -> dict:
+    response = server.get(f"/api/v1/history/{generation_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def image_rgba(server: ServerProcess, image_id: str):
+    """An image file of the server as an RGBA numpy array."""
+    import numpy as np
+    from PIL import Image
+
+    response = server.get(f"/api/v1/images/{image_id}/file")
+    assert response.status_code == 200, response.text
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+
+
+def wait_staged(app: App, timeout: float = 60_000) -> dict:
+    app.wait("() => (window.__app.store.get('staging')?.items || []).length > 0", timeout=timeout)
+    app.tid("staging-accept").wait_for(state="visible")
+    return app.record("staging")
+
+
+def layer_row(app: App, layer_id: str):
+    return app.page.locator(f'[data-testid="layer-row"][data-layer-id="{layer_id}"]')

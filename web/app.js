@@ -6,7 +6,19 @@ import { createStore } from "./state/store.js";
 import { createHistory } from "./state/history.js";
 import { createCanvas } from "./canvas/index.js";
 import { ApiError, createApi } from "./api.js";
-import { DEFAULT_BBOX, DEFAULT_SETTINGS, canonicalJson, createDocumentBuilder, migrateExtras, newLayer, recordsFromDocument } from "./document.js";
+import {
+  DEFAULT_BBOX,
+  DEFAULT_SETTINGS,
+  canonicalJson,
+  createDocumentBuilder,
+  loraMisfit,
+  mainModel,
+  migrateExtras,
+  newLayer,
+  normaliseLoraRows,
+  recordsFromDocument,
+  regionStrength,
+} from "./document.js";
 import { createCanvasMenu } from "./panels/canvases.js";
 import { debounce, loadBitmap, typingTarget } from "./panels/dom.js";
 import { createGallery } from "./panels/gallery.js";
@@ -157,6 +169,7 @@ async function main() {
     guard,
     actions: {
       recall: (image, params) => recallParameters(params),
+      recallLayers: (image, params) => recallLayers(params),
       sendToCanvas: (image) => sendImageToCanvas(image),
       useAsControl: (image) => useAsControl(image),
       setStarred: (id, starred) => gallery.setStarred(id, starred),
@@ -251,6 +264,9 @@ async function main() {
   $("zoom100").addEventListener("click", () => canvas.zoomTo(1));
 
   // ---- recall, gallery -> canvas ----------------------------------------------------------------------
+  /** The parameters of a generated image (GET /images/<id>/recall) into Generate: prompts, sampling,
+   * seed, model, img2img/inpaint settings, box size and the LoRA stack (LoRAs no longer installed are
+   * left out, with one warning naming them). */
   function recallParameters(params) {
     if (!params || !Object.keys(params).length) {
       toasts.info("This image carries no generation parameters");
@@ -258,23 +274,96 @@ async function main() {
     }
     const s = { ...DEFAULT_SETTINGS, ...(store.get("settings") || {}) };
     const next = { ...s };
-    for (const key of ["prompt", "negative_prompt", "steps", "cfg_scale", "scheduler", "strength"]) {
+    for (const key of ["prompt", "negative_prompt", "steps", "cfg_scale", "scheduler", "strength", "mask_blur", "infill", "scale"]) {
       if (params[key] !== undefined && params[key] !== null) next[key] = params[key];
     }
     if (typeof params.seed === "number") {
       next.seed = params.seed;
       next.random_seed = false;
     }
-    if (params.model_name) {
-      const m = models.find((x) => x.name === params.model_name && (x.kind === "main" || x.kind === "inpaint"));
-      if (m) next.model = m.id;
-    }
+    const usable = models.filter((x) => x.kind === "main" || x.kind === "inpaint");
+    const byId = params.model_id ? usable.find((x) => x.id === params.model_id) : null;
+    const byName = params.model_name ? usable.find((x) => x.name === params.model_name) : null;
+    if (byId || byName) next.model = (byId || byName).id;
+    // the LoRA stack: as the image had it (absent: none)
+    const recalled = Array.isArray(params.loras) ? params.loras : [];
+    const missing = recalled.filter((l) => !l || l.installed === false || !l.model);
+    next.loras = normaliseLoraRows(
+      recalled
+        .filter((l) => l && l.installed !== false && l.model)
+        .map((l) => ({ model: l.model, name: l.name || l.model, weight: l.weight ?? 1, enabled: true })),
+    );
     store.apply({ put: [next] }, { history: false });
     if (params.width && params.height && params.width % 8 === 0 && params.height % 8 === 0) {
       const b = store.get("bbox");
-      store.apply({ put: [{ ...b, width: params.width, height: params.height }] });
+      if (b.width !== params.width || b.height !== params.height) store.apply({ put: [{ ...b, width: params.width, height: params.height }] });
     }
     toasts.success("Parameters recalled into Generate");
+    if (missing.length) {
+      const names = missing.map((l) => `"${(l && (l.name || l.model)) || "unnamed"}"`).join(", ");
+      toasts.warning(`Not installed, left out of the LoRA list: ${names}`);
+    }
+  }
+
+  /**
+   * The regional-guidance and control layers of a generated image (its recall's `regions` and
+   * `controls`) added back to the canvas as ONE undo step: each with its settings and its pixels
+   * (the asset the job used) at its canvas position. Items whose asset was deleted, or whose
+   * ControlNet is not installed, are skipped with one warning.
+   */
+  async function recallLayers(params) {
+    const regions = Array.isArray(params?.regions) ? params.regions : [];
+    const controls = Array.isArray(params?.controls) ? params.controls : [];
+    /** @type {string[]} */
+    const skipped = [];
+    const label = (item, kind) => `${kind} "${item.name || item.prompt || item.model_name || item.layer_id || "?"}"`;
+    const usable = [
+      ...regions.map((r) => ({ kind: "regional_guidance", item: r })),
+      ...controls.map((c) => ({ kind: "control", item: c })),
+    ].filter(({ kind, item }) => {
+      const what = label(item, kind === "control" ? "control" : "region");
+      if (item.available === false || !item.image_id) {
+        skipped.push(`${what} (its image was deleted)`);
+        return false;
+      }
+      if (kind === "control" && (item.installed === false || !item.model || !models.some((m) => m.id === item.model && m.kind === "controlnet"))) {
+        skipped.push(`${what} (ControlNet ${item.model_name || item.model || "?"} is not installed)`);
+        return false;
+      }
+      return true;
+    });
+    // fetch every picture first: a failed download adds nothing (no half step)
+    const loaded = await Promise.all(usable.map(async (u) => ({ ...u, bitmap: await loadBitmap(api.images.fileUrl(u.item.image_id)) })));
+    if (loaded.length) {
+      await asOneStep(history, "recall layers", async () => {
+        for (const { kind, item, bitmap } of loaded) {
+          /** @type {Record<string, any>} */
+          const extra = {};
+          if (typeof item.color === "string" && /^#[0-9a-fA-F]{6}$/.test(item.color)) extra.color = item.color.toLowerCase();
+          if (kind === "regional_guidance") {
+            extra.prompt = item.prompt || "";
+            extra.negative_prompt = item.negative_prompt || "";
+            extra.strength = regionStrength(item.strength);
+          } else {
+            extra.control = {
+              model: item.model,
+              preprocessor: item.preprocessor || "none",
+              weight: Number(item.weight ?? 1),
+              begin: Number(item.begin ?? 0),
+              end: Number(item.end ?? 1),
+              mode: item.mode || "balanced",
+            };
+          }
+          await ops.addFromBitmap(bitmap, { kind, x: Number(item.x) || 0, y: Number(item.y) || 0, name: item.name || undefined, extra });
+        }
+      });
+      const nr = loaded.filter((l) => l.kind === "regional_guidance").length;
+      const nc = loaded.length - nr;
+      const parts = [nr ? `${nr} region layer${nr === 1 ? "" : "s"}` : "", nc ? `${nc} control layer${nc === 1 ? "" : "s"}` : ""].filter(Boolean);
+      toasts.success(`Recalled ${parts.join(" and ")} onto the canvas`);
+    }
+    if (skipped.length) toasts.warning(`Skipped ${skipped.join(", ")}`);
+    return loaded.length;
   }
 
   async function sendImageToCanvas(image) {
@@ -353,7 +442,15 @@ async function main() {
   // ---- document, invoke, staging -------------------------------------------------------------------------
   /** Queue items of this canvas's invokes: item id -> {bbox, generation_id} (saved in the document's `ui`). */
   let jobs = new Map();
-  const builder = createDocumentBuilder({ store, pixels, api, uiExtras: () => ({ board: gallery.selection, jobs }) });
+  /** Why a LoRA row cannot go with a job now (not installed, another family than the main model), or null. */
+  const loraProblem = (row) => loraMisfit(row, models, mainModel(models, store.get("settings")?.model));
+  const builder = createDocumentBuilder({
+    store,
+    pixels,
+    api,
+    uiExtras: () => ({ board: gallery.selection, jobs }),
+    loraFits: (row) => !loraProblem(row),
+  });
   /** @type {{id: string|null, name: string}} */
   const current = { id: null, name: "Untitled canvas" };
   let invoking = false;
@@ -375,6 +472,8 @@ async function main() {
         if (!(v > 0 && v % 8 === 0)) throw new Error(`The box ${name} ${v} is not a multiple of 8: use ${Math.max(8, Math.round(v / 8) * 8)}`);
       }
       const { document } = await builder.build({ forJob: true });
+      const unsent = normaliseLoraRows(store.get("settings")?.loras).filter((r) => r.enabled && loraProblem(r));
+      if (unsent.length) toasts.warning(`Not sent: ${unsent.map((r) => loraProblem(r).message).join("; ")}`);
       const board_id = gallery.selectedBoard;
       const out = await api.canvas.enqueue({ document, ...(board_id ? { board_id } : {}) });
       out.item_ids.forEach((id, i) => jobs.set(id, { bbox: document.bbox, generation_id: out.generation_ids[i] }));

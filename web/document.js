@@ -18,7 +18,8 @@
 /**
  * @typedef {{id: string, type: "layer", kind: LayerKind, name: string, z: number, x: number, y: number,
  *   opacity: number, visible: boolean, locked: boolean, color?: string, prompt?: string,
- *   negative_prompt?: string, control?: ControlSettings}} LayerRecord
+ *   negative_prompt?: string, strength?: number, control?: ControlSettings}} LayerRecord
+ *   (regions: `strength` in [0, 1], how much the region prompt replaces the main prompt inside it)
  * @typedef {{model: string, preprocessor: string, weight: number, begin: number, end: number}} ControlSettings
  * @typedef {{id: "bbox", type?: string, x: number, y: number, width: number, height: number}} BBox
  * @typedef {{x: number, y: number, width: number, height: number, canvas: any}} Exported
@@ -43,7 +44,15 @@ export const DEFAULT_SETTINGS = Object.freeze({
   mask_blur: 8,
   infill: "patchmatch",
   scale: 1,
+  loras: Object.freeze([]),
 });
+
+/** Region strength when a layer or an older document has none (the server's RegionIn default). */
+export const DEFAULT_REGION_STRENGTH = 0.8;
+/** The server's limits on a job's LoRA stack (LoraIn, ParamsIn.loras). */
+export const LORA_MAX = 10;
+export const LORA_WEIGHT_MIN = -2;
+export const LORA_WEIGHT_MAX = 2;
 
 export const DEFAULT_BBOX = Object.freeze({ id: "bbox", type: "bbox", x: 0, y: 0, width: 512, height: 512 });
 
@@ -77,6 +86,7 @@ export function newLayer(kind, o = {}) {
     layer.color = REGION_COLORS[index % REGION_COLORS.length];
     layer.prompt = "";
     layer.negative_prompt = "";
+    layer.strength = DEFAULT_REGION_STRENGTH;
   }
   if (kind === "control") {
     layer.control = { model: o.control_model || "", preprocessor: "none", weight: 1, begin: 0, end: 1 };
@@ -93,9 +103,12 @@ export function newId() {
 
 /**
  * The `params` of a document from the settings record. A random seed is left out (the server picks).
+ * `loras`: the enabled rows of the LoRA stack, in order, that `loraFits` accepts (by default all);
+ * left out when none (the server's default is an empty stack).
  * @param {Partial<typeof DEFAULT_SETTINGS>} s
+ * @param {{loraFits?: (row: LoraRow) => boolean}} [o]
  */
-export function paramsFromSettings(s) {
+export function paramsFromSettings(s, { loraFits = () => true } = {}) {
   const v = { ...DEFAULT_SETTINGS, ...s };
   /** @type {Record<string, any>} */
   const params = {
@@ -112,7 +125,82 @@ export function paramsFromSettings(s) {
     scale: Number(v.scale),
   };
   if (!v.random_seed) params.seed = Math.round(Number(v.seed));
+  const loras = normaliseLoraRows(v.loras)
+    .filter((row) => row.enabled && loraFits(row))
+    .slice(0, LORA_MAX)
+    .map((row) => ({ model: row.model, weight: row.weight }));
+  if (loras.length) params.loras = loras;
   return params;
+}
+
+/**
+ * @typedef {{model: string, name: string, weight: number, enabled: boolean}} LoraRow
+ *   one row of the LoRA stack (settings.loras): the LoRA's model id, its name (shown even when the
+ *   LoRA is no longer installed), its weight and whether it is sent
+ */
+
+/** A LoRA weight clamped to the server's range and rounded to 1/1000. @param {any} w */
+export function clampLoraWeight(w) {
+  const n = Number(w);
+  if (!Number.isFinite(n)) return 1;
+  return Math.round(Math.min(LORA_WEIGHT_MAX, Math.max(LORA_WEIGHT_MIN, n)) * 1000) / 1000;
+}
+
+/**
+ * Clean LoRA rows (from the store, a saved document or a recall): rows without a model id are
+ * dropped, a model listed twice keeps its first row, at most LORA_MAX rows.
+ * @param {any} rows
+ * @returns {LoraRow[]}
+ */
+export function normaliseLoraRows(rows) {
+  if (!Array.isArray(rows)) return [];
+  const seen = new Set();
+  /** @type {LoraRow[]} */
+  const out = [];
+  for (const r of rows) {
+    if (!r || typeof r.model !== "string" || !r.model || seen.has(r.model)) continue;
+    seen.add(r.model);
+    out.push({
+      model: r.model,
+      name: typeof r.name === "string" && r.name ? r.name.slice(0, NAME_MAX) : r.model,
+      weight: clampLoraWeight(r.weight ?? 1),
+      enabled: r.enabled !== false,
+    });
+    if (out.length >= LORA_MAX) break;
+  }
+  return out;
+}
+
+/**
+ * The main model a job uses: the chosen one, or the server's default when none is chosen (the first
+ * installed main model that is not a built-in demo, else the demo).
+ * @param {any[]} models records from GET /models
+ * @param {string|null|undefined} chosen settings.model
+ */
+export function mainModel(models, chosen) {
+  const usable = (models || []).filter((m) => m.kind === "main" || m.kind === "inpaint");
+  return (
+    usable.find((m) => m.id === chosen) ||
+    (chosen ? null : usable.find((m) => m.kind === "main" && !m.builtin) || usable.find((m) => m.id === "demo") || usable.find((m) => m.kind === "main")) ||
+    null
+  );
+}
+
+/**
+ * Why a LoRA row cannot go with a job on this main model, or null when it fits: the LoRA is no
+ * longer installed, or it is for another model family (the server refuses both).
+ * @param {LoraRow} row
+ * @param {any[]} models records from GET /models
+ * @param {any|null} main the main model record (mainModel()); null: unknown, only installation is checked
+ * @returns {null|{reason: "missing"|"family", message: string}}
+ */
+export function loraMisfit(row, models, main) {
+  const record = (models || []).find((m) => m.id === row.model && m.kind === "lora");
+  if (!record) return { reason: "missing", message: `${row.name || row.model} is not installed` };
+  if (main && record.family !== main.family) {
+    return { reason: "family", message: `${record.name} is a ${record.family} LoRA; ${main.name} is ${main.family}` };
+  }
+  return null;
 }
 
 const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
@@ -139,7 +227,7 @@ export function layerToJson(layer, asset, { strict = true } = {}) {
   out.opacity = clamp01(layer.opacity ?? 1);
   out.visible = layer.visible !== false;
   if (layer.kind === "regional_guidance") {
-    out.region = { prompt: layer.prompt || "", negative_prompt: layer.negative_prompt || "" };
+    out.region = { prompt: layer.prompt || "", negative_prompt: layer.negative_prompt || "", strength: regionStrength(layer.strength) };
   }
   if (layer.kind === "control") {
     const c = layer.control || /** @type {any} */ ({});
@@ -161,6 +249,12 @@ export function layerToJson(layer, asset, { strict = true } = {}) {
   out.locked = !!layer.locked;
   if (typeof layer.color === "string" && COLOR_RE.test(layer.color)) out.color = layer.color.toLowerCase();
   return out;
+}
+
+/** A region strength in [0, 1] (the default when missing or not a number). @param {any} v */
+export function regionStrength(v) {
+  const n = typeof v === "number" ? v : Number.NaN;
+  return Number.isFinite(n) ? Math.round(clamp01(n) * 1000) / 1000 : DEFAULT_REGION_STRENGTH;
 }
 
 /** @param {number} v */
@@ -278,6 +372,7 @@ export function createAssetTracker() {
  *   tracker: ReturnType<typeof createAssetTracker>,
  *   forJob?: boolean,                  true: only visible layers with pixels (a generation); false: all (a save)
  *   ui?: Record<string, any>|null,     the front end's state, saved as `ui` (saves only)
+ *   loraFits?: (row: LoraRow) => boolean,  which enabled LoRA rows go into params (default: all)
  * }} o
  * @returns {Promise<{document: {bbox: any, layers: any[], params: any, ui?: any}, empty: string[]}>}
  *   `empty`: ids of layers with no pixels (saved without an image_id; left out of a job)
@@ -305,7 +400,7 @@ export async function buildDocument(o) {
   const document = {
     bbox: bboxToJson(o.bbox),
     layers: entries.filter(Boolean),
-    params: paramsFromSettings(o.settings),
+    params: paramsFromSettings(o.settings, { loraFits: o.loraFits }),
   };
   if (!o.forJob && o.ui) document.ui = o.ui;
   return { document, empty };
@@ -327,6 +422,9 @@ export function uiState(o) {
     ui.staging = { items: st.items, index: st.index || 0, bbox: st.bbox ?? null };
   }
   if (o.board) ui.board = o.board;
+  // the whole LoRA stack, disabled rows and names included (params.loras holds only what a job sends)
+  const loras = normaliseLoraRows(s.loras);
+  if (loras.length) ui.loras = loras;
   const jobs = o.jobs ? [...o.jobs] : [];
   if (jobs.length) ui.jobs = jobs.map(([item_id, job]) => ({ item_id, bbox: job.bbox, generation_id: job.generation_id ?? null }));
   return ui;
@@ -364,6 +462,7 @@ export function recordsFromDocument(document) {
     if (l.region) {
       rec.prompt = l.region.prompt || "";
       rec.negative_prompt = l.region.negative_prompt || "";
+      rec.strength = regionStrength(l.region.strength);
     }
     if (l.control) rec.control = { ...l.control };
     layers.push(rec);
@@ -378,6 +477,8 @@ export function recordsFromDocument(document) {
   settings.random_seed = typeof ui.random_seed === "boolean" ? ui.random_seed : !fixed;
   if (fixed) settings.seed = p.seed;
   else if (typeof ui.seed === "number") settings.seed = ui.seed;
+  // the LoRA stack: from ui (all rows); a document without it (an older save, a job) has only the sent ones
+  settings.loras = normaliseLoraRows(Array.isArray(ui.loras) ? ui.loras : Array.isArray(p.loras) ? p.loras : []);
   const bbox = { ...DEFAULT_BBOX, ...(document.bbox || {}) };
   const st = ui.staging;
   const staging =
@@ -452,10 +553,12 @@ export function canvasToPng(canvas) {
 
 /**
  * The document builder bound to the store, the canvas pixels and the API.
- * @param {{store: any, pixels: any, api: any, uiExtras?: () => {board?: string|null, jobs?: Iterable<[number, any]>}}} deps
- *   uiExtras: state the store does not hold (the gallery's board, running jobs), saved in `ui`
+ * @param {{store: any, pixels: any, api: any, uiExtras?: () => {board?: string|null, jobs?: Iterable<[number, any]>},
+ *   loraFits?: (row: LoraRow) => boolean}} deps
+ *   uiExtras: state the store does not hold (the gallery's board, running jobs), saved in `ui`;
+ *   loraFits: which enabled LoRA rows go into `params.loras` (installed, of the main model's family)
  */
-export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}) }) {
+export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}), loraFits = () => true }) {
   const tracker = createAssetTracker();
 
   async function upload(exported, layer) {
@@ -479,6 +582,7 @@ export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}
       upload,
       tracker,
       forJob: !!o.forJob,
+      loraFits,
       ui: o.forJob ? null : uiState({ settings, staging: store.get("staging"), ...uiExtras() }),
     });
     return { document: result.document, empty: result.empty };

@@ -1,7 +1,7 @@
 // The Layers panel: add (raster, inpaint mask, regional guidance, control), select, rename, reorder by
 // drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
 // Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
-import { newLayer } from "../document.js";
+import { newLayer, regionStrength } from "../document.js";
 import { h, iconButton, loadBitmap } from "./dom.js";
 import { icon } from "./icons.js";
 
@@ -401,12 +401,14 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       opacityOut.textContent = `${Math.round(Number(opacity.value) * 100)}%`;
       ops.update(layer.id, { opacity: Number(opacity.value) });
     });
-    const rows = [h("div", { class: "field" }, h("span", { class: "field-label" }, "Opacity ", opacityOut), opacity)];
+    const opacityField = h("div", { class: "field grow" }, h("span", { class: "field-label" }, "Opacity ", opacityOut), opacity);
+    const rows = [opacityField];
 
     if (layer.color !== undefined) {
-      const color = h("input", { type: "color", value: layer.color, "data-testid": "layer-color", "aria-label": "Layer colour" });
+      // masks and regions: the tint sits beside the opacity (one line: the region's prompts stay in view)
+      const color = h("input", { type: "color", value: layer.color, "data-testid": "layer-color", "aria-label": "Layer colour", title: "Tint on the canvas" });
       color.addEventListener("change", () => ops.update(layer.id, { color: color.value }));
-      rows.push(h("label", { class: "field inline" }, h("span", { class: "field-label" }, "Colour"), color));
+      rows[0] = h("div", { class: "opacity-colour" }, opacityField, h("label", { class: "field" }, h("span", { class: "field-label" }, "Colour"), color));
     }
     if (layer.kind === "regional_guidance") {
       const p = h("textarea", { rows: 2, value: layer.prompt || "", "data-testid": "region-prompt", placeholder: "What this region shows…", "aria-label": "Region prompt" });
@@ -414,6 +416,27 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       p.addEventListener("input", () => ops.update(layer.id, { prompt: p.value }, { history: false }));
       n.addEventListener("input", () => ops.update(layer.id, { negative_prompt: n.value }, { history: false }));
       rows.push(h("label", { class: "field" }, h("span", { class: "field-label" }, "Region prompt"), p));
+      const value = regionStrength(layer.strength);
+      const strength = h("input", {
+        type: "range", min: 0, max: 1, step: 0.05, value, "data-testid": "region-strength", "aria-label": "Region strength",
+      });
+      const strengthOut = h("output", { class: "range-value" }, value.toFixed(2));
+      gesture(strength, "region strength");
+      strength.addEventListener("input", () => {
+        strengthOut.textContent = Number(strength.value).toFixed(2);
+        ops.update(layer.id, { strength: regionStrength(Number(strength.value)) });
+      });
+      rows.push(
+        h(
+          "div",
+          {
+            class: "field",
+            title: "How much the region prompt replaces the main prompt inside the region: 0 keeps the main prompt at full weight there, 1 uses only the region prompt",
+          },
+          h("span", { class: "field-label" }, "Strength ", strengthOut),
+          strength,
+        ),
+      );
       rows.push(h("label", { class: "field" }, h("span", { class: "field-label" }, "Region negative prompt"), n));
     }
     if (layer.kind === "control") {

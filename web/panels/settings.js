@@ -2,9 +2,10 @@
 // generation box size, and the Invoke button. Writes the `settings` record (not in undo history) and
 // the `bbox` record (undoable).
 import { ASPECT_PRESETS, aspectRatio, bboxForAspect, snapSize } from "../canvas/geometry.js";
-import { DEFAULT_BBOX, DEFAULT_SETTINGS } from "../document.js";
+import { DEFAULT_BBOX, DEFAULT_SETTINGS, mainModel } from "../document.js";
 import { field, h, iconButton } from "./dom.js";
 import { icon } from "./icons.js";
+import { createLoraPanel } from "./loras.js";
 
 /** The server's scheduler names (invoke_core/schedulers.py) with readable labels. */
 export const SCHEDULERS = [
@@ -173,6 +174,8 @@ export function createSettingsPanel({ el, store, onInvoke }) {
   invoke.appendChild(queueBadge);
 
   const group = (title, ...rows) => h("div", { class: "group" }, title ? h("h3", { class: "group-title" }, title) : null, ...rows);
+  const loraGroup = h("div", { class: "group lora-group" });
+  const loras = createLoraPanel({ el: loraGroup, store, models: () => models });
 
   el.replaceChildren(
     h("div", { class: "invoke-bar" }, invoke),
@@ -181,6 +184,7 @@ export function createSettingsPanel({ el, store, onInvoke }) {
       { class: "settings-scroll" },
       group(null, field("Model", modelSelect), modelNote),
       group(null, field("Prompt", prompt), field("Negative prompt", negative)),
+      loraGroup,
       group(
         "Sampling",
         h("div", { class: "row2" }, field("Steps", steps), field("CFG scale", cfg)),
@@ -215,9 +219,8 @@ export function createSettingsPanel({ el, store, onInvoke }) {
   function renderModels() {
     const s = settings();
     const usable = models.filter((m) => m.kind === "main" || m.kind === "inpaint");
-    // no model chosen: the server uses its default (the first main model), so show that one
-    const fallback = usable.find((m) => m.kind === "main") || usable[0];
-    const chosen = usable.find((m) => m.id === s.model) || fallback || null;
+    // no model chosen: the server uses its default (the first installed main model, else the demo)
+    const chosen = mainModel(usable, s.model) || mainModel(usable, null) || usable[0] || null;
     modelSelect.replaceChildren(
       ...(usable.length ? [] : [h("option", { value: "" }, "Default model")]),
       ...usable.map((m) => h("option", { value: m.id, title: m.description || "" }, m.label ? `${m.name} · random weights` : m.name)),
@@ -271,6 +274,7 @@ export function createSettingsPanel({ el, store, onInvoke }) {
     setModels(list) {
       models = list || [];
       renderModels();
+      loras.render();
     },
     /** Pending + running items of this session, shown on the Invoke button. */
     setQueueCount(n) {
@@ -281,6 +285,9 @@ export function createSettingsPanel({ el, store, onInvoke }) {
       invoke.classList.toggle("busy", !!busy);
     },
     focusPrompt: () => prompt.focus(),
-    destroy: unsubscribe,
+    destroy() {
+      unsubscribe();
+      loras.destroy();
+    },
   };
 }

@@ -1,11 +1,12 @@
-// The image viewer: the full image, its metadata, and actions: recall parameters, send to canvas as a
-// layer, use as control image, star, set as board cover, download, delete; ← → step through the grid.
+// The image viewer: the full image, its metadata, and actions: recall parameters, recall layers (its
+// regional-guidance and control layers, when it had any), send to canvas as a layer, use as control
+// image, star, set as board cover, download, delete; ← → step through the grid.
 import { h, iconButton, parseUtc } from "./dom.js";
 import { icon } from "./icons.js";
 
 /**
  * @param {{api: any, guard: (fn: () => any) => any, actions: {
- *   recall: (image: any, params: any) => void, sendToCanvas: (image: any) => any, useAsControl: (image: any) => any,
+ *   recall: (image: any, params: any) => void, recallLayers: (image: any, params: any) => Promise<number>, sendToCanvas: (image: any) => any, useAsControl: (image: any) => any,
  *   setStarred: (id: string, starred: boolean) => Promise<any>, deleteImage: (id: string) => Promise<any>,
  *   setCover: (image: any) => Promise<any>, boardName: (id: string|null) => string|null}}} o
  */
@@ -73,6 +74,24 @@ export function createViewer({ api, guard, actions }) {
     }
     const boardName = actions.boardName(image.board_id);
     const meta = h("dl", { class: "meta", "data-testid": "viewer-metadata" }, h("div", { class: "muted small" }, "Loading metadata…"));
+    // the recall tells whether the image had regions or control layers to bring back
+    const recalled = api.images.recall(image.id, { quiet: true }).catch(() => null);
+    const layersBtn = h(
+      "button",
+      {
+        class: "btn",
+        "data-testid": "viewer-recall-layers",
+        hidden: true,
+        title: "Add its regional-guidance and control layers to the canvas, where they were (one undo step)",
+        onclick: () =>
+          guard(async () => {
+            const params = (await recalled) || (await api.images.recall(image.id));
+            if (await actions.recallLayers(image, params)) close();
+          }),
+      },
+      icon("layers", 16),
+      "Recall layers",
+    );
     const prev = nav && nav.prev();
     const next = nav && nav.next();
     root.replaceChildren(
@@ -99,7 +118,8 @@ export function createViewer({ api, guard, actions }) {
           h(
             "div",
             { class: "viewer-actions" },
-            h("button", { class: "btn primary", "data-testid": "viewer-recall", title: "Put its prompt, seed and settings into Generate", onclick: () => guard(recall) }, icon("recall", 16), "Recall parameters"),
+            h("button", { class: "btn primary", "data-testid": "viewer-recall", title: "Put its prompt, seed, settings and LoRAs into Generate", onclick: () => guard(recall) }, icon("recall", 16), "Recall parameters"),
+            layersBtn,
             h("button", { class: "btn", "data-testid": "viewer-to-canvas", title: "Add it to the canvas as a new raster layer in the box", onclick: () => guard(async () => (await actions.sendToCanvas(image), close())) }, icon("layers", 16), "Send to canvas"),
             h("button", { class: "btn", "data-testid": "viewer-to-control", title: "A new control layer with this image, fitted to the box", onclick: () => guard(async () => (await actions.useAsControl(image), close())) }, icon("image", 16), "Use as control"),
             starBtn,
@@ -130,9 +150,20 @@ export function createViewer({ api, guard, actions }) {
     );
 
     async function recall() {
-      const params = await api.images.recall(image.id);
+      const params = (await recalled) || (await api.images.recall(image.id));
       actions.recall(image, params);
     }
+
+    recalled.then((params) => {
+      if (mine !== token || !root || !params) return;
+      const n = (Array.isArray(params.regions) ? params.regions.length : 0) + (Array.isArray(params.controls) ? params.controls.length : 0);
+      if (!n) return;
+      layersBtn.hidden = false;
+      const parts = [];
+      if (params.regions?.length) parts.push(`${params.regions.length} region${params.regions.length === 1 ? "" : "s"}`);
+      if (params.controls?.length) parts.push(`${params.controls.length} control layer${params.controls.length === 1 ? "" : "s"}`);
+      layersBtn.title = `Add its ${parts.join(" and ")} to the canvas, where they were (one undo step)`;
+    });
 
     try {
       const data = await api.images.metadata(image.id).catch(() => ({}));
@@ -154,6 +185,7 @@ export function createViewer({ api, guard, actions }) {
         row("Steps", params.steps),
         row("CFG", params.cfg_scale),
         row("Scheduler", params.scheduler),
+        row("LoRAs", Array.isArray(params.loras) && params.loras.length ? params.loras.map((l) => `${l.name || l.id} ${Number(l.weight).toFixed(2)}`).join(", ") : null),
         row("Strength", params.strength),
         row("Mode", params.mode),
         row("Board", boardName || "Uncategorised"),

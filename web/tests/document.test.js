@@ -4,6 +4,10 @@ import assert from "node:assert/strict";
 
 import {
   DEFAULT_SETTINGS,
+  clampLoraWeight,
+  loraMisfit,
+  mainModel,
+  normaliseLoraRows,
   buildDocument,
   canonicalJson,
   createAssetTracker,
@@ -66,7 +70,10 @@ test("layerToJson: an empty layer has no image_id or position; names are clamped
 
 test("layerToJson adds region prompts and control settings", () => {
   const region = { ...newLayer("regional_guidance", { id: "g" }), prompt: "a cat", negative_prompt: "blurry" };
-  assert.deepEqual(layerToJson(region, { image_id: "b".repeat(32), x: 0, y: 0 }).region, { prompt: "a cat", negative_prompt: "blurry" });
+  assert.deepEqual(layerToJson(region, { image_id: "b".repeat(32), x: 0, y: 0 }).region, { prompt: "a cat", negative_prompt: "blurry", strength: 0.8 });
+  assert.equal(layerToJson({ ...region, strength: 0.35 }, null).region.strength, 0.35);
+  assert.equal(layerToJson({ ...region, strength: 1.7 }, null).region.strength, 1, "clamped to [0, 1]");
+  assert.equal(layerToJson({ ...region, strength: undefined }, null).region.strength, 0.8, "an older layer gets the default");
   const control = newLayer("control", { id: "c", control_model: "demo-controlnet" });
   control.control = { ...control.control, preprocessor: "canny", weight: 0.8, begin: 0.1, end: 0.9, mode: "prompt" };
   assert.deepEqual(layerToJson(control, { image_id: "c".repeat(32), x: 0, y: 0 }).control, {
@@ -349,4 +356,113 @@ test("older localStorage extras migrate into the document once", () => {
 test("canonicalJson ignores key order", () => {
   assert.equal(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } }), canonicalJson({ a: { c: null, d: [1, { x: 1, y: 2 }] }, b: 1 }));
   assert.notEqual(canonicalJson({ a: [1, 2] }), canonicalJson({ a: [2, 1] }));
+});
+
+// ---- LoRA stacks and region strength --------------------------------------------------------------
+
+const MODELS = [
+  { id: "demo", name: "Demo SD1.5", family: "sd-1", kind: "main", builtin: true },
+  { id: "demo-inpaint", name: "Demo inpaint", family: "sd-1", kind: "inpaint", builtin: true },
+  { id: "xl", name: "My SDXL", family: "sdxl", kind: "main", builtin: false },
+  { id: "style-a", name: "style_a", family: "sd-1", kind: "lora" },
+  { id: "style-b", name: "style_b", family: "sd-1", kind: "lora" },
+  { id: "xl-style", name: "xl_style", family: "sdxl", kind: "lora" },
+];
+
+test("params carry the enabled LoRA rows in order, as {model, weight}; none: no loras key", () => {
+  const loras = [
+    { model: "style-b", name: "style_b", weight: 0.5, enabled: true },
+    { model: "style-a", name: "style_a", weight: -1.25, enabled: false },
+    { model: "xl-style", name: "xl_style", weight: 2.5, enabled: true },
+  ];
+  assert.deepEqual(paramsFromSettings({ ...DEFAULT_SETTINGS, loras }).loras, [
+    { model: "style-b", weight: 0.5 },
+    { model: "xl-style", weight: 2 },
+  ]);
+  assert.equal("loras" in paramsFromSettings(DEFAULT_SETTINGS), false);
+  assert.equal("loras" in paramsFromSettings({ ...DEFAULT_SETTINGS, loras: [{ ...loras[1] }] }), false, "only disabled rows");
+  // a filter (the app's: installed and of the main model's family) keeps misfits out of the job
+  const main = mainModel(MODELS, "demo");
+  const fits = (row) => !loraMisfit(row, MODELS, main);
+  assert.deepEqual(paramsFromSettings({ ...DEFAULT_SETTINGS, loras }, { loraFits: fits }).loras, [{ model: "style-b", weight: 0.5 }]);
+});
+
+test("the main model is the chosen one, else the server's default (first non-demo main, else the demo)", () => {
+  assert.equal(mainModel(MODELS, "demo-inpaint").id, "demo-inpaint");
+  assert.equal(mainModel(MODELS, null).id, "xl");
+  assert.equal(mainModel(MODELS.filter((m) => m.id !== "xl"), null).id, "demo");
+  assert.equal(mainModel(MODELS, "gone"), null);
+});
+
+test("loraMisfit: not installed, another family, or null when it fits", () => {
+  const sd1 = mainModel(MODELS, "demo");
+  const xl = mainModel(MODELS, "xl");
+  const row = { model: "style-a", name: "style_a", weight: 1, enabled: true };
+  assert.equal(loraMisfit(row, MODELS, sd1), null);
+  assert.equal(loraMisfit(row, MODELS, xl).reason, "family");
+  assert.match(loraMisfit(row, MODELS, xl).message, /style_a is a sd-1 LoRA; My SDXL is sdxl/);
+  assert.equal(loraMisfit({ ...row, model: "deleted", name: "old one" }, MODELS, sd1).reason, "missing");
+  assert.equal(loraMisfit({ ...row, model: "demo" }, MODELS, sd1).reason, "missing", "a main model is not a LoRA");
+});
+
+test("LoRA rows are cleaned: weights clamped, duplicates and id-less rows dropped, at most 10", () => {
+  assert.equal(clampLoraWeight(-3), -2);
+  assert.equal(clampLoraWeight("0.35"), 0.35);
+  assert.equal(clampLoraWeight("x"), 1);
+  const rows = normaliseLoraRows([
+    { model: "a", weight: 0.5 },
+    { model: "a", weight: 1 },
+    { name: "no id" },
+    null,
+    { model: "b", name: "B", weight: 9, enabled: false },
+    ...Array.from({ length: 12 }, (_, i) => ({ model: `m${i}` })),
+  ]);
+  assert.deepEqual(rows.slice(0, 2), [
+    { model: "a", name: "a", weight: 0.5, enabled: true },
+    { model: "b", name: "B", weight: 2, enabled: false },
+  ]);
+  assert.equal(rows.length, 10);
+  assert.deepEqual(normaliseLoraRows("nope"), []);
+});
+
+test("the LoRA stack and region strength survive a save and a restore in another browser", async () => {
+  const loras = [
+    { model: "style-a", name: "style_a", weight: 0.5, enabled: true },
+    { model: "style-b", name: "style_b", weight: -0.75, enabled: false },
+  ];
+  const settings = { ...DEFAULT_SETTINGS, prompt: "p", loras };
+  const g = { ...newLayer("regional_guidance", { id: "g", z: 1 }), prompt: "sea", strength: 0.6 };
+  const g2 = { ...newLayer("regional_guidance", { id: "g2", z: 2 }), prompt: "sky" };
+  const canvas = fakeCanvas({ g: exported(0, 0, 8, 8, 2), g2: exported(8, 0, 8, 8, 3) });
+  const up = fakeUploader();
+  const tracker = createAssetTracker();
+  const built = await buildDocument({
+    layers: [g, g2], bbox: BBOX, settings, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels,
+    upload: up.upload, tracker, ui: uiState({ settings }),
+  });
+  const json = JSON.parse(JSON.stringify(built.document));
+  // params hold what a job sends (the server's ParamsIn: [{model, weight}]); ui the whole stack
+  assert.deepEqual(json.params.loras, [{ model: "style-a", weight: 0.5 }]);
+  assert.deepEqual(json.ui.loras, loras);
+  assert.deepEqual(json.layers.map((l) => l.region), [
+    { prompt: "sea", negative_prompt: "", strength: 0.6 },
+    { prompt: "sky", negative_prompt: "", strength: 0.8 },
+  ]);
+
+  const restored = recordsFromDocument(json);
+  assert.deepEqual(restored.settings.loras, loras);
+  assert.deepEqual(restored.layers.map((l) => l.strength), [0.6, 0.8]);
+  const again = await buildDocument({
+    layers: restored.layers, bbox: restored.bbox, settings: restored.settings, exportLayer: canvas.exportLayer,
+    readPixels: canvas.readPixels, upload: up.upload, tracker, ui: uiState({ settings: restored.settings }),
+  });
+  assert.equal(canonicalJson(again.document), canonicalJson(json), "the round trip is stable");
+
+  // a document without ui.loras (a job's request, an older save): the sent LoRAs come back enabled
+  const old = recordsFromDocument({ ...json, ui: { v: 2, random_seed: true } });
+  assert.deepEqual(old.settings.loras, [{ model: "style-a", name: "style-a", weight: 0.5, enabled: true }]);
+  // a region saved before strength existed gets the default
+  const older = recordsFromDocument({ ...json, layers: [{ ...json.layers[0], region: { prompt: "sea", negative_prompt: "" } }] });
+  assert.equal(older.layers[0].strength, 0.8);
+  assert.deepEqual(recordsFromDocument({ bbox: BBOX, layers: [], params: {} }).settings.loras, []);
 });
