@@ -197,6 +197,30 @@ _SAMPLER_NAMES.update(
 _PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
 _NEGATIVE = "negative prompt:"
+# `<lora:name:weight>` (optionally `:te weight` after it) as A1111 puts LoRAs in the prompt
+_LORA_TAG = re.compile(r"<lora:([^:<>]+):(-?\d+(?:\.\d+)?)(?::[^<>]*)?>")
+
+
+def _a1111_loras(prompt: str, hashes: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """The prompt without its LoRA tags, and the LoRAs as [{name, weight, hash}] (hash from `Lora hashes`)."""
+    by_name = {}
+    for part in (hashes or "").split(","):
+        name, _, value = part.partition(":")
+        if name.strip() and value.strip():
+            by_name[name.strip()] = value.strip()
+    loras = []
+
+    def take(match: re.Match) -> str:
+        weight = _to_float(match.group(2))
+        if weight is None or not -2 <= weight <= 2:
+            return match.group(0)  # a weight we cannot apply stays visible in the prompt
+        name = match.group(1).strip()
+        loras.append({"name": name, "weight": weight, "hash": by_name.get(name)})
+        return ""
+
+    stripped = _LORA_TAG.sub(take, prompt)
+    stripped = re.sub(r"[ \t]{2,}", " ", stripped).strip().strip(",").strip()
+    return (stripped if loras else prompt), loras
 
 
 def a1111_scheduler(sampler: str, schedule_type: str | None = None) -> str:
@@ -262,7 +286,10 @@ def parse_a1111(parameters: str) -> dict[str, Any]:
         size = _SIZE_RE.match(fields.get("Size", ""))
         if size:
             raw["width"], raw["height"] = size.group(1), size.group(2)
+        raw["prompt"], loras = _a1111_loras(raw["prompt"], fields.get("Lora hashes"))
         out = _typed(raw)
+        if loras:
+            out["loras"] = loras
         used = set(known) | {"Sampler", "Size", "Schedule type"}
         extra = {k: v for k, v in fields.items() if k not in used}
         if extra:
@@ -337,7 +364,18 @@ def parse_invokeai(json_text: str) -> dict[str, Any]:
             raw["scheduler"] = invokeai_scheduler(meta["scheduler"])
         if isinstance(raw["prompt"], list):  # prompts given as [{"prompt": ..., "weight": ...}]
             raw["prompt"] = " ".join(str(p.get("prompt", "")) for p in raw["prompt"] if isinstance(p, dict))
-        return _typed(raw)
+        out = _typed(raw)
+        loras = []  # v3-v5: [{"model": {"key" | "model_name", "name", "hash"}, "weight"}] (other installs: by name)
+        for lora in meta.get("loras") or ():
+            lora_model = lora.get("model") or lora.get("lora") if isinstance(lora, dict) else None
+            weight = _to_float(lora.get("weight")) if isinstance(lora, dict) else None
+            if isinstance(lora_model, dict) and weight is not None and -2 <= weight <= 2:
+                name = _to_str(_first(lora_model, "name", "model_name"))
+                if name:
+                    loras.append({"name": name, "weight": weight, "hash": _to_str(lora_model.get("hash"))})
+        if loras:
+            out["loras"] = loras
+        return out
     except Exception:  # noqa: BLE001 - malformed metadata never raises
         return {}
 

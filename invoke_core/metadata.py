@@ -59,6 +59,9 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
         fields.append(("Lora hashes", json.dumps(hashes)))
     for number, control in enumerate(meta.get("controls") or ()):
         fields.append((f"ControlNet {number}", _a1111_control(control)))
+    regions = [r for r in (meta.get("regions") or {}).get("items") or () if r.get("use") == "region"]
+    for number, region in enumerate(regions, 1):
+        fields.append((f"Region {number}", _a1111_region(region)))
     lines.append(", ".join(f"{k}: {v}" for k, v in fields if v not in (None, "")))
     return "\n".join(lines)
 
@@ -88,6 +91,17 @@ def _a1111_control(control: dict[str, Any]) -> str:
         ("Control Mode", _A1111_CONTROL_MODES.get(control.get("mode", ""), control.get("mode"))),
     ]
     return json.dumps(", ".join(f"{k}: {v}" for k, v in unit))
+
+
+def _a1111_region(region: dict[str, Any]) -> str:
+    """A regional prompt as a quoted `Prompt: ..., Negative: ..., Strength: ...` list (A1111 has no field of
+    its own for them; it shows unknown fields as they are)."""
+    unit = [
+        ("Prompt", region.get("prompt")),
+        ("Negative", region.get("negative_prompt")),
+        ("Strength", region.get("strength")),
+    ]
+    return json.dumps(", ".join(f"{k}: {v}" for k, v in unit if v not in (None, "")))
 
 
 def png_bytes(image: np.ndarray | Image.Image, meta: dict[str, Any] | None = None) -> bytes:

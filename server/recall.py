@@ -9,14 +9,17 @@ from invoke_core.model_records import ModelRecord
 
 def match_model(records: Iterable[ModelRecord], kinds: tuple[str, ...], model_id: str | None, name: str | None, hash_: str | None) -> ModelRecord | None:
     """The installed model a recorded one is: the same id (with the same weights when the hash was recorded),
-    else the same weights under another id, else the same name. None when nothing fits."""
+    else the same weights under another id (a full sha256 or A1111's 10-digit prefix), else the same name.
+    None when nothing fits."""
     candidates = [r for r in records if r.kind in kinds]
     for record in candidates:
         if model_id and record.id == model_id and (not hash_ or not record.hash or record.hash == hash_):
             return record
     if hash_:
+        hash_ = hash_.lower()
         for record in candidates:
-            if record.hash and record.hash == hash_:
+            # A1111 records the first 10 hex digits of the sha256 ("AutoV2"); ours are whole
+            if record.hash and (record.hash == hash_ or (len(hash_) >= 8 and record.hash.startswith(hash_))):
                 return record
     if name:
         for record in candidates:

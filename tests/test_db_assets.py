@@ -358,6 +358,22 @@ def test_parse_a1111_without_negative_or_parameters():
     assert only["scheduler"] == "dpmpp_2m_karras"
 
 
+def test_a1111_lora_tags_become_loras():
+    text = (
+        "a castle, <lora:ink style:0.7> on a hill <lora:sharp:-1.25:0.5>, <lora:bad:9>\n"
+        'Steps: 5, Sampler: Euler, Seed: 1, Lora hashes: "ink style: 0123456789, sharp: abcdef0123"'
+    )
+    params = parse_a1111(text)
+    assert params["prompt"] == "a castle, on a hill , <lora:bad:9>"  # out-of-range weights stay text
+    assert params["loras"] == [
+        {"name": "ink style", "weight": 0.7, "hash": "0123456789"},
+        {"name": "sharp", "weight": -1.25, "hash": "abcdef0123"},
+    ]
+    # our own A1111 text reads back the same LoRAs
+    ours = parse_a1111(a1111_parameters({**OUR_META, "loras": [{"id": "ink", "name": "Ink", "hash": "ab" * 32, "weight": 0.5}]}))
+    assert ours["loras"] == [{"name": "Ink", "weight": 0.5, "hash": "ab" * 5}] and "<lora" not in ours["prompt"]
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -417,6 +433,12 @@ def test_parse_invokeai():
     }
     v3 = {"positive_prompt": "x", "model": {"model_name": "old", "base_model": "sd-1"}, "denoising_strength": 0.3}
     assert parse_invokeai(json.dumps(v3)) == {"prompt": "x", "model_name": "old", "strength": 0.3}
+    with_loras = {**INVOKEAI, "loras": [
+        {"model": {"key": "k1", "hash": "blake3:aa", "name": "Ink", "base": "sd-1", "type": "lora"}, "weight": 0.75},
+        {"model": {"key": "k2", "name": "Too strong"}, "weight": 5},
+        {"weight": 0.5},
+    ]}
+    assert parse_invokeai(json.dumps(with_loras))["loras"] == [{"name": "Ink", "weight": 0.75, "hash": "blake3:aa"}]
 
 
 @pytest.mark.parametrize("text", ["", "{", "[1,2]", "null", '{"seed": "abc", "steps": [1]}', '{"model": 5}'])

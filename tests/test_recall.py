@@ -139,3 +139,28 @@ def test_recall_of_images_without_layers_and_unknown_ids(app):
     assert client.get(f"{API}/images/{photo}/recall").json == {}
     missing = client.get(f"{API}/images/{'0' * 32}/recall")
     assert missing.status_code == 404 and missing.json["error"]
+
+
+def test_a1111_image_recalls_its_loras_by_hash_or_name(app, tmp_path):
+    from invoke_core.metadata import png_bytes  # noqa: F401 - the writer side is covered in test_db_assets
+    from PIL import PngImagePlugin
+
+    client = app.test_client()
+    registry = app.extensions["invoke_canvas"].registry
+    lora = install_model(registry, str(build_lora(Path(registry.get("demo").path), tmp_path / "w.safetensors", seed=9)), name="Watercolour")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", (
+        "a harbour <lora:watercolor_v2:0.8> <lora:Watercolour:0.4> <lora:unknown:1>\n"
+        f'Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, Lora hashes: "watercolor_v2: {lora.hash[:10]}"'
+    ))
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, format="PNG", pnginfo=info)
+    response = client.post(f"{API}/images", data={"file": (io.BytesIO(buffer.getvalue()), "a1111.png")},
+                           content_type="multipart/form-data")
+    recall = client.get(f"{API}/images/{response.json['id']}/recall").json
+    assert recall["prompt"] == "a harbour" and recall["seed"] == 5
+    assert [(lo["name"], lo["weight"], lo["model"], lo["installed"]) for lo in recall["loras"]] == [
+        ("watercolor_v2", 0.8, lora.id, True),  # another name, the same file: found by its hash
+        ("Watercolour", 0.4, lora.id, True),  # found by name
+        ("unknown", 1.0, None, False),
+    ]

@@ -12,6 +12,7 @@ from invoke_core.attention import RegionalAttnProcessor, regional_attention
 from invoke_core.prompts import encode_regional_prompts
 from invoke_core.compile import compile_canvas
 from invoke_core.errors import InvalidCanvasError
+from invoke_core.metadata import a1111_parameters
 from invoke_core.regions import plan_regions
 from invoke_core.types import (
     Bounds,
@@ -202,6 +203,7 @@ def test_region_job_differs_and_plain_jobs_stay_byte_identical(engine, plain):
     assert np.array_equal(run1(engine).image, plain.image)
     meta = regional.metadata["regions"]
     assert meta["effective_prompt"] == "a lighthouse at dusk"
+    assert 'Region 1: "Prompt: a red boat, Negative: fog, Strength: 0.8"' in a1111_parameters(regional.metadata)
     assert meta["items"] == [
         {"layer_id": "reg", "prompt": "a red boat", "negative_prompt": "fog", "strength": 0.8, "use": "region",
          "coverage": 0.5, "bbox": [0, 0, 32, 64]}
