@@ -18,6 +18,8 @@ from types import ModuleType
 from .errors import InvalidCanvasError
 
 _OPERATOR = re.compile(r"\)\s*\.\s*(blend|and)\s*\(")
+# A1111's `(words:1.3)`: a number after the last colon; inside, words and already converted groups `(a)1.2`
+_A1111_WEIGHT = re.compile(r"(?<!\\)\(((?:[^()\\]|\\.|\([^()]*\)[-+.\d]*)+?):\s*(-?\d+(?:\.\d+)?)\s*\)")
 _MODULE_NAME = "invoke_core._compel_prompt_parser"
 
 
@@ -32,6 +34,16 @@ def _parser_module() -> ModuleType:
     sys.modules[_MODULE_NAME] = module  # dataclasses look their module up while the class is built
     module_spec.loader.exec_module(module)
     return module
+
+
+def to_compel(text: str) -> str:
+    """A1111's explicit weights `(words:1.3)` as compel's `(words)1.3`, so prompts pasted from A1111 (or
+    recalled from its images) weigh what they said; compel would read them as the words "words:1.3" at 1.1.
+    Applied innermost first, so `((a:1.2) b:1.1)` becomes `((a)1.2 b)1.1`. Everything else is left as is."""
+    previous = None
+    while previous != text:
+        previous, text = text, _A1111_WEIGHT.sub(r"(\1)\2", text)
+    return text
 
 
 def _unescaped(text: str, chars: str) -> list[str]:
@@ -49,7 +61,9 @@ def _unescaped(text: str, chars: str) -> list[str]:
 
 def check_syntax(text: str, what: str) -> None:
     """Raise InvalidCanvasError for weighting syntax compel would fail on or silently read as plain words
-    (unbalanced parentheses, a .blend() or .and() that is not one). `what` names the prompt in messages."""
+    (unbalanced parentheses, a .blend() or .and() that is not one). `what` names the prompt in messages.
+    A1111 weights are read as compel's (see to_compel)."""
+    text = to_compel(text)
     depth = 0
     for char in _unescaped(text, "()"):
         depth += 1 if char == "(" else -1

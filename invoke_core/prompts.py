@@ -19,6 +19,7 @@ import torch
 
 from .errors import InvalidCanvasError
 from .prompt_syntax import check_syntax as _check_syntax
+from .prompt_syntax import to_compel
 
 
 def _compel(pipe: Any, family: str, device: torch.device, dtype: torch.dtype):
@@ -65,6 +66,7 @@ class PromptEncoder:
     def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(embeds (1, tokens, dim), pooled (SDXL) or None)."""
         compel = self.compel
+        text = to_compel(text)
         # compel's build_conditioning_tensor, minus its tokenization bookkeeping (which fails on a .blend() with
         # two encoders); SDXL's pooled embeds come from the prompt text, as compel does
         try:

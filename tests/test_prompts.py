@@ -106,3 +106,18 @@ def test_malformed_syntax_is_a_clear_error(engine, prompt, message):
     assert "\n" not in str(error.value)
     with pytest.raises(InvalidCanvasError, match="negative prompt"):
         run1(engine, negative_prompt=prompt)
+
+
+def test_a1111_weights_read_as_compel_weights(engine, sdxl):
+    from invoke_core.prompt_syntax import to_compel
+
+    assert to_compel("a (red:1.5) boat, ((sails:1.2) white:0.8)") == "a (red)1.5 boat, ((sails)1.2 white)0.8"
+    assert to_compel("smile :) at 10:30 \\(a:1.2\\)") == "smile :) at 10:30 \\(a:1.2\\)"  # not weights: left alone
+    for model in ("demo", sdxl.id):
+        record = engine.resolve_model(model)
+        pipe, _ = engine._pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+        a1111 = encode_prompts(pipe, record.family, "a (red:1.5) boat", "", True)
+        compel = encode_prompts(pipe, record.family, "a (red)1.5 boat", "", True)
+        plain = encode_prompts(pipe, record.family, "a red boat", "", True)
+        assert torch.equal(a1111["prompt_embeds"], compel["prompt_embeds"])
+        assert not torch.equal(a1111["prompt_embeds"], plain["prompt_embeds"])
