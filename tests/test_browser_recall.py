@@ -170,6 +170,17 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
     original = app.export_pixels(region["id"])
     assert original is not None
     app_region_color = app.record(region["id"])["color"]
+
+    # a control layer (the demo ControlNet, chosen by default), weight 0.7, "prompt matters more"
+    control = add_layer(app, "control")
+    assert app.record(control["id"])["control"]["model"] == "demo-controlnet"
+    brush(app, [(20, 100), (110, 100)], size=10)
+    app.fill("control-weight", 0.7)
+    app.tid("control-mode").select_option("prompt")
+    app.wait("(id) => window.__app.store.get(id).control.mode === 'prompt'", control["id"])
+    control_settings = app.record(control["id"])["control"]
+    assert control_settings["weight"] == 0.7
+    control_px = app.export_pixels(control["id"])
     app.shot("lora-and-region")
     panel.screenshot(path=str(app.out_dir / "lora-panel.png"))
     browser_helpers.SHOTS.mkdir(parents=True, exist_ok=True)
@@ -196,15 +207,22 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
     assert [(lo["model"], lo["weight"], lo["installed"]) for lo in recall["loras"]] == [(water, 0.5, True)], recall
     (recalled_region,) = recall["regions"]
     assert recalled_region["strength"] == 0.6 and recalled_region["available"] is True, recalled_region
+    (recalled_control,) = recall["controls"]
+    assert (recalled_control["model"], recalled_control["installed"], recalled_control["weight"]) == (
+        "demo-controlnet",
+        True,
+        0.7,
+    ), recalled_control
 
-    # clear the LoRA list and delete the region layer
+    # clear the LoRA list and delete the region and control layers
     for lora_id in (water, ink):
         lora_row(app, lora_id).locator('[data-testid="lora-remove"]').click()
     app.wait("() => !(window.__app.store.get('settings').loras || []).length")
     assert app.tid("lora-row").count() == 0
-    layer_row(app, region["id"]).click()
-    app.click("layer-delete")
-    app.wait("(id) => !window.__app.store.get(id)", region["id"])
+    for layer_id in (region["id"], control["id"]):
+        layer_row(app, layer_id).click()
+        app.click("layer-delete")
+        app.wait("(id) => !window.__app.store.get(id)", layer_id)
     layers_before = {layer["id"] for layer in app.layers()}
     steps_before = app.js("() => window.__app.history.size")
 
@@ -225,15 +243,19 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
 
     assert app.js("() => window.__app.history.size") == steps_before, "the box size did not change: no undo step"
 
-    # Recall layers: the region layer comes back (prompt, strength, mask pixels) as one undo step
+    # Recall layers: the region and control layers come back (settings, pixels) as one undo step
     app.click("viewer-recall-layers")
     app.tid("viewer").wait_for(state="detached")
-    app.wait("(n) => window.__app.store.layers().length === n + 1", len(layers_before))
-    (back,) = [layer for layer in app.layers() if layer["id"] not in layers_before]
-    assert back["kind"] == "regional_guidance"
+    app.wait("(n) => window.__app.store.layers().length === n + 2", len(layers_before))
+    back, back_control = [layer for layer in app.layers() if layer["id"] not in layers_before]
+    assert back["kind"] == "regional_guidance" and back_control["kind"] == "control"
     assert (back["prompt"], back["negative_prompt"], back["strength"]) == (region_prompt, "", 0.6)
     assert (back["name"], back["color"]) == (region["name"], app_region_color), "name and colour from the recall"
-    assert selected_layer(app) == back["id"]
+    assert back_control["control"] == control_settings, "control settings from the recall"
+    assert back_control["name"] == control["name"]
+    assert selected_layer(app) == back_control["id"], "the last recalled layer is the selected one"
+    cx, cy, cpx = app.export_pixels(back_control["id"])
+    assert (cx, cy) == control_px[:2] and np.array_equal(cpx[..., 3], control_px[2][..., 3])
     x, y, mask = app.export_pixels(back["id"])
     ox, oy, omask = original
     assert (x, y) == (ox, oy) and mask.shape == omask.shape, ((x, y, mask.shape), (ox, oy, omask.shape))
@@ -244,9 +266,9 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
     app.shot("recalled")
     app.page.locator('[data-testid="canvas-stage"]').focus()
     app.key("Control+z")
-    app.wait("(id) => !window.__app.store.get(id)", back["id"])
+    app.wait("([a, b]) => !window.__app.store.get(a) && !window.__app.store.get(b)", [back["id"], back_control["id"]])
     app.key("Control+Shift+z")
-    app.wait("(id) => !!window.__app.store.get(id)", back["id"])
+    app.wait("([a, b]) => !!window.__app.store.get(a) && !!window.__app.store.get(b)", [back["id"], back_control["id"]])
     assert np.array_equal(app.export_pixels(back["id"])[2], mask)
 
     # a disabled row is kept too: add ink switched off, then reload; the list comes back as it was
@@ -274,6 +296,7 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
     assert panel_rows(app) == expected
     restored = app.record(back["id"])
     assert (restored["prompt"], restored["strength"]) == (region_prompt, 0.6)
+    assert app.record(back_control["id"])["control"] == control_settings
     app.shot("after-reload")
 
     # the LoRA is uninstalled: the saved row is marked and not sent; a recall skips it with one warning

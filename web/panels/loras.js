@@ -33,11 +33,11 @@ export function createLoraPanel({ el, store, models }) {
   const empty = h(
     "p",
     { class: "lora-empty", "data-testid": "lora-empty" },
-    "No LoRA installed. Install a .safetensors LoRA with",
+    "No LoRA installed. Install one with",
     h("code", { class: "block" }, "invoke-canvas models install <file.safetensors>"),
-    "or through the API (",
+    "or ",
     h("code", null, "POST /api/v1/models/install"),
-    "); it shows up here.",
+    ", and it appears here.",
   );
   el.replaceChildren(
     h("div", { class: "group-head" }, h("h3", { class: "group-title" }, "LoRA"), count),
