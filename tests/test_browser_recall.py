@@ -233,6 +233,9 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
     cell.click()
     app.tid("viewer").wait_for(state="visible")
     app.tid("viewer-recall-layers").wait_for(state="visible")
+    # the details list the job's region (prompt, strength) and control
+    app.page.locator('[data-testid="viewer"]', has_text=f'"{region_prompt}" 0.60').wait_for(timeout=10_000)
+    app.page.locator('[data-testid="viewer"]', has_text="none 0.70").wait_for(timeout=10_000)
     app.shot("viewer")
     app.click("viewer-recall")
     app.wait("() => (window.__app.store.get('settings').loras || []).length === 1")
@@ -243,7 +246,9 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
 
     assert app.js("() => window.__app.history.size") == steps_before, "the box size did not change: no undo step"
 
-    # Recall layers: the region and control layers come back (settings, pixels) as one undo step
+    # Recall layers: the region and control layers come back (settings, pixels) as one undo step, and the
+    # box goes back where the image was made (moved away first, outside history)
+    app.js("() => { const s = window.__app.store; s.apply({put: [{...s.get('bbox'), x: s.get('bbox').x + 40}]}, {history: false}); }")
     app.click("viewer-recall-layers")
     app.tid("viewer").wait_for(state="detached")
     app.wait("(n) => window.__app.store.layers().length === n + 2", len(layers_before))
@@ -263,6 +268,8 @@ def test_lora_and_region_strength_reach_the_job_and_recall_brings_them_back(app,
     asset = image_rgba(server, recalled_region["image_id"])
     assert np.array_equal(mask, asset), "the layer holds the job's mask asset"
     assert app.js("() => window.__app.history.size") == steps_before + 1, "recall layers is one undo step"
+    box = app.record("bbox")
+    assert [box["x"], box["y"], box["width"], box["height"]] == recall["bbox"], "the box is back where the job ran"
     app.shot("recalled")
     app.page.locator('[data-testid="canvas-stage"]').focus()
     app.key("Control+z")

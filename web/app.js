@@ -356,6 +356,11 @@ async function main() {
           }
           await ops.addFromBitmap(bitmap, { kind, x: Number(item.x) || 0, y: Number(item.y) || 0, name: item.name || undefined, extra });
         }
+        // the box goes back where the image was made, so the recalled masks line up with it as they did
+        const bb = params.bbox;
+        if (Array.isArray(bb) && bb.length === 4 && bb.every(Number.isInteger) && bb[2] > 0 && bb[3] > 0 && bb[2] % 8 === 0 && bb[3] % 8 === 0) {
+          store.apply({ put: [{ ...store.get("bbox"), x: bb[0], y: bb[1], width: bb[2], height: bb[3] }] });
+        }
       });
       const nr = loaded.filter((l) => l.kind === "regional_guidance").length;
       const nc = loaded.length - nr;

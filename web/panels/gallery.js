@@ -10,8 +10,9 @@ const NONE = "none";
 const PAGE = 100;
 const GAP = 4;
 const MIN_CELL = 84;
-/** Canvas assets (layer pixels, masks) are stored as images too; the gallery leaves them out. */
-export const HIDDEN_CATEGORIES = new Set(["layer", "mask"]);
+/** Canvas assets (layer pixels, masks, control layer images) are stored as images too; the gallery leaves them
+ * out. An image a user uploads to the gallery is "general", whatever they use it for. */
+export const HIDDEN_CATEGORIES = new Set(["layer", "mask", "control"]);
 
 /**
  * The selected board is canvas state (saved in the canvas document's `ui` by app.js, restored with

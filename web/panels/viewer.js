@@ -186,6 +186,8 @@ export function createViewer({ api, guard, actions }) {
         row("CFG", params.cfg_scale),
         row("Scheduler", params.scheduler),
         row("LoRAs", Array.isArray(params.loras) && params.loras.length ? params.loras.map((l) => `${l.name || l.id} ${Number(l.weight).toFixed(2)}`).join(", ") : null),
+        row("Regions", regionSummary(params.regions)),
+        row("Controls", Array.isArray(params.controls) && params.controls.length ? params.controls.map((c) => `${c.model?.name || c.model?.id || "?"} · ${c.preprocessor} ${Number(c.weight).toFixed(2)}`).join("; ") : null),
         row("Strength", params.strength),
         row("Mode", params.mode),
         row("Board", boardName || "Uncategorised"),
@@ -209,4 +211,15 @@ export function createViewer({ api, guard, actions }) {
       return current;
     },
   };
+}
+
+/** The regions of a job as the viewer lists them: each used region's prompt and strength, and how many were
+ * folded into the main prompt or dropped. @param {any} regions */
+function regionSummary(regions) {
+  const items = regions && Array.isArray(regions.items) ? regions.items : [];
+  if (!items.length) return null;
+  const used = items.filter((r) => r.use === "region").map((r) => `"${r.prompt}" ${Number(r.strength ?? 0.8).toFixed(2)}`);
+  const merged = items.filter((r) => r.use === "main").length;
+  const dropped = items.filter((r) => r.use === "dropped").length;
+  return [...used, merged ? `${merged} merged into the prompt` : "", dropped ? `${dropped} too small, dropped` : ""].filter(Boolean).join("; ");
 }
