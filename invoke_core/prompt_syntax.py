@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +35,22 @@ def _parser_module() -> ModuleType:
     sys.modules[_MODULE_NAME] = module  # dataclasses look their module up while the class is built
     module_spec.loader.exec_module(module)
     return module
+
+
+_parse_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _parser():
+    return _parser_module().PromptParser()
+
+
+@lru_cache(maxsize=512)
+def _parse(text: str):
+    # One parser, kept: a new one builds and streamlines its pyparsing grammar on first use (~12 ms a prompt).
+    # pyparsing grammars are not safe to share across threads mid-parse, hence the lock.
+    with _parse_lock:
+        return _parser().parse_conjunction(text)
 
 
 def to_compel(text: str) -> str:
@@ -78,7 +95,7 @@ def check_syntax(text: str, what: str) -> None:
         raise InvalidCanvasError(f"cannot parse the {what}: unbalanced double quotes in .{operator.group(1)}()")
     parser = _parser_module()
     try:
-        conjunction = parser.PromptParser().parse_conjunction(text)
+        conjunction = _parse(text)
     except Exception as error:  # pyparsing.ParseException, compel's ParsingException and the like
         detail = " ".join(str(error).split()) or type(error).__name__
         raise InvalidCanvasError(f"cannot parse the {what}: {detail}") from None

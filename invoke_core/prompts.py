@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
+from functools import lru_cache
 from typing import Any, Sequence
 
 import torch
@@ -20,6 +22,24 @@ import torch
 from .errors import InvalidCanvasError
 from .prompt_syntax import check_syntax as _check_syntax
 from .prompt_syntax import to_compel
+
+
+_parse_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _compel_parser():
+    from compel.prompt_parser import PromptParser
+
+    return PromptParser()
+
+
+@lru_cache(maxsize=512)
+def _parse(text: str):
+    """compel's parse of a prompt, by compel's own classes (its builders check them). One parser kept and
+    results cached: a fresh parser rebuilds its grammar on every prompt, which cost a regional job ~100 ms."""
+    with _parse_lock:
+        return _compel_parser().parse_conjunction(text)
 
 
 def _compel(pipe: Any, family: str, device: torch.device, dtype: torch.dtype):
@@ -70,7 +90,7 @@ class PromptEncoder:
         # compel's build_conditioning_tensor, minus its tokenization bookkeeping (which fails on a .blend() with
         # two encoders); SDXL's pooled embeds come from the prompt text, as compel does
         try:
-            embeds, _options = compel.build_conditioning_tensor_for_conjunction(compel.parse_prompt_string(text))
+            embeds, _options = compel.build_conditioning_tensor_for_conjunction(_parse(text))
             pooled = (
                 compel.conditioning_provider.get_pooled_embeddings([text], device=compel.device)
                 if self.family == "sdxl"
