@@ -77,6 +77,8 @@ class PromptEncoder:
             encoder = pipe.text_encoder
         self.dtype = encoder.dtype if encoder is not None else pipe.unet.dtype
         self.compel = _compel(pipe, family, self.device, self.dtype)
+        # text -> (embeds, pooled): a regional job encodes the main negative once per region slot otherwise
+        self._memo: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         if family == "sdxl" and not hasattr(self.compel.conditioning_provider, "empty_z"):
             # compel pads .and(), .blend() and long prompts with the empty prompt's embeddings; its two-encoder
             # provider lacks them
@@ -84,7 +86,12 @@ class PromptEncoder:
                 self.compel.conditioning_provider.empty_z = self.encode("")[0]
 
     def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(embeds (1, tokens, dim), pooled (SDXL) or None)."""
+        """(embeds (1, tokens, dim), pooled (SDXL) or None); the same text is encoded once per encoder."""
+        if text not in self._memo:
+            self._memo[text] = self._encode(text)
+        return self._memo[text]
+
+    def _encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         compel = self.compel
         text = to_compel(text)
         # compel's build_conditioning_tensor, minus its tokenization bookkeeping (which fails on a .blend() with
