@@ -82,6 +82,9 @@ class Engine:
             self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram, compile_backend=compile_backend
         )
         self._job_lock = threading.Lock()  # pipelines and the device are used by one job at a time
+        from .lora import LoraStacks
+
+        self.lora_stacks = LoraStacks()  # the LoRA stack a cached pipeline keeps between jobs
 
     def resolve_model(self, model_id: str | None) -> ModelRecord:
         record = self.registry.get(model_id or self.registry.default_model_id("main"))
@@ -130,7 +133,7 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         is_cancelled: CancelCheck | None = None,
     ) -> list[GenerationResult]:
-        from .lora import job_loras  # LoRA stacks: applied around the job, base weights restored after it
+        from .lora import job_loras  # LoRA stacks: put on (or kept) before the job; a job without gets the base
 
         with self._job_lock, job_loras(self, request) as add_lora_metadata:
             return add_lora_metadata(self._run(request, on_progress, is_cancelled))

@@ -1,9 +1,14 @@
-"""LoRA stacks: apply installed LoRA files to a pipeline for one job, and restore the base model exactly.
+"""LoRA stacks: apply installed LoRA files to a pipeline for a job, and restore the base model exactly.
 
-`apply_loras(pipe, loras)` loads each LoRA as a named peft adapter (`pipe.load_lora_weights`), weights
-them with `set_adapters`, and on exit removes every adapter with `unload_lora_weights`: peft wraps the
-base Linear layers and unloading puts the original modules back, so the UNet and text-encoder weights
-are bit-identical afterwards (`fuse_lora`/`unfuse_lora` is not: it writes into the base weights).
+A LoRA is loaded as a named peft adapter (`pipe.load_lora_weights`) and weighted with `set_adapters`;
+`unload_lora_weights` removes every adapter: peft wraps the base Linear layers and unloading puts the
+original modules back, so the UNet and text-encoder weights are bit-identical afterwards
+(`fuse_lora`/`unfuse_lora` is not: it writes into the base weights).
+
+Between jobs a pipeline keeps the stack it last ran with (`LoraStacks`): a job with the same LoRAs (any
+weights) only calls `set_adapters`, which is what an illustrator iterating on one style does; a job with
+other LoRAs, or none, first unloads them, so every job still starts from the exact base model. At most one
+pipeline carries adapters at a time. `apply_loras` is the one-shot form (load, run, unload).
 
 File contents are kept in memory (`LoraFileCache`, keyed by path and sha256) so a second job with the
 same LoRA reads nothing from disk. Both diffusers/peft files and kohya files load (diffusers converts
@@ -19,6 +24,7 @@ import numbers
 import re
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +43,7 @@ __all__ = [
     "LoadedLora",
     "LoraFileCache",
     "LoraSpec",
+    "LoraStacks",
     "apply_loras",
     "check_lora_record",
     "lora_metadata",
@@ -165,15 +172,9 @@ def _adapter_name(index: int, model_id: str) -> str:
     return f"lora{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", model_id)[:40]
 
 
-@contextmanager
-def apply_loras(pipe: Any, loras: Iterable[LoadedLora], cache: LoraFileCache | None = None) -> Iterator[list[str]]:
-    """Inside the block `pipe` (and every pipeline sharing its UNet and text encoders) runs with the
-    LoRAs at their weights; on exit, error or not, every adapter is removed. Yields the adapter names."""
-    cache = cache or LORA_FILES
-    active = [lo for lo in loras if lo.spec.weight != 0]
-    if not active:
-        yield []
-        return
+def _load_stack(pipe: Any, active: list[LoadedLora], cache: LoraFileCache) -> list[str]:
+    """Load each LoRA of `active` (weight != 0) as an adapter; set their weights. On a failure every adapter
+    is removed again and InvalidCanvasError names the LoRA that did not fit."""
     names: list[str] = []
     try:
         for index, lora in enumerate(active):
@@ -192,40 +193,108 @@ def apply_loras(pipe: Any, loras: Iterable[LoadedLora], cache: LoraFileCache | N
                 ) from exc
             names.append(name)
         pipe.set_adapters(names, adapter_weights=[float(lo.spec.weight) for lo in active])
+    except BaseException:
+        _unload(pipe)  # a failed load may leave an adapter's layers behind
+        raise
+    return names
+
+
+def _unload(pipe: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")
+        pipe.unload_lora_weights()
+
+
+@contextmanager
+def apply_loras(pipe: Any, loras: Iterable[LoadedLora], cache: LoraFileCache | None = None) -> Iterator[list[str]]:
+    """Inside the block `pipe` (and every pipeline sharing its UNet and text encoders) runs with the
+    LoRAs at their weights; on exit, error or not, every adapter is removed. Yields the adapter names."""
+    active = [lo for lo in loras if lo.spec.weight != 0]
+    if not active:
+        yield []
+        return
+    names = _load_stack(pipe, active, cache or LORA_FILES)
+    try:
         yield names
     finally:
-        # Also after a partial load: a failed load may leave an adapter's layers behind.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")
-            pipe.unload_lora_weights()
+        _unload(pipe)
+
+
+class LoraStacks:
+    """The LoRA stack each pipeline carries between jobs (weakly: an evicted pipeline is simply gone).
+    Call `prepare` under the engine's job lock, before every job, with or without LoRAs."""
+
+    def __init__(self, cache: LoraFileCache | None = None):
+        self.cache = cache or LORA_FILES
+        self.loads = 0  # stacks loaded (a reused stack does not count)
+        self._carried: weakref.WeakKeyDictionary[Any, tuple[tuple, list[str], list[float]]] = weakref.WeakKeyDictionary()
+
+    def prepare(self, pipe: Any, loras: Iterable[LoadedLora]) -> list[str]:
+        """Make `pipe` carry exactly the LoRAs of weight != 0 at their weights, every other pipeline none."""
+        active = [lo for lo in loras if lo.spec.weight != 0]
+        key = tuple((lo.record.id, lo.record.hash, lo.record.path) for lo in active)
+        weights = [float(lo.spec.weight) for lo in active]
+        for other in list(self._carried.keys()):
+            if other is not pipe or self._carried[other][0] != key:
+                self.release(other)
+        if not active:
+            return []
+        carried = self._carried.get(pipe)
+        if carried is not None:
+            names = carried[1]
+            if carried[2] != weights:
+                pipe.set_adapters(names, adapter_weights=weights)
+                self._carried[pipe] = (key, names, weights)
+            return names
+        names = _load_stack(pipe, active, self.cache)
+        self.loads += 1
+        self._carried[pipe] = (key, names, weights)
+        return names
+
+    def release(self, pipe: Any) -> None:
+        """Unload `pipe`'s adapters (bit-identical base weights again)."""
+        if self._carried.pop(pipe, None) is not None:
+            _unload(pipe)
+
+    def release_all(self) -> None:
+        for pipe in list(self._carried.keys()):
+            self.release(pipe)
+
+    def carrying(self, pipe: Any) -> list[str]:
+        """The adapter names `pipe` carries now ([] for none)."""
+        carried = self._carried.get(pipe)
+        return list(carried[1]) if carried else []
 
 
 @contextmanager
 def job_loras(engine: Any, request: Any) -> Iterator[Any]:
-    """What Engine.run wraps a job in: the request's LoRAs applied to the main model's cached pipeline
-    (every task pipeline of the job shares its UNet and text encoders, so regional prompt encoding and
-    ControlNet jobs see them too), removed after the job. Yields `add_metadata(results) -> results`,
-    which records the LoRAs (and their load time) in each result's metadata."""
-    loras = tuple(request.params.loras)
-    if not loras:
-        yield lambda results: results
-        return
+    """What Engine.run wraps a job in: the request's LoRAs put on the main model's cached pipeline (every
+    task pipeline of the job shares its UNet and text encoders, so regional prompt encoding and ControlNet
+    jobs see them too) through `engine.lora_stacks`, which first unloads any other stack. Yields
+    `add_metadata(results) -> results`, which records the LoRAs (and their set-up time) in each result's
+    metadata. A job without LoRAs runs on the exact base model."""
     import time
 
+    loras = tuple(request.params.loras)
+    stacks: LoraStacks = engine.lora_stacks
+    if not loras:
+        stacks.release_all()
+        yield lambda results: results
+        return
     main = engine.resolve_model(request.params.model)
     resolved = resolve_loras(engine.registry, loras, main)
     base = engine.cache.get(main, engine.device).model  # the job's own get is then a cache hit
     started = time.perf_counter()
-    with apply_loras(base, resolved):
-        seconds = time.perf_counter() - started
-        meta = lora_metadata(resolved)
+    stacks.prepare(base, resolved)
+    seconds = time.perf_counter() - started
+    meta = lora_metadata(resolved)
 
-        def add_metadata(results: list[Any]) -> list[Any]:
-            for result in results:
-                result.metadata.update(meta)
-                timings = result.metadata.get("timings")
-                if isinstance(timings, dict):
-                    timings["lora"] = round(seconds, 4) if result is results[0] else 0.0
-            return results
+    def add_metadata(results: list[Any]) -> list[Any]:
+        for result in results:
+            result.metadata.update(meta)
+            timings = result.metadata.get("timings")
+            if isinstance(timings, dict):
+                timings["lora"] = round(seconds, 4) if result is results[0] else 0.0
+        return results
 
-        yield add_metadata
+    yield add_metadata

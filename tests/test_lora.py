@@ -50,6 +50,10 @@ def setup(tmp_path_factory):
 
 
 def run(engine, loras=(), **kw):
+    return run_on(engine, loras, **kw)
+
+
+def run_on(engine, loras=(), **kw):
     base = {"prompt": "a lighthouse at dusk", "steps": 3, "seed": 7, "cfg_scale": 5.0, "loras": tuple(loras)}
     base.update(kw)
     document = CanvasDocument(Bounds(0, 0, 64, 64), (), GenerationParams(**base))
@@ -196,6 +200,40 @@ def test_server_checks_and_passes_loras_through(setup):
         check_document(JobDocumentIn.model_validate(document((ids["a"], 1.0), (ids["a"], 1.0))), None, engine.registry)
 
 
+def test_a_stack_stays_loaded_for_the_next_job_with_the_same_loras(setup):
+    """The same LoRAs in the next job: nothing is loaded again, only the weights set; the pixels equal a
+    freshly loaded stack's, and a job without LoRAs (or with others) still starts from the base model."""
+    engine, ids, _ = setup
+
+    def run(engine, loras=(), **kw):  # the demo explicitly: other tests install models that become the default
+        return run_on(engine, loras, **{"model": "demo", **kw})
+
+    base_pipe = engine.cache.get(engine.registry.get("demo"), engine.device).model
+    plain = run(engine)
+    stack = [LoraSpec(ids["a"], 0.8), LoraSpec(ids["b"], -0.5)]
+    loads = engine.lora_stacks.loads
+    first = run(engine, stack)
+    assert engine.lora_stacks.loads == loads + 1 and len(engine.lora_stacks.carrying(base_pipe)) == 2
+    again = run(engine, stack)
+    reweighted = run(engine, [LoraSpec(ids["a"], 0.3), LoraSpec(ids["b"], 1.2)])
+    assert engine.lora_stacks.loads == loads + 1  # the same LoRAs: weights set, nothing loaded
+    assert np.array_equal(again.image, first.image) and not np.array_equal(reweighted.image, first.image)
+    assert reweighted.metadata["timings"]["lora"] < first.metadata["timings"]["lora"]
+    # a fresh load at the new weights gives the same pixels as re-weighting the kept stack
+    assert np.array_equal(run(engine).image, plain.image) and engine.lora_stacks.carrying(base_pipe) == []
+    fresh = run(engine, [LoraSpec(ids["a"], 0.3), LoraSpec(ids["b"], 1.2)])
+    assert np.array_equal(fresh.image, reweighted.image) and engine.lora_stacks.loads == loads + 2
+    # another stack replaces it; one LoRA at weight 0 is not part of the stack
+    other = run(engine, [LoraSpec(ids["a"], 0.3), LoraSpec(ids["b"], 0.0)])
+    assert engine.lora_stacks.carrying(base_pipe) == ["lora0_" + ids["a"].replace("-", "_")]
+    assert not np.array_equal(other.image, fresh.image)
+    # another model: the demo's stack is unloaded first, leaving its weights exactly the base ones
+    run(engine, model="demo-inpaint")
+    assert engine.lora_stacks.carrying(base_pipe) == []
+    assert not any("lora" in name for name in base_pipe.unet.state_dict())
+    assert np.array_equal(run(engine).image, plain.image)
+
+
 # --- SDXL ----------------------------------------------------------------------------------------------
 
 
@@ -263,3 +301,4 @@ def test_sdxl_regions_weighted_prompts_and_two_loras_together(sdxl_setup):
     unweighted_region = Layer("reg", LayerKind.REGIONAL_GUIDANCE, 0, 0, region, region=RegionPrompt("a red boat", "", 0.7))
     assert not np.array_equal(everything.image, job([unweighted_region], stack).image)  # region weights count
     assert np.array_equal(job().image, plain.image)
+
