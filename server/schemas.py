@@ -247,6 +247,7 @@ class ModelOut(BaseModel):
     description: str
     builtin: bool
     label: str | None = Field(None, description="shown next to the name, e.g. the demo's 'random weights' warning")
+    default: bool = Field(False, description="the model a job of its kind uses when it names none")
 
 
 class ModelInstallIn(Strict):

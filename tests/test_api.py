@@ -629,6 +629,7 @@ def test_models_list_install_remove(client, events, tmp_path):
     assert {"demo", "demo-inpaint", "demo-controlnet"} <= set(listed)
     assert listed["demo"]["builtin"] is True and "random weights" in listed["demo"]["label"]
     assert listed["demo-controlnet"]["kind"] == "controlnet"
+    assert listed["demo"]["default"] and listed["demo-controlnet"]["default"]  # no real model installed yet
 
     from invoke_core.demo import build_sd15_demo
 
@@ -648,6 +649,7 @@ def test_models_list_install_remove(client, events, tmp_path):
     installed = {m["id"]: m for m in client.get(f"{API}/models").json}[model_id]
     assert installed["name"] == "Tiny Installed" and installed["builtin"] is False and installed["label"] is None
     assert installed["family"] == "sd-1" and installed["kind"] == "main" and installed["size"] > 0
+    assert installed["default"] and not {m["id"]: m for m in client.get(f"{API}/models").json}["demo"]["default"]
 
     failed = client.post(f"{API}/models/install", json={"source": str(tmp_path / "nothing-here")}).json
     deadline = time.monotonic() + 30

@@ -172,8 +172,9 @@ export function normaliseLoraRows(rows) {
 }
 
 /**
- * The main model a job uses: the chosen one, or the server's default when none is chosen (the first
- * installed main model that is not a built-in demo, else the demo).
+ * The main model a job uses: the chosen one, or the server's default when none is chosen (marked
+ * `default` by GET /models; older servers: the first installed main model that is not a built-in
+ * demo, else the demo).
  * @param {any[]} models records from GET /models
  * @param {string|null|undefined} chosen settings.model
  */
@@ -181,7 +182,7 @@ export function mainModel(models, chosen) {
   const usable = (models || []).filter((m) => m.kind === "main" || m.kind === "inpaint");
   return (
     usable.find((m) => m.id === chosen) ||
-    (chosen ? null : usable.find((m) => m.kind === "main" && !m.builtin) || usable.find((m) => m.id === "demo") || usable.find((m) => m.kind === "main")) ||
+    (chosen ? null : usable.find((m) => m.kind === "main" && m.default) || usable.find((m) => m.kind === "main" && !m.builtin) || usable.find((m) => m.id === "demo") || usable.find((m) => m.kind === "main")) ||
     null
   );
 }

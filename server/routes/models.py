@@ -17,14 +17,18 @@ from ..services import services
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX + "/models")
 
 
-def _out(record) -> ModelOut:
+def _out(record, default: bool = False) -> ModelOut:
     data = record.to_dict()
-    return ModelOut(**{k: data[k] for k in ModelOut.model_fields if k in data}, label=record.description if record.builtin else None)
+    label = record.description if record.builtin else None
+    return ModelOut(**{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default)
 
 
-@route(bp, "", "GET", summary="Installed models (the built-in demo models labelled)", response=list[ModelOut], errors=(401,))
+@route(bp, "", "GET", summary="Installed models (the built-in demo models labelled, the defaults marked)", response=list[ModelOut], errors=(401,))
 def list_models():
-    return [_out(r) for r in services().registry.list()]
+    registry = services().registry
+    records = registry.list()
+    defaults = {registry.default_model_id(kind) for kind in {r.kind for r in records}}
+    return [_out(r, r.id in defaults) for r in records]
 
 
 @route(bp, "/install", "POST", summary="Install from a local path, in the background", body=ModelInstallIn, response=ModelInstallOut, status=202, errors=(400, 401, 415, 422))

@@ -392,6 +392,9 @@ test("the main model is the chosen one, else the server's default (first non-dem
   assert.equal(mainModel(MODELS, null).id, "xl");
   assert.equal(mainModel(MODELS.filter((m) => m.id !== "xl"), null).id, "demo");
   assert.equal(mainModel(MODELS, "gone"), null);
+  // the server marks its default: that wins over the guess
+  const marked = MODELS.map((m) => ({ ...m, default: m.id === "demo" }));
+  assert.equal(mainModel(marked, null).id, "demo");
 });
 
 test("loraMisfit: not installed, another family, or null when it fits", () => {
