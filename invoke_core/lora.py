@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidCanvasError, ModelInstallError
+from .errors import InvalidCanvasError, ModelInstallError, ModelNotFoundError
 from .model_records import ModelRecord
 from .types import LoraSpec
 
@@ -104,7 +104,12 @@ def resolve_loras(registry: Any, loras: Iterable[LoraSpec], main: ModelRecord) -
     validate_loras(loras)
     resolved = []
     for spec in loras:
-        record = registry.get(spec.model)
+        try:
+            record = registry.get(spec.model)
+        except ModelNotFoundError:
+            installed = [r.id for r in registry.list() if r.kind == "lora" and r.family == main.family]
+            known = f"installed {main.family} LoRAs are {', '.join(installed)}" if installed else f"no {main.family} LoRA is installed"
+            raise ModelNotFoundError(f"unknown LoRA {spec.model!r}: {known}") from None
         check_lora_record(record, main)
         resolved.append(LoadedLora(spec, record))
     return resolved

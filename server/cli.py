@@ -60,6 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--infill", default="patchmatch", help="telea, navier_stokes, tile, color or patchmatch")
     gen.add_argument("--mask-blur", type=int, default=8)
     gen.add_argument("--batch", type=int, default=1)
+    gen.add_argument(
+        "--lora", action="append", default=[], metavar="ID[:WEIGHT]", help="an installed LoRA and its weight (default 1); repeat for a stack"
+    )
+    gen.add_argument(
+        "--control",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="a control image (as big as the output, placed at its top-left); repeat for several",
+    )
+    gen.add_argument("--control-model", default=None, help="ControlNet id for --control (default: the family's default)")
+    gen.add_argument("--preprocessor", default="none", help="for --control: none, canny, soft_edge, lineart, scribble, ...")
+    gen.add_argument("--control-weight", type=float, default=1.0)
+    gen.add_argument(
+        "--region",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("MASK", "PROMPT"),
+        help="a regional prompt: a mask image (white = the region) and its prompt; repeat for several, lowest first",
+    )
+    gen.add_argument("--region-strength", type=float, default=0.8, help="for --region: 0 to 1 (default 0.8)")
     gen.add_argument("--out", required=True, help="output PNG; a batch writes NAME.png, NAME-2.png, ...")
     _add_common(gen)
 
@@ -158,10 +180,41 @@ def _read_rgba(path: str, what: str) -> np.ndarray:
         raise InvalidImageError(f"{what} {path} is not a readable image ({exc})") from None
 
 
-def build_document(args, family: str):
-    """CLI arguments -> CanvasDocument: init at the top-left of the bbox, mask as an inpaint-mask layer."""
+def _coverage(mask: np.ndarray) -> np.ndarray:
+    """White = covered: a mask image's luminance (times its own alpha) as the alpha of a mask layer."""
+    lum = (mask[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) * (mask[..., 3] / 255.0)
+    pixels = np.zeros(mask.shape, np.uint8)
+    pixels[..., 3] = np.clip(lum.round(), 0, 255).astype(np.uint8)
+    return pixels
+
+
+def _lora_specs(values: list[str]) -> tuple:
+    from invoke_core.errors import InvalidCanvasError
+    from invoke_core.types import LoraSpec
+
+    specs = []
+    for value in values:
+        model, sep, weight = value.rpartition(":") if ":" in value else (value, "", "")
+        try:
+            specs.append(LoraSpec(model, float(weight)) if sep else LoraSpec(value, 1.0))
+        except ValueError:
+            raise InvalidCanvasError(f"--lora {value}: write ID or ID:WEIGHT, e.g. ink-style:0.7") from None
+    return tuple(specs)
+
+
+def build_document(args, family: str, control_model: str | None = None):
+    """CLI arguments -> CanvasDocument: init at the top-left of the bbox, mask as an inpaint-mask layer,
+    regions and control images as their layers at the top-left too."""
     from invoke_core.errors import InvalidImageError
-    from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind
+    from invoke_core.types import (
+        Bounds,
+        CanvasDocument,
+        ControlSettings,
+        GenerationParams,
+        Layer,
+        LayerKind,
+        RegionPrompt,
+    )
 
     layers = []
     default_side = 1024 if family == "sdxl" else 512
@@ -177,14 +230,18 @@ def build_document(args, family: str):
                 raise InvalidImageError(
                     f"mask is {mask.shape[1]}x{mask.shape[0]} but the init image is {init.shape[1]}x{init.shape[0]}: they must match"
                 )
-            # White = repaint: the mask's luminance (times its own alpha) becomes the mask layer's coverage.
-            lum = (mask[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) * (mask[..., 3] / 255.0)
-            pixels = np.zeros(mask.shape, np.uint8)
-            pixels[..., 3] = np.clip(lum.round(), 0, 255).astype(np.uint8)
-            layers.append(Layer("mask", LayerKind.INPAINT_MASK, 0, 0, pixels))
+            layers.append(Layer("mask", LayerKind.INPAINT_MASK, 0, 0, _coverage(mask)))
     elif args.mask:
         raise InvalidImageError("--mask needs --init: the image to inpaint")
     width, height = width or default_side, height or default_side
+    for number, (mask_path, prompt) in enumerate(args.region, 1):
+        mask = _read_rgba(mask_path, f"region {number} mask")
+        region = RegionPrompt(prompt, "", args.region_strength)
+        layers.append(Layer(f"region-{number}", LayerKind.REGIONAL_GUIDANCE, 0, 0, _coverage(mask), region=region))
+    for number, image_path in enumerate(args.control, 1):
+        image = _read_rgba(image_path, f"control image {number}")
+        settings = ControlSettings(control_model, args.preprocessor, args.control_weight)
+        layers.append(Layer(f"control-{number}", LayerKind.CONTROL, 0, 0, image, control=settings))
     params = GenerationParams(
         prompt=args.prompt,
         negative_prompt=args.negative,
@@ -197,6 +254,7 @@ def build_document(args, family: str):
         strength=args.strength,
         mask_blur=args.mask_blur,
         infill=args.infill,
+        loras=_lora_specs(args.lora),
     )
     return CanvasDocument(Bounds(0, 0, width, height), tuple(layers), params)
 
@@ -206,6 +264,7 @@ def _generate(args) -> int:
 
     from invoke_core.compile import compile_canvas
     from invoke_core.errors import InvalidCanvasError
+    from invoke_core.lora import resolve_loras
     from invoke_core.metadata import write_png
 
     out = Path(args.out)
@@ -215,7 +274,16 @@ def _generate(args) -> int:
         args.seed = secrets.randbelow(1 << 32)
     engine = _engine(args)
     record = engine.resolve_model(args.model)
-    request = compile_canvas(build_document(args, record.family))
+    control_model = args.control_model
+    if args.control and control_model is None:
+        control_model = next(
+            (r.id for r in engine.registry.list() if r.kind == "controlnet" and r.family == record.family and not r.builtin),
+            "demo-controlnet" if record.family == "sd-1" else None,
+        )
+        if control_model is None:
+            raise InvalidCanvasError(f"--control: no {record.family} ControlNet is installed; install one or name it with --control-model")
+    request = compile_canvas(build_document(args, record.family, control_model))
+    resolve_loras(engine.registry, request.params.loras, record)  # a wrong LoRA is an error before any output
     if record.builtin:
         print(f"model: {record.name} ({record.description})", file=sys.stderr)
 

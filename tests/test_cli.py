@@ -99,10 +99,18 @@ def test_cli_outpaint_from_transparent_pixels_keeps_the_opaque_ones(cli, tmp_pat
         (("--model", "missing-model"), "unknown model 'missing-model'"),
         (("--infill", "magic"), "unknown infill method 'magic'"),
         (("--steps", "0"), "steps"),
+        (("--lora", "no-such-lora:0.5"), "no-such-lora"),
+        (("--lora", "demo:abc"), "write ID or ID:WEIGHT"),
+        (("--lora", "demo:9"), "weight must be a number in [-2, 2]"),
+        (("--region", "absent.png", "a boat"), "region 1 mask absent.png: no such file"),
+        (("--control", "absent.png"), "control image 1 absent.png: no such file"),
+        (("--region-strength", "1.5", "--region", "__MASK__", "a boat"), "region strength must be a number in [0, 1]"),
     ],
 )
 def test_cli_bad_input_is_one_clear_line(cli, tmp_path, args, message):
-    code, out, err = gen(cli, tmp_path / "x.png", *args)
+    Image.fromarray(np.full((64, 64), 255, np.uint8)).save(tmp_path / "mask.png")
+    args = [str(tmp_path / "mask.png") if a == "__MASK__" else a for a in args]
+    code, out, err = gen(cli, tmp_path / "x.png", "--width", "64", "--height", "64", *args)
     assert code == 2
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -188,3 +196,40 @@ def test_doctor_reports_and_repairs_the_image_store(tmp_path, capsys):
     db = Database(tmp_path)
     assert [r.id for r in images.list_images(db).items] == [kept.id]
     db.dispose()
+
+
+def test_cli_regions_controls_and_loras(cli, data_root, tmp_path):
+    from invoke_core.demo_lora import build_lora
+    from invoke_core.model_records import ModelRegistry
+
+    lora_file = build_lora(ModelRegistry(data_root).get("demo").path, tmp_path / "cli_ink.safetensors", seed=4)
+    code, out, err = cli("models", "install", str(lora_file), "--name", "CLI ink")
+    assert code == 0, err
+    lora_id = next(r.id for r in ModelRegistry(data_root).list() if r.name == "CLI ink")
+    try:
+        region = np.zeros((64, 64, 3), np.uint8)
+        region[:, :32] = 255  # white = the region
+        Image.fromarray(region).save(tmp_path / "region.png")
+        control = np.zeros((64, 64, 3), np.uint8)
+        control[16:48, 16:48] = 255
+        Image.fromarray(control).save(tmp_path / "control.png")
+        base = ("--seed", "5", "--width", "64", "--height", "64")
+        plain = tmp_path / "plain.png"
+        assert gen(cli, plain, *base)[0] == 0
+        everything = tmp_path / "all.png"
+        code, out, err = gen(
+            cli, everything, *base, "--lora", f"{lora_id}:0.6", "--region", str(tmp_path / "region.png"), "a red boat",
+            "--region-strength", "0.5", "--control", str(tmp_path / "control.png"), "--preprocessor", "canny",
+            "--control-weight", "0.8",
+        )
+        assert code == 0, err
+        assert not np.array_equal(pixels(everything), pixels(plain))
+        with Image.open(everything) as img:
+            meta = json.loads(img.text["invoke_canvas"])
+        assert meta["loras"][0]["id"] == lora_id and meta["loras"][0]["weight"] == 0.6
+        [item] = meta["regions"]["items"]
+        assert (item["prompt"], item["strength"], item["use"], item["coverage"]) == ("a red boat", 0.5, "region", 0.5)
+        [ctl] = meta["controls"]
+        assert (ctl["model"]["id"], ctl["preprocessor"], ctl["weight"]) == ("demo-controlnet", "canny", 0.8)
+    finally:
+        cli("models", "remove", lora_id)
