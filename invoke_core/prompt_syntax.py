@@ -21,6 +21,8 @@ from .errors import InvalidCanvasError
 _OPERATOR = re.compile(r"\)\s*\.\s*(blend|and)\s*\(")
 # A1111's `(words:1.3)`: a number after the last colon; inside, words and already converted groups `(a)1.2`
 _A1111_WEIGHT = re.compile(r"(?<!\\)\(((?:[^()\\]|\\.|\([^()]*\)[-+.\d]*)+?):\s*(-?\d+(?:\.\d+)?)\s*\)")
+# A1111's `[words]`: weight 1/1.1 (not its `[a:b:step]` prompt editing, which has colons)
+_A1111_DOWN = re.compile(r"(?<!\\)\[([^\[\]:\\]+)\]")
 _MODULE_NAME = "invoke_core._compel_prompt_parser"
 
 
@@ -54,12 +56,14 @@ def _parse(text: str):
 
 
 def to_compel(text: str) -> str:
-    """A1111's explicit weights `(words:1.3)` as compel's `(words)1.3`, so prompts pasted from A1111 (or
-    recalled from its images) weigh what they said; compel would read them as the words "words:1.3" at 1.1.
-    Applied innermost first, so `((a:1.2) b:1.1)` becomes `((a)1.2 b)1.1`. Everything else is left as is."""
+    """A1111's explicit weights `(words:1.3)` as compel's `(words)1.3`, and its `[words]` (1/1.1) as
+    `(words)0.9091`, so prompts pasted from A1111 (or recalled from its images) weigh what they said; compel
+    would read them as the words "words:1.3" and "[words]". Applied innermost first, so `((a:1.2) b:1.1)`
+    becomes `((a)1.2 b)1.1`. Everything else (`(words)`, `word++`, `[a:b:0.5]`) is left as is."""
     previous = None
     while previous != text:
-        previous, text = text, _A1111_WEIGHT.sub(r"(\1)\2", text)
+        previous = text
+        text = _A1111_DOWN.sub(r"(\1)0.9091", _A1111_WEIGHT.sub(r"(\1)\2", text))
     return text
 
 

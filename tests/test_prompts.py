@@ -113,6 +113,7 @@ def test_a1111_weights_read_as_compel_weights(engine, sdxl):
 
     assert to_compel("a (red:1.5) boat, ((sails:1.2) white:0.8)") == "a (red)1.5 boat, ((sails)1.2 white)0.8"
     assert to_compel("smile :) at 10:30 \\(a:1.2\\)") == "smile :) at 10:30 \\(a:1.2\\)"  # not weights: left alone
+    assert to_compel("a [foggy] sea, [[rain]], [cat:dog:0.5]") == "a (foggy)0.9091 sea, ((rain)0.9091)0.9091, [cat:dog:0.5]"
     for model in ("demo", sdxl.id):
         record = engine.resolve_model(model)
         pipe, _ = engine._pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
