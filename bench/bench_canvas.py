@@ -13,10 +13,17 @@ Debian Chromium, then
       latency from each pointermove's timestamp to the end of the next frame that shows it
       (requestAnimationFrame, then a MessageChannel task after it), median and p95; and the
       stroke's event-handler time (dab + tile composite);
+  (3b) --frames frames of a pan along a circle zoomed out at a fixed 0.2x (mip level 2);
   (4) JS heap used (performance.memory, precise) before the layers, after them and at the end, and
       the bytes held by layer tiles.
 
-    python bench/bench_canvas.py [--layers 20] [--side 2048] [--frames 300] [--moves 200] [--headed]
+Each of (2), (3b) and (3) runs twice in the same page: first with the renderer's composite and mip
+caches off (`renderer.setCaching(false)`: every visible layer tile drawn at full resolution, as
+before the caches existed), then on; the ratios off/on are printed. Then the stage's pixels are
+compared with the caches off and on at 100% zoom (max channel difference, pixels that differ) and
+at 0.3x (mean difference: mips are a 2x2-box pyramid, plain drawing is bilinear).
+
+    python bench/bench_canvas.py [--layers 20] [--side 2048] [--frames 300] [--moves 200] [--only on|off] [--headed]
 
 Numbers are from software rendering (--disable-gpu) on this machine's CPUs: compare runs on the same
 machine only.
@@ -57,7 +64,7 @@ def summary(name: str, values: list[float], unit: str = "ms") -> str:
 HEAP = """async () => { if (window.gc) { window.gc(); await new Promise((r) => setTimeout(r, 50)); window.gc(); }
   return performance.memory ? performance.memory.usedJSHeapSize : null; }"""
 
-PAN_ZOOM = """async (frames) => {
+PAN_ZOOM = """async ([frames, fixedScale]) => {
   const { canvas, store } = window.__bench;
   const vp = canvas.viewport;
   const stats = canvas.renderer.stats;
@@ -72,7 +79,7 @@ PAN_ZOOM = """async (frames) => {
       if (k >= frames) return done();
       // zoom sweeps 0.1x .. 2x and back; the canvas point under the centre drifts along a circle
       const phase = k / frames;
-      const scale = Math.exp(Math.log(0.1) + (Math.log(2) - Math.log(0.1)) * (0.5 - 0.5 * Math.cos(phase * 4 * Math.PI)));
+      const scale = fixedScale || Math.exp(Math.log(0.1) + (Math.log(2) - Math.log(0.1)) * (0.5 - 0.5 * Math.cos(phase * 4 * Math.PI)));
       const cx = 1200 + 700 * Math.cos(phase * 6 * Math.PI), cy = 1150 + 700 * Math.sin(phase * 6 * Math.PI);
       vp.setView({ x: width / 2 - cx * scale, y: height / 2 - cy * scale, scale });
       k++;
@@ -88,9 +95,11 @@ WATCH_STROKE = """() => {
   const el = window.__bench.canvas.stage.content;
   const stats = window.__bench.canvas.renderer.stats;
   const out = window.__stroke = { latency: [], handler: [], draws: [] };
+  if (window.__strokeWatching) return;
+  window.__strokeWatching = true;
   const channel = new MessageChannel();
   const waiting = [];
-  channel.port1.onmessage = () => { const now = performance.now(); out.draws.push(stats.lastFrameMs); for (const t of waiting.splice(0)) out.latency.push(now - t); };
+  channel.port1.onmessage = () => { const out = window.__stroke; const now = performance.now(); out.draws.push(stats.lastFrameMs); for (const t of waiting.splice(0)) out.latency.push(now - t); };
   let start = 0;
   // capture: before the canvas's own listener; bubbling on window: after it (handler time)
   el.addEventListener('pointermove', (e) => {
@@ -99,8 +108,61 @@ WATCH_STROKE = """() => {
     waiting.push(e.timeStamp);
     requestAnimationFrame(() => channel.port2.postMessage(0));
   }, { capture: true });
-  window.addEventListener('pointermove', (e) => { if (e.buttons && start) { out.handler.push(performance.now() - start); start = 0; } });
+  window.addEventListener('pointermove', (e) => { if (e.buttons && start) { window.__stroke.handler.push(performance.now() - start); start = 0; } });
 }"""
+
+
+COMPARE = """async (scale) => {
+  const c = window.__bench.canvas, r = c.renderer;
+  c.zoomTo(scale);
+  const v = c.viewport.view();
+  c.viewport.setView({ x: Math.round(v.x), y: Math.round(v.y), scale: v.scale });
+  const grab = (on) => {
+    r.setCaching(on); r.flush();
+    const cv = r.pixelLayer.getCanvas()._canvas;
+    return cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+  };
+  const was = r.caching;
+  const off = grab(false), on = grab(true);
+  r.setCaching(was); r.flush();
+  let max = 0, differ = 0, sum = 0;
+  for (let i = 0; i < off.length; i += 4) {
+    let m = 0;
+    for (let k = 0; k < 3; k++) { const d = Math.abs(off[i + k] - on[i + k]); sum += d; if (d > m) m = d; }
+    if (m) differ++;
+    if (m > max) max = m;
+  }
+  return { max, differ, pixels: off.length / 4, mean: sum / (off.length / 4 * 3) };
+}"""
+
+
+def pan(page, frames: int, scale: float) -> dict:
+    page.evaluate("() => { const r = window.__bench.canvas.renderer; r.stats.tilesDrawn = 0; }")
+    return page.evaluate(PAN_ZOOM, [frames, scale])
+
+
+def stroke(page, moves: int) -> dict:
+    page.evaluate(
+        "() => { const c = window.__bench.canvas; c.zoomTo(1); c.setTool('brush'); "
+        "window.__bench.store.apply({put: [{...window.__bench.store.get('tool'), brush_size: 40, brush_color: '#ff00ff'}]}, {history: false}); }"
+    )
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    page.evaluate(WATCH_STROKE)
+    version0 = page.evaluate("() => window.__bench.canvas.pixels.get(window.__bench.store.get('selection').layer_id).version")
+    steps0 = page.evaluate("() => window.__bench.history.size")
+    cx, cy, r = VIEWPORT["width"] / 2, VIEWPORT["height"] / 2, 250
+    page.mouse.move(cx + r, cy)
+    page.mouse.down()
+    for i in range(1, moves + 1):
+        a = 2 * math.pi * i / moves * 1.5
+        page.mouse.move(cx + r * math.cos(a) * (1 - i / (2 * moves)), cy + r * math.sin(a) * (1 - i / (2 * moves)))
+    page.mouse.up()
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    out = page.evaluate("() => window.__stroke")
+    version1 = page.evaluate("() => window.__bench.canvas.pixels.get(window.__bench.store.get('selection').layer_id).version")
+    steps1 = page.evaluate("() => window.__bench.history.size")
+    assert version1 > version0 and steps1 == steps0 + 1, "the stroke did not paint"
+    return out
 
 
 def main() -> int:
@@ -109,6 +171,7 @@ def main() -> int:
     parser.add_argument("--side", type=int, default=2048)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--moves", type=int, default=200)
+    parser.add_argument("--only", choices=["on", "off"], help="run only with the caches on (or off)")
     parser.add_argument("--headed", action="store_true")
     args = parser.parse_args()
 
@@ -144,42 +207,49 @@ def main() -> int:
                     f"{args.layers} layers of {args.side}x{args.side} noise created and drawn in {made:.2f} s; tiles hold {tile_bytes / 2**20:.0f} MiB"
                 )
 
-                res = page.evaluate(PAN_ZOOM, args.frames)
-                print(summary(f"pan+zoom frame interval ({args.frames} fr)", res["intervals"]))
-                print(summary("  renderer draw time per frame", res["draws"]))
-                print(
-                    f"  {res['tilesDrawn']} tile draws in all; {sum(1 for v in res['intervals'] if v > 1000 / 30):d} frames over 33 ms"
-                )
-
-                # brush stroke on the top layer at 100% zoom, real mouse input
-                page.evaluate(
-                    "() => { const c = window.__bench.canvas; c.zoomTo(1); c.setTool('brush'); "
-                    "window.__bench.store.apply({put: [{...window.__bench.store.get('tool'), brush_size: 40, brush_color: '#ff00ff'}]}, {history: false}); }"
-                )
-                page.evaluate(WATCH_STROKE)
-                version0 = page.evaluate(
-                    "() => window.__bench.canvas.pixels.get(window.__bench.store.get('selection').layer_id).version"
-                )
-                cx, cy, r = VIEWPORT["width"] / 2, VIEWPORT["height"] / 2, 250
-                page.mouse.move(cx + r, cy)
-                page.mouse.down()
-                for i in range(1, args.moves + 1):
-                    a = 2 * math.pi * i / args.moves * 1.5
-                    page.mouse.move(
-                        cx + r * math.cos(a) * (1 - i / (2 * args.moves)),
-                        cy + r * math.sin(a) * (1 - i / (2 * args.moves)),
+                modes = [m for m in ("off", "on") if not args.only or args.only == m]
+                results: dict[str, dict] = {}
+                for mode in modes:
+                    page.evaluate("(on) => window.__bench.canvas.renderer.setCaching(on)", mode == "on")
+                    page.evaluate("() => window.__bench.canvas.fit()")
+                    print(f"-- caches {mode}")
+                    sweep = pan(page, args.frames, 0)
+                    print(summary(f"pan+zoom frame interval ({args.frames} fr)", sweep["intervals"]))
+                    print(summary("  renderer draw time per frame", sweep["draws"]))
+                    print(
+                        f"  {sweep['tilesDrawn']} tile draws in all; {sum(1 for v in sweep['intervals'] if v > 1000 / 30):d} frames over 33 ms; slowest draw {max(sweep['draws']):.1f} ms"
                     )
-                page.mouse.up()
-                page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-                stroke = page.evaluate("() => window.__stroke")
-                version1 = page.evaluate(
-                    "() => window.__bench.canvas.pixels.get(window.__bench.store.get('selection').layer_id).version"
-                )
-                steps = page.evaluate("() => window.__bench.history.size")
-                assert version1 > version0 and steps == 1, "the stroke did not paint"
-                print(summary("brush: pointermove -> painted frame", stroke["latency"]))
-                print(summary("brush: pointermove handler", stroke["handler"]))
-                print(summary("brush: renderer draw time per frame", stroke["draws"]))
+                    out = pan(page, args.frames, 0.2)
+                    print(summary("pan at 0.2x frame interval", out["intervals"]))
+                    print(summary("  renderer draw time per frame", out["draws"]))
+                    print(f"  {out['tilesDrawn']} tile draws in all; slowest draw {max(out['draws']):.1f} ms")
+                    brush = stroke(page, args.moves)
+                    print(summary("brush: pointermove -> painted frame", brush["latency"]))
+                    print(summary("brush: pointermove handler", brush["handler"]))
+                    print(summary("brush: renderer draw time per frame", brush["draws"]))
+                    results[mode] = {
+                        "sweep": sweep["intervals"],
+                        "sweep draw": sweep["draws"],
+                        "pan 0.2x": out["intervals"],
+                        "pan 0.2x draw": out["draws"],
+                        "brush latency": brush["latency"],
+                        "brush draw": brush["draws"],
+                    }
+                if len(results) == 2:
+                    print("-- off / on (median, p95)")
+                    for key in results["off"]:
+                        a, b = results["off"][key], results["on"][key]
+                        print(
+                            f"  {key:<16} {statistics.median(a) / statistics.median(b):5.2f}x   {percentile(a, 0.95) / percentile(b, 0.95):5.2f}x"
+                        )
+                info = page.evaluate("() => window.__bench.canvas.renderer.cacheInfo()")
+                print(f"composites held: {info['composites']}, their tiles (all levels): {info['tiles']}")
+                for scale in (1, 0.3):
+                    d = page.evaluate(COMPARE, scale)
+                    print(
+                        f"stage pixels caches off vs on at {scale}x: max channel difference {d['max']}, "
+                        f"{d['differ']} of {d['pixels']} pixels differ, mean difference {d['mean']:.3f}"
+                    )
 
                 heap2 = page.evaluate(HEAP)
                 if heap0 is not None:

@@ -1,9 +1,13 @@
 // Draws the store: one Konva layer for pixels (checkerboard, layers, staging, live preview) and
 // one for overlays (grid, bbox, tool feedback, the move tool's transformer). Each redraw is
-// coalesced to one per animation frame, and only tiles inside the viewport are drawn.
+// coalesced to one per animation frame, and only tiles inside the viewport are drawn. Runs of
+// layers nobody is editing are drawn from one cached composite per run (cache.js), and zoomed out
+// (scale < 0.5) every bitmap is drawn from its lower-resolution mip tiles.
 
 import Konva from "konva";
 import { gridStep, multiply, visibleRect } from "./geometry.js";
+import { createCompositeCache, isDrawn, mipLevel, planLayers } from "./cache.js";
+import { tileRange } from "./tiles.js";
 
 /** @typedef {import("./geometry.js").Rect} Rect */
 /** @typedef {import("./geometry.js").View} View */
@@ -26,9 +30,9 @@ const CHECKER = 8; // CSS pixels per checker square
 /**
  * @param {{viewport: Viewport, store: Store, pixels: PixelRegistry,
  *          overlay?: (ctx: CanvasRenderingContext2D, h: OverlayHelpers) => void,
- *          beforeFrame?: () => void}} opts
+ *          beforeFrame?: () => void, cache?: boolean}} opts cache: composites and mips (default on)
  */
-export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }) {
+export function createRenderer({ viewport, store, pixels, overlay, beforeFrame, cache = true }) {
   const stage = viewport.stage;
   const pixelLayer = new Konva.Layer({ listening: false });
   const overlayLayer = new Konva.Layer();
@@ -53,7 +57,12 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
   const sctx = /** @type {CanvasRenderingContext2D} */ (scratch.getContext("2d"));
   /** @type {CanvasPattern | null} */
   let checker = null, checkerRatio = 0;
-  const stats = { frames: 0, tilesDrawn: 0, lastFrameMs: 0 };
+  const stats = { frames: 0, tilesDrawn: 0, lastFrameMs: 0, groups: 0, level: 0 };
+  let caching = cache;
+  const composites = createCompositeCache({ bitmapOf: (id) => pixels.get(id) });
+  // Pixel changes reach the composites holding the layer (per tile); the layers' own mips are
+  // dropped by TiledBitmap.changed().
+  const offPixels = pixels.subscribe(({ layerId, rect }) => composites.invalidate(layerId, rect));
 
   function tick() {
     frame = 0;
@@ -96,7 +105,7 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
    * exactly one edge: no hairline seams at fractional zoom.
    * @param {CanvasRenderingContext2D} ctx @param {StoreRecord} layer @param {View} v @param {number} pr @param {Rect} vis
    */
-  function drawTiles(ctx, layer, v, pr, vis) {
+  function drawTiles(ctx, layer, v, pr, vis, level = 0) {
     const bitmap = pixels.get(layer.id);
     if (!bitmap || !bitmap.tileCount) return;
     const lx = layer.x ?? 0, ly = layer.y ?? 0;
@@ -111,6 +120,10 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
       stats.tilesDrawn += bitmap.tileCount;
       return;
     }
+    if (level > 0) {
+      drawLevel(ctx, (tx, ty) => bitmap.mip(level, tx, ty), bitmap.size * 2 ** level, lx, ly, v, pr, vis);
+      return;
+    }
     const s = pr * v.scale, ox = pr * (v.x + lx * v.scale), oy = pr * (v.y + ly * v.scale);
     const size = bitmap.size;
     for (const t of bitmap.tilesIn({ x: vis.x - lx, y: vis.y - ly, width: vis.width, height: vis.height })) {
@@ -119,6 +132,38 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
       if (x1 > x0 && y1 > y0) ctx.drawImage(t.canvas, x0, y0, x1 - x0, y1 - y0);
       stats.tilesDrawn++;
     }
+  }
+
+  /**
+   * Draw the tiles of one level of a tiled source (a layer's mips or a composite) over the visible
+   * rect: `tileAt(tx, ty)` is the tile covering `span` source pixels from (tx * span, ty * span);
+   * (lx, ly) is the source's offset in canvas pixels. Same edge rounding as drawTiles.
+   * @param {CanvasRenderingContext2D} ctx @param {(tx: number, ty: number) => CanvasImageSource | null} tileAt
+   * @param {number} span @param {number} lx @param {number} ly @param {View} v @param {number} pr @param {Rect} vis
+   */
+  function drawLevel(ctx, tileAt, span, lx, ly, v, pr, vis) {
+    const r = tileRange({ x: vis.x - lx, y: vis.y - ly, width: vis.width, height: vis.height }, span);
+    if (!r) return;
+    const s = pr * v.scale, ox = pr * (v.x + lx * v.scale), oy = pr * (v.y + ly * v.scale);
+    for (let ty = r.ty0; ty <= r.ty1; ty++) {
+      const y0 = Math.round(oy + ty * span * s), y1 = Math.round(oy + (ty + 1) * span * s);
+      if (y1 <= y0) continue;
+      for (let tx = r.tx0; tx <= r.tx1; tx++) {
+        const x0 = Math.round(ox + tx * span * s), x1 = Math.round(ox + (tx + 1) * span * s);
+        if (x1 <= x0) continue;
+        const c = tileAt(tx, ty);
+        if (!c) continue;
+        ctx.drawImage(c, x0, y0, x1 - x0, y1 - y0);
+        stats.tilesDrawn++;
+      }
+    }
+  }
+
+  /** The layer being edited: the selection, else the top layer (what tools paint on). */
+  function activeLayerId() {
+    const sel = store.get("selection");
+    if (sel?.layer_id) return sel.layer_id;
+    return store.layers().at(-1)?.id ?? null;
   }
 
   /** @param {CanvasRenderingContext2D} ctx */
@@ -135,15 +180,28 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
     ctx.fillRect(0, 0, W, H);
     // Crisp pixels when zoomed in (what an illustrator checks); smooth when zoomed out.
     ctx.imageSmoothingEnabled = v.scale < 2;
-    for (const layer of store.layers()) {
-      if (layer.visible === false || !(layer.opacity > 0 || layer.opacity === undefined)) continue;
+    const level = caching ? mipLevel(pr * v.scale) : 0;
+    const plan = caching
+      ? planLayers(store.layers(), { active: activeLayerId(), transformed: transforms })
+      : store.layers().filter(isDrawn).map((layer) => ({ type: /** @type {"layer"} */ ("layer"), layer }));
+    const groups = caching ? composites.sync(plan) : null;
+    stats.groups = 0;
+    stats.level = level;
+    for (const item of plan) {
+      if (item.type === "group") {
+        const comp = /** @type {import("./cache.js").Composite} */ (groups?.get(item.key));
+        drawLevel(ctx, (tx, ty) => comp.tile(level, tx, ty), comp.size * 2 ** level, 0, 0, v, pr, vis);
+        stats.groups++;
+        continue;
+      }
+      const layer = item.layer;
       const opacity = layer.opacity ?? 1;
       if (layer.kind === "inpaint_mask" || layer.kind === "regional_guidance") {
-        drawTinted(ctx, layer, v, pr, vis, W, H, layer.kind === "inpaint_mask" ? (layer.color || MASK_TINT) : (layer.color || "#3b82f6"), MASK_ALPHA * opacity);
+        drawTinted(ctx, layer, v, pr, vis, W, H, layer.kind === "inpaint_mask" ? (layer.color || MASK_TINT) : (layer.color || "#3b82f6"), MASK_ALPHA * opacity, level);
         continue;
       }
       ctx.globalAlpha = opacity;
-      drawTiles(ctx, layer, v, pr, vis);
+      drawTiles(ctx, layer, v, pr, vis, level);
       ctx.globalAlpha = 1;
       if (layer.kind === "control") outline(ctx, layer, v, pr);
     }
@@ -160,14 +218,14 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
    * Masks store coverage in alpha; show it as one flat colour at a fixed alpha (so overlapping
    * strokes do not darken) by drawing into a scratch canvas and filling "source-in".
    */
-  function drawTinted(ctx, layer, v, pr, vis, W, H, color, alpha) {
+  function drawTinted(ctx, layer, v, pr, vis, W, H, color, alpha, level = 0) {
     if (!pixels.get(layer.id)?.tileCount) return;
     if (scratch.width !== W || scratch.height !== H) { scratch.width = W; scratch.height = H; }
     sctx.setTransform(1, 0, 0, 1, 0, 0);
     sctx.globalCompositeOperation = "source-over";
     sctx.clearRect(0, 0, W, H);
     sctx.imageSmoothingEnabled = ctx.imageSmoothingEnabled;
-    drawTiles(sctx, layer, v, pr, vis);
+    drawTiles(sctx, layer, v, pr, vis, level);
     sctx.globalCompositeOperation = "source-in";
     sctx.fillStyle = color;
     sctx.fillRect(0, 0, W, H);
@@ -270,6 +328,19 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
     schedule,
     /** Draw now (tests, screenshots). */
     flush() { if (frame) cancelAnimationFrame(frame); tick(); },
+    /** Turn the composite and mip caches on or off (bench A/B, debugging); off frees them. @param {boolean} on */
+    setCaching(on) {
+      caching = !!on;
+      if (!caching) composites.clear();
+      schedule({ overlay: false });
+    },
+    get caching() { return caching; },
+    /** Composite tiles held (level 0 and mips), for stats and tests. */
+    cacheInfo() {
+      let tiles = 0;
+      for (const c of composites.composites.values()) { for (const t of c.tiles.values()) if (t) tiles++; tiles += c.mips.cached; }
+      return { composites: composites.composites.size, tiles };
+    },
     /** @param {string} layerId @param {Matrix | null} m */
     setLayerTransform(layerId, m) {
       if (m) transforms.set(layerId, m); else transforms.delete(layerId);
@@ -281,6 +352,8 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame }
     setStaging: (url, bbox) => loadInto(staging, url, bbox),
     destroy() {
       destroyed = true;
+      offPixels();
+      composites.clear();
       if (frame) cancelAnimationFrame(frame);
       preview.img = staging.img = null;
       scratch.width = scratch.height = 0;

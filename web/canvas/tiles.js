@@ -102,6 +102,93 @@ export function elementCanvasFactory(width, height) {
   return c;
 }
 
+/** Coarsest level kept: 1/32 (the viewport's minimum zoom), so tiles never shrink below ~256 screen pixels. */
+export const MAX_MIP = 5;
+
+/**
+ * The mip level to draw at `scale` (device pixels per canvas pixel): 0 (full resolution) at 0.5 and
+ * above; below, the coarsest level that still has at least one source pixel per screen pixel.
+ * @param {number} scale @param {number} [max]
+ */
+export function mipLevel(scale, max = MAX_MIP) {
+  if (!(scale > 0) || scale >= 0.5) return 0;
+  let level = 1;
+  while (level < max && scale * 2 ** (level + 1) <= 1 + 1e-9) level++;
+  return level;
+}
+
+/** Canvas for caches that are only drawn from (no readback: GPU-backed where there is a GPU). @type {CanvasFactory} */
+export function plainCanvas(width, height) {
+  if (typeof OffscreenCanvas !== "undefined") return new OffscreenCanvas(width, height);
+  const c = document.createElement("canvas");
+  c.width = width; c.height = height;
+  return c;
+}
+
+/**
+ * Level-L tile keys covering a rect given in level-0 pixel coordinates.
+ * @param {Rect} rect @param {number} level @param {number} [size]
+ */
+export const mipKeysForRect = (rect, level, size = TILE) => tileKeysForRect(rect, size * 2 ** level);
+
+export class MipPyramid {
+  /**
+   * @param {{base: (tx: number, ty: number) => AnyCanvas | null, size?: number, maxLevel?: number,
+   *          createCanvas?: CanvasFactory}} opts base gives the level-0 tile (null where nothing is painted)
+   */
+  constructor({ base, size = TILE, maxLevel = MAX_MIP, createCanvas = plainCanvas }) {
+    this.base = base;
+    this.size = size;
+    this.maxLevel = maxLevel;
+    this.createCanvas = createCanvas;
+    /** @type {Map<string, AnyCanvas | null>[]} levels[L] for L >= 1 (null: known empty) */
+    this.levels = [];
+    for (let l = 0; l <= maxLevel; l++) this.levels.push(new Map());
+    this.built = 0;
+  }
+
+  /** @param {number} level @param {number} tx @param {number} ty @returns {AnyCanvas | null} */
+  tile(level, tx, ty) {
+    if (level <= 0) return this.base(tx, ty);
+    const map = this.levels[Math.min(level, this.maxLevel)];
+    const key = tileKey(tx, ty);
+    const hit = map.get(key);
+    if (hit !== undefined) return hit;
+    const half = this.size / 2;
+    /** @type {AnyCanvas | null} */
+    let out = null;
+    /** @type {CanvasRenderingContext2D | null} */
+    let g = null;
+    for (let j = 0; j < 2; j++) for (let i = 0; i < 2; i++) {
+      const child = this.tile(level - 1, 2 * tx + i, 2 * ty + j);
+      if (!child) continue;
+      if (!out) {
+        out = this.createCanvas(this.size, this.size);
+        g = /** @type {CanvasRenderingContext2D} */ (out.getContext("2d"));
+        g.imageSmoothingEnabled = true; // exactly half size, pixel-aligned: each pixel is a 2x2 average
+      }
+      /** @type {CanvasRenderingContext2D} */ (g).drawImage(child, i * half, j * half, half, half);
+    }
+    map.set(key, out);
+    if (out) this.built++;
+    return out;
+  }
+
+  /** Level-0 pixels under rect changed: drop every coarser tile made from them. @param {Rect} rect */
+  invalidate(rect) {
+    for (let l = 1; l <= this.maxLevel; l++) {
+      const map = this.levels[l];
+      if (!map.size) continue;
+      for (const k of mipKeysForRect(rect, l, this.size)) map.delete(k);
+    }
+  }
+
+  clear() { for (const m of this.levels) m.clear(); }
+
+  /** Cached tiles (non-empty) over all levels. */
+  get cached() { let n = 0; for (const m of this.levels) for (const c of m.values()) if (c) n++; return n; }
+}
+
 export class TiledBitmap {
   /**
    * @param {{tileSize?: number, createCanvas?: CanvasFactory, createExportCanvas?: CanvasFactory,
@@ -120,6 +207,23 @@ export class TiledBitmap {
     this.tiles = new Map();
     /** Bumped on every change; renderers and caches compare it. */
     this.version = 0;
+    /** @type {MipPyramid | null} lower-resolution copies for zoomed-out drawing, made on first use */
+    this._mips = null;
+  }
+
+  /**
+   * Tile (tx, ty) of mip level `level` (level 0: the tile's own canvas; level L: 256x256 pixels
+   * covering 256 * 2^L layer pixels), built lazily; null where nothing is painted. Dropped with the
+   * tiles they came from by changed().
+   * @param {number} level @param {number} tx @param {number} ty @returns {AnyCanvas | null}
+   */
+  mip(level, tx, ty) {
+    if (level <= 0) return this.tiles.get(tileKey(tx, ty))?.canvas ?? null;
+    if (!this._mips) {
+      // Same factory as the tiles; the mips' contexts are plain (never read back).
+      this._mips = new MipPyramid({ base: (x, y) => this.tiles.get(tileKey(x, y))?.canvas ?? null, size: this.size, createCanvas: this.createCanvas });
+    }
+    return this._mips.tile(level, tx, ty);
   }
 
   get tileCount() { return this.tiles.size; }
@@ -167,6 +271,7 @@ export class TiledBitmap {
       };
       if (box.x1 > box.x0 && box.y1 > box.y0) t.dirty = unionBox(t.dirty, box);
     }
+    this._mips?.invalidate(rect);
     this.version++;
     if (this.onChange) this.onChange(this, rect);
   }
@@ -312,7 +417,7 @@ export class TiledBitmap {
     this.draw({ x, y, width: w, height: h }, (ctx) => ctx.drawImage(image, x, y));
   }
 
-  destroy() { this.tiles.clear(); this.onEdit = null; this.onChange = null; }
+  destroy() { this.tiles.clear(); this._mips?.clear(); this.onEdit = null; this.onChange = null; }
 }
 
 /**
