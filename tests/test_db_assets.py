@@ -460,3 +460,30 @@ def test_recall_prefers_ours_then_invokeai_then_a1111():
     assert recall_parameters({**both, "invoke_canvas": "{broken"})["prompt"] == "a red fox in snow"
     assert recall_parameters({}) == {}
     assert recall_parameters({"invoke_canvas": "[]", "parameters": ""}) == {}
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        None,
+        "{broken",
+        [],
+        {"regions": "x", "controls": 5, "loras": {"a": 1}},
+        {"regions": {"items": [None, 3, {"layer": "x", "strength": "nan"}]}, "controls": [None, {"model": 7}]},
+        {"loras": [{"id": 5, "weight": "heavy"}, {"name": "ok", "weight": 9}], "bbox": [1, 2, "x", 4], "scale": 99},
+        {"controls": [{"begin": 0.9, "end": 0.1, "mode": "loud", "weight": -3, "layer": {"color": "red", "x": "a"}}]},
+    ],
+)
+def test_recall_extras_of_malformed_metadata_never_raise(meta):
+    from db.png_metadata import recall_extras
+
+    out = recall_extras(meta)
+    assert isinstance(out, dict)
+    for region in out.get("regions", ()):
+        assert 0 <= region["strength"] <= 1 and isinstance(region["prompt"], str)
+    for control in out.get("controls", ()):
+        assert 0 <= control["begin"] < control["end"] <= 1 and control["mode"] in ("balanced", "prompt", "control")
+        assert 0 <= control["weight"] <= 2 and control["color"] is None and isinstance(control["x"], int)
+    for lora in out.get("loras", ()):
+        assert -2 <= lora["weight"] <= 2
+    assert "scale" not in out and "bbox" not in out
