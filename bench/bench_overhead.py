@@ -310,6 +310,8 @@ def main() -> int:
     parser.add_argument("--lora", action="store_true", help="also measure two LoRAs over a plain job")
     parser.add_argument("--regions", action="store_true", help="also measure two regional prompts over a plain job")
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: the device's)")
     args = parser.parse_args()
 
     from invoke_core.quiet import quiet_libraries
@@ -320,7 +322,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp) / "root"
-        engine = Engine(root=root, device="cpu")
+        engine = Engine(root=root, device=args.device, dtype=args.dtype)
+        print(f"device {engine.device.device}, dtype {engine.device.dtype}")
         rss_before = peak_rss_mb()
         t0 = time.perf_counter()
         engine.registry.ensure_demo_built("demo")
