@@ -1,5 +1,6 @@
-// The Konva stage and the view: pan, zoom to the cursor, fit, 100%. The view lives in the store's
-// "view" record (not in history) so panels can show the zoom and documents can save it.
+// The Konva stage and the view: pan, zoom to the cursor, fit, 100%, and two-finger touch pan/pinch.
+// The view lives in the store's "view" record (not in history) so panels can show the zoom and
+// documents can save it.
 
 import Konva from "konva";
 import { clamp, fitView, isMouseWheel, MAX_SCALE, MIN_SCALE, screenToCanvas, zoomAt } from "./geometry.js";
@@ -10,6 +11,19 @@ import { clamp, fitView, isMouseWheel, MAX_SCALE, MIN_SCALE, screenToCanvas, zoo
 /** @typedef {import("../state/store.js").Store} Store */
 
 export const DEFAULT_VIEW = Object.freeze({ id: "view", type: "view", x: 0, y: 0, scale: 1, grid: false });
+
+/**
+ * One step of a two-finger gesture: the view moves with the fingers' midpoint and scales by how much
+ * their spread changed, about the new midpoint, so the canvas point under the fingers stays under them
+ * (up to the zoom limits). Samples are in screen pixels relative to the stage.
+ * @template {View} V @param {V} view
+ * @param {{mid: Point, dist: number}} prev @param {{mid: Point, dist: number}} now @returns {V}
+ */
+export function pinchView(view, prev, now) {
+  const moved = { ...view, x: view.x + now.mid.x - prev.mid.x, y: view.y + now.mid.y - prev.mid.y };
+  const factor = prev.dist > 1 && now.dist > 1 ? now.dist / prev.dist : 1;
+  return factor === 1 ? moved : { ...moved, ...zoomAt(moved, now.mid, factor) };
+}
 
 /**
  * @param {{container: HTMLElement, store: Store, onResize?: () => void}} opts
@@ -77,9 +91,16 @@ export function createViewport({ container, store, onResize }) {
     },
     endPan() { vp.panFrom = null; },
 
+    /** True while two (or more) touch fingers drive the view (and until the last of them lifts). */
+    get touchGesture() { return touch.gesture; },
+
     destroy() {
       ro.disconnect();
       container.removeEventListener("wheel", onWheel);
+      for (const [type, fn] of touchListeners) container.removeEventListener(type, fn, true);
+      window.removeEventListener("pointerup", onTouchUp, true);
+      window.removeEventListener("pointercancel", onTouchUp, true);
+      window.removeEventListener("blur", forgetOthers);
       stage.destroy();
     },
   };
@@ -103,6 +124,78 @@ export function createViewport({ container, store, onResize }) {
     }
   }
   container.addEventListener("wheel", onWheel, { passive: false });
+
+  // ---- two-finger touch: pan + pinch-zoom ----------------------------------------------------------
+  // Listeners in the capture phase on the container run before the tool dispatcher on the stage. One
+  // finger goes through untouched (it paints like a pen). When a second finger lands, the first
+  // finger's gesture is cancelled as Esc cancels it (nothing is painted) and, until every finger is
+  // lifted, touch moves drive the view instead of the tool: the midpoint pans, the spread zooms
+  // about the midpoint. The first finger's release still reaches the dispatcher so it can end its
+  // (cancelled) gesture. Pen and mouse input is never changed: while a pen or mouse button is down,
+  // touches (a resting palm) start no gesture and never cancel its stroke.
+  const touch = {
+    /** @type {Map<number, Point>} touch pointers down, in container coordinates */
+    points: new Map(),
+    /** @type {Set<number>} pen / mouse pointers down on the stage */
+    others: new Set(),
+    gesture: false,
+    /** @type {{mid: Point, dist: number} | null} the previous pinch sample */
+    last: null,
+  };
+  /** @param {PointerEvent} e @returns {Point} */
+  const local = (e) => { const r = stage.content.getBoundingClientRect(); return { x: e.clientX - r.left, y: e.clientY - r.top }; };
+  function pinchSample() {
+    const [a, b] = [...touch.points.values()];
+    return { mid: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 }, dist: Math.hypot(b.x - a.x, b.y - a.y) };
+  }
+  /** @param {Event} e */
+  const swallow = (e) => { e.stopImmediatePropagation(); if (e.cancelable) e.preventDefault(); };
+  /** The first finger's stroke (or move, lasso, ...) is dropped exactly as the Esc key drops it. */
+  function cancelToolGesture() {
+    window.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", code: "Escape", bubbles: true, cancelable: true }));
+    window.dispatchEvent(new KeyboardEvent("keyup", { key: "Escape", code: "Escape", bubbles: true, cancelable: true }));
+  }
+
+  /** @param {PointerEvent} e */
+  function onTouchDown(e) {
+    if (e.pointerType !== "touch") { touch.others.add(e.pointerId); return; }
+    touch.points.set(e.pointerId, local(e));
+    if (touch.points.size < 2 && !touch.gesture) return; // one finger: the tool's
+    if (touch.others.size && !touch.gesture) return; // a palm beside the pen: the dispatcher ignores it
+    if (!touch.gesture) { touch.gesture = true; cancelToolGesture(); }
+    touch.last = touch.points.size === 2 ? pinchSample() : null;
+    swallow(e);
+  }
+  /** @param {PointerEvent} e */
+  function onTouchMove(e) {
+    if (e.pointerType !== "touch" || !touch.points.has(e.pointerId)) return;
+    touch.points.set(e.pointerId, local(e));
+    if (!touch.gesture) return;
+    swallow(e);
+    if (touch.points.size !== 2) { touch.last = null; return; }
+    const now = pinchSample();
+    const prev = touch.last ?? now;
+    touch.last = now;
+    setView(pinchView(view(), prev, now));
+  }
+  /** @param {PointerEvent} e */
+  function onTouchUp(e) {
+    if (e.pointerType !== "touch") { touch.others.delete(e.pointerId); return; }
+    if (!touch.points.has(e.pointerId)) return;
+    touch.points.delete(e.pointerId);
+    if (!touch.gesture) return;
+    touch.last = touch.points.size === 2 ? pinchSample() : null;
+    if (touch.points.size === 0) touch.gesture = false;
+    // the dispatcher ignores releases of pointers it does not own, and must see the one it owns
+  }
+  /** @type {[string, (e: any) => void][]} */
+  const touchListeners = [["pointerdown", onTouchDown], ["pointermove", onTouchMove]];
+  for (const [type, fn] of touchListeners) container.addEventListener(type, fn, true);
+  // releases wherever they happen (a finger lifted off the stage must not leave a gesture behind)
+  window.addEventListener("pointerup", onTouchUp, true);
+  window.addEventListener("pointercancel", onTouchUp, true);
+  const forgetOthers = () => touch.others.clear(); // a release lost to another window must not block touch for good
+  window.addEventListener("blur", forgetOthers);
 
   return vp;
 }

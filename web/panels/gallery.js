@@ -1,4 +1,4 @@
-// The Gallery: a board tree (create, rename, nest by drag, delete with a choice about images, covers)
+// The Gallery: a board tree (create, rename, nest or reorder by drag, delete with a choice about images, covers)
 // and a virtualised image grid for the selected board with infinite scroll over the cursor API;
 // star, move to a board by dragging onto it, delete; search and filters (starred, model, dates);
 // files dropped on the gallery are uploaded into the selected board.
@@ -13,6 +13,49 @@ const MIN_CELL = 84;
 /** Canvas assets (layer pixels, masks, control layer images) are stored as images too; the gallery leaves them
  * out. An image a user uploads to the gallery is "general", whatever they use it for. */
 export const HIDDEN_CATEGORIES = new Set(["layer", "mask", "control"]);
+
+/**
+ * Where a board dropped on a board row goes, from the pointer's height in the row: the upper quarter
+ * places it before the row, the lower quarter after it, the middle nests it into the row (as before).
+ * A row showing its children has no "after" (that spot reads as "first child"): its lower part nests.
+ * @param {number} y pointer offset from the row's top @param {number} height the row's height
+ * @param {{after?: boolean}} [o] @returns {"before" | "into" | "after"}
+ */
+export function boardDropZone(y, height, { after = true } = {}) {
+  const edge = Math.max(4, height / 4);
+  if (y < edge) return "before";
+  if (after && y > height - edge) return "after";
+  return "into";
+}
+
+/**
+ * What dropping board `draggedId` before/after board `targetId` does, read from the board tree
+ * (`[{board: {id, parent_id}, children}]`, siblings in order): among the target's siblings,
+ * `{op: "reorder", parent_id, ordered_ids}` (POST /boards/reorder: every sibling once); from another parent,
+ * `{op: "move", parent_id, position}` (PATCH /boards/<id>: nest under the target's parent at that index).
+ * null when nothing would change or the move is impossible (onto itself, or into its own sub-boards).
+ * @param {any[]} tree @param {string} draggedId @param {string} targetId @param {"before" | "after"} where
+ * @returns {{op: "reorder", parent_id: string | null, ordered_ids: string[]} | {op: "move", parent_id: string | null, position: number} | null}
+ */
+export function planBoardDrop(tree, draggedId, targetId, where) {
+  if (draggedId === targetId) return null;
+  /** @type {Map<string, {node: any, parent: string | null, siblings: any[]}>} */
+  const at = new Map();
+  const walk = (nodes, parent) => nodes.forEach((n) => (at.set(n.board.id, { node: n, parent, siblings: nodes }), walk(n.children, n.board.id)));
+  walk(tree, null);
+  const dragged = at.get(draggedId), target = at.get(targetId);
+  if (!dragged || !target) return null;
+  for (let p = target.parent; p; p = at.get(p)?.parent ?? null) if (p === draggedId) return null; // into its own subtree
+  const others = target.siblings.map((n) => n.board.id).filter((id) => id !== draggedId);
+  const index = others.indexOf(targetId) + (where === "after" ? 1 : 0);
+  if (dragged.parent === target.parent) {
+    const ordered = [...others.slice(0, index), draggedId, ...others.slice(index)];
+    const now = target.siblings.map((n) => n.board.id);
+    if (ordered.every((id, i) => id === now[i])) return null;
+    return { op: "reorder", parent_id: target.parent, ordered_ids: ordered };
+  }
+  return { op: "move", parent_id: target.parent, position: index };
+}
 
 /**
  * The selected board is canvas state (saved in the canvas document's `ui` by app.js, restored with
@@ -110,21 +153,37 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
     localStorage.setItem("invokeCanvas.expanded", JSON.stringify([...expanded]));
   }
 
-  /** Accept drops of images (move) and boards (nest) on a row. */
+  /** The board being dragged in this page (dataTransfer cannot be read during dragover). @type {string | null} */
+  let draggingBoard = null;
+  const DROP_CLASSES = ["drop-into", "drop-before", "drop-after"];
+
+  /** Where a dragged board would go on this row: before/after (reorder among the row's siblings) or into it. */
+  function boardZone(rowEl, e, boardId) {
+    if (!boardId) return "into"; // "All images": back to the top level
+    const r = rowEl.getBoundingClientRect();
+    const node = findNode(tree, boardId);
+    const zone = boardDropZone(e.clientY - r.top, r.height, { after: !(node?.children.length && expanded.has(boardId)) });
+    if (zone === "into" || !draggingBoard) return zone;
+    return planBoardDrop(tree, draggingBoard, boardId, zone) ? zone : null; // no line where nothing would change
+  }
+
+  /** Accept drops of images (move) and boards (nest, or reorder on a row's upper/lower part) on a row. */
   function dropTarget(rowEl, { boardId, special }) {
     rowEl.addEventListener("dragover", (e) => {
       const types = e.dataTransfer.types;
       const image = types.includes("application/x-image-id") && special !== ALL;
       const board = types.includes("application/x-board-id") && special !== NONE;
-      if (image || board) {
-        e.preventDefault();
-        e.dataTransfer.dropEffect = "move";
-        rowEl.classList.add("drop-into");
-      }
+      if (!image && !board) return;
+      const zone = image ? "into" : boardZone(rowEl, e, boardId);
+      rowEl.classList.remove(...DROP_CLASSES);
+      if (!zone) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "move";
+      rowEl.classList.add(`drop-${zone}`);
     });
-    rowEl.addEventListener("dragleave", () => rowEl.classList.remove("drop-into"));
+    rowEl.addEventListener("dragleave", () => rowEl.classList.remove(...DROP_CLASSES));
     rowEl.addEventListener("drop", (e) => {
-      rowEl.classList.remove("drop-into");
+      rowEl.classList.remove(...DROP_CLASSES);
       const imageIds = e.dataTransfer.getData("application/x-image-id");
       const boardDragged = e.dataTransfer.getData("application/x-board-id");
       if (!imageIds && !boardDragged) return;
@@ -135,6 +194,12 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
         const target = special === NONE ? null : boardId;
         guard(() => moveImages(imageIds.split(","), target));
       } else if (boardDragged && boardDragged !== boardId) {
+        const zone = boardZone(rowEl, e, boardId);
+        if (zone === "before" || zone === "after") {
+          const plan = planBoardDrop(tree, boardDragged, boardId, zone);
+          if (plan) guard(() => placeBoard(boardDragged, plan));
+          return;
+        }
         guard(async () => {
           await api.boards.patch(boardDragged, { parent_id: special === ALL ? null : boardId });
           if (boardId) expanded.add(boardId);
@@ -143,6 +208,16 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
         });
       }
     });
+  }
+
+  /** Put a board before/after a sibling row: the reorder endpoint among its siblings, else a move to that place. */
+  async function placeBoard(boardId, plan) {
+    if (plan.op === "reorder") {
+      await api.request("POST", "/boards/reorder", { json: { parent_id: plan.parent_id, ordered_ids: plan.ordered_ids } });
+    } else {
+      await api.boards.patch(boardId, { parent_id: plan.parent_id, position: plan.position });
+    }
+    await loadTree();
   }
 
   async function moveImages(ids, boardId) {
@@ -226,12 +301,15 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
         iconButton(icon("trash", 14), "Delete board", (e) => (e.stopPropagation(), guard(() => deleteBoard(b))), { "data-testid": "board-delete", class: "icon-btn danger" }),
       ),
     );
+    li.style.setProperty("--drop-indent", `${depth * 14 + 4}px`); // the insertion line starts at the row's level
     li.querySelector(".board-name").addEventListener("dblclick", (e) => (e.stopPropagation(), guard(() => renameBoard(b))));
     li.addEventListener("dragstart", (e) => {
       if (e.target !== li) return;
       e.dataTransfer.setData("application/x-board-id", b.id);
       e.dataTransfer.effectAllowed = "move";
+      draggingBoard = b.id;
     });
+    li.addEventListener("dragend", () => (draggingBoard = null));
     dropTarget(li, { boardId: b.id, special: null });
     const rows = [li];
     if (open) for (const c of node.children) rows.push(...boardRow(c, depth + 1));
