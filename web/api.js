@@ -157,6 +157,8 @@ export function createApi({ base = "/api/v1", token = readToken(), onError = () 
       create: (name, parent_id = null) => post("/boards", { name, parent_id }),
       patch: (id, body) => patch(`/boards/${enc(id)}`, body),
       remove: (id, includeImages) => del(`/boards/${enc(id)}`, { include_images: includeImages ? "true" : "false" }),
+      /** Sibling order under `parent_id` (null: the top level). @param {string|null} parent_id @param {string[]} ordered_ids */
+      reorder: (parent_id, ordered_ids) => post("/boards/reorder", { parent_id, ordered_ids }),
     },
     canvas: {
       list: () => get("/canvas"),

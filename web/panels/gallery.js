@@ -213,7 +213,7 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
   /** Put a board before/after a sibling row: the reorder endpoint among its siblings, else a move to that place. */
   async function placeBoard(boardId, plan) {
     if (plan.op === "reorder") {
-      await api.request("POST", "/boards/reorder", { json: { parent_id: plan.parent_id, ordered_ids: plan.ordered_ids } });
+      await api.boards.reorder(plan.parent_id, plan.ordered_ids);
     } else {
       await api.boards.patch(boardId, { parent_id: plan.parent_id, position: plan.position });
     }
