@@ -276,7 +276,13 @@ def browser():
 @pytest.fixture
 def app(browser, server, tmp_path, request):
     """A fresh browser context (empty localStorage: a new canvas) with the app loaded."""
-    context = browser.new_context(viewport=VIEWPORT)
+    yield from app_session(browser, server, tmp_path, request)
+
+
+def app_session(browser, server, tmp_path, request, **context_options):
+    """The body of the `app` fixture, for fixtures that need other context options (a touch screen...):
+    yields the loaded App; afterwards the end screenshot, and a failure on any browser console error."""
+    context = browser.new_context(viewport=VIEWPORT, **context_options)
     page = context.new_page()
     page.set_default_timeout(20_000)
     watch = ConsoleWatch(page)

@@ -19,7 +19,7 @@ import re
 import browser_helpers
 import pytest
 import requests
-from browser_helpers import SHOTS, VIEWPORT, App, ConsoleWatch, add_layer, brush, selected_layer
+from browser_helpers import App, add_layer, app_session, brush, selected_layer
 
 # the shared pytest fixtures (pytest finds them by name in this module; this module gets its own server)
 server, browser, app = browser_helpers.server, browser_helpers.browser, browser_helpers.app
@@ -28,23 +28,9 @@ server, browser, app = browser_helpers.server, browser_helpers.browser, browser_
 @pytest.fixture
 def touch_app(browser, server, tmp_path, request):
     """Like the shared `app` fixture, in a context with a touch screen."""
-    context = browser.new_context(viewport=VIEWPORT, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    watch = ConsoleWatch(page)
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
-    for old in SHOTS.glob(f"{name}*.png") if SHOTS.exists() else []:
-        old.unlink()
-    a = App(page, server, tmp_path, name)
-    a.watch = watch
-    a.open()
-    a.cdp = context.new_cdp_session(page)
-    yield a
-    try:
-        a.shot("end")
-    finally:
-        context.close()
-    assert not watch.errors, "browser console errors:\n" + "\n".join(watch.errors)
+    for a in app_session(browser, server, tmp_path, request, has_touch=True):
+        a.cdp = a.page.context.new_cdp_session(a.page)
+        yield a
 
 
 # ---- touch ------------------------------------------------------------------------------------------------
