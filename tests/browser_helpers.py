@@ -12,7 +12,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -436,3 +436,27 @@ def wait_staged(app: App, timeout: float = 60_000) -> dict:
 
 def layer_row(app: App, layer_id: str):
     return app.page.locator(f'[data-testid="layer-row"][data-layer-id="{layer_id}"]')
+
+
+# ---- boards ---------------------------------------------------------------------------------------------------------
+
+
+def board_row(app: App, name: str):
+    return app.page.locator(
+        '[data-testid="board-row"]', has=app.page.locator(".board-name", has_text=re.compile(f"^{name}$"))
+    )
+
+
+def create_board(app: App, name: str, parent: str | None = None) -> Any:
+    if parent:
+        row = board_row(app, parent)
+        row.hover()
+        row.locator('[data-testid="board-add-child"]').click()
+    else:
+        app.click("board-add")
+    dialog = app.tid("board-name-dialog")
+    dialog.wait_for(state="visible")
+    dialog.locator('[data-testid="dialog-input"]').fill(name)
+    dialog.locator('[data-testid="dialog-ok"]').click()
+    board_row(app, name).wait_for(state="visible")
+    return board_row(app, name)

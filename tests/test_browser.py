@@ -18,7 +18,9 @@ from browser_helpers import (
     App,
     ConsoleWatch,
     add_layer,
+    board_row,
     brush,
+    create_board,
     fill_rect,
     generation,
     image_rgba,
@@ -425,27 +427,6 @@ def new_image(server: ServerProcess, known: set[str], what: str) -> dict:
         return items[0] if items else None
 
     return poll(fresh, timeout=15, what=what)
-
-
-def board_row(app: App, name: str):
-    return app.page.locator(
-        '[data-testid="board-row"]', has=app.page.locator(".board-name", has_text=re.compile(f"^{name}$"))
-    )
-
-
-def create_board(app: App, name: str, parent: str | None = None) -> dict:
-    if parent:
-        row = board_row(app, parent)
-        row.hover()
-        row.locator('[data-testid="board-add-child"]').click()
-    else:
-        app.click("board-add")
-    dialog = app.tid("board-name-dialog")
-    dialog.wait_for(state="visible")
-    dialog.locator('[data-testid="dialog-input"]').fill(name)
-    dialog.locator('[data-testid="dialog-ok"]').click()
-    board_row(app, name).wait_for(state="visible")
-    return board_row(app, name)
 
 
 def flat_boards(server: ServerProcess) -> dict[str, dict]:

@@ -14,12 +14,11 @@ Every test fails on any browser console error.
 
 from __future__ import annotations
 
-import re
 
 import browser_helpers
 import pytest
 import requests
-from browser_helpers import App, add_layer, app_session, brush, selected_layer
+from browser_helpers import App, add_layer, app_session, board_row, brush, create_board, selected_layer
 
 # the shared pytest fixtures (pytest finds them by name in this module; this module gets its own server)
 server, browser, app = browser_helpers.server, browser_helpers.browser, browser_helpers.app
@@ -215,21 +214,6 @@ def test_pen_stroke_with_a_resting_palm_paints_and_leaves_the_view(touch_app):
 
 
 # ---- boards: reorder siblings by dragging --------------------------------------------------------------------
-
-
-def board_row(app: App, name: str):
-    return app.page.locator(
-        '[data-testid="board-row"]', has=app.page.locator(".board-name", has_text=re.compile(f"^{name}$"))
-    )
-
-
-def create_board(app: App, name: str) -> None:
-    app.click("board-add")
-    dialog = app.tid("board-name-dialog")
-    dialog.wait_for(state="visible")
-    dialog.locator('[data-testid="dialog-input"]').fill(name)
-    dialog.locator('[data-testid="dialog-ok"]').click()
-    board_row(app, name).wait_for(state="visible")
 
 
 def api_tree(app: App) -> list:
