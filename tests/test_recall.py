@@ -142,7 +142,6 @@ def test_recall_of_images_without_layers_and_unknown_ids(app):
 
 
 def test_a1111_image_recalls_its_loras_by_hash_or_name(app, tmp_path):
-    from invoke_core.metadata import png_bytes  # noqa: F401 - the writer side is covered in test_db_assets
     from PIL import PngImagePlugin
 
     client = app.test_client()
