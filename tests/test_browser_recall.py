@@ -123,14 +123,24 @@ def saved_document(server, canvas_id: str) -> dict:
 # ---- the tests ----------------------------------------------------------------------------------------------------
 
 
-def test_lora_panel_says_how_to_install_one(app, server):
-    """A server without LoRAs (this module's first test, before `loras` installs them): the panel says how
-    to install one, and offers no picker."""
+@pytest.fixture
+def bare_app(browser, tmp_path_factory, tmp_path, request):
+    """The app on a server of its own with no LoRA installed (whatever order the tests run in)."""
+    from server_process import ServerProcess
+
+    bare = ServerProcess(tmp_path_factory.mktemp("bare-root"))
+    try:
+        yield from browser_helpers.app_session(browser, bare, tmp_path, request)
+    finally:
+        bare.stop()
+
+
+def test_lora_panel_says_how_to_install_one(bare_app):
+    """A server without LoRAs: the panel says how to install one, and offers no picker."""
+    app = bare_app
     panel = app.tid("lora-panel")
     panel.wait_for(state="visible")
-    models = server.get("/api/v1/models").json()
-    if any(m["kind"] == "lora" for m in models):
-        pytest.skip("LoRAs are installed on this server (this module's other test ran first)")
+    assert not any(m["kind"] == "lora" for m in app.server.get("/api/v1/models").json())
     empty = app.tid("lora-empty")
     assert empty.is_visible()
     assert "invoke-canvas models install" in empty.inner_text()
