@@ -187,6 +187,10 @@ def main() -> int:
                 errors: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+                # The bench page is not part of the app, so the server does not serve it: the browser gets it
+                # from the checkout, under the server's origin, and the page's modules from the server.
+                bench_page = HERE.parent / "web" / "bench" / "canvas-bench.html"
+                page.route(server.url + "/bench/canvas-bench.html", lambda route: route.fulfill(path=str(bench_page)))
                 page.goto(server.url + "/bench/canvas-bench.html")
                 page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000, polling=100)
                 print(

@@ -35,6 +35,11 @@ _FORMATS = {"PNG": ("png", "png"), "JPEG": ("jpeg", "jpg"), "WEBP": ("webp", "we
 EXTENSIONS = {fmt: ext for fmt, ext in _FORMATS.values()}  # "png" -> "png", "jpeg" -> "jpg", "webp" -> "webp"
 ACCEPTED = "PNG, JPEG or WebP"
 
+# The asset folders under the data root (their one source of truth; `db.session.protected_paths` uses them).
+IMAGES_DIR = "images"
+THUMBNAILS_DIR = "thumbnails"
+DATA_DIRS = (IMAGES_DIR, THUMBNAILS_DIR)
+
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _FILE_RE = re.compile(r"^([0-9a-f]{32})\.(png|jpg|webp)$")
 
@@ -137,8 +142,8 @@ class AssetStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.images_dir = self.root / "images"
-        self.thumbnails_dir = self.root / "thumbnails"
+        self.images_dir = self.root / IMAGES_DIR
+        self.thumbnails_dir = self.root / THUMBNAILS_DIR
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.thumbnails_dir.mkdir(parents=True, exist_ok=True)
         self._images_real = self.images_dir.resolve()

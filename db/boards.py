@@ -3,6 +3,9 @@
 Every function takes the `Database`, runs in one transaction (except `delete_board`, see there) and
 returns frozen records, never ORM objects. Unknown ids raise NotFound naming the id.
 Sibling order is `position` (0, 1, 2, ... within one parent), ties broken by name.
+Boards nest at most MAX_DEPTH levels (a top-level board is level 1): creating or moving a board
+deeper is refused. A deeper chain from an older database still works everywhere (every walk of the
+tree is a recursive CTE or an explicit loop, never Python recursion), and can be made shallower.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from .models import NAME_MAX, Board, Image
 if TYPE_CHECKING:
     from .assets import AssetStore
     from .session import Database
+
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,25 @@ def _subtree(s: Session, board_id: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+def _level(s: Session, board_id: str) -> int:
+    """How deep `board_id` is: 1 at the top level (its ancestors plus one). UNION over (id, parent) rows
+    without a counter, so even a corrupt cycle ends."""
+    up = select(Board.id, Board.parent_id).where(Board.id == board_id).cte("ancestors", recursive=True)
+    up = up.union(select(Board.id, Board.parent_id).join(up, Board.id == up.c.parent_id))
+    return s.scalar(select(func.count()).select_from(up)) or 0
+
+
+def _height(s: Session, board_id: str) -> int:
+    """Levels in the board's subtree: 1 for a board without sub-boards."""
+    tree = select(Board.id, literal(1).label("level")).where(Board.id == board_id).cte("height", recursive=True)
+    tree = tree.union(select(Board.id, tree.c.level + 1).where(Board.parent_id == tree.c.id))
+    return s.scalar(select(func.max(tree.c.level))) or 0
+
+
+def _too_deep(levels: int) -> InvalidInput:
+    return InvalidInput(f"boards nest at most {MAX_DEPTH} levels deep; this would make {levels} levels")
+
+
 def _siblings(s: Session, parent_id: str | None, exclude: str | None = None) -> list[Board]:
     stmt = select(Board).where(Board.parent_id == parent_id).order_by(Board.position, Board.name, Board.id)
     if exclude is not None:
@@ -131,6 +155,9 @@ def create_board(db: Database, name: str, parent_id: str | None = None) -> Board
     with db.write() as s:
         if parent_id is not None:
             _get(s, parent_id)
+            level = _level(s, parent_id) + 1
+            if level > MAX_DEPTH:
+                raise _too_deep(level)
         board = Board(name=cleaned, parent_id=parent_id, position=_next_position(s, parent_id), archived=False)
         s.add(board)
         s.flush()
@@ -153,7 +180,8 @@ def rename_board(db: Database, board_id: str, name: str) -> BoardRecord:
 def move_board(db: Database, board_id: str, new_parent_id: str | None, position: int | None = None) -> BoardRecord:
     """Nest under `new_parent_id` (None: top level) at `position` among its new siblings (None: last).
 
-    Moving a board under itself or one of its descendants raises Conflict and changes nothing.
+    Moving a board under itself or one of its descendants raises Conflict and changes nothing; a move
+    that nests its subtree deeper than MAX_DEPTH levels (and deeper than it was) raises InvalidInput.
     """
     if position is not None and (not isinstance(position, int) or isinstance(position, bool) or position < 0):
         raise InvalidInput(f"position must be a non-negative integer, not {position!r}")
@@ -163,6 +191,11 @@ def move_board(db: Database, board_id: str, new_parent_id: str | None, position:
             _get(s, new_parent_id)
             if new_parent_id in _subtree(s, board_id):
                 raise Conflict(f"cannot move board {board_id!r} under itself or one of its sub-boards")
+            if new_parent_id != board.parent_id:
+                height = _height(s, board_id)
+                deepest = _level(s, new_parent_id) + height
+                if deepest > MAX_DEPTH and deepest > _level(s, board_id) - 1 + height:
+                    raise _too_deep(deepest)
         old_parent_id = board.parent_id
         siblings = _siblings(s, new_parent_id, exclude=board_id)
         index = len(siblings) if position is None else min(position, len(siblings))
@@ -238,16 +271,25 @@ def board_tree(db: Database, include_archived: bool = True) -> list[BoardNode]:
     for b in boards:
         by_parent.setdefault(b.parent_id, []).append(b)
 
-    def build(parent_id: str | None, seen: frozenset[str]) -> list[BoardNode]:
-        nodes = []
-        for b in by_parent.get(parent_id, []):
-            if (b.archived and not include_archived) or b.id in seen:
-                continue
-            children = tuple(build(b.id, seen | {b.id}))
-            nodes.append(BoardNode(_record(b, counts.get(b.id, 0)), children))
-        return nodes
+    def kept(parent_id: str | None) -> list[Board]:
+        return [b for b in by_parent.get(parent_id, []) if include_archived or not b.archived]
 
-    return build(None, frozenset())
+    # An explicit stack, not recursion: an old database may hold chains thousands deep.
+    order: list[Board] = []  # pre-order: every board after its parent
+    seen: set[str] = set()
+    stack = list(reversed(kept(None)))
+    while stack:
+        b = stack.pop()
+        if b.id in seen:
+            continue
+        seen.add(b.id)
+        order.append(b)
+        stack.extend(reversed(kept(b.id)))
+    built: dict[str, BoardNode] = {}
+    for b in reversed(order):  # children before parents
+        children = tuple(built[c.id] for c in kept(b.id) if c.id in built)
+        built[b.id] = BoardNode(_record(b, counts.get(b.id, 0)), children)
+    return [built[b.id] for b in kept(None) if b.id in built]
 
 
 def delete_board(db: Database, store: AssetStore, board_id: str, include_images: bool) -> BoardDeletion:
@@ -279,7 +321,10 @@ def delete_board(db: Database, store: AssetStore, board_id: str, include_images:
             if include_images and s.scalar(select(Image.seq).where(Image.board_id.in_(ids)).limit(1)) is not None:
                 continue  # images were added while we deleted: delete those too
             moved = s.execute(update(Image).where(Image.board_id.in_(ids)).values(board_id=None)).rowcount
-            # Children first is not needed: parent_id cascades; deleting every id explicitly is clearer.
+            # Every id is deleted explicitly. Unlink them from their parents first: otherwise each row's
+            # ON DELETE CASCADE runs as a nested trigger, and SQLite stops a chain past 1000 levels
+            # ("too many levels of trigger recursion").
+            s.execute(update(Board).where(Board.id.in_(ids)).values(parent_id=None))
             s.execute(delete(Board).where(Board.id.in_(ids)))
             return BoardDeletion(tuple(ids), deleted, moved or 0)
     raise Conflict(f"board {board_id!r} kept receiving images while it was being deleted; try again")

@@ -184,7 +184,48 @@ def repair(db: Database, store: AssetStore, report: DoctorReport) -> RepairResul
     )
 
 
-def _adopt(db: Database, store: AssetStore, file_name: str) -> str:
+def adopt_orphans(db: Database, store: AssetStore) -> RepairResult:
+    """The start-up part of `repair`, for files older than the last stop (a kill -9 between writing an
+    image file and committing its row, or mid atomic write): image files without rows that decode are
+    imported (with their PNG metadata and file time), and leftover temporary files are removed.
+
+    Only safe while no one else writes images: call it at start, before the server serves requests
+    and before the worker starts. It deletes nothing the user may want: rows without files, files
+    that do not decode and files too large are left for `check` to report (`doctor --repair` decides).
+    An imported image gets its thumbnail.
+    """
+    report = check(db, store)
+    errors: list[str] = []
+    imported: list[str] = []
+    skipped: list[str] = []
+    for file_name in report.files_without_rows:
+        try:
+            outcome = _adopt(db, store, file_name, remove_undecodable=False)
+        except (OSError, StorageError) as exc:
+            errors.append(f"{file_name}: {exc}")
+            continue
+        if outcome == "imported":
+            imported.append(parse_file_name(file_name)[0])
+        else:
+            skipped.append(file_name)
+    temp_removed = 0
+    for path in report.temp_files:
+        try:
+            path.unlink()
+            temp_removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            errors.append(f"{path.name}: {exc}")
+    return RepairResult(
+        files_imported=tuple(imported),
+        files_skipped=tuple(skipped),
+        temp_files_removed=temp_removed,
+        errors=tuple(errors),
+    )
+
+
+def _adopt(db: Database, store: AssetStore, file_name: str, *, remove_undecodable: bool = True) -> str:
     """Import one file without a row: "imported", "removed" (does not decode) or "skipped"."""
     image_id, _ext = parse_file_name(file_name)
     path = store.path(file_name)
@@ -198,6 +239,8 @@ def _adopt(db: Database, store: AssetStore, file_name: str) -> str:
     except TooLarge:
         return "skipped"
     except StorageError:  # UnsupportedMedia: not an image, or a broken one
+        if not remove_undecodable:
+            return "skipped"
         store.delete(file_name)
         return "removed"
     metadata = metadata_from_chunks(read_png_text(data)) if info.format == "png" else {}

@@ -121,7 +121,12 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 def _naive_utc(value: datetime | date, what: str) -> datetime:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        if not value.tzinfo:
+            return value
+        try:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31T23:59-14:00 is after year 9999 in UTC
+            raise InvalidInput(f"{what} {value.isoformat()} is outside the years 1 to 9999 once converted to UTC") from None
     if isinstance(value, date):
         return datetime.combine(value, time())
     raise InvalidInput(f"{what} must be a date or datetime, not {type(value).__name__}")
@@ -230,12 +235,18 @@ def add_image(
     created_at: datetime | None = None,
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
+    missing_board: str = "raise",
 ) -> ImageRecord:
     """Check the bytes, write the file and thumbnail, then insert the row (files removed if it fails).
 
     Without `metadata`, a PNG's text chunks provide it (ours, InvokeAI's or A1111's), so an image
     made elsewhere keeps its prompt. `max_bytes` and `max_pixels` are the upload limits.
+    `missing_board`: "raise" (NotFound when `board_id` names no board) or "uncategorised" (the image is
+    kept with no board: a generated image whose board was deleted while its job ran); the returned
+    record's `board_id` tells which happened.
     """
+    if missing_board not in ("raise", "uncategorised"):
+        raise InvalidInput(f"invalid missing_board {missing_board!r}: use 'raise' or 'uncategorised'")
     if origin not in IMAGE_ORIGINS:
         raise InvalidInput(f"invalid origin {origin!r}: choose one of {', '.join(IMAGE_ORIGINS)}")
     if category not in IMAGE_CATEGORIES:
@@ -249,7 +260,7 @@ def add_image(
     stamp = _naive_utc(created_at, "created_at") if created_at is not None else None
 
     info = store.inspect_upload(data, max_bytes=max_bytes, max_pixels=max_pixels)
-    if board_id is not None:  # fail fast, before writing anything; checked again in the transaction
+    if board_id is not None and missing_board == "raise":  # fail fast, before writing anything; checked again below
         with db.read() as s:
             _require_board(s, board_id)
     if metadata is None:
@@ -261,7 +272,10 @@ def add_image(
         store.write_thumbnail(image_id, data)
         with db.write() as s:
             if board_id is not None:
-                _require_board(s, board_id)
+                if missing_board == "raise":
+                    _require_board(s, board_id)
+                elif s.scalar(select(Board.id).where(Board.id == board_id)) is None:
+                    board_id = None
             if generation_id is not None and s.get(Generation, generation_id) is None:
                 raise NotFound(f"generation {generation_id!r} not found")
             row = image_row(

@@ -10,17 +10,33 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DB_FILE = "invoke_canvas.db"
+# SQLite's companion files of DB_FILE (WAL mode uses the first two; the rollback journal the third).
+DB_COMPANIONS = ("-wal", "-shm", "-journal")
 BUSY_TIMEOUT_MS = 30_000
 
 
-def _engine(path: Path, begin: str) -> Engine:
+def protected_paths(root: Path) -> list[Path]:
+    """What under the data root must never be read by anything but SQLite and `db.assets`: the database
+    file and its companions (opening and closing any of them from this process drops its POSIX locks:
+    "How To Corrupt An SQLite Database File", 2.2), and the asset folders. Pass it as `forbidden` to
+    `invoke_core.model_install.install_model`, which refuses a source that is, lies inside or holds one."""
+    from .assets import DATA_DIRS
+
+    root = Path(root)
+    return [root / DB_FILE, *(root / (DB_FILE + suffix) for suffix in DB_COMPANIONS), *(root / d for d in DATA_DIRS)]
+
+
+def _engine(path: Path, begin: str, read_only: bool = False) -> Engine:
+    # Read-only connections never checkpoint or delete the WAL when they close: safe beside a running server.
+    url = f"sqlite:///file:{quote(path.as_posix())}?mode=ro&uri=true" if read_only else f"sqlite:///{path}"
     engine = create_engine(
-        f"sqlite:///{path}",
+        url,
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         pool_size=8,
         max_overflow=16,
@@ -30,7 +46,8 @@ def _engine(path: Path, begin: str) -> Engine:
     def _on_connect(dbapi_conn, _record) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed data
@@ -46,15 +63,17 @@ def _engine(path: Path, begin: str) -> Engine:
 class Database:
     """Both engines and their session factories for one database file."""
 
-    def __init__(self, root: Path, *, upgrade: bool = True):
+    def __init__(self, root: Path, *, upgrade: bool = True, read_only: bool = False):
+        """`read_only`: look, change nothing (no migration, no writes): for a database a server is using."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / DB_FILE
-        self.read_engine = _engine(self.path, "BEGIN")
-        self.write_engine = _engine(self.path, "BEGIN IMMEDIATE")
+        self.read_only = read_only
+        self.read_engine = _engine(self.path, "BEGIN", read_only)
+        self.write_engine = _engine(self.path, "BEGIN IMMEDIATE", read_only)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
-        if upgrade:
+        if upgrade and not read_only:
             from .migrate import upgrade_to_head
 
             upgrade_to_head(self.write_engine)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ModelInstallError
 from .model_probe import probe_model
 from .model_records import ModelRecord, ModelRegistry, hash_path
+from .safe_paths import Forbidden, as_forbidden, check_source, check_tree
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def check_install_source(source: str, forbidden: Forbidden | Sequence[Path] | None = None) -> None:
+    """The checks of `install_model` that need no reading, for a caller to run before starting the
+    install in the background: ModelInstallError if `source` is, lies inside or holds a forbidden path,
+    or is not a regular file or a folder (a FIFO, socket, device, broken link). A source that does not
+    exist passes (it may be a Hugging Face repo id; `install_model` says so otherwise). Opens nothing."""
+    guard = as_forbidden(forbidden)
+    path = Path(source).expanduser()
+    guard.check(path, shown=source)
+    if os.path.lexists(path):
+        check_source(path, guard)
 
 
 def install_model(
@@ -18,24 +33,39 @@ def install_model(
     name: str | None = None,
     config: str | None = None,
     source_label: str | None = None,
+    forbidden: Forbidden | Sequence[Path] | None = None,
 ) -> ModelRecord:
-    """Probe, hash and register a model. The files stay where they are (installed in place)."""
+    """Probe, hash and register a model. The files stay where they are (installed in place).
+
+    `forbidden`: paths that must never be read (the data folder's database files and image folders,
+    from `db.session.protected_paths(root)`). A source that is, lies inside or holds one of them, or a
+    folder with any such entry (symlinks resolved), is refused before anything is opened. So is any
+    entry that is not a regular file or a folder (FIFO, socket, device, broken link): the whole folder
+    is checked up front, since all of it is hashed and loaded. Every failure is a ModelInstallError.
+    """
+    guard = as_forbidden(forbidden)
     path = Path(source).expanduser()
-    if not path.exists():
+    guard.check(path, shown=source)
+    if not os.path.lexists(path):
         if _REPO_ID.match(source) and not source.startswith((".", "/")):
-            return _install_from_hub(registry, source, name)
+            return _install_from_hub(registry, source, name, guard)
         raise ModelInstallError(f"no file or folder at {source}")
+    if check_source(path, guard) == "dir":
+        check_tree(path, guard)
     path = path.resolve()
-    info = probe_model(path)  # raises ModelInstallError for pickle files and unknown families
+    info = probe_model(path, guard)  # raises ModelInstallError for pickle files and unknown families
     config_path = None
     if config:
-        config_path = Path(config).expanduser().resolve()
+        config_path = Path(config).expanduser()
+        guard.check(config_path, shown=config)
+        config_path = config_path.resolve()
         if not (config_path / "model_index.json").exists() and not (config_path / "config.json").exists():
             raise ModelInstallError(f"--config {config} is not a diffusers config folder (no model_index.json or config.json)")
+        check_tree(config_path, guard)
     for existing in registry.list():
         if not existing.builtin and Path(existing.path) == path:
             raise ModelInstallError(f"{path} is already installed as {existing.id!r}")
-    digest, size = hash_path(path)
+    digest, size = hash_path(path, guard)
     display = name or (path.stem if path.is_file() else path.name)
     record = ModelRecord(
         id="",
@@ -52,7 +82,7 @@ def install_model(
     return registry.add(record)
 
 
-def _install_from_hub(registry: ModelRegistry, repo_id: str, name: str | None) -> ModelRecord:
+def _install_from_hub(registry: ModelRegistry, repo_id: str, name: str | None, forbidden: Forbidden) -> ModelRecord:
     """Download safetensors weights and configs of a diffusers repo (never pickle files)."""
     try:
         from huggingface_hub import snapshot_download
@@ -65,4 +95,4 @@ def _install_from_hub(registry: ModelRegistry, repo_id: str, name: str | None) -
         )
     except Exception as exc:  # network, auth, missing repo: all one line for the user
         raise ModelInstallError(f"could not download {repo_id!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    return install_model(registry, folder, name=name or repo_id.split("/")[-1], source_label=f"hf:{repo_id}")
+    return install_model(registry, folder, name=name or repo_id.split("/")[-1], source_label=f"hf:{repo_id}", forbidden=forbidden)

@@ -9,13 +9,15 @@ Single files are read through the safetensors header only (key names and shapes)
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelInstallError
+from .safe_paths import CONFIG_MAX_BYTES, Forbidden, as_forbidden, check_source, open_checked
 
 SUPPORTED = "supported families: Stable Diffusion 1.x (sd-1) and SDXL base (sdxl)"
 
@@ -41,16 +43,21 @@ class ModelInfo:
     format: str  # "diffusers" | "single-file"
 
 
-def probe_model(path: Path) -> ModelInfo:
-    """Return what `path` holds, or raise ModelInstallError with a one-line reason."""
+def probe_model(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> ModelInfo:
+    """Return what `path` holds, or raise ModelInstallError with a one-line reason.
+
+    Only regular files are opened (a FIFO, device or socket is refused unopened), and nothing that is,
+    lies inside or holds a `forbidden` path (see `safe_paths`).
+    """
     path = Path(path)
-    if not path.exists():
+    guard = as_forbidden(forbidden)
+    if not os.path.lexists(path):
         raise ModelInstallError(f"Model path does not exist: {path}")
-    if path.is_dir():
-        return _probe_folder(path)
+    if check_source(path, guard) == "dir":
+        return _probe_folder(path, guard)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelInstallError(_pickle_message(path))
-    return _probe_single_file(path)
+    return _probe_single_file(path, guard)
 
 
 def _pickle_message(path: Path) -> str:
@@ -69,21 +76,28 @@ def _unidentified(path: Path, why: str) -> ModelInstallError:
 # ----------------------------------------------------------------------------------------------- folders
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path, forbidden: Forbidden) -> dict:
+    with open_checked(path, forbidden, max_bytes=CONFIG_MAX_BYTES) as fh:
+        try:
+            raw = fh.read()
+        except OSError as exc:
+            raise ModelInstallError(f"Cannot read {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelInstallError(f"Cannot read {path}: {exc}") from None
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ModelInstallError(f"Cannot read {path}: its JSON is nested too deeply to be a model config") from None
+    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError
+        raise ModelInstallError(f"Cannot read {path}: {' '.join(str(exc).split())[:200]}") from None
     if not isinstance(data, dict):
         raise ModelInstallError(f"Cannot read {path}: not a JSON object")
     return data
 
 
-def _probe_folder(folder: Path) -> ModelInfo:
+def _probe_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
     if (folder / "model_index.json").is_file():
-        return _probe_pipeline_folder(folder)
+        return _probe_pipeline_folder(folder, forbidden)
     if (folder / "config.json").is_file():
-        config = _read_json(folder / "config.json")
+        config = _read_json(folder / "config.json", forbidden)
         if config.get("_class_name") == "ControlNetModel":
             return ModelInfo(_controlnet_family(folder, config), "controlnet", "diffusers")
         raise _unidentified(
@@ -95,8 +109,8 @@ def _probe_folder(folder: Path) -> ModelInfo:
     )
 
 
-def _probe_pipeline_folder(folder: Path) -> ModelInfo:
-    index = _read_json(folder / "model_index.json")
+def _probe_pipeline_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
+    index = _read_json(folder / "model_index.json", forbidden)
     cls = str(index.get("_class_name", ""))
     match = _PIPELINE_CLASS.match(cls)
     if not match:
@@ -104,9 +118,11 @@ def _probe_pipeline_folder(folder: Path) -> ModelInfo:
     unet_config_file = folder / "unet" / "config.json"
     if not unet_config_file.is_file():
         raise ModelInstallError(f"{folder.name} has no unet/config.json; the folder is incomplete")
-    unet = _read_json(unet_config_file)
+    unet = _read_json(unet_config_file, forbidden)
+    text_encoder = index.get("text_encoder")
+    first_encoder = text_encoder[0] if isinstance(text_encoder, list) and text_encoder else None
     if match.group(1):  # XL
-        if index.get("text_encoder", [None])[0] is None or unet.get("cross_attention_dim") == 1280:
+        if first_encoder is None or unet.get("cross_attention_dim") == 1280:
             raise ModelInstallError(f"{folder.name} is an SDXL refiner, which is not supported; {SUPPORTED}")
         family = "sdxl"
     else:
@@ -137,17 +153,20 @@ def _controlnet_family(folder: Path, config: dict) -> str:
 # ----------------------------------------------------------------------------------------------- single files
 
 
-def read_safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Key -> shape from a .safetensors header, without reading the tensors. ModelInstallError if unreadable."""
-    try:
-        with path.open("rb") as fh:
+def read_safetensors_shapes(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> dict[str, tuple[int, ...]]:
+    """Key -> shape from a .safetensors header, without reading the tensors. ModelInstallError if unreadable
+    (or not a regular file, or forbidden: see `safe_paths`)."""
+    path = Path(path)
+    with open_checked(path, as_forbidden(forbidden)) as fh:
+        try:
             head = fh.read(9)
-    except OSError as exc:
-        raise ModelInstallError(f"Cannot read {path}: {exc.strerror or exc}") from None
+            size = os.fstat(fh.fileno()).st_size
+        except OSError as exc:
+            raise ModelInstallError(f"Cannot read {path}: {exc.strerror or exc}") from None
     if len(head) == 0:
         raise ModelInstallError(f"{path.name} is empty")
     # safetensors: an 8-byte little-endian header length, then the JSON header.
-    looks_safe = len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= path.stat().st_size - 8
+    looks_safe = len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8
     if not looks_safe:
         if head[:2] == b"PK" or (head[:1] == b"\x80" and 2 <= head[1] <= 5):  # torch zip archive / raw pickle
             raise ModelInstallError(_pickle_message(path))
@@ -168,8 +187,8 @@ def read_safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _probe_single_file(path: Path) -> ModelInfo:
-    shapes = read_safetensors_shapes(path)
+def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
+    shapes = read_safetensors_shapes(path, forbidden)
     keys = shapes.keys()
 
     def has(prefix: str) -> bool:

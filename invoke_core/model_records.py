@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from . import demo
 from .atomic import atomic_write
 from .errors import ModelInstallError, ModelNotFoundError
+from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
 
 FAMILIES = ("sd-1", "sdxl")
 KINDS = ("main", "inpaint", "controlnet", "lora")
@@ -52,18 +54,28 @@ DEMO_MODELS = (
 )
 
 
-def hash_path(path: Path) -> tuple[str, int]:
-    """sha256 and byte size of a file, or of a folder's files in sorted relative-path order."""
+def hash_path(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> tuple[str, int]:
+    """sha256 and byte size of a file, or of a folder's files in sorted relative-path order.
+
+    Every entry that is not a folder must be a regular file (after symlinks) and not `forbidden`
+    (see `safe_paths`): a FIFO, socket, device or broken link is refused unopened (ModelInstallError).
+    """
+    path = Path(path)
+    guard = as_forbidden(forbidden)
+    is_dir = check_source(path, guard) == "dir"
     digest = hashlib.sha256()
     total = 0
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = list(iter_files(path)) if is_dir else [path]
     for file in files:
-        if path.is_dir():
+        if is_dir:
             digest.update(file.relative_to(path).as_posix().encode())
-        with open(file, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-                total += len(chunk)
+        with open_checked(file, guard) as fh:
+            try:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+                    total += len(chunk)
+            except OSError as exc:
+                raise ModelInstallError(f"Cannot read {file}: {exc.strerror or exc}") from None
     return digest.hexdigest(), total
 
 
@@ -87,7 +99,7 @@ class ModelRegistry:
         try:
             rows = json.loads(self.file.read_text())
             return {r["id"]: ModelRecord(**r) for r in rows}
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise ModelInstallError(f"model registry {self.file} is unreadable ({exc}); fix or delete it") from exc
 
     def _write(self, records: dict[str, ModelRecord]) -> None:

@@ -6,11 +6,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request, send_from_directory
+from flask import Flask, abort, send_from_directory
+from flask.json.provider import DefaultJSONProvider
 from flask_socketio import SocketIO, join_room
 
-from db import queue
+from db import doctor, queue
 from db.assets import AssetStore
+from db.root_lock import RootLock
 from db.session import Database
 from invoke_core.model_records import ModelRegistry
 
@@ -18,19 +20,31 @@ from .auth import effective_token, install_auth, token_ok
 from .config import ServerConfig, load_config
 from .errors import register_error_handlers
 from .events import QUEUE_ROOM, EventBus
+from .guard import AccessGuard, AccessPolicy
 from .routes import boards, canvas, health, history, images, models
 from .routes import queue as queue_routes
 from .services import EXTENSION, Services
+from .web_files import WEB_DIR, served_files
 from .worker import QueueWorker
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 log = logging.getLogger(__name__)
+LOCK_EXTENSION = "invoke_canvas_root_lock"
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """NaN and Infinity are not JSON: a browser's JSON.parse fails on them. Values are cleaned where they
+    are read; a stray one is a bug to see (an error), never invalid JSON sent to a client."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
 
 
 def create_app(config: ServerConfig | dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` is a ServerConfig, or overrides merged over file and environment."""
     cfg = config if isinstance(config, ServerConfig) else load_config(config)
     app = Flask(__name__, static_folder=None)
+    app.json = StrictJSONProvider(app)
     # Uploads beyond the limit are refused before they are read (multipart overhead allowed for).
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes + 1024 * 1024
     app.json.sort_keys = False  # keep the models' field order
@@ -39,19 +53,41 @@ def create_app(config: ServerConfig | dict[str, Any] | None = None) -> Flask:
     app.config["INVOKE_CANVAS_TOKEN"] = token
     app.config["INVOKE_CANVAS_TOKEN_GENERATED"] = generated
 
+    policy = AccessPolicy.from_config(cfg)
     socketio = SocketIO()
-    # Same origin only unless configured; threading mode because torch work blocks.
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=cfg.cors_origins or [cfg.origin])
+    # The app's own origins (under every loopback name) and configured ones; threading mode because torch work blocks.
+    socketio.init_app(app, async_mode="threading", cors_allowed_origins=policy.socketio_origin_check())
     app.extensions["socketio_instance"] = socketio
+    app.wsgi_app = AccessGuard(app.wsgi_app, policy)  # outside Socket.IO's middleware: it guards that too
 
+    lock = RootLock.acquire(cfg.root)  # RootInUse when another server has this data folder
+    try:
+        _build(app, cfg, socketio, token, lock)
+    except BaseException:
+        lock.release()
+        raise
+    return app
+
+
+def _build(app: Flask, cfg: ServerConfig, socketio: SocketIO, token: str | None, lock: RootLock) -> None:
+    app.extensions[LOCK_EXTENSION] = lock
     db = Database(cfg.root)
     recovered = queue.recover_interrupted(db)
     if recovered:
         log.warning("queue items %s were interrupted by a stop and are now failed (retry puts them back)", recovered)
+    store = AssetStore(cfg.root)
+    # Files a kill -9 left without rows (between an upload's file and its row): adopted now, while nothing
+    # else writes (the root is locked, the worker not started, no request served yet).
+    adopted = doctor.adopt_orphans(db, store)
+    if adopted.files_imported or adopted.temp_files_removed:
+        log.warning("start-up: adopted %d image file(s) without rows %s; removed %d leftover temporary file(s)",
+                    len(adopted.files_imported), list(adopted.files_imported), adopted.temp_files_removed)
+    for problem in adopted.errors:
+        log.warning("start-up adoption: %s", problem)
     services = Services(
         config=cfg,
         db=db,
-        store=AssetStore(cfg.root),
+        store=store,
         registry=ModelRegistry(cfg.root),
         events=EventBus(socketio, cfg.progress_per_second),
     )
@@ -59,13 +95,13 @@ def create_app(config: ServerConfig | dict[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = services
 
     register_error_handlers(app)
-    install_auth(app, token, cfg)
+    services.sign_url = install_auth(app, token, cfg).sign
     for module in (health, boards, images, canvas, queue_routes, models, history):
         app.register_blueprint(module.bp)
 
     @socketio.on("connect")
     def _connect(auth: Any = None):
-        given = auth.get("token") if isinstance(auth, dict) else request.args.get("token")
+        given = auth.get("token") if isinstance(auth, dict) else None  # never from the URL
         if not token_ok(token, given):
             return False  # refused at the handshake
         join_room(QUEUE_ROOM)
@@ -75,17 +111,22 @@ def create_app(config: ServerConfig | dict[str, Any] | None = None) -> Flask:
     def index():
         return send_from_directory(WEB_DIR, "index.html")
 
+    served = served_files()
+
     @app.get("/<path:filename>")
     def web_files(filename: str):
-        # send_from_directory refuses paths that leave the folder.
+        if filename not in served:  # tests, npm metadata, dev pages: not the app's
+            abort(404)
         return send_from_directory(WEB_DIR, filename)
 
     if cfg.start_worker:
         services.worker.start()
-    return app
 
 
 def shutdown(app: Flask) -> None:
     services: Services = app.extensions[EXTENSION]
     services.worker.stop()
     services.db.dispose()
+    lock = app.extensions.pop(LOCK_EXTENSION, None)
+    if lock is not None:
+        lock.release()

@@ -306,18 +306,20 @@ def _generate(args) -> int:
 
 
 def _models(args) -> int:
+    from db.session import protected_paths
     from invoke_core.model_install import install_model
     from invoke_core.model_records import ModelRegistry
     from invoke_core.root import resolve_root
 
-    registry = ModelRegistry(resolve_root(args.root))
+    root = resolve_root(args.root)
+    registry = ModelRegistry(root)
     if args.models_command == "list":
         for r in registry.list():
             label = f"  [{r.description}]" if r.builtin else ""
             print(f"{r.id:24} {r.family:5} {r.kind:10} {r.format:11} {r.name}{label}")
         return 0
     if args.models_command == "install":
-        record = install_model(registry, args.path, name=args.name, config=args.config)
+        record = install_model(registry, args.path, name=args.name, config=args.config, forbidden=protected_paths(root))
         print(f"installed {record.id} ({record.family} {record.kind}, {record.format}, {record.size / 1e6:.1f} MB)")
         return 0
     record = registry.remove(args.id)
@@ -334,6 +336,7 @@ def _doctor(args) -> int:
 
     from db import doctor
     from db.assets import AssetStore
+    from db.root_lock import RootInUse, RootLock
     from db.session import Database
     from invoke_core.devices import choose_device
     from invoke_core.model_records import ModelRegistry
@@ -354,7 +357,17 @@ def _doctor(args) -> int:
             problems += 1
         print(f"model {r.id}: {state}")
 
-    db = Database(root)
+    # A running server owns the database: look without writing (read-only connections never checkpoint or
+    # delete its WAL), and leave repairs to it (it adopts orphan files at start) or to a run after it stops.
+    try:
+        lock = RootLock.acquire(root)
+    except RootInUse as exc:
+        if args.repair:
+            print(f"error: {exc}; stop it before `doctor --repair` (the server repairs orphaned files itself at start)", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"{exc}: checking the image store read-only")
+        lock = None
+    db = Database(root, read_only=lock is None)
     store = AssetStore(root)
     # A young file may be an upload between its file and its row (the server may be running).
     report = doctor.check(db, store, min_age_s=args.min_age)
@@ -377,6 +390,8 @@ def _doctor(args) -> int:
         for error in result.errors:
             print(f"could not repair: {error}")
     db.dispose()
+    if lock is not None:
+        lock.release()
     if not problems:
         print("no problems found")
         return 0

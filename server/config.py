@@ -32,6 +32,8 @@ class ServerConfig(BaseModel):
     vram_cache_gb: float | None = Field(None, gt=0)
     compile: str | None = None  # torch.compile backend for the UNet ("inductor" on a GPU)
     cors_origins: list[str] = Field(default_factory=list)
+    # Host names the server answers to beyond loopback and the bound address ("*": any; see server/guard.py)
+    allowed_hosts: list[str] = Field(default_factory=list)
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(8192 * 8192, gt=0)
     max_side: int = Field(8192, gt=0)
@@ -60,7 +62,8 @@ class ServerConfig(BaseModel):
         return f"http://{host}:{self.port}"
 
 
-_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "cors_origins")
+_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "cors_origins", "allowed_hosts")
+_LIST_FIELDS = ("cors_origins", "allowed_hosts")
 
 
 def _from_env() -> dict[str, Any]:
@@ -69,7 +72,7 @@ def _from_env() -> dict[str, Any]:
         raw = os.environ.get(ENV_PREFIX + name.upper())
         if raw is None or raw == "":
             continue
-        values[name] = [o.strip() for o in raw.split(",") if o.strip()] if name == "cors_origins" else raw
+        values[name] = [o.strip() for o in raw.split(",") if o.strip()] if name in _LIST_FIELDS else raw
     return values
 
 

@@ -41,9 +41,12 @@ class ApiError(Exception):
         self.code = code or _CODES.get(status, "error")
 
 
+def error_body(status: int, message: str, detail: Any = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": code or _CODES.get(status, "error"), "message": message, "detail": detail}
+
+
 def error_response(status: int, message: str, detail: Any = None, code: str | None = None):
-    body = {"error": code or _CODES.get(status, "error"), "message": message, "detail": detail}
-    return jsonify(body), status
+    return jsonify(error_body(status, message, detail, code)), status
 
 
 def _status_for(exc: Exception) -> int | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from db.root_lock import RootInUse
+
 from .app import create_app, shutdown
 from .config import ServerConfig
 
@@ -12,7 +14,11 @@ from .config import ServerConfig
 def serve(overrides: dict) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(overrides)
+    try:
+        app = create_app(overrides)
+    except RootInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cfg: ServerConfig = app.extensions["invoke_canvas"].config
     socketio = app.extensions["socketio_instance"]
     token = app.config["INVOKE_CANVAS_TOKEN"]

@@ -176,7 +176,13 @@ class QueueWorker:
                     board_id=board_id,
                     metadata=meta,
                     generation_id=item.generation_id,
+                    missing_board="uncategorised",  # the board was deleted while the job ran: keep the image
                 )
+                if board_id is not None and record.board_id is None:
+                    log.warning(
+                        "queue item %s: board %s was deleted while the job ran; image %s saved to Uncategorised",
+                        item.id, board_id, record.id,
+                    )
                 image_ids.append(record.id)
                 self.s.events.publish(ImageAdded(image=self.s.image_payload(record)))
             timings = results[0].metadata.get("timings") if results else None

@@ -678,7 +678,7 @@ def test_token_required_beyond_loopback(tmp_path):
         refused = client.get(f"{API}/health")
         assert refused.status_code == 401 and refused.json["error"] == "unauthorized" and set(refused.json) == {"error", "message", "detail"}
         assert client.get(f"{API}/health", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-        assert client.get(f"{API}/boards", query_string={"token": token}).status_code == 200  # <img src> style
+        assert client.get(f"{API}/boards", query_string={"token": token}).status_code == 401  # URLs: image files only
         created = client.post(f"{API}/boards", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"})
         assert created.status_code == 201
         socketio = app.extensions["socketio_instance"]

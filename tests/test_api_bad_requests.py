@@ -257,11 +257,43 @@ CASES = [
     Case("retry an id beyond 64 bits", "POST", "/queue/retry", {"json": {"ids": [10**20]}}, 422, "ids"),
     # models
     Case("install from an empty source", "POST", "/models/install", {"json": {"source": ""}}, 422, "source"),
+    # hardening: install, dates, deep boards (issue 10)
+    Case("install the database file", "POST", "/models/install", lambda ctx: {"json": {"source": f"{ctx['root']}/invoke_canvas.db"}}, 422, "data folder"),
+    Case("install the database's WAL file", "POST", "/models/install", lambda ctx: {"json": {"source": f"{ctx['root']}/invoke_canvas.db-wal"}}, 422, "data folder"),
+    Case("install the database through ..", "POST", "/models/install", lambda ctx: {"json": {"source": f"{ctx['root']}/images/../invoke_canvas.db"}}, 422, "data folder"),
+    Case("install the data folder itself", "POST", "/models/install", lambda ctx: {"json": {"source": ctx["root"]}}, 422, "data folder"),
+    Case("install the folder above the data folder", "POST", "/models/install", lambda ctx: {"json": {"source": f"{ctx['root']}/.."}}, 422, "data folder"),
+    Case("install an image file", "POST", "/models/install", lambda ctx: {"json": {"source": f"{ctx['root']}/images/{ctx['image']}.png"}}, 422, "data folder"),
+    Case("install the thumbnails folder", "POST", "/models/install", lambda ctx: {"json": {"source": f"{ctx['root']}/thumbnails"}}, 422, "data folder"),
+    Case("install with a config in the data folder", "POST", "/models/install", lambda ctx: {"json": {"source": "org/model", "config": ctx["root"]}}, 422, "data folder"),
+    Case("install a device", "POST", "/models/install", {"json": {"source": "/dev/null"}}, 422, "not a regular file"),
+    Case("install a path with a NUL", "POST", "/models/install", {"json": {"source": "/tmp/a\x00b"}}, 422, "NUL"),
+    Case("created_to past year 9999 in UTC", "GET", "/images?created_to=9999-12-31T23:59:59-14:00", {}, 422, "created_to"),
+    Case("created_from before year 1 in UTC", "GET", "/images?created_from=0001-01-01T00:00:00%2B14:00", {}, 422, "created_from"),
     # auth
     Case("missing token", "GET", "/health", {}, 401, "token", app="remote"),
     Case("wrong token", "GET", "/images", {"headers": {"Authorization": "Bearer " + "x" * 30}}, 401, "token", app="remote"),
     Case("wrong auth scheme", "POST", "/boards", {"json": {"name": "x"}, "headers": {"Authorization": "Basic " + TOKEN}}, 401, app="remote"),
     Case("wrong token in the query", "GET", "/images/x/file?token=guess", {}, 401, app="remote"),
+    Case("token in the URL of a POST", "POST", f"/queue/clear?token={TOKEN}", {}, 401, "image files", app="remote"),
+    Case("token in the URL of a listing", "GET", f"/images?token={TOKEN}", {}, 401, "image files", app="remote"),
+    Case("token in the URL of a metadata GET", "GET", lambda ctx: f"/images/{ctx['image']}/metadata?token={TOKEN}", {}, 401, app="remote"),
+    Case("forged signature on an image URL", "GET", lambda ctx: f"/images/{ctx['image']}/file?exp=99999999999&sig=AAAA", {}, 401, app="remote"),
+    # Host and Origin (DNS rebinding, cross-site requests; issue 10)
+    Case("foreign Host header", "GET", "/images", {"headers": {"Host": "evil.example"}}, 403, "host"),
+    Case("foreign Host header on the page", "GET", "/", {"headers": {"Host": "evil.example:9090"}}, 403, "host", prefix=""),
+    Case("malformed Host header", "GET", "/health", {"headers": {"Host": "[::1"}}, 403, "host"),
+    Case("cross-origin bodiless POST", "POST", "/queue/clear", {"headers": {"Origin": "http://evil.example"}}, 403, "another origin"),
+    Case("cross-origin pause", "POST", "/queue/pause", {"headers": {"Origin": "http://evil.example"}}, 403, "another origin"),
+    Case("cross-origin cancel of an item", "POST", lambda ctx: f"/queue/items/{ctx['completed']}/cancel", {"headers": {"Origin": "null"}}, 403),
+    Case("cross-origin multipart upload", "POST", "/images", {**upload(png()), "headers": {"Origin": "http://evil.example"}}, 403, "another origin"),
+    Case("cross-origin board delete", "DELETE", lambda ctx: f"/boards/{ctx['parent']}", {"headers": {"Origin": "http://evil.example"}}, 403),
+    Case("cross-site fetch without Origin", "POST", "/boards", {"json": {"name": "x"}, "headers": {"Sec-Fetch-Site": "cross-site"}}, 403, "another site"),
+    # static files: only what the app needs
+    Case("npm metadata", "GET", "/package.json", {}, 404, prefix=""),
+    Case("web tests", "GET", "/tests/fakes.js", {}, 404, prefix=""),
+    Case("a vendored package's files beyond its modules", "GET", "/node_modules/konva/package.json", {}, 404, prefix=""),
+    Case("a vendored package the page does not import", "GET", "/node_modules/ws/index.js", {}, 404, prefix=""),
 ]
 
 
@@ -292,7 +324,8 @@ def ctx(apps):
     db = apps["main"].extensions["invoke_canvas"].db
     assert queue.claim_next(db).id == item_id  # the worker is off: play its part
     queue.finish(db, item_id, "completed")
-    return {"parent": parent, "child": child, "image": image, "canvas": canvas, "completed": item_id}
+    root = str(apps["main"].extensions["invoke_canvas"].config.root)
+    return {"parent": parent, "child": child, "image": image, "canvas": canvas, "completed": item_id, "root": root}
 
 
 def snapshot(app) -> dict[str, Any]:

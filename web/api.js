@@ -104,10 +104,11 @@ export function createApi({ base = "/api/v1", token = readToken(), onError = () 
     return err;
   }
 
-  /** An image URL usable in <img src> (carries the token when there is one). */
+  /** An image URL usable in <img src>: image records come with signed URLs (`sig=`) when the server has a
+   * token; any other image path carries the token (the server takes it in URLs of image files only). */
   function url(path) {
     if (!path) return path;
-    if (!token || path.startsWith("data:") || path.startsWith("blob:")) return path;
+    if (!token || path.startsWith("data:") || path.startsWith("blob:") || /[?&]sig=/.test(path)) return path;
     return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
   }
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, current_app
 
 from db import boards
 
@@ -26,8 +26,30 @@ def _out(record: boards.BoardRecord) -> BoardOut:
     return BoardOut.model_validate(record, from_attributes=True)
 
 
-def _node(node: boards.BoardNode) -> BoardNodeOut:
-    return BoardNodeOut(board=_out(node.record), children=[_node(c) for c in node.children])
+def _tree_json(nodes: list[boards.BoardNode]) -> str:
+    """The forest as BoardNodeOut JSON, written with an explicit stack: a chain of boards thousands deep
+    (possible in an older database) would overflow the recursion of pydantic and of `json`."""
+
+    def reversed_with_commas(items) -> list:
+        stack: list = []
+        for i, node in enumerate(items):
+            if i:
+                stack.append(",")
+            stack.append(node)
+        return stack[::-1]
+
+    dumps = current_app.json.dumps
+    out = ["["]
+    stack: list = ["]", *reversed_with_commas(nodes)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        out.append('{"board":' + dumps(_out(item.record).model_dump(mode="json")) + ',"children":[')
+        stack.append("]}")
+        stack.extend(reversed_with_commas(item.children))
+    return "".join(out)
 
 
 def _changed(board_id: str | None, change: str) -> None:
@@ -36,7 +58,8 @@ def _changed(board_id: str | None, change: str) -> None:
 
 @route(bp, "", "GET", summary="The board tree", query=BoardTreeQuery, response=list[BoardNodeOut])
 def tree(query: BoardTreeQuery):
-    return [_node(n) for n in boards.board_tree(services().db, include_archived=query.include_archived)]
+    forest = boards.board_tree(services().db, include_archived=query.include_archived)
+    return Response(_tree_json(forest), status=200, mimetype="application/json")
 
 
 @route(bp, "", "POST", summary="Create a board (nested when parent_id is given)", body=BoardCreateIn, response=BoardOut, status=201, errors=ERRORS)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import logging
 import threading
 
 from flask import Blueprint
 
 from db.models import new_id
+from db.session import protected_paths
 from invoke_core.errors import InvokeCoreError
-from invoke_core.model_install import install_model
+from invoke_core.model_install import check_install_source, install_model
 
 from ..api import API_PREFIX, route
 from ..errors import ApiError
@@ -15,6 +17,7 @@ from ..schemas import CacheOut, ModelInstallIn, ModelInstallOut, ModelOut
 from ..services import services
 
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX + "/models")
+log = logging.getLogger(__name__)
 
 
 def _out(record, default: bool = False) -> ModelOut:
@@ -34,17 +37,31 @@ def list_models():
 @route(bp, "/install", "POST", summary="Install from a local path, in the background", body=ModelInstallIn, response=ModelInstallOut, status=202, errors=(400, 401, 415, 422))
 def install(body: ModelInstallIn):
     s = services()
+    # The data folder's database and image files are never read by an install (see safe_paths); what
+    # can be refused without reading (those paths, a FIFO, a device) is refused here, with a 422.
+    forbidden = protected_paths(s.config.root)
+    check_install_source(body.source, forbidden)
+    if body.config:
+        check_install_source(body.config, forbidden)
     job_id = new_id()
     s.model_jobs[job_id] = {"status": "started", "source": body.source}
     events = s.events
     events.publish(ModelInstallProgress(job_id, body.source, "started"))
 
+    def fail(message: str) -> None:
+        s.model_jobs[job_id] = {"status": "failed", "source": body.source, "message": message}
+        events.publish(ModelInstallProgress(job_id, body.source, "failed", message=message))
+
     def work() -> None:
         try:
-            record = install_model(s.registry, body.source, name=body.name, config=body.config)
+            record = install_model(s.registry, body.source, name=body.name, config=body.config, forbidden=forbidden)
         except InvokeCoreError as exc:
-            s.model_jobs[job_id] = {"status": "failed", "source": body.source, "message": str(exc)}
-            events.publish(ModelInstallProgress(job_id, body.source, "failed", message=str(exc)))
+            fail(str(exc))
+            return
+        except BaseException as exc:  # noqa: BLE001 (a job must end: never left "started" by a surprise)
+            log.exception("model install %s of %s failed unexpectedly", job_id, body.source)
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            fail(f"install failed: {type(exc).__name__}" + (f": {first}" if first else ""))
             return
         s.model_jobs[job_id] = {"status": "completed", "source": body.source, "model_id": record.id}
         events.publish(ModelInstallProgress(job_id, body.source, "completed", model_id=record.id))
