@@ -20,15 +20,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, root: Path, port: int | None = None, *extra: str):
+    def __init__(self, root: Path, port: int | None = None, *extra: str, token: str | None = None):
         self.root = root
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         exe = os.path.join(os.path.dirname(sys.executable), "invoke-canvas")
         self.log = open(root / f"server-{self.port}.log", "ab")
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen(
-            [exe, "--root", str(root), "--port", str(self.port), "--device", "cpu", *extra],
+            [exe, "--root", str(root), "--port", str(self.port), "--device", "cpu", *(["--token", token] if token else []), *extra],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -41,7 +43,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_text()[-2000:]}")
             try:
-                health = requests.get(self.url + "/api/v1/health", timeout=2).json()
+                health = requests.get(self.url + "/api/v1/health", headers=self.headers, timeout=2).json()
                 if health.get("device"):  # the worker's engine is up
                     return
             except requests.RequestException:
@@ -55,10 +57,10 @@ class ServerProcess:
         return (self.root / f"server-{self.port}.log").read_text(errors="replace")
 
     def get(self, path: str, **kw):
-        return requests.get(self.url + path, timeout=30, **kw)
+        return requests.get(self.url + path, timeout=30, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
     def post(self, path: str, **kw):
-        return requests.post(self.url + path, timeout=30, **kw)
+        return requests.post(self.url + path, timeout=30, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

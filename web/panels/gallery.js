@@ -474,7 +474,7 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
         tabindex: "-1",
         onclick: () => open(image.id),
       },
-      h("img", { src: api.images.thumbnailUrl(image.id), alt: image.prompt || "image", loading: "lazy", draggable: "false" }),
+      h("img", { src: image.thumbnail_url ? api.url(image.thumbnail_url) : api.images.thumbnailUrl(image.id), alt: image.prompt || "image", loading: "lazy", draggable: "false" }),
       star,
       del,
     );
