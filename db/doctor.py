@@ -103,8 +103,9 @@ def check(db: Database, store: AssetStore, *, min_age_s: float = 0.0) -> DoctorR
     )
 
 
-def repair(db: Database, store: AssetStore, report: DoctorReport) -> RepairResult:
-    """Fix what `report` found, re-checking each item first (the report may be stale)."""
+def repair(db: Database, store: AssetStore, report: DoctorReport, *, remove_undecodable: bool = True) -> RepairResult:
+    """Fix what `report` found, re-checking each item first (the report may be stale). With
+    `remove_undecodable=False` a file without a row that does not decode is left (skipped), not removed."""
     errors: list[str] = []
 
     # Rows without files: delete them (and covers pointing at them).
@@ -125,7 +126,7 @@ def repair(db: Database, store: AssetStore, report: DoctorReport) -> RepairResul
     skipped: list[str] = []
     for file_name in report.files_without_rows:
         try:
-            outcome = _adopt(db, store, file_name)
+            outcome = _adopt(db, store, file_name, remove_undecodable=remove_undecodable)
         except (OSError, StorageError) as exc:
             errors.append(f"{file_name}: {exc}")
             continue
@@ -194,35 +195,9 @@ def adopt_orphans(db: Database, store: AssetStore) -> RepairResult:
     that do not decode and files too large are left for `check` to report (`doctor --repair` decides).
     An imported image gets its thumbnail.
     """
-    report = check(db, store)
-    errors: list[str] = []
-    imported: list[str] = []
-    skipped: list[str] = []
-    for file_name in report.files_without_rows:
-        try:
-            outcome = _adopt(db, store, file_name, remove_undecodable=False)
-        except (OSError, StorageError) as exc:
-            errors.append(f"{file_name}: {exc}")
-            continue
-        if outcome == "imported":
-            imported.append(parse_file_name(file_name)[0])
-        else:
-            skipped.append(file_name)
-    temp_removed = 0
-    for path in report.temp_files:
-        try:
-            path.unlink()
-            temp_removed += 1
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            errors.append(f"{path.name}: {exc}")
-    return RepairResult(
-        files_imported=tuple(imported),
-        files_skipped=tuple(skipped),
-        temp_files_removed=temp_removed,
-        errors=tuple(errors),
-    )
+    found = check(db, store)
+    only = DoctorReport(files_without_rows=found.files_without_rows, temp_files=found.temp_files)
+    return repair(db, store, only, remove_undecodable=False)
 
 
 def _adopt(db: Database, store: AssetStore, file_name: str, *, remove_undecodable: bool = True) -> str:
