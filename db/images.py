@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
@@ -35,10 +36,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from invoke_core.limits import SEARCH_MAX_CHARS
+
 from .assets import MAX_BYTES, MAX_PIXELS, AssetStore, ImageInfo, StoredFile
 from .errors import InvalidInput, NotFound
 from .models import IMAGE_CATEGORIES, IMAGE_ORIGINS, NAME_MAX, Board, Generation, Image, new_id, utcnow
-from .png_metadata import METADATA_KEY, normalise, read_png_text, recall_extras, recall_parameters, recall_source
+from .png_metadata import (
+    METADATA_KEY,
+    finite_json,
+    loads_json,
+    normalise,
+    read_png_text,
+    recall_extras,
+    recall_parameters,
+    recall_source,
+)
 from .session import Database
 
 MAX_LIMIT = 500
@@ -157,10 +169,7 @@ def metadata_from_chunks(chunks: dict[str, str]) -> dict[str, Any]:
     parameters of InvokeAI or A1111 metadata with `source` and the `original` text."""
     own = chunks.get(METADATA_KEY)
     if own:
-        try:
-            value = json.loads(own)
-        except ValueError:
-            value = None
+        value = loads_json(own)  # NaN and infinities as None; unreadable or too deeply nested: None
         if isinstance(value, dict):
             return value
     params = recall_parameters(chunks)
@@ -178,7 +187,7 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
         raise InvalidInput("metadata must be a JSON object")
     try:
         json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"metadata is not JSON: {exc}") from exc
     return metadata
 
@@ -312,7 +321,8 @@ def get_image(db: Database, image_id: str) -> ImageRecord:
 
 
 def get_metadata(db: Database, image_id: str) -> dict[str, Any]:
-    return get_image(db, image_id).metadata
+    """The stored metadata; NaN or infinities a row stored before they were refused read as None."""
+    return finite_json(get_image(db, image_id).metadata) or {}
 
 
 def recall(db: Database, image_id: str) -> dict[str, Any]:
@@ -409,9 +419,10 @@ def fts_query(search: str) -> str | None:
     """User text -> an FTS5 query: every word a quoted prefix token, all required.
 
     Quotes, `*`, `-`, `AND`/`OR`/`NOT`/`NEAR`, parentheses and column filters in the input are
-    plain text here, never syntax. No words at all: None (no search filter).
+    plain text here, never syntax. No words at all: None (no search filter). Only the first
+    SEARCH_MAX_CHARS characters (the API's limit) and in them the first 32 words are read.
     """
-    words = _WORD_RE.findall(search)[:32]
+    words = [m.group() for m in islice(_WORD_RE.finditer(search, 0, SEARCH_MAX_CHARS), 32)]
     if not words:
         return None
     return " ".join(f'"{w}"*' for w in words)

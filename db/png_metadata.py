@@ -5,6 +5,10 @@ prompt, negative_prompt, steps, cfg_scale, scheduler, seed, width, height, stren
 model_hash. Sources, strongest first: our `invoke_canvas` JSON, InvokeAI's `invokeai_metadata`
 (and the older `sd-metadata`), Automatic1111's `parameters` text. Nothing here raises on bad input:
 a malformed chunk gives what could be read from it, an empty dict at worst.
+
+Every parser here runs in linear time on any text (a PNG chunk is untrusted input): hand-written scanners or
+`re` patterns without nested or overlapping quantifiers, and caps on what is parsed. Recalled values outside
+the ranges the app accepts (invoke_core.limits) are dropped, and JSON's non-finite numbers read as None.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import math
 import re
 import struct
 import zlib
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from invoke_core import limits
+from invoke_core.lora import MAX_LORAS
+from invoke_core.lora import WEIGHT_RANGE as LORA_WEIGHT_RANGE
 from invoke_core.metadata import _A1111_SAMPLERS, METADATA_KEY
 
 PARAMETER_KEYS = (
@@ -146,8 +154,66 @@ def _clean(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None and v != ""}
 
 
+def _items(value: Any, limit: int) -> list[Any]:
+    """The first `limit` items of a JSON list (anything else: none)."""
+    return value[:limit] if isinstance(value, list) else []
+
+
+_MAX_JSON_DEPTH = 32  # ours nests 5 deep; deeper JSON is refused before it reaches storage or a response
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _finite(value: Any, depth: int) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dict, list)):
+        if depth >= _MAX_JSON_DEPTH:
+            raise _TooDeep
+        if isinstance(value, dict):
+            return {key: _finite(item, depth + 1) for key, item in value.items()}
+        return [_finite(item, depth + 1) for item in value]
+    return value
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with NaN and the infinities replaced by None (they are not JSON: a browser cannot read a
+    response holding them); None when it nests deeper than _MAX_JSON_DEPTH levels."""
+    try:
+        return _finite(value, 0)
+    except (_TooDeep, RecursionError):
+        return None
+
+
+def loads_json(text: Any) -> Any:
+    """JSON text from a PNG chunk, read safely: NaN, Infinity and numbers beyond the float range (which
+    Python's json accepts) as None; None for text that is not JSON or nests too deep (json.loads raises
+    RecursionError on 100k brackets). Linear time: json.loads is, and so is the walk."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text, parse_constant=lambda _constant: None)
+    except (ValueError, RecursionError):
+        return None
+    return finite_json(value)
+
+
+# recalled values outside these ranges would be refused by a job: they are dropped
+_RANGES = {
+    "steps": limits.STEPS,
+    "cfg_scale": limits.CFG_SCALE,
+    "seed": limits.SEED,
+    "width": limits.BBOX_SIDE,
+    "height": limits.BBOX_SIDE,
+    "strength": limits.STRENGTH,
+}
+
+
 def _typed(raw: dict[str, Any]) -> dict[str, Any]:
-    """Raw values under our names -> the types we use; values that do not convert are dropped."""
+    """Raw values under our names -> the types we use; values that do not convert, or fall outside the
+    ranges a job accepts, are dropped."""
     out = {
         "prompt": _to_str(raw.get("prompt")),
         "negative_prompt": _to_str(raw.get("negative_prompt")),
@@ -161,6 +227,9 @@ def _typed(raw: dict[str, Any]) -> dict[str, Any]:
         "model_name": _to_str(raw.get("model_name")),
         "model_hash": _to_str(raw.get("model_hash")),
     }
+    for key, allowed in _RANGES.items():
+        if out[key] is not None and not allowed.holds(out[key]):
+            out[key] = None
     out = _clean(out)
     # Prompts may legitimately be empty strings; keep them when given.
     for key in ("prompt", "negative_prompt"):
@@ -193,34 +262,52 @@ _SAMPLER_NAMES.update(
     }
 )
 
-# `Key: value` with a quoted value allowed to hold commas (the pattern A1111 itself uses)
-_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# The fields line, `Key: value, Key: "quoted, value", ...`, is read as A1111's own pattern
+# `\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)` reads it with findall, but by a scanner: that pattern
+# retries its key at every character of a run of key characters and backtracks along the run each time:
+# quadratic, holding the GIL (every thread froze): 30,000 "a" took 3 s on a 2-core VM (30 s in the security
+# probe), 100,000 took 34 s, a megabyte would take hours.
+_KEY_RUN = re.compile(r"[\w \-/]*")  # matched on the reversed line: the key characters before a colon
+_WORD_CHAR = re.compile(r"\w")
+_SPACES = re.compile(r"\s*")
+_BACKSLASHES = re.compile(r"\\*")  # matched on the reversed line: the backslashes before a quote
+_FIELDS_MAX = 16 * 1024  # the fields line is read this far (A1111's own holds a few hundred characters)
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$")
-_NEGATIVE = "negative prompt:"
+# the first line starting `Negative prompt:` (any case; only ASCII letters, as str.lower() would match)
+_NEGATIVE_LINE = re.compile(
+    r"^[^\S\n]*" + "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in "negative prompt:"),
+    re.MULTILINE,
+)
 # `<lora:name:weight>` (optionally `:te weight` after it) as A1111 puts LoRAs in the prompt
 _LORA_TAG = re.compile(r"<lora:([^:<>]+):(-?\d+(?:\.\d+)?)(?::[^<>]*)?>")
+_MAX_LORA_TAGS = 4 * MAX_LORAS  # tags looked at; a job applies at most MAX_LORAS
 
 
 def _a1111_loras(prompt: str, hashes: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """The prompt without its LoRA tags, and the LoRAs as [{name, weight, hash}] (hash from `Lora hashes`)."""
+    """The prompt without its LoRA tags, and the LoRAs as [{name, weight, hash}] (hash from `Lora hashes`).
+    At most MAX_LORAS are taken, from the first _MAX_LORA_TAGS tags; the others stay in the prompt."""
     by_name = {}
     for part in (hashes or "").split(","):
         name, _, value = part.partition(":")
         if name.strip() and value.strip():
             by_name[name.strip()] = value.strip()
-    loras = []
-
-    def take(match: re.Match) -> str:
+    loras, pieces, last = [], [], 0
+    low, high = LORA_WEIGHT_RANGE
+    for match in islice(_LORA_TAG.finditer(prompt), _MAX_LORA_TAGS):
         weight = _to_float(match.group(2))
-        if weight is None or not -2 <= weight <= 2:
-            return match.group(0)  # a weight we cannot apply stays visible in the prompt
+        if weight is None or not low <= weight <= high:
+            continue  # a weight we cannot apply stays visible in the prompt
         name = match.group(1).strip()
         loras.append({"name": name, "weight": weight, "hash": by_name.get(name)})
-        return ""
-
-    stripped = _LORA_TAG.sub(take, prompt)
+        pieces.append(prompt[last : match.start()])
+        last = match.end()
+        if len(loras) == MAX_LORAS:
+            break
+    if not loras:
+        return prompt, []
+    stripped = "".join(pieces) + prompt[last:]
     stripped = re.sub(r"[ \t]{2,}", " ", stripped).strip().strip(",").strip()
-    return (stripped if loras else prompt), loras
+    return stripped, loras
 
 
 def a1111_scheduler(sampler: str, schedule_type: str | None = None) -> str:
@@ -233,9 +320,59 @@ def a1111_scheduler(sampler: str, schedule_type: str | None = None) -> str:
     return _SAMPLER_NAMES.get(name.lower(), name)
 
 
-def _a1111_fields(line: str) -> dict[str, str]:
+def _quote_end(line: str, backward: str, start: int) -> int | None:
+    """Where the quoted value opening at `start` closes, when its closing quote (the first one not escaped by
+    an odd run of backslashes, with something between) is followed by a comma or the end; else None."""
+    size = len(line)
+    if start >= size or line[start] != '"':
+        return None
+    end = start
+    while True:
+        end = line.find('"', end + 1)
+        if end < 0:
+            return None
+        slashes = _BACKSLASHES.match(backward, size - end).end() - (size - end)
+        if slashes % 2 == 0:
+            break
+    if end == start + 1 or (end + 1 < size and line[end + 1] != ","):
+        return None
+    return end
+
+
+def _scan_fields(line: str) -> list[tuple[str, str]]:
+    """(key, raw value) pairs of a fields line: what A1111's pattern (above) finds with findall, in linear time.
+
+    From each position: the key ends at the next colon and starts at the first word character of the run of
+    key characters before it (not before the position); the value is a quoted one when it closes before a
+    comma or the end, else everything up to the next comma. Each colon, quote and key character is looked at
+    a bounded number of times."""
+    line = line[:_FIELDS_MAX]
+    size = len(line)
+    backward = line[::-1]
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    while (colon := line.find(":", pos)) >= 0:
+        run = _KEY_RUN.match(backward, size - colon).end() - (size - colon)
+        word = _WORD_CHAR.search(line, max(pos, colon - run), colon - 1)  # a key is two characters at least
+        if word is None:
+            pos = colon + 1
+            continue
+        start = _SPACES.match(line, colon + 1).end()
+        end = _quote_end(line, backward, start)
+        if end is not None:
+            pairs.append((line[word.start() : colon], line[start : end + 1]))
+            pos = end + 2  # past the comma
+        else:
+            comma = line.find(",", start)
+            end = size if comma < 0 else comma
+            pairs.append((line[word.start() : colon], line[start:end]))
+            pos = end + 1
+    return pairs
+
+
+def _a1111_fields(line: str | list[tuple[str, str]]) -> dict[str, str]:
     fields: dict[str, str] = {}
-    for key, value in _PARAM_RE.findall(line):
+    for key, value in _scan_fields(line) if isinstance(line, str) else line:
         value = value.strip()
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
             try:
@@ -257,19 +394,20 @@ def parse_a1111(parameters: str) -> dict[str, Any]:
     if not isinstance(parameters, str) or not parameters.strip():
         return {}
     try:
-        lines = parameters.strip("\n").split("\n")
-        fields: dict[str, str] = {}
-        if lines and len(_PARAM_RE.findall(lines[-1])) >= 3 and ":" in lines[-1]:
-            fields = _a1111_fields(lines.pop())
-        prompt: list[str] = []
-        negative: list[str] = []
-        target = prompt
-        for line in lines:
-            if target is prompt and line.strip().lower().startswith(_NEGATIVE):
-                target = negative
-                line = line.strip()[len(_NEGATIVE) :].lstrip()
-            target.append(line)
-        raw: dict[str, Any] = {"prompt": "\n".join(prompt).strip(), "negative_prompt": "\n".join(negative).strip()}
+        text = parameters.strip("\n")
+        body, _, last = text.rpartition("\n")
+        pairs = _scan_fields(last)
+        fields = _a1111_fields(pairs) if len(pairs) >= 3 else {}
+        if len(pairs) < 3:
+            body = text  # the last line is part of the prompt
+        negative_line = _NEGATIVE_LINE.search(body)
+        if negative_line:
+            prompt = body[: negative_line.start()]
+            first, newline, rest = body[negative_line.end() :].partition("\n")
+            negative = first.strip() + newline + rest
+        else:
+            prompt, negative = body, ""
+        raw: dict[str, Any] = {"prompt": prompt.strip(), "negative_prompt": negative.strip()}
         known = {
             "Steps": "steps",
             "CFG scale": "cfg_scale",
@@ -332,12 +470,7 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
 
 
 def _loads_dict(json_text: Any) -> dict[str, Any]:
-    if isinstance(json_text, dict):
-        return json_text
-    try:
-        value = json.loads(json_text)
-    except (TypeError, ValueError, RecursionError):
-        return {}
+    value = json_text if isinstance(json_text, dict) else loads_json(json_text)
     return value if isinstance(value, dict) else {}
 
 
@@ -366,10 +499,11 @@ def parse_invokeai(json_text: str) -> dict[str, Any]:
             raw["prompt"] = " ".join(str(p.get("prompt", "")) for p in raw["prompt"] if isinstance(p, dict))
         out = _typed(raw)
         loras = []  # v3-v5: [{"model": {"key" | "model_name", "name", "hash"}, "weight"}] (other installs: by name)
-        for lora in meta.get("loras") or ():
+        low, high = LORA_WEIGHT_RANGE
+        for lora in _items(meta.get("loras"), MAX_LORAS):
             lora_model = lora.get("model") or lora.get("lora") if isinstance(lora, dict) else None
             weight = _to_float(lora.get("weight")) if isinstance(lora, dict) else None
-            if isinstance(lora_model, dict) and weight is not None and -2 <= weight <= 2:
+            if isinstance(lora_model, dict) and weight is not None and low <= weight <= high:
                 name = _to_str(_first(lora_model, "name", "model_name"))
                 if name:
                     loras.append({"name": name, "weight": weight, "hash": _to_str(lora_model.get("hash"))})
@@ -462,22 +596,22 @@ def recall_extras(meta: Any) -> dict[str, Any]:
         model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
         out["model_id"] = _to_str(model.get("id"))
         blur = _to_int(meta.get("mask_blur"))
-        out["mask_blur"] = blur if blur is not None and 0 <= blur <= 256 else None
+        out["mask_blur"] = blur if blur is not None and limits.MASK_BLUR.holds(blur) else None
         out["infill"] = meta.get("infill") if meta.get("infill") in _INFILLS else None
         scale = _to_float(meta.get("scale"))
-        out["scale"] = scale if scale is not None and 0.25 <= scale <= 4 else None
+        out["scale"] = scale if scale is not None and limits.SCALE.holds(scale) else None
         bbox = meta.get("bbox")
         if isinstance(bbox, list) and len(bbox) == 4 and all(_to_int(v) is not None for v in bbox):
             out["bbox"] = [_to_int(v) for v in bbox]
         loras = []
-        for lora in meta.get("loras") or ():
+        for lora in _items(meta.get("loras"), MAX_LORAS):
             if isinstance(lora, dict) and _to_str(lora.get("id") or lora.get("name")):
                 loras.append(
                     {
                         "model": _to_str(lora.get("id")),
                         "name": _to_str(lora.get("name")) or _to_str(lora.get("id")),
                         "hash": _to_str(lora.get("hash")),
-                        "weight": _in_range(lora.get("weight"), -2, 2, 1.0),
+                        "weight": _in_range(lora.get("weight"), *LORA_WEIGHT_RANGE, 1.0),
                     }
                 )
         out["loras"] = loras
@@ -489,11 +623,11 @@ def recall_extras(meta: Any) -> dict[str, Any]:
                 "negative_prompt": _to_str(item.get("negative_prompt")) or "",
                 "strength": _in_range(item.get("strength"), 0, 1, 0.8),
             }
-            for item in regions.get("items") or ()
+            for item in _items(regions.get("items"), limits.MAX_LAYERS)
             if isinstance(item, dict)
         ]
         controls = []
-        for item in meta.get("controls") or ():
+        for item in _items(meta.get("controls"), limits.MAX_LAYERS):
             if not isinstance(item, dict):
                 continue
             control_model = item.get("model") if isinstance(item.get("model"), dict) else {}

@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from . import limits
 from .errors import InvalidCanvasError
 from .infill import infill
 from .lora import validate_loras
@@ -82,13 +83,17 @@ def _validate_params(params: GenerationParams) -> None:
     if not isinstance(params.prompt, str) or not isinstance(params.negative_prompt, str):
         raise InvalidCanvasError("prompt and negative prompt must be text")
     check_scheduler_name(params.scheduler)
-    _check_range("steps", params.steps, 1, 500, integer=True)
-    _check_range("cfg_scale", params.cfg_scale, 0, 50, integer=False)
-    _check_range("batch_size", params.batch_size, 1, 64, integer=True)
-    _check_range("strength", params.strength, 0, 1, integer=False, low_open=True)
-    _check_range("mask_blur", params.mask_blur, 0, 256, integer=True)
-    _check_range("scale", params.scale, 0.25, 4, integer=False)
-    _check_range("seed", params.seed, 0, 2**32 - 1, integer=True)
+    for name, allowed, integer in (
+        ("steps", limits.STEPS, True),
+        ("cfg_scale", limits.CFG_SCALE, False),
+        ("batch_size", limits.BATCH_SIZE, True),
+        ("strength", limits.STRENGTH, False),
+        ("mask_blur", limits.MASK_BLUR, True),
+        ("scale", limits.SCALE, False),
+        ("seed", limits.SEED, True),
+    ):
+        value = getattr(params, name)
+        _check_range(name, value, allowed.low, allowed.high, integer=integer, low_open=allowed.low_open)
     color = params.infill_color
     if not (isinstance(color, (tuple, list)) and len(color) == 3 and all(_is_int(c) and 0 <= c <= 255 for c in color)):
         raise InvalidCanvasError(f"infill_color must be three integers 0..255 (R, G, B), got {color!r}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import threading
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -21,24 +20,23 @@ import torch
 
 from .errors import InvalidCanvasError
 from .prompt_syntax import check_syntax as _check_syntax
-from .prompt_syntax import to_compel
-
-
-_parse_lock = threading.Lock()
+from .prompt_syntax import memoize_pyparsing, parsing, to_compel
 
 
 @lru_cache(maxsize=1)
 def _compel_parser():
     from compel.prompt_parser import PromptParser
 
+    memoize_pyparsing()  # linear time on nested parentheses (see prompt_syntax)
     return PromptParser()
 
 
 @lru_cache(maxsize=512)
 def _parse(text: str):
     """compel's parse of a prompt, by compel's own classes (its builders check them). One parser kept and
-    results cached: a fresh parser rebuilds its grammar on every prompt, which cost a regional job ~100 ms."""
-    with _parse_lock:
+    results cached: a fresh parser rebuilds its grammar on every prompt, which cost a regional job ~100 ms.
+    Every prompt reaching here passed check_syntax (its length and nesting limits)."""
+    with parsing():  # shared with prompt_syntax: one parse at a time, the collector paused
         return _compel_parser().parse_conjunction(text)
 
 

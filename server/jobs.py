@@ -15,7 +15,7 @@ from invoke_core.compile import validate_document
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
-from invoke_core.prompt_syntax import check_prompts
+from invoke_core.prompt_syntax import SyntaxBudget, check_prompts
 from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LoraSpec, RegionPrompt
 
 from .schemas import JobDocumentIn
@@ -26,10 +26,13 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
     not depend on pixels (sizes, parameters, layer settings), the models, and the layer assets."""
     placeholder = np.zeros((1, 1, 4), np.uint8)  # pixels are checked in the worker, once loaded
     validate_document(build_document(document.model_dump(mode="json"), lambda _id: placeholder))
-    check_prompts(document.params.prompt, document.params.negative_prompt)
+    budget = SyntaxBudget()  # compel's parser reads so much weighting syntax a job, over all its prompts
+    check_prompts(document.params.prompt, document.params.negative_prompt, budget=budget)
     regions = [layer for layer in document.layers if layer.visible and layer.region is not None]
     for layer in regions:
-        check_prompts(layer.region.prompt, layer.region.negative_prompt, f"prompt of region layer {layer.id!r}")
+        check_prompts(
+            layer.region.prompt, layer.region.negative_prompt, f"prompt of region layer {layer.id!r}", budget
+        )
     known = {r.id: r for r in registry.list()}
     installed = ", ".join(known)
     model = known.get(document.params.model or registry.default_model_id("main"))

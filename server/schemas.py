@@ -8,6 +8,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from invoke_core.limits import (
+    BATCH_SIZE,
+    BBOX_SIDE,
+    CFG_SCALE,
+    MASK_BLUR,
+    MAX_LAYERS,
+    PROMPT_MAX_CHARS,
+    SCALE,
+    SEARCH_MAX_CHARS,
+    SEED,
+    STEPS,
+    STRENGTH,
+)
+from invoke_core.lora import MAX_LORAS
+from invoke_core.lora import WEIGHT_RANGE as LORA_WEIGHT_RANGE
+
 ID = Field(min_length=1, max_length=64)
 INT64_MAX = 2**63 - 1  # SQLite integers: a larger id would overflow instead of being "not found"
 ItemId = Annotated[int, Field(ge=1, le=INT64_MAX)]
@@ -33,13 +49,13 @@ class ErrorBody(BaseModel):
 class BBoxIn(Strict):
     x: int = Field(ge=-1_000_000, le=1_000_000)
     y: int = Field(ge=-1_000_000, le=1_000_000)
-    width: int = Field(gt=0, le=8192)
-    height: int = Field(gt=0, le=8192)
+    width: int = Field(gt=BBOX_SIDE.low, le=BBOX_SIDE.high)
+    height: int = Field(gt=BBOX_SIDE.low, le=BBOX_SIDE.high)
 
 
 class RegionIn(Strict):
-    prompt: str = Field(max_length=10_000)
-    negative_prompt: str = Field("", max_length=10_000)
+    prompt: str = Field(max_length=PROMPT_MAX_CHARS)
+    negative_prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
     strength: float = Field(
         0.8,
         ge=0,
@@ -103,24 +119,24 @@ class JobLayerIn(LayerIn):
 
 class LoraIn(Strict):
     model: str = Field(min_length=1, max_length=200, description="an installed LoRA of the main model's family")
-    weight: float = Field(1.0, ge=-2, le=2)
+    weight: float = Field(1.0, ge=LORA_WEIGHT_RANGE[0], le=LORA_WEIGHT_RANGE[1])
 
 
 class ParamsIn(Strict):
-    prompt: str = Field("", max_length=10_000)
-    negative_prompt: str = Field("", max_length=10_000)
+    prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
+    negative_prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
     model: str | None = Field(None, max_length=200)
-    steps: int = Field(30, ge=1, le=500)
-    cfg_scale: float = Field(7.5, ge=0, le=50)
+    steps: int = Field(30, ge=STEPS.low, le=STEPS.high)
+    cfg_scale: float = Field(7.5, ge=CFG_SCALE.low, le=CFG_SCALE.high)
     scheduler: str = Field("euler", max_length=50)
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="random when absent")
-    batch_size: int = Field(1, ge=1, le=64)
-    strength: float = Field(0.75, gt=0, le=1)
-    mask_blur: int = Field(8, ge=0, le=256)
+    seed: int | None = Field(None, ge=SEED.low, le=SEED.high, description="random when absent")
+    batch_size: int = Field(1, ge=BATCH_SIZE.low, le=BATCH_SIZE.high)
+    strength: float = Field(0.75, gt=STRENGTH.low, le=STRENGTH.high)
+    mask_blur: int = Field(8, ge=MASK_BLUR.low, le=MASK_BLUR.high)
     infill: Literal["patchmatch", "telea", "navier_stokes", "tile", "color"] = "patchmatch"
     infill_color: tuple[Channel, Channel, Channel] = (127, 127, 127)
-    scale: float = Field(1.0, ge=0.25, le=4)
-    loras: list[LoraIn] = Field(default_factory=list, max_length=10, description="LoRAs applied in order, each at its weight")
+    scale: float = Field(1.0, ge=SCALE.low, le=SCALE.high)
+    loras: list[LoraIn] = Field(default_factory=list, max_length=MAX_LORAS, description="LoRAs applied in order, each at its weight")
 
 
 class CanvasDocumentIn(Strict):
@@ -128,7 +144,7 @@ class CanvasDocumentIn(Strict):
     free-form front-end state (staging area, random-seed toggle, selected board...)."""
 
     bbox: BBoxIn
-    layers: list[LayerIn] = Field(default_factory=list, max_length=200)
+    layers: list[LayerIn] = Field(default_factory=list, max_length=MAX_LAYERS)
     params: ParamsIn
     ui: dict[str, Any] | None = Field(
         None,
@@ -153,7 +169,7 @@ class CanvasDocumentIn(Strict):
 class JobDocumentIn(CanvasDocumentIn):
     """A canvas document to generate from: like a saved one, but every layer has pixels (`image_id`)."""
 
-    layers: list[JobLayerIn] = Field(default_factory=list, max_length=200)
+    layers: list[JobLayerIn] = Field(default_factory=list, max_length=MAX_LAYERS)
 
     @classmethod
     def from_saved(cls, document: dict[str, Any]) -> JobDocumentIn:
@@ -360,7 +376,7 @@ class ImageListQuery(Strict):
     model_name: str | None = Field(None, max_length=200)
     created_from: datetime | None = None
     created_to: datetime | None = None
-    search: str | None = Field(None, max_length=500)
+    search: str | None = Field(None, max_length=SEARCH_MAX_CHARS)
     order: Literal["newest", "oldest"] = "newest"
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(None, max_length=500)

@@ -270,6 +270,19 @@ CASES = [
     Case("install a path with a NUL", "POST", "/models/install", {"json": {"source": "/tmp/a\x00b"}}, 422, "NUL"),
     Case("created_to past year 9999 in UTC", "GET", "/images?created_to=9999-12-31T23:59:59-14:00", {}, 422, "created_to"),
     Case("created_from before year 1 in UTC", "GET", "/images?created_from=0001-01-01T00:00:00%2B14:00", {}, 422, "created_from"),
+    # linear-time parsing (issue 10)
+    Case("2500 weighted groups in the prompt", "POST", "/canvas/jobs", job(prompt="(a)" * 2500), 422, "characters, and this one has"),
+    Case("parentheses nested 40 deep", "POST", "/canvas/jobs", job(prompt="(" * 40 + "a" + ")" * 40), 422, "nested 40 deep"),
+    Case(
+        "weighting syntax over the job's budget",
+        "POST",
+        "/canvas/jobs",
+        lambda ctx: {"json": {"document": doc([{**raster(ctx["image"]), "kind": "regional_guidance",
+                                                "region": {"prompt": "(a boat at dusk) " * 115, "negative_prompt": "(blur) " * 280}}],
+                                              prompt="(a lighthouse at dusk) " * 86, negative_prompt="(ugly) " * 280)}},
+        422,
+        "in all",
+    ),
     # auth
     Case("missing token", "GET", "/health", {}, 401, "token", app="remote"),
     Case("wrong token", "GET", "/images", {"headers": {"Authorization": "Bearer " + "x" * 30}}, 401, "token", app="remote"),
