@@ -36,10 +36,10 @@ MAX_NESTING = 16  # (word) is x1.1 a level: 16 levels are x4.6; compel's parser 
 _MEMO_ENTRIES = 1024
 
 _OPERATOR = re.compile(r"\)\s*\.\s*(blend|and)\s*\(")
-# What to_compel looks at: parentheses and colons (not right after a backslash); for brackets, also every
-# backslash (a `[...]` holding one is left alone)
-_PAREN_MARKS = re.compile(r"(?<!\\)[():]")
-_BRACKET_MARKS = re.compile(r"\\|(?<!\\)[\[\]:]")
+# What to_compel looks at: parentheses, brackets and colons, and escapes (a backslash and the character it
+# escapes, read as one: `\\(` is an escaped backslash before a real parenthesis, as `_unescaped` reads it)
+_PAREN_MARKS = re.compile(r"\\.|[():]", re.DOTALL)
+_BRACKET_MARKS = re.compile(r"\\.|[\[\]:]", re.DOTALL)  # a `[...]` holding an escape is left alone
 # The end of A1111's `(words:1.3)`, after its last colon
 _WEIGHT_TAIL = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*")
 _DOWN_WEIGHT = "0.9091"  # A1111's `[words]`: 1/1.1
@@ -107,7 +107,7 @@ def to_compel(text: str) -> str:
     would read them as the words "words:1.3" and "[words]". Applied innermost first, so `((a:1.2) b:1.1)`
     becomes `((a)1.2 b)1.1`. Everything else (`(words)`, `word++`, `[a:b:0.5]`) is left as is.
 
-    A parenthesis, bracket or colon right after a backslash is a plain character (as compel reads `\\(`).
+    A parenthesis, bracket or colon escaped by a backslash is a plain character (as compel reads `\\(`).
     `(...)` ending in `:number` (after its last colon outside inner parentheses) gets the weight; `[...]`
     with no colon and no backslash left inside once its inner groups are converted gets 1/1.1. One pass over
     the marks for each kind, with a stack: linear time (the regexes this replaces backtracked exponentially
@@ -120,6 +120,8 @@ def to_compel(text: str) -> str:
         for match in _PAREN_MARKS.finditer(text):
             index = match.start()
             mark = text[index]
+            if mark == "\\":
+                continue
             if mark == "(":
                 opens.append(index)
                 colons.append(-1)

@@ -8,10 +8,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from invoke_core.quiet import quiet_libraries
 
 quiet_libraries()
+
+# CI runs the same examples every time (a failure there is reproducible, never a new random draw); local runs
+# explore new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

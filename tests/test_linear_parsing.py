@@ -141,16 +141,7 @@ _OLD_PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$
 
 
 def old_a1111_fields(line: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for key, value in _OLD_PARAM_RE.findall(line):
-        value = value.strip()
-        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-            try:
-                value = json.loads(value)
-            except ValueError:
-                value = value[1:-1]
-        fields.setdefault(key.strip(), str(value))
-    return fields
+    return _a1111_fields(_OLD_PARAM_RE.findall(line))  # the same value handling, on the pattern's pairs
 
 
 @settings(max_examples=400, deadline=None)
@@ -316,10 +307,19 @@ def test_to_compel_converts_what_the_old_regexes_converted(text):
     # The old regexes read parentheses nested at most two deep (a weight inside a weight); beyond, the
     # scanner goes on converting innermost first where they stopped. And they converted their own output
     # again: `(a:1.2:1.3)` became `(a)1.21.3`; the scanner reads the number after the last colon, as A1111
-    # does: `(a:1.2)1.3`.
-    if _nesting(text) <= 2 and not re.search(r":\s*-?\d+(?:\.\d+)?\s*:", text):
+    # does: `(a:1.2)1.3`. Their lookbehind also took the `(` of `\\(` (an escaped backslash, then a real
+    # parenthesis, as check_syntax counts it) for an escaped one.
+    if _nesting(text) <= 2 and not re.search(r":\s*-?\d+(?:\.\d+)?\s*:", text) and "\\\\" not in text:
         assert to_compel(text) == old_to_compel(text)
     assert to_compel("(a:1.2:1.3)") == "(a:1.2)1.3"
+
+
+def test_to_compel_reads_escapes_as_check_syntax_does():
+    assert to_compel("\\\\(a:1.2)") == "\\\\(a)1.2"  # an escaped backslash, then a weight
+    assert to_compel("\\(a:1.2\\)") == "\\(a:1.2\\)"  # escaped parentheses: words
+    assert to_compel("(\\\\(a:1)") == "(\\\\(a)1"  # unbalanced either way: check_syntax refuses it
+    with pytest.raises(InvalidCanvasError, match="unbalanced"):
+        check_syntax("(\\\\(a:1)", "prompt")
 
 
 def test_to_compel_examples():
