@@ -343,6 +343,16 @@ def _doctor(args) -> int:
     from invoke_core.root import resolve_root
 
     root = resolve_root(args.root)
+    # A running server owns the database: look without writing (read-only connections never checkpoint or
+    # delete its WAL), and leave repairs to it (it adopts orphan files at start) or to a run after it stops.
+    try:
+        lock = RootLock.acquire(root)
+    except RootInUse as exc:
+        if args.repair:
+            print(f"error: {exc}; stop it before `doctor --repair` (the server repairs orphaned files itself at start)", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"{exc}: checking the image store read-only")
+        lock = None
     device = choose_device(args.device, args.dtype)
     print(f"data root: {root}")
     print(f"torch {torch.__version__}; device {device.device} ({device.dtype})")
@@ -357,16 +367,6 @@ def _doctor(args) -> int:
             problems += 1
         print(f"model {r.id}: {state}")
 
-    # A running server owns the database: look without writing (read-only connections never checkpoint or
-    # delete its WAL), and leave repairs to it (it adopts orphan files at start) or to a run after it stops.
-    try:
-        lock = RootLock.acquire(root)
-    except RootInUse as exc:
-        if args.repair:
-            print(f"error: {exc}; stop it before `doctor --repair` (the server repairs orphaned files itself at start)", file=sys.stderr)
-            return EXIT_USER_ERROR
-        print(f"{exc}: checking the image store read-only")
-        lock = None
     db = Database(root, read_only=lock is None)
     store = AssetStore(root)
     # A young file may be an upload between its file and its row (the server may be running).
