@@ -39,7 +39,7 @@ __all__ = [
     "validate_document",
 ]
 
-MAX_GENERATION_SIDE = 4096
+MAX_GENERATION_SIDE = limits.MAX_GENERATION_SIDE
 
 
 def _is_int(value: object) -> bool:
@@ -52,12 +52,13 @@ def _is_real(value: object) -> bool:
 
 def validate_bbox_size(width: int, height: int) -> None:
     """Raise InvalidCanvasError unless width and height are positive multiples of 8, naming the nearest."""
+    m = limits.BBOX_MULTIPLE
     for name, value in (("width", width), ("height", height)):
         if not _is_int(value):
             raise InvalidCanvasError(f"bbox {name} must be an integer multiple of 8, got {value!r}")
-        if value > 0 and value % 8 == 0:
+        if value > 0 and value % m == 0:
             continue
-        below, above = value // 8 * 8, value // 8 * 8 + 8
+        below, above = value // m * m, value // m * m + m
         if value <= 0:
             raise InvalidCanvasError(f"bbox {name} {value} must be positive: use a multiple of 8 such as 8")
         suggestion = f"{below} or {above}" if below > 0 else f"{above}"
@@ -106,9 +107,12 @@ def validate_control_settings(settings: ControlSettings, where: str) -> None:
         raise InvalidCanvasError(f"{where}: choose a ControlNet model")
     try:
         check_preprocessor(settings.preprocessor)
-        _check_range("weight", settings.weight, 0, 2, integer=False)
-        _check_range("begin", settings.begin, 0, 1, integer=False)
-        _check_range("end", settings.end, 0, 1, integer=False)
+        for name, allowed in (
+            ("weight", limits.CONTROL_WEIGHT),
+            ("begin", limits.CONTROL_BEGIN),
+            ("end", limits.CONTROL_END),
+        ):
+            _check_range(name, getattr(settings, name), allowed.low, allowed.high, integer=False)
     except InvalidCanvasError as exc:
         raise InvalidCanvasError(f"{where}: {exc}") from None
     if settings.begin >= settings.end:
@@ -124,7 +128,7 @@ def _validate_layer(layer: Layer) -> None:
         raise InvalidCanvasError(f"layer {layer.id!r}: pixels must be an HxWx4 uint8 array (RGBA), got {got}")
     if not (_is_int(layer.x) and _is_int(layer.y)):
         raise InvalidCanvasError(f"layer {layer.id!r}: position must be integers, got ({layer.x!r}, {layer.y!r})")
-    if not (_is_real(layer.opacity) and 0 <= layer.opacity <= 1):
+    if not (_is_real(layer.opacity) and limits.OPACITY.holds(layer.opacity)):
         raise InvalidCanvasError(f"layer {layer.id!r}: opacity must be in [0, 1], got {layer.opacity!r}")
     if not layer.visible:
         return  # hidden layers are ignored, so an unfinished region or control layer may stay hidden
@@ -132,7 +136,8 @@ def _validate_layer(layer: Layer) -> None:
         raise InvalidCanvasError(f"regional guidance layer {layer.id!r} needs a prompt: add one or hide the layer")
     if layer.kind is LayerKind.REGIONAL_GUIDANCE:
         try:
-            _check_range("strength", layer.region.strength, 0, 1, integer=False)
+            allowed = limits.REGION_STRENGTH
+            _check_range("strength", layer.region.strength, allowed.low, allowed.high, integer=False)
         except InvalidCanvasError as exc:
             raise InvalidCanvasError(f"regional guidance layer {layer.id!r}: region {exc}") from None
     if layer.kind is LayerKind.CONTROL and layer.control is None:

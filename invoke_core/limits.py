@@ -1,6 +1,6 @@
 """What the app accepts, in one place: the API schema (server/schemas.py), the canvas compiler's checks
-(invoke_core/compile.py) and recall (db/png_metadata.py, which drops recorded values outside these ranges)
-all read them from here."""
+(invoke_core/compile.py), recall (db/png_metadata.py, which drops recorded values outside these ranges)
+and the web's fields (published by GET /api/v1/config, server/routes/config.py) all read them from here."""
 
 from __future__ import annotations
 
@@ -11,20 +11,35 @@ class Range(NamedTuple):
     low: float
     high: float
     low_open: bool = False  # True: `low` itself is outside
+    step: float | None = None  # the granularity a field offers (1 for integers; the UI's increment otherwise)
 
     def holds(self, value: float) -> bool:
         return (self.low < value if self.low_open else self.low <= value) and value <= self.high
 
 
-STEPS = Range(1, 500)
-CFG_SCALE = Range(0, 50)
-SEED = Range(0, 2**32 - 1)
-STRENGTH = Range(0, 1, low_open=True)  # denoise strength; 0 would change nothing
-BATCH_SIZE = Range(1, 64)
-MASK_BLUR = Range(0, 256)
-SCALE = Range(0.25, 4)
-BBOX_SIDE = Range(0, 8192, low_open=True)  # the bbox's width and height (also multiples of 8: see compile)
+MAX_GENERATION_SIDE = 4096  # pixels a side the model generates at (bbox x scale)
+BBOX_MULTIPLE = 8  # bbox sides (and generation sizes) are multiples of this
+
+STEPS = Range(1, 500, step=1)
+CFG_SCALE = Range(0, 50, step=0.5)
+SEED = Range(0, 2**32 - 1, step=1)
+STRENGTH = Range(0, 1, low_open=True, step=0.01)  # denoise strength; 0 would change nothing
+BATCH_SIZE = Range(1, 64, step=1)
+MASK_BLUR = Range(0, 256, step=1)
+SCALE = Range(0.25, 4, step=0.05)
+SCALE_CHOICES = (0.5, 0.75, 1.0, 1.5, 2.0)  # the scales the UI offers (all inside SCALE)
+# the bbox's width and height: a side over the generation limit can never be generated at any scale >= 1
+BBOX_SIDE = Range(0, MAX_GENERATION_SIDE, low_open=True, step=BBOX_MULTIPLE)
+
+LORA_WEIGHT = Range(-2, 2, step=0.05)
+MAX_LORAS = 10  # LoRAs per job
+REGION_STRENGTH = Range(0, 1, step=0.05)  # how far a region's prompt replaces the main prompt in its mask
+CONTROL_WEIGHT = Range(0, 2, step=0.05)
+CONTROL_BEGIN = Range(0, 1, step=0.05)  # fractions of the steps; begin < end (see compile)
+CONTROL_END = Range(0, 1, step=0.05)
+OPACITY = Range(0, 1, step=0.01)
 
 PROMPT_MAX_CHARS = 10_000
 SEARCH_MAX_CHARS = 500
 MAX_LAYERS = 200
+DEFAULT_BBOX_SIDE = 512  # a new canvas's box (a multiple of BBOX_MULTIPLE inside BBOX_SIDE)

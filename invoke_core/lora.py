@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import InvalidCanvasError, ModelInstallError, ModelNotFoundError
 from .model_records import ModelRecord
 from .types import LoraSpec
@@ -51,8 +52,8 @@ __all__ = [
     "validate_loras",
 ]
 
-MAX_LORAS = 10
-WEIGHT_RANGE = (-2.0, 2.0)
+MAX_LORAS = limits.MAX_LORAS
+WEIGHT_RANGE = (float(limits.LORA_WEIGHT.low), float(limits.LORA_WEIGHT.high))
 
 
 def validate_loras(loras: Any) -> None:

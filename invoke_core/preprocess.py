@@ -93,6 +93,7 @@ class Preprocessor(NamedTuple):
     function: Callable[..., np.ndarray]
     defaults: dict[str, float]
     checks: dict[str, Callable[[Any], bool]]
+    label: str = ""  # what the UI shows (published by GET /api/v1/config)
 
 
 def _positive(v: Any) -> bool:
@@ -108,15 +109,15 @@ def _byte(v: Any) -> bool:
 
 
 PREPROCESSORS: dict[str, Preprocessor] = {
-    "none": Preprocessor(_none, {}, {}),
-    "canny": Preprocessor(_canny, {"low": 100, "high": 200}, {"low": _byte, "high": _byte}),
-    "soft_edge": Preprocessor(_soft_edge, {"sigma": 1.5}, {"sigma": _positive}),
-    "lineart": Preprocessor(_lineart, {"block_size": 9, "c": 6}, {"block_size": _odd_at_least_3}),
-    "scribble": Preprocessor(_scribble, {"thickness": 3}, {"thickness": _positive}),
-    "threshold": Preprocessor(_threshold, {"value": 127}, {"value": _byte}),
-    "tile": Preprocessor(_tile, {"factor": 4}, {"factor": lambda v: v >= 1}),
-    "blur": Preprocessor(_blur, {"sigma": 5}, {"sigma": _positive}),
-    "color_map": Preprocessor(_color_map, {"tile": 64}, {"tile": lambda v: int(v) == v and v >= 1}),
+    "none": Preprocessor(_none, {}, {}, "None (already a map)"),
+    "canny": Preprocessor(_canny, {"low": 100, "high": 200}, {"low": _byte, "high": _byte}, "Canny edges"),
+    "soft_edge": Preprocessor(_soft_edge, {"sigma": 1.5}, {"sigma": _positive}, "Soft edges"),
+    "lineart": Preprocessor(_lineart, {"block_size": 9, "c": 6}, {"block_size": _odd_at_least_3}, "Line art"),
+    "scribble": Preprocessor(_scribble, {"thickness": 3}, {"thickness": _positive}, "Scribble"),
+    "threshold": Preprocessor(_threshold, {"value": 127}, {"value": _byte}, "Threshold"),
+    "tile": Preprocessor(_tile, {"factor": 4}, {"factor": lambda v: v >= 1}, "Tile (blurred detail)"),
+    "blur": Preprocessor(_blur, {"sigma": 5}, {"sigma": _positive}, "Blur"),
+    "color_map": Preprocessor(_color_map, {"tile": 64}, {"tile": lambda v: int(v) == v and v >= 1}, "Colour map"),
 }
 
 

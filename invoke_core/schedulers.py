@@ -40,6 +40,30 @@ _TABLE: dict[str, tuple[str, dict[str, Any]]] = {
 
 SCHEDULER_NAMES: tuple[str, ...] = tuple(_TABLE)
 
+# name: the label the UI shows (published by GET /api/v1/config); one per name in _TABLE, same order
+SCHEDULER_LABELS: dict[str, str] = {
+    "euler": "Euler",
+    "euler_a": "Euler Ancestral",
+    "euler_karras": "Euler Karras",
+    "heun": "Heun",
+    "lms": "LMS",
+    "ddim": "DDIM",
+    "ddpm": "DDPM",
+    "pndm": "PNDM (PLMS)",
+    "deis": "DEIS",
+    "kdpm_2": "KDPM 2",
+    "kdpm_2_a": "KDPM 2 Ancestral",
+    "dpmpp_2m": "DPM++ 2M",
+    "dpmpp_2m_karras": "DPM++ 2M Karras",
+    "dpmpp_2m_sde": "DPM++ 2M SDE",
+    "dpmpp_2m_sde_karras": "DPM++ 2M SDE Karras",
+    "dpmpp_sde": "DPM++ SDE",
+    "dpmpp_sde_karras": "DPM++ SDE Karras",
+    "unipc": "UniPC",
+    "lcm": "LCM",
+}
+assert tuple(SCHEDULER_LABELS) == SCHEDULER_NAMES, "every scheduler needs a label"
+
 
 def check_scheduler_name(name: str) -> str:
     if name not in _TABLE:

@@ -78,6 +78,22 @@ class InfillMethod(str, enum.Enum):
     PATCHMATCH = "patchmatch"
 
 
+# what the UI shows for each (published by GET /api/v1/config), in the order it lists them
+CONTROL_MODE_LABELS: dict[ControlMode, str] = {
+    ControlMode.BALANCED: "Balanced",
+    ControlMode.PROMPT: "Prompt matters more",
+    ControlMode.CONTROL: "Control matters more",
+}
+INFILL_LABELS: dict[InfillMethod, str] = {
+    InfillMethod.PATCHMATCH: "PatchMatch",
+    InfillMethod.TELEA: "Telea (OpenCV)",
+    InfillMethod.NAVIER_STOKES: "Navier-Stokes (OpenCV)",
+    InfillMethod.TILE: "Tile",
+    InfillMethod.COLOR: "Solid colour",
+}
+assert set(CONTROL_MODE_LABELS) == set(ControlMode) and set(INFILL_LABELS) == set(InfillMethod)
+
+
 DEFAULT_REGION_STRENGTH = 0.8
 
 

@@ -22,6 +22,7 @@ from .errors import register_error_handlers
 from .events import QUEUE_ROOM, EventBus
 from .guard import AccessGuard, AccessPolicy
 from .routes import boards, canvas, health, history, images, models
+from .routes import config as config_routes
 from .routes import queue as queue_routes
 from .services import EXTENSION, Services
 from .web_files import WEB_DIR, served_files
@@ -96,7 +97,7 @@ def _build(app: Flask, cfg: ServerConfig, socketio: SocketIO, token: str | None,
 
     register_error_handlers(app)
     services.sign_url = install_auth(app, token, cfg).sign
-    for module in (health, boards, images, canvas, queue_routes, models, history):
+    for module in (health, config_routes, boards, images, canvas, queue_routes, models, history):
         app.register_blueprint(module.bp)
 
     @socketio.on("connect")

@@ -24,15 +24,10 @@ from .schemas import JobDocumentIn
 def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistry) -> None:
     """Refuse what is certainly wrong before it is queued: everything compile would refuse that does
     not depend on pixels (sizes, parameters, layer settings), the models, and the layer assets."""
-    placeholder = np.zeros((1, 1, 4), np.uint8)  # pixels are checked in the worker, once loaded
-    validate_document(build_document(document.model_dump(mode="json"), lambda _id: placeholder))
-    budget = SyntaxBudget()  # compel's parser reads so much weighting syntax a job, over all its prompts
-    check_prompts(document.params.prompt, document.params.negative_prompt, budget=budget)
-    regions = [layer for layer in document.layers if layer.visible and layer.region is not None]
-    for layer in regions:
-        check_prompts(
-            layer.region.prompt, layer.region.negative_prompt, f"prompt of region layer {layer.id!r}", budget
-        )
+    try:
+        _check_canvas(document)
+    except InvalidCanvasError as exc:
+        raise InvalidCanvasError(name_layers(str(exc), document.layers)) from None
     known = {r.id: r for r in registry.list()}
     installed = ", ".join(known)
     model = known.get(document.params.model or registry.default_model_id("main"))
@@ -50,13 +45,40 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
             record = known.get(layer.control.model)
             if record is None or record.kind != "controlnet":
                 raise InvalidCanvasError(
-                    f"control layer {layer.id!r}: {layer.control.model!r} is not an installed ControlNet model"
+                    f"control layer {layer_label(layer)}: {layer.control.model!r} is not an installed ControlNet model"
                 )
             if record.family != model.family:
                 raise InvalidCanvasError(
-                    f"control layer {layer.id!r}: ControlNet {record.id!r} is for {record.family}, the model {model.id!r} is {model.family}"
+                    f"control layer {layer_label(layer)}: ControlNet {record.id!r} is for {record.family}, the model {model.id!r} is {model.family}"
                 )
         db_images.get_image(db, layer.image_id)  # NotFound names the id
+
+
+def _check_canvas(document: JobDocumentIn) -> None:
+    """What compile would refuse (sizes, parameters, layer settings) and the prompts' syntax."""
+    placeholder = np.zeros((1, 1, 4), np.uint8)  # pixels are checked in the worker, once loaded
+    validate_document(build_document(document.model_dump(mode="json"), lambda _id: placeholder))
+    budget = SyntaxBudget()  # compel's parser reads so much weighting syntax a job, over all its prompts
+    check_prompts(document.params.prompt, document.params.negative_prompt, budget=budget)
+    regions = [layer for layer in document.layers if layer.visible and layer.region is not None]
+    for layer in regions:
+        check_prompts(
+            layer.region.prompt, layer.region.negative_prompt, f"prompt of region layer {layer.id!r}", budget
+        )
+
+
+def layer_label(layer: Any) -> str:
+    """How a message names a layer: by its UI name when it has one (`"Region 1"`), else by its id."""
+    return f'"{layer.name}"' if getattr(layer, "name", None) else repr(layer.id)
+
+
+def name_layers(message: str, layers: Any) -> str:
+    """invoke_core names layers by id (`layer 'lbda891a'`); the user knows them by their UI names.
+    Replaces each `layer '<id>'` by `layer "<name>"` (plain substring replaces: linear in the message)."""
+    for layer in layers:
+        if getattr(layer, "name", None):
+            message = message.replace(f"layer {layer.id!r}", f"layer {layer_label(layer)}")
+    return message
 
 
 def split_batch(document: JobDocumentIn, registry: ModelRegistry, **links: Any) -> list[NewJob]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -12,17 +13,31 @@ from invoke_core.limits import (
     BATCH_SIZE,
     BBOX_SIDE,
     CFG_SCALE,
+    CONTROL_BEGIN,
+    CONTROL_END,
+    CONTROL_WEIGHT,
+    LORA_WEIGHT,
     MASK_BLUR,
     MAX_LAYERS,
+    MAX_LORAS,
+    OPACITY,
     PROMPT_MAX_CHARS,
+    REGION_STRENGTH,
     SCALE,
     SEARCH_MAX_CHARS,
     SEED,
     STEPS,
     STRENGTH,
+    Range,
 )
-from invoke_core.lora import MAX_LORAS
-from invoke_core.lora import WEIGHT_RANGE as LORA_WEIGHT_RANGE
+from invoke_core.types import (
+    CONTROL_MODE_LABELS,
+    INFILL_LABELS,
+    ControlSettings,
+    GenerationParams,
+    LoraSpec,
+    RegionPrompt,
+)
 
 ID = Field(min_length=1, max_length=64)
 INT64_MAX = 2**63 - 1  # SQLite integers: a larger id would overflow instead of being "not found"
@@ -31,6 +46,23 @@ Channel = Annotated[int, Field(ge=0, le=255)]
 Name = Field(min_length=1, max_length=200)
 IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
 UI_MAX_BYTES = 512 * 1024  # front-end state beside a canvas document (the whole document is capped at 5 MB)
+
+
+def bounded(default: Any, allowed: Range, **extra: Any) -> Any:
+    """A pydantic Field with `default` and the bounds of `allowed` (invoke_core.limits)."""
+    low = {"gt": allowed.low} if allowed.low_open else {"ge": allowed.low}
+    return Field(default, **low, le=allowed.high, **extra)
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of a core dataclass field (invoke_core.types): the API's defaults are the core's."""
+    value = cls.__dataclass_fields__[name].default
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+# options as Literal types, in the order the UI lists them
+InfillName = Literal[tuple(m.value for m in INFILL_LABELS)]  # type: ignore[valid-type]
+ControlModeName = Literal[tuple(m.value for m in CONTROL_MODE_LABELS)]  # type: ignore[valid-type]
 
 
 class Strict(BaseModel):
@@ -49,29 +81,28 @@ class ErrorBody(BaseModel):
 class BBoxIn(Strict):
     x: int = Field(ge=-1_000_000, le=1_000_000)
     y: int = Field(ge=-1_000_000, le=1_000_000)
-    width: int = Field(gt=BBOX_SIDE.low, le=BBOX_SIDE.high)
-    height: int = Field(gt=BBOX_SIDE.low, le=BBOX_SIDE.high)
+    width: int = bounded(..., BBOX_SIDE, description="a multiple of 8, at most the generation limit")
+    height: int = bounded(..., BBOX_SIDE, description="a multiple of 8, at most the generation limit")
 
 
 class RegionIn(Strict):
     prompt: str = Field(max_length=PROMPT_MAX_CHARS)
     negative_prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
-    strength: float = Field(
-        0.8,
-        ge=0,
-        le=1,
+    strength: float = bounded(
+        default_of(RegionPrompt, "strength"),
+        REGION_STRENGTH,
         description="how far the region's prompt replaces the main prompt inside its mask (0: not at all, 1: fully)",
     )
 
 
 class ControlIn(Strict):
     model: str = Field(min_length=1, max_length=200)
-    preprocessor: str = Field("none", max_length=50)
-    weight: float = Field(1.0, ge=0, le=2)
-    begin: float = Field(0.0, ge=0, le=1)
-    end: float = Field(1.0, ge=0, le=1)
-    mode: Literal["balanced", "prompt", "control"] = Field(
-        "balanced", description="which matters more: balanced, the prompt, or the control image"
+    preprocessor: str = Field(default_of(ControlSettings, "preprocessor"), max_length=50)
+    weight: float = bounded(default_of(ControlSettings, "weight"), CONTROL_WEIGHT)
+    begin: float = bounded(default_of(ControlSettings, "begin"), CONTROL_BEGIN)
+    end: float = bounded(default_of(ControlSettings, "end"), CONTROL_END)
+    mode: ControlModeName = Field(
+        default_of(ControlSettings, "mode"), description="which matters more: balanced, the prompt, or the control image"
     )
 
 
@@ -89,7 +120,7 @@ class LayerIn(Strict):
         pattern=IMAGE_ID_PATTERN,
         description="an uploaded image asset (RGBA; for masks the alpha); absent for a layer with no pixels yet",
     )
-    opacity: float = Field(1.0, ge=0, le=1)
+    opacity: float = bounded(1.0, OPACITY)
     visible: bool = True
     region: RegionIn | None = None
     control: ControlIn | None = None
@@ -119,23 +150,23 @@ class JobLayerIn(LayerIn):
 
 class LoraIn(Strict):
     model: str = Field(min_length=1, max_length=200, description="an installed LoRA of the main model's family")
-    weight: float = Field(1.0, ge=LORA_WEIGHT_RANGE[0], le=LORA_WEIGHT_RANGE[1])
+    weight: float = bounded(default_of(LoraSpec, "weight"), LORA_WEIGHT)
 
 
 class ParamsIn(Strict):
     prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
     negative_prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
     model: str | None = Field(None, max_length=200)
-    steps: int = Field(30, ge=STEPS.low, le=STEPS.high)
-    cfg_scale: float = Field(7.5, ge=CFG_SCALE.low, le=CFG_SCALE.high)
-    scheduler: str = Field("euler", max_length=50)
-    seed: int | None = Field(None, ge=SEED.low, le=SEED.high, description="random when absent")
-    batch_size: int = Field(1, ge=BATCH_SIZE.low, le=BATCH_SIZE.high)
-    strength: float = Field(0.75, gt=STRENGTH.low, le=STRENGTH.high)
-    mask_blur: int = Field(8, ge=MASK_BLUR.low, le=MASK_BLUR.high)
-    infill: Literal["patchmatch", "telea", "navier_stokes", "tile", "color"] = "patchmatch"
-    infill_color: tuple[Channel, Channel, Channel] = (127, 127, 127)
-    scale: float = Field(1.0, ge=SCALE.low, le=SCALE.high)
+    steps: int = bounded(default_of(GenerationParams, "steps"), STEPS)
+    cfg_scale: float = bounded(default_of(GenerationParams, "cfg_scale"), CFG_SCALE)
+    scheduler: str = Field(default_of(GenerationParams, "scheduler"), max_length=50)
+    seed: int | None = bounded(None, SEED, description="random when absent")
+    batch_size: int = bounded(default_of(GenerationParams, "batch_size"), BATCH_SIZE)
+    strength: float = bounded(default_of(GenerationParams, "strength"), STRENGTH)
+    mask_blur: int = bounded(default_of(GenerationParams, "mask_blur"), MASK_BLUR)
+    infill: InfillName = default_of(GenerationParams, "infill")
+    infill_color: tuple[Channel, Channel, Channel] = default_of(GenerationParams, "infill_color")
+    scale: float = bounded(default_of(GenerationParams, "scale"), SCALE)
     loras: list[LoraIn] = Field(default_factory=list, max_length=MAX_LORAS, description="LoRAs applied in order, each at its weight")
 
 
@@ -238,6 +269,48 @@ class IdsIn(Strict):
 
 class CountOut(BaseModel):
     count: int
+
+
+# --- config ---------------------------------------------------------------------------------------------
+
+
+class NumberLimitOut(BaseModel):
+    min: int | float
+    max: int | float
+    exclusive_min: bool = Field(description="true: `min` itself is refused (the smallest accepted is above it)")
+    step: int | float | None = Field(description="the increment a field offers (1 for integers)")
+    integer: bool
+    default: int | float | None = Field(description="the value used when absent; null: none (a seed: random)")
+
+
+class OptionOut(BaseModel):
+    name: str = Field(description="the value to send")
+    label: str = Field(description="what to show")
+
+
+class PreprocessorOut(OptionOut):
+    options: dict[str, float] = Field(description="the preprocessor's options and their defaults")
+
+
+class ConfigOut(BaseModel):
+    """What a job accepts, generated from the core's own definitions (invoke_core.limits and friends):
+    a field built from these never accepts what the server refuses."""
+
+    numbers: dict[str, NumberLimitOut] = Field(
+        description="every numeric field: steps, cfg_scale, seed, batch_size, strength, mask_blur, scale,"
+        " bbox_width, bbox_height, lora_weight, region_strength, control_weight, control_begin, control_end, opacity"
+    )
+    prompt_max_chars: int
+    max_loras: int = Field(description="LoRAs per job")
+    max_layers: int
+    max_generation_side: int = Field(description="pixels a side the model generates at (bbox x scale)")
+    bbox_multiple: int = Field(description="bbox sides are multiples of this")
+    scale_choices: list[float] = Field(description="the scales the UI offers")
+    schedulers: list[OptionOut]
+    preprocessors: list[PreprocessorOut]
+    infill_methods: list[OptionOut]
+    control_modes: list[OptionOut]
+    defaults: dict[str, Any] = Field(description="the other defaults of a job: params (ParamsIn), control (ControlIn)")
 
 
 # --- health, models ------------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from db import images as db_images
 from db import queue
 from db.errors import Conflict, StorageError
 from db.models import Generation
-from invoke_core.errors import GenerationCancelled, InvokeCoreError
+from invoke_core.errors import GenerationCancelled, InvalidCanvasError, InvokeCoreError
 
 from .events import GenerationProgress, ImageAdded, ModelLoad, QueueItemStatusChanged, preview_data_url
-from .jobs import build_document, link_layer_assets
+from .jobs import build_document, link_layer_assets, name_layers
+from .schemas import JobDocumentIn
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,10 @@ class QueueWorker:
             with self.s.db.read() as session:
                 generation = session.get(Generation, item.generation_id)
                 request_json, board_id, canvas_id = generation.request, generation.board_id, generation.canvas_id
-            request = compile_canvas(build_document(request_json, self._load_pixels))
+            try:
+                request = compile_canvas(build_document(request_json, self._load_pixels))
+            except InvalidCanvasError as exc:  # name the layers as the user knows them
+                raise InvalidCanvasError(name_layers(str(exc), JobDocumentIn.model_validate(request_json).layers)) from None
             mode = request.mode.value
             bbox = tuple(request.bbox)
 

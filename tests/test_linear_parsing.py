@@ -260,7 +260,7 @@ def test_non_finite_numbers_are_not_kept():
         ({"steps": -5, "cfg_scale": 7.0}, {"steps"}),
         ({"steps": 501, "cfg_scale": 50.5, "seed": 2**32, "strength": 0}, {"steps", "cfg_scale", "seed", "strength"}),
         ({"width": 0, "height": 100_000, "strength": 1.5, "seed": -1}, {"width", "height", "strength", "seed"}),
-        ({"steps": 1, "cfg_scale": 0, "seed": 2**32 - 1, "width": 8192, "height": 8, "strength": 1}, set()),
+        ({"steps": 1, "cfg_scale": 0, "seed": 2**32 - 1, "width": 4096, "height": 8, "strength": 1}, set()),
     ],
 )
 def test_recalled_values_outside_the_accepted_ranges_are_dropped(raw, dropped):
@@ -273,9 +273,9 @@ def test_recalled_values_outside_the_accepted_ranges_are_dropped(raw, dropped):
 def test_a1111_values_outside_the_accepted_ranges_are_dropped():
     params = parse_a1111("a cat\nSteps: -5, Sampler: Euler, CFG scale: 99, Seed: 4294967296, Size: 0x100000, Denoising strength: 2")
     assert params == {"prompt": "a cat", "negative_prompt": "", "scheduler": "euler"}
-    params = parse_a1111("a cat\nSteps: 500, Sampler: Euler, CFG scale: 0, Seed: 0, Size: 8192x8, Denoising strength: 0.5")
+    params = parse_a1111("a cat\nSteps: 500, Sampler: Euler, CFG scale: 0, Seed: 0, Size: 4096x8, Denoising strength: 0.5")
     assert (params["steps"], params["cfg_scale"], params["seed"], params["width"], params["height"], params["strength"]) == (
-        500, 0.0, 0, 8192, 8, 0.5
+        500, 0.0, 0, 4096, 8, 0.5
     )
 
 

@@ -126,6 +126,8 @@ export function createApi({ base = "/api/v1", token = readToken(), onError = () 
       onError = fn;
     },
     health: () => get("/health"),
+    /** Limits, defaults and option lists of a job (GET /config, built from invoke_core's definitions). */
+    config: () => get("/config"),
     models: {
       list: () => get("/models"),
     },

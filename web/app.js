@@ -21,6 +21,7 @@ import {
 } from "./document.js";
 import { createCanvasMenu } from "./panels/canvases.js";
 import { debounce, loadBitmap, typingTarget } from "./panels/dom.js";
+import { droppedImageFiles } from "./panels/drops.js";
 import { createGallery } from "./panels/gallery.js";
 import { icon } from "./panels/icons.js";
 import { asOneStep, createLayerOps, createLayersPanel } from "./panels/layers.js";
@@ -130,7 +131,7 @@ async function main() {
 
   // ---- panels ----------------------------------------------------------------------------------------
   createToolbar({ el: $("toolbar"), store, selectTool });
-  const settings = createSettingsPanel({ el: $("generate"), store, onInvoke: () => guard(invoke) });
+  const settings = createSettingsPanel({ el: $("generate"), store, api, onInvoke: () => guard(invoke) });
   const ops = createLayerOps({ store, history, getCanvas: () => canvas, getActive, setActive, models: () => models });
   const layersPanel = createLayersPanel({
     el: $("layers"),
@@ -410,7 +411,7 @@ async function main() {
   stageWrap.addEventListener("drop", (e) => {
     stageWrap.classList.remove("dropping");
     if (!e.dataTransfer) return;
-    const files = [...(e.dataTransfer.files || [])].filter((f) => /^image\//.test(f.type) || /\.(png|jpe?g|webp|gif|bmp)$/i.test(f.name));
+    const files = droppedImageFiles(e, toasts);
     const imageId = e.dataTransfer.getData("application/x-image-id");
     if (!files.length && !imageId) return;
     e.preventDefault();
@@ -549,10 +550,14 @@ async function main() {
     const s = stagingRecord();
     const item = s.items[s.index];
     if (!item) return;
+    // Every result is in the gallery already: Save files it in the selected board (a star is the user's own choice).
     const board_id = gallery.selectedBoard;
-    await api.images.patch(item.image_id, { starred: true, ...(board_id ? { board_id } : {}) });
+    if (board_id) {
+      const image = await api.images.patch(item.image_id, { board_id });
+      if (image && image.id) gallery.patchLocal(image);
+    }
     setStaging({ items: s.items.map((x, i) => (i === s.index ? { ...x, saved: true } : x)) });
-    toasts.success(`Saved to the gallery${board_id ? ` (${gallery.boards.get(board_id)?.name})` : ""}, starred`);
+    toasts.success(`Saved to the gallery${board_id ? ` (${gallery.boards.get(board_id)?.name})` : ""}`);
   }
 
   // ---- server events ------------------------------------------------------------------------------------
@@ -607,6 +612,7 @@ async function main() {
   /** After a (re)connect: re-read the queue; stage results of this canvas's jobs that finished meanwhile. */
   async function resync() {
     await queue.reload();
+    const before = jobs.size;
     for (const [itemId, job] of [...jobs]) {
       const item = queue.items.get(itemId);
       if (!item || (item.generation_id && job.generation_id && item.generation_id !== job.generation_id)) {
@@ -620,7 +626,7 @@ async function main() {
       }
       jobs.delete(itemId);
     }
-    saveJobs();
+    if (jobs.size !== before) saveJobs(); // nothing changed (a blank canvas, a reconnect): nothing to save
   }
 
   api.connect({
@@ -836,7 +842,8 @@ async function main() {
 
   // ---- shortcuts ------------------------------------------------------------------------------------------
   // Capture phase: keys handled here (tools, staging arrows, undo) do not also reach the canvas's
-  // tool handlers (the move tool would nudge with the arrows). Space-pan and Esc are the canvas's.
+  // tool handlers (the move tool would nudge with the arrows). Space-pan is the canvas's; Esc is the canvas's
+  // (it cancels a gesture) unless results are staged: then a gesture in progress is cancelled, else a result discarded.
   const KEY_TOOLS = Object.fromEntries(TOOLS.map((t) => [t.key.toLowerCase(), t.name]));
   window.addEventListener(
     "keydown",
@@ -868,6 +875,12 @@ async function main() {
       if (mod || e.altKey) return;
       const staging = store.get("staging");
       if (staging && staging.items && staging.items.length) {
+        if (e.key === "Escape" && !e.shiftKey) {
+          take(); // handled here only: the canvas's own Esc must not run a second time
+          // a stroke (or drag) in progress: Esc cancels it, as without results; otherwise it discards this result
+          if (!canvas.cancelGesture(e)) discardStaged(false);
+          return;
+        }
         if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
           take();
           const n = staging.items.length;
@@ -914,8 +927,10 @@ async function main() {
       } else throw err;
     }
   } else {
+    // a first visit: the blank, untouched canvas has nothing to lose, so it says "Saved"; the first
+    // change makes it "Unsaved changes" and autosave then creates it on the server
     canvasMenu.setName(current.name);
-    canvasMenu.setState("idle");
+    canvasMenu.setState("saved");
     requestAnimationFrame(() => canvas.fit());
   }
   $("boot").remove();

@@ -28,7 +28,9 @@
 
 export const LAYER_KINDS = /** @type {const} */ (["raster", "inpaint_mask", "regional_guidance", "control"]);
 
-export const DEFAULT_SETTINGS = Object.freeze({
+// The defaults and LoRA limits below are the server's as of writing; `applyServerConfig` replaces them
+// with the ones GET /api/v1/config publishes (built from invoke_core), so they are live bindings.
+export let DEFAULT_SETTINGS = Object.freeze({
   id: "settings",
   type: "settings",
   prompt: "",
@@ -48,13 +50,78 @@ export const DEFAULT_SETTINGS = Object.freeze({
 });
 
 /** Region strength when a layer or an older document has none (the server's RegionIn default). */
-export const DEFAULT_REGION_STRENGTH = 0.8;
+export let DEFAULT_REGION_STRENGTH = 0.8;
 /** The server's limits on a job's LoRA stack (LoraIn, ParamsIn.loras). */
-export const LORA_MAX = 10;
-export const LORA_WEIGHT_MIN = -2;
-export const LORA_WEIGHT_MAX = 2;
+export let LORA_MAX = 10;
+export let LORA_WEIGHT_MIN = -2;
+export let LORA_WEIGHT_MAX = 2;
 
-export const DEFAULT_BBOX = Object.freeze({ id: "bbox", type: "bbox", x: 0, y: 0, width: 512, height: 512 });
+export let DEFAULT_BBOX = Object.freeze({ id: "bbox", type: "bbox", x: 0, y: 0, width: 512, height: 512 });
+
+/** The server's config (GET /api/v1/config) once the Generate panel fetched it; null before. */
+export let SERVER_CONFIG = /** @type {any} */ (null);
+
+/**
+ * @typedef {{min: number, max: number, exclusive_min?: boolean, step?: number|null, integer?: boolean}} NumberLimit
+ *   one number field's range as GET /api/v1/config publishes it
+ */
+
+/**
+ * The smallest value a field accepts: `min`, or one step above it when `min` itself is refused.
+ * @param {NumberLimit} limit
+ */
+export function lowestAccepted(limit) {
+  if (!limit.exclusive_min) return limit.min;
+  return limit.min + (limit.step || 1e-6);
+}
+
+/**
+ * A field's text parsed and clamped into the server's range (rounded for integers); undefined when it
+ * is not a number.
+ * @param {any} v
+ * @param {NumberLimit} limit
+ */
+export function clampToLimit(v, limit) {
+  if (v === "" || v === null || v === undefined) return undefined;
+  let n = Number(v);
+  if (!Number.isFinite(n)) return undefined;
+  if (limit.integer) n = Math.round(n);
+  return Math.min(limit.max, Math.max(lowestAccepted(limit), n));
+}
+
+/**
+ * Take the defaults and LoRA limits from the server's config (the body of GET /api/v1/config); values
+ * it lacks keep their current ones. Records already in the store keep their values.
+ * @param {any} config
+ */
+export function applyServerConfig(config) {
+  if (!config || typeof config !== "object") return;
+  SERVER_CONFIG = config;
+  const numbers = config.numbers || {};
+  const params = config.defaults?.params || {};
+  const number = (key, fallback) => (Number.isFinite(numbers[key]?.default) ? numbers[key].default : fallback);
+  const text = (value, fallback) => (typeof value === "string" && value ? value : fallback);
+  const d = DEFAULT_SETTINGS;
+  DEFAULT_SETTINGS = Object.freeze({
+    ...d,
+    steps: number("steps", d.steps),
+    cfg_scale: number("cfg_scale", d.cfg_scale),
+    scheduler: text(params.scheduler, d.scheduler),
+    seed: number("seed", d.seed), // the server's is null (random): the field keeps 0
+    batch_size: number("batch_size", d.batch_size),
+    strength: number("strength", d.strength),
+    mask_blur: number("mask_blur", d.mask_blur),
+    infill: text(params.infill, d.infill),
+    scale: number("scale", d.scale),
+  });
+  DEFAULT_BBOX = Object.freeze({ ...DEFAULT_BBOX, width: number("bbox_width", DEFAULT_BBOX.width), height: number("bbox_height", DEFAULT_BBOX.height) });
+  DEFAULT_REGION_STRENGTH = number("region_strength", DEFAULT_REGION_STRENGTH);
+  if (Number.isFinite(numbers.lora_weight?.min) && Number.isFinite(numbers.lora_weight?.max)) {
+    LORA_WEIGHT_MIN = numbers.lora_weight.min;
+    LORA_WEIGHT_MAX = numbers.lora_weight.max;
+  }
+  if (Number.isInteger(config.max_loras) && config.max_loras >= 0) LORA_MAX = config.max_loras;
+}
 
 const REGION_COLORS = ["#e0533d", "#3d8be0", "#4fbf6a", "#d9a400", "#a35be0", "#e05ba8", "#2bb5b5"];
 

@@ -353,6 +353,9 @@ export function createCanvas({ container, store, history }) {
     setStaging: (url, bbox) => renderer.setStaging(url, bbox),
     /** Draw now instead of on the next frame (tests, screenshots). */
     flush: () => renderer.flush(),
+    /** Esc for the active tool (the app's shortcut handler asks first): cancels a gesture in progress,
+     * true when there was one. @param {KeyboardEvent} e */
+    cancelGesture: (e) => !!current.onKey?.(ctx, e),
     destroy() {
       current.onExit?.(ctx);
       offStore(); offPixels(); offHistory();

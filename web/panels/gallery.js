@@ -3,6 +3,7 @@
 // star, move to a board by dragging onto it, delete; search and filters (starred, model, dates);
 // files dropped on the gallery are uploaded into the selected board.
 import { choose, debounce, h, iconButton, prompt } from "./dom.js";
+import { droppedImageFiles } from "./drops.js";
 import { icon } from "./icons.js";
 
 const ALL = "__all__";
@@ -592,7 +593,7 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
   });
   el.addEventListener("drop", (e) => {
     el.classList.remove("drop-files");
-    const files = [...(e.dataTransfer.files || [])].filter((f) => /^image\//.test(f.type) || /\.(png|jpe?g|webp)$/i.test(f.name));
+    const files = droppedImageFiles(e, toasts);
     if (!files.length) return;
     e.preventDefault();
     guard(() => uploadFiles(files));

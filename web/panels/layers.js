@@ -1,7 +1,7 @@
 // The Layers panel: add (raster, inpaint mask, regional guidance, control), select, rename, reorder by
 // drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
 // Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
-import { newLayer, regionStrength } from "../document.js";
+import { SERVER_CONFIG, newLayer, regionStrength } from "../document.js";
 import { h, iconButton, loadBitmap } from "./dom.js";
 import { icon } from "./icons.js";
 
@@ -14,7 +14,35 @@ export const KIND_LABELS = {
 const KIND_SHORT = { raster: "RST", inpaint_mask: "MASK", regional_guidance: "REG", control: "CTL" };
 
 
-/** The server's preprocessors (invoke_core/preprocess.py): [value, label]. */
+/**
+ * The number in a new layer's default name ("Raster 3"): one more than the highest number among the
+ * layers of that kind still named by default ("Raster 2"), or the count of that kind plus one when none
+ * is (all renamed); never a number already taken by a default name.
+ * @param {string} kind @param {{kind: string, name?: string}[]} layers
+ */
+export function nextLayerIndex(kind, layers) {
+  const prefix = newLayer(kind, { id: "-", index: 1 }).name.replace(/1$/, ""); // "Raster "
+  const same = layers.filter((l) => l.kind === kind);
+  let highest = 0;
+  for (const l of same) {
+    const name = typeof l.name === "string" ? l.name : "";
+    if (!name.startsWith(prefix)) continue;
+    const rest = name.slice(prefix.length);
+    if (/^[1-9][0-9]{0,8}$/.test(rest)) highest = Math.max(highest, Number(rest));
+  }
+  return highest ? highest + 1 : same.length + 1;
+}
+
+/** [value, label] of the server's list (GET /api/v1/config), or `fallback` until it has answered. */
+const options = (fromServer, fallback) => (Array.isArray(fromServer) ? fromServer.map((o) => [o.name, o.label]) : fallback);
+
+/** [min, max, step] of a number field from the server's limits, or the fallback until it has answered. */
+function limit(name, min, max, step) {
+  const n = SERVER_CONFIG?.numbers?.[name];
+  return n ? [n.min, n.max, n.step ?? step] : [min, max, step];
+}
+
+/** The preprocessors (invoke_core/preprocess.py) until the server's list arrives: [value, label]. */
 const PREPROCESSORS = [
   ["none", "None (already a map)"],
   ["canny", "Canny edges"],
@@ -62,7 +90,7 @@ export function createLayerOps({ store, history, getCanvas, getActive, setActive
 
   /** A new layer on top of the stack, selected. */
   function add(kind, extra = {}) {
-    const index = layers().filter((l) => l.kind === kind).length + 1;
+    const index = nextLayerIndex(kind, layers());
     const controlModel = (models().find((m) => m.kind === "controlnet") || {}).id || "";
     const layer = { ...newLayer(kind, { z: topZ() + 1, index, control_model: controlModel }), ...extra };
     store.apply({ put: [layer] });
@@ -276,7 +304,7 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
     ...Object.entries(KIND_LABELS).map(([kind, label]) =>
       h(
         "button",
-        { class: `chip kind-${kind}`, "data-testid": `layer-add-${kind}`, title: `Add a ${label.toLowerCase()} layer`, onclick: () => ops.add(kind) },
+        { class: `chip kind-${kind}`, "data-testid": `layer-add-${kind}`, title: `Add ${/^[aeiou]/i.test(label) ? "an" : "a"} ${label.toLowerCase()} layer`, onclick: () => ops.add(kind) },
         icon("plus", 12),
         kind === "regional_guidance" ? "Region" : kind === "inpaint_mask" ? "Mask" : label,
       ),
@@ -417,8 +445,9 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       n.addEventListener("input", () => ops.update(layer.id, { negative_prompt: n.value }, { history: false }));
       rows.push(h("label", { class: "field" }, h("span", { class: "field-label" }, "Region prompt"), p));
       const value = regionStrength(layer.strength);
+      const [sMin, sMax, sStep] = limit("region_strength", 0, 1, 0.05);
       const strength = h("input", {
-        type: "range", min: 0, max: 1, step: 0.05, value, "data-testid": "region-strength", "aria-label": "Region strength",
+        type: "range", min: sMin, max: sMax, step: sStep, value, "data-testid": "region-strength", "aria-label": "Region strength",
       });
       const strengthOut = h("output", { class: "range-value" }, value.toFixed(2));
       gesture(strength, "region strength");
@@ -454,14 +483,14 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       const pre = h(
         "select",
         { "data-testid": "control-preprocessor", "aria-label": "Preprocessor", title: "How the control image becomes a map" },
-        PREPROCESSORS.map(([value, label]) => h("option", { value }, label)),
+        options(SERVER_CONFIG?.preprocessors, PREPROCESSORS).map(([value, label]) => h("option", { value }, label)),
       );
       pre.value = c.preprocessor || "none";
       pre.addEventListener("change", () => setC({ preprocessor: pre.value }));
       const mode = h(
         "select",
         { "data-testid": "control-mode", "aria-label": "Control mode" },
-        CONTROL_MODES.map(([value, label]) => h("option", { value }, label)),
+        options(SERVER_CONFIG?.control_modes, CONTROL_MODES).map(([value, label]) => h("option", { value }, label)),
       );
       mode.value = c.mode || "balanced";
       mode.addEventListener("change", () => setC({ mode: mode.value }));
@@ -497,9 +526,9 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         h(
           "div",
           { class: "row3" },
-          h("label", { class: "field" }, h("span", { class: "field-label" }, "Weight"), numIn("weight", 0, 2, 0.05, "control-weight")),
-          h("label", { class: "field" }, h("span", { class: "field-label" }, "Begin"), numIn("begin", 0, 1, 0.05, "control-begin")),
-          h("label", { class: "field" }, h("span", { class: "field-label" }, "End"), numIn("end", 0, 1, 0.05, "control-end")),
+          h("label", { class: "field" }, h("span", { class: "field-label" }, "Weight"), numIn("weight", ...limit("control_weight", 0, 2, 0.05), "control-weight")),
+          h("label", { class: "field" }, h("span", { class: "field-label" }, "Begin"), numIn("begin", ...limit("control_begin", 0, 1, 0.05), "control-begin")),
+          h("label", { class: "field" }, h("span", { class: "field-label" }, "End"), numIn("end", ...limit("control_end", 0, 1, 0.05), "control-end")),
         ),
       );
     }

@@ -2,48 +2,37 @@
 // generation box size, and the Invoke button. Writes the `settings` record (not in undo history) and
 // the `bbox` record (undoable).
 import { ASPECT_PRESETS, aspectRatio, bboxForAspect, snapSize } from "../canvas/geometry.js";
-import { DEFAULT_BBOX, DEFAULT_SETTINGS, mainModel } from "../document.js";
+import { createApi } from "../api.js";
+import { DEFAULT_BBOX, DEFAULT_SETTINGS, applyServerConfig, clampToLimit, lowestAccepted, mainModel } from "../document.js";
 import { field, h, iconButton } from "./dom.js";
 import { icon } from "./icons.js";
 import { createLoraPanel } from "./loras.js";
 
-/** The server's scheduler names (invoke_core/schedulers.py) with readable labels. */
-export const SCHEDULERS = [
-  ["euler", "Euler"],
-  ["euler_a", "Euler Ancestral"],
-  ["euler_karras", "Euler Karras"],
-  ["heun", "Heun"],
-  ["lms", "LMS"],
-  ["ddim", "DDIM"],
-  ["ddpm", "DDPM"],
-  ["pndm", "PNDM (PLMS)"],
-  ["deis", "DEIS"],
-  ["kdpm_2", "KDPM 2"],
-  ["kdpm_2_a", "KDPM 2 Ancestral"],
-  ["dpmpp_2m", "DPM++ 2M"],
-  ["dpmpp_2m_karras", "DPM++ 2M Karras"],
-  ["dpmpp_2m_sde", "DPM++ 2M SDE"],
-  ["dpmpp_2m_sde_karras", "DPM++ 2M SDE Karras"],
-  ["dpmpp_sde", "DPM++ SDE"],
-  ["dpmpp_sde_karras", "DPM++ SDE Karras"],
-  ["unipc", "UniPC"],
-  ["lcm", "LCM"],
-];
-
-export const INFILL_METHODS = [
-  ["patchmatch", "PatchMatch"],
-  ["telea", "Telea (OpenCV)"],
-  ["navier_stokes", "Navier-Stokes (OpenCV)"],
-  ["tile", "Tile"],
-  ["color", "Solid colour"],
-];
+/**
+ * Limits of the number fields until the server's config (GET /api/v1/config, built from
+ * invoke_core/limits.py) arrives; the config replaces them, so no field accepts what the server refuses.
+ * @type {Record<string, {min: number, max: number, exclusive_min?: boolean, step: number, integer: boolean}>}
+ */
+const FALLBACK_LIMITS = {
+  steps: { min: 1, max: 500, step: 1, integer: true },
+  cfg_scale: { min: 0, max: 50, step: 0.5, integer: false },
+  seed: { min: 0, max: 2 ** 32 - 1, step: 1, integer: true },
+  batch_size: { min: 1, max: 64, step: 1, integer: true },
+  strength: { min: 0, max: 1, exclusive_min: true, step: 0.01, integer: false },
+  mask_blur: { min: 0, max: 256, step: 1, integer: true },
+  bbox_width: { min: 0, max: 4096, exclusive_min: true, step: 8, integer: true },
+  bbox_height: { min: 0, max: 4096, exclusive_min: true, step: 8, integer: true },
+};
+const FALLBACK_SCALES = [0.5, 0.75, 1, 1.5, 2];
 
 export const randomSeed = () => Math.floor(Math.random() * 2 ** 32);
 
 /**
- * @param {{el: HTMLElement, store: any, onInvoke: () => void}} o
+ * `api` (optional) fetches the server's config (limits, defaults, option lists); without it the panel
+ * asks through a client of its own. `config` (optional) is one already fetched.
+ * @param {{el: HTMLElement, store: any, onInvoke: () => void, api?: any, config?: any}} o
  */
-export function createSettingsPanel({ el, store, onInvoke }) {
+export function createSettingsPanel({ el, store, onInvoke, api = null, config = null }) {
   const settings = () => ({ ...DEFAULT_SETTINGS, ...(store.get("settings") || {}) });
   const set = (patch) => store.apply({ put: [{ ...settings(), ...patch }] }, { history: false });
   const bbox = () => ({ ...DEFAULT_BBOX, ...(store.get("bbox") || {}) });
@@ -59,12 +48,15 @@ export function createSettingsPanel({ el, store, onInvoke }) {
     });
     return input;
   }
-  const num = (min, max, integer = false) => (v) => {
-    if (v === "" || v === null) return undefined;
-    let n = Number(v);
-    if (!Number.isFinite(n)) return undefined;
-    if (integer) n = Math.round(n);
-    return Math.min(max, Math.max(min, n));
+  /** The limits of each number field: the fallbacks, then the server's (setConfig). */
+  let limits = { ...FALLBACK_LIMITS };
+  /** @type {any} */
+  let serverConfig = null;
+  const num = (key) => (v) => clampToLimit(v, limits[key]);
+  /** An <input> for a number field, its min/max/step from `limits` (kept current by setConfig). */
+  const numberInput = (key, attrs, type = "number") => {
+    const l = limits[key];
+    return h("input", { type, min: lowestAccepted(l), max: l.max, step: l.step, ...attrs });
   };
 
   const modelSelect = h("select", { "data-testid": "model-select", "aria-label": "Model" });
@@ -77,51 +69,42 @@ export function createSettingsPanel({ el, store, onInvoke }) {
     "negative_prompt",
   );
 
-  const steps = bind(h("input", { type: "number", min: 1, max: 500, step: 1, "data-testid": "steps" }), "steps", num(1, 500, true), "change");
-  const cfg = bind(h("input", { type: "number", min: 0, max: 50, step: 0.5, "data-testid": "cfg" }), "cfg_scale", num(0, 50), "change");
-  const scheduler = bind(
-    h("select", { "data-testid": "scheduler" }, SCHEDULERS.map(([v, l]) => h("option", { value: v }, l))),
-    "scheduler",
-    (v) => v,
-    "change",
-  );
+  const steps = bind(numberInput("steps", { "data-testid": "steps" }), "steps", num("steps"), "change");
+  const cfg = bind(numberInput("cfg_scale", { "data-testid": "cfg" }), "cfg_scale", num("cfg_scale"), "change");
+  const scheduler = bind(h("select", { "data-testid": "scheduler" }), "scheduler", (v) => v, "change");
 
-  const seed = bind(h("input", { type: "number", min: 0, max: 2 ** 32 - 1, step: 1, "data-testid": "seed" }), "seed", num(0, 2 ** 32 - 1, true), "change");
+  const seed = bind(numberInput("seed", { "data-testid": "seed" }), "seed", num("seed"), "change");
   const randomToggle = bind(h("input", { type: "checkbox", "data-testid": "seed-random" }), "random_seed", (v) => !!v, "change");
   const dice = iconButton(icon("dice"), "New random seed", () => set({ seed: randomSeed(), random_seed: false }), { "data-testid": "seed-dice" });
 
-  const batch = bind(h("input", { type: "number", min: 1, max: 64, step: 1, "data-testid": "batch-size" }), "batch_size", num(1, 64, true), "change");
-  const strength = bind(h("input", { type: "range", min: 0.01, max: 1, step: 0.01, "data-testid": "strength" }), "strength", num(0.01, 1));
+  const batch = bind(numberInput("batch_size", { "data-testid": "batch-size" }), "batch_size", num("batch_size"), "change");
+  const strength = bind(numberInput("strength", { "data-testid": "strength" }, "range"), "strength", num("strength"));
   const strengthValue = h("output", { class: "range-value" });
-  const maskBlur = bind(h("input", { type: "number", min: 0, max: 256, step: 1, "data-testid": "mask-blur" }), "mask_blur", num(0, 256, true), "change");
-  const infill = bind(
-    h("select", { "data-testid": "infill" }, INFILL_METHODS.map(([v, l]) => h("option", { value: v }, l))),
-    "infill",
-    (v) => v,
-    "change",
-  );
+  const maskBlur = bind(numberInput("mask_blur", { "data-testid": "mask-blur" }), "mask_blur", num("mask_blur"), "change");
+  const infill = bind(h("select", { "data-testid": "infill" }), "infill", (v) => v, "change");
   const scale = bind(
-    h(
-      "select",
-      { "data-testid": "scale", title: "Generate at this multiple of the box size, then fit back" },
-      [0.5, 0.75, 1, 1.5, 2].map((v) => h("option", { value: String(v) }, `${v}×`)),
-    ),
+    h("select", { "data-testid": "scale", title: "Generate at this multiple of the box size, then fit back" }),
     "scale",
     (v) => Number(v),
     "change",
   );
 
-  const bw = h("input", { type: "number", min: 8, max: 8192, step: 8, "data-testid": "bbox-width", "aria-label": "Box width" });
-  const bh = h("input", { type: "number", min: 8, max: 8192, step: 8, "data-testid": "bbox-height", "aria-label": "Box height" });
+  const bw = numberInput("bbox_width", { "data-testid": "bbox-width", "aria-label": "Box width" });
+  const bh = numberInput("bbox_height", { "data-testid": "bbox-height", "aria-label": "Box height" });
   const aspectLock = () => aspectRatio(store.get("tool")?.bbox_aspect);
+  /** A box side snapped to the multiple of 8 and clamped to the server's range (never above its max). */
+  const side = (key, v) => {
+    const l = limits[key];
+    return Math.min(l.max, snapSize(Number(v) || l.step, lowestAccepted(l)));
+  };
   /** @param {"width"|"height"} changed */
   const onSize = (changed) => {
-    let width = Math.min(8192, snapSize(Number(bw.value) || 8));
-    let height = Math.min(8192, snapSize(Number(bh.value) || 8));
+    let width = side("bbox_width", bw.value);
+    let height = side("bbox_height", bh.value);
     const ratio = aspectLock();
     if (ratio) {
-      if (changed === "width") height = Math.min(8192, snapSize(width / ratio));
-      else width = Math.min(8192, snapSize(height * ratio));
+      if (changed === "width") height = side("bbox_height", width / ratio);
+      else width = side("bbox_width", height * ratio);
     }
     bw.value = String(width);
     bh.value = String(height);
@@ -216,6 +199,44 @@ export function createSettingsPanel({ el, store, onInvoke }) {
     ),
   );
 
+  /** The option lists: the server's once its config arrived, else the current value alone. */
+  function renderOptions() {
+    const s = settings();
+    const options = (select, list, current) => {
+      const items = list || [{ name: current, label: current }];
+      select.replaceChildren(...items.map((o) => h("option", { value: String(o.name) }, o.label)));
+    };
+    options(scheduler, serverConfig?.schedulers, s.scheduler);
+    options(infill, serverConfig?.infill_methods, s.infill);
+    const scales = serverConfig?.scale_choices || FALLBACK_SCALES;
+    options(scale, scales.map((v) => ({ name: v, label: `${v}×` })));
+    for (const [input, key] of [[steps, "steps"], [cfg, "cfg_scale"], [seed, "seed"], [batch, "batch_size"], [strength, "strength"], [maskBlur, "mask_blur"], [bw, "bbox_width"], [bh, "bbox_height"]]) {
+      const l = limits[key];
+      input.min = String(lowestAccepted(l));
+      input.max = String(l.max);
+      input.step = String(l.step ?? "any");
+    }
+    if (serverConfig?.prompt_max_chars) {
+      prompt.maxLength = serverConfig.prompt_max_chars;
+      negative.maxLength = serverConfig.prompt_max_chars;
+    }
+  }
+
+  /**
+   * Take the server's config: limits of each field, option lists, defaults (document.js).
+   * @param {any} cfg the body of GET /api/v1/config
+   */
+  function setConfig(cfg) {
+    if (!cfg || typeof cfg !== "object") return;
+    serverConfig = cfg;
+    applyServerConfig(cfg);
+    const next = { ...FALLBACK_LIMITS };
+    for (const key of Object.keys(FALLBACK_LIMITS)) if (cfg.numbers?.[key]) next[key] = cfg.numbers[key];
+    limits = next;
+    renderOptions();
+    render();
+  }
+
   function renderModels() {
     const s = settings();
     const usable = models.filter((m) => m.kind === "main" || m.kind === "inpaint");
@@ -236,6 +257,7 @@ export function createSettingsPanel({ el, store, onInvoke }) {
 
   function render() {
     const s = settings();
+    if (!serverConfig) renderOptions(); // the fallback lists hold the current values
     const active = document.activeElement;
     const put = (input, value) => {
       if (active !== input) input.value = String(value ?? "");
@@ -263,13 +285,24 @@ export function createSettingsPanel({ el, store, onInvoke }) {
     renderModels();
   }
 
+  renderOptions();
   render();
+  if (config) setConfig(config);
+  else {
+    const client = api || createApi();
+    client.config().then(setConfig, () => {}); // without it the fallback limits stay (a toast told of the failure)
+  }
   const unsubscribe = store.subscribe(({ diff }) => {
     if ((diff.put || []).some((r) => r.id === "settings" || r.id === "bbox" || r.id === "tool") || (diff.remove || []).includes("bbox")) render();
   });
 
   return {
     render,
+    setConfig,
+    /** The server's config once it arrived (null before). */
+    get config() {
+      return serverConfig;
+    },
     /** @param {any[]} list models from the API */
     setModels(list) {
       models = list || [];

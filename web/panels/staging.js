@@ -53,14 +53,14 @@ export function createStagingPanel({ el, store, thumbnailUrl, actions }) {
           {
             class: `btn${current.saved ? " done" : ""}`,
             "data-testid": "staging-save",
-            title: "Keep this result in the gallery (starred, in the selected board) without accepting it",
+            title: "Keep this result in the gallery (in the selected board) without accepting it",
             onclick: actions.save,
           },
           icon("save", 16),
           current.saved ? "Saved" : "Save",
         ),
-        h("button", { class: "btn", "data-testid": "staging-discard", title: "Discard this result", onclick: actions.discard }, icon("x", 16), "Discard"),
-        h("button", { class: "btn ghost", "data-testid": "staging-discard-all", title: "Discard all results (Esc)", onclick: actions.discardAll }, "Discard all"),
+        h("button", { class: "btn", "data-testid": "staging-discard", title: "Discard this result (Esc)", onclick: actions.discard }, icon("x", 16), "Discard"),
+        h("button", { class: "btn ghost", "data-testid": "staging-discard-all", title: "Discard all results", onclick: actions.discardAll }, "Discard all"),
       ),
     );
   }
