@@ -137,3 +137,23 @@ def test_a_blank_untouched_canvas_says_saved(app):
     app.click("layer-add-raster")
     assert status.inner_text() == "Unsaved changes"
     app.wait("() => !!window.__app.current.id && document.querySelector('[data-testid=save-status]').textContent === 'Saved'", timeout=15_000)
+
+
+def test_a_parent_board_counts_its_sub_boards_images(app, server):
+    parent = server.post("/api/v1/boards", json={"name": "Series"}).json()
+    child = server.post("/api/v1/boards", json={"name": "Sketches", "parent_id": parent["id"]}).json()
+    image_id = upload(server, 5)
+    moved = requests_patch(server, f"/api/v1/images/{image_id}", {"board_id": child["id"]})
+    assert moved["board_id"] == child["id"]
+    app.js("() => window.__app.gallery.reload()")
+    count = app.page.locator('[data-testid="board-row"]', has_text="Series").locator('[data-testid="board-count"]').first
+    poll(lambda: count.inner_text() == "0 · 1", what="the parent's count with its sub-board")
+    assert "1 image with its sub-boards" in count.get_attribute("title")
+
+
+def requests_patch(server, path: str, body: dict) -> dict:
+    import requests
+
+    response = requests.patch(server.url + path, json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -134,6 +134,13 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
     reload();
   }
 
+  /** A row's count: its own images, and with its sub-boards' when they hold more ("0 · 3"). */
+  function boardCount(own, total) {
+    const plural = (n) => `${n} image${n === 1 ? "" : "s"}`;
+    const title = total === own ? plural(own) : `${plural(own)} on this board, ${plural(total)} with its sub-boards`;
+    return h("span", { class: "board-count", "data-testid": "board-count", title }, total === own ? String(own) : `${own} · ${total}`);
+  }
+
   function countSubtree(id) {
     const node = findNode(tree, id);
     if (!node) return 0;
@@ -293,7 +300,7 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
         : h("span", { class: "twisty" }),
       h("span", { class: "board-cover" }, cover),
       h("span", { class: "board-name", title: b.name }, b.name),
-      h("span", { class: "board-count" }, String(b.image_count)),
+      boardCount(b.image_count, countSubtree(b.id)),
       h(
         "span",
         { class: "board-actions" },
