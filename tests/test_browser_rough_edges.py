@@ -157,3 +157,20 @@ def requests_patch(server, path: str, body: dict) -> dict:
     response = requests.patch(server.url + path, json=body, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def test_a_first_run_hint_until_the_first_stroke(app):
+    hint = app.tid("first-run-hint")
+    assert hint.is_visible() and "Invoke" in hint.inner_text()
+    assert app.tid("first-run-demo").is_visible()  # only demo models here: they paint noise
+    app.shot("first-run-hint")
+    box = app.page.locator('[data-testid="canvas-stage"]').bounding_box()
+    # the hint takes no pointer event: a stroke that starts on it reaches the canvas
+    app.page.mouse.move(box["x"] + 40, box["y"] + 40)
+    app.page.mouse.down()
+    app.page.mouse.move(box["x"] + 120, box["y"] + 60, steps=4)
+    app.page.mouse.up()
+    assert app.tid("first-run-hint").count() == 0
+    app.page.reload()
+    app.wait_ready()
+    assert app.tid("first-run-hint").count() == 0  # remembered on this browser

@@ -22,6 +22,7 @@ import {
 import { createCanvasMenu } from "./panels/canvases.js";
 import { debounce, loadBitmap, typingTarget } from "./panels/dom.js";
 import { droppedImageFiles } from "./panels/drops.js";
+import { createFirstRunHint } from "./panels/first_run.js";
 import { createGallery } from "./panels/gallery.js";
 import { icon } from "./panels/icons.js";
 import { asOneStep, createLayerOps, createLayersPanel } from "./panels/layers.js";
@@ -391,6 +392,9 @@ async function main() {
 
   // ---- drops on the canvas: files and gallery images become layers ----------------------------------
   const stageWrap = $("stage-wrap");
+  // the first-run hint goes at the first stroke (or any gesture on the canvas) or Invoke
+  const firstRun = createFirstRunHint({ el: stageWrap });
+  $("stage").addEventListener("pointerdown", () => firstRun.dismiss(), { capture: true });
   function canvasPoint(clientX, clientY) {
     const rect = $("stage").getBoundingClientRect();
     const view = store.get("view") || { x: 0, y: 0, scale: 1 };
@@ -471,6 +475,7 @@ async function main() {
   async function invoke() {
     if (invoking) return;
     invoking = true;
+    firstRun.dismiss();
     settings.setBusy(true);
     try {
       const b = store.get("bbox");
@@ -656,6 +661,7 @@ async function main() {
   async function loadModels() {
     models = await api.models.list();
     settings.setModels(models);
+    firstRun.setModels(models);
     gallery.setModels(models);
     layersPanel.forceProps();
   }
