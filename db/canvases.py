@@ -9,7 +9,7 @@ never inline, so it is capped at 5 MB of JSON.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +17,26 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .boards import validate_name
-from .errors import InvalidInput, NotFound
-from .models import Canvas, CanvasVersion
+from .errors import Conflict, InvalidInput, NotFound
+from .models import NAME_MAX, Canvas, CanvasVersion
 
 if TYPE_CHECKING:
     from .session import Database
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 AUTOSAVE_CAP = 20
+CANVAS_ID_LENGTH = 32  # uuid4 hex, as models.new_id makes them; a browser may make its own
+
+
+class VersionConflict(Conflict):
+    """The canvas moved on since the version a save was based on (another browser saved)."""
+
+    def __init__(self, canvas_id: str, base_version: int, current_version: int):
+        super().__init__(
+            f"canvas {canvas_id!r} is at version {current_version}, not {base_version}:"
+            " it was saved elsewhere meanwhile"
+        )
+        self.current_version = current_version
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class CanvasRecord:
     updated_at: datetime
     current_version: int  # the newest version's number
     version_count: int  # versions kept (after pruning)
+    kept_copy: CanvasRecord | None = None  # a save's conflict: the other browser's version, kept
 
 
 @dataclass(frozen=True)
@@ -96,25 +109,53 @@ def save_canvas(
     autosave: bool = True,
     *,
     autosave_cap: int = AUTOSAVE_CAP,
+    base_version: int | None = None,
+    create: bool = False,
+    writer: str | None = None,
 ) -> CanvasRecord:
     """Save `document` as a new version: of a new canvas when `canvas_id` is None, else of that canvas.
 
     `name` is required for a new canvas; for an existing one it renames it (None keeps the name).
+    `create`: a `canvas_id` that names no canvas yet creates one with that id (a browser names its new
+    canvas itself, so a save sent as the page closes, whose reply nobody reads, still lands on it).
+    `base_version`: the version the document was made from; when the canvas has moved on since
+    (0: it exists already) by another `writer` (the saving browser's id, stamped as the document's
+    `ui.writer`), that newer version is kept whole as a new canvas (the record's `kept_copy`) and this
+    one saved; without a writer, VersionConflict (409) and nothing is written.
     """
     if autosave_cap < 1:
         raise InvalidInput("autosave_cap must be at least 1")
-    if canvas_id is None or name is not None:
-        cleaned = validate_name(name, "canvas name")
     doc = validate_document(document)
     with db.write() as s:
-        if canvas_id is None:
-            canvas = Canvas(name=cleaned, current_version=0)
+        existing = s.get(Canvas, canvas_id) if isinstance(canvas_id, str) else None
+        if existing is None and (canvas_id is None or create):
+            if create and not _valid_new_id(canvas_id):
+                raise InvalidInput(f"a new canvas id must be {CANVAS_ID_LENGTH} lowercase hex digits")
+            canvas = Canvas(name=validate_name(name, "canvas name"), current_version=0)
+            if canvas_id is not None:
+                canvas.id = canvas_id
             s.add(canvas)
             s.flush()
         else:
-            canvas = _get(s, canvas_id)
+            canvas = existing or _get(s, canvas_id)  # type: ignore[arg-type]
             if name is not None:
-                canvas.name = cleaned
+                canvas.name = validate_name(name, "canvas name")
+        kept: CanvasRecord | None = None
+        if base_version is not None and base_version != canvas.current_version:
+            latest = _latest_document(s, canvas.id)
+            if writer is None or latest is None:
+                raise VersionConflict(canvas.id, base_version, canvas.current_version)
+            if _writer_of(latest) != writer:
+                # another browser saved since: newest save wins the canvas, the other version is kept whole
+                copy = Canvas(name=_copy_name(canvas.name), current_version=1)
+                s.add(copy)
+                s.flush()
+                s.add(CanvasVersion(canvas_id=copy.id, version=1, autosave=False, document=latest))
+                kept = _record(s, copy, 1)
+            # else: this browser's own save, whose reply it never read (sent as its page closed)
+        if writer is not None:
+            ui = doc.get("ui") if isinstance(doc.get("ui"), dict) else {}
+            doc["ui"] = {**ui, "writer": writer}
         canvas.current_version += 1
         s.add(CanvasVersion(canvas_id=canvas.id, version=canvas.current_version, autosave=bool(autosave), document=doc))
         s.flush()
@@ -134,7 +175,32 @@ def save_canvas(
                 )
                 .execution_options(synchronize_session=False)
             )
-        return _record(s, canvas)
+        record = _record(s, canvas)
+        return replace(record, kept_copy=kept) if kept else record
+
+
+def _latest_document(s: Session, canvas_id: str) -> dict[str, Any] | None:
+    stmt = select(CanvasVersion.document).where(CanvasVersion.canvas_id == canvas_id)
+    return s.scalar(stmt.order_by(CanvasVersion.version.desc()).limit(1))
+
+
+def _writer_of(document: dict[str, Any]) -> str | None:
+    ui = document.get("ui")
+    writer = ui.get("writer") if isinstance(ui, dict) else None
+    return writer if isinstance(writer, str) else None
+
+
+def _copy_name(name: str) -> str:
+    suffix = " (another browser's version)"
+    return name[: NAME_MAX - len(suffix)] + suffix
+
+
+def _valid_new_id(canvas_id: object) -> bool:
+    return (
+        isinstance(canvas_id, str)
+        and len(canvas_id) == CANVAS_ID_LENGTH
+        and all(c in "0123456789abcdef" for c in canvas_id)
+    )
 
 
 def load_canvas(db: Database, canvas_id: str, version: int | None = None) -> tuple[CanvasRecord, dict[str, Any]]:

@@ -51,6 +51,7 @@ from .png_metadata import (
     recall_parameters,
     recall_source,
 )
+from .search_text import region_prompts_text
 from .session import Database
 
 MAX_LIMIT = 500
@@ -207,8 +208,10 @@ def image_row(
     board_id: str | None = None,
     generation_id: str | None = None,
     created_at: datetime,
+    region_prompts: str = "",
 ) -> Image:
-    """A new Image row for a stored file; prompt, negative prompt and model name come from the metadata."""
+    """A new Image row for a stored file; prompt, negative prompt and model name come from the metadata,
+    `region_prompts` from its generation's request (db.search_text.region_prompts_text)."""
     params = normalise(metadata)
     model_name = params.get("model_name") or None
     return Image(
@@ -226,6 +229,7 @@ def image_row(
         prompt=params.get("prompt", ""),
         negative_prompt=params.get("negative_prompt", ""),
         model_name=model_name[:NAME_MAX] if model_name else None,
+        region_prompts=region_prompts,
         meta=metadata,
         generation_id=generation_id,
     )
@@ -285,7 +289,8 @@ def add_image(
                     _require_board(s, board_id)
                 elif s.scalar(select(Board.id).where(Board.id == board_id)) is None:
                     board_id = None
-            if generation_id is not None and s.get(Generation, generation_id) is None:
+            generation = s.get(Generation, generation_id) if generation_id is not None else None
+            if generation_id is not None and generation is None:
                 raise NotFound(f"generation {generation_id!r} not found")
             row = image_row(
                 image_id,
@@ -297,6 +302,7 @@ def add_image(
                 board_id=board_id,
                 generation_id=generation_id,
                 created_at=stamp or utcnow(),
+                region_prompts=region_prompts_text(generation.request) if generation is not None else "",
             )
             s.add(row)
             s.flush()
@@ -596,7 +602,8 @@ def list_images(
 
     board_id: None (all), "none" (uncategorised) or a board id (with include_sub_boards, its whole
     subtree). created_from is inclusive, created_to exclusive (a date means its midnight, UTC).
-    search: words matched as prefixes in prompt, negative prompt and model name, all required.
+    search: words matched as prefixes in prompt, negative prompt, model name and the region prompts (and
+    region negative prompts) of the image's generation, all required.
     Pass the returned next_cursor to get the following page; it is None on the last page.
     """
     f = _check_filters(

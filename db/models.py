@@ -110,6 +110,8 @@ class Image(Base):
     prompt: Mapped[str] = mapped_column(Text, default="")
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
     model_name: Mapped[str | None] = mapped_column(String(NAME_MAX), index=True)
+    # From the generation's request (db/search_text.py), for the full-text index only; never in the API.
+    region_prompts: Mapped[str] = mapped_column(Text, default="", server_default="")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     generation_id: Mapped[str | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"), index=True)
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .canvas_tiles import TILE_SIDE
 from invoke_core.limits import (
     BATCH_SIZE,
     BBOX_SIDE,
@@ -46,6 +47,9 @@ Channel = Annotated[int, Field(ge=0, le=255)]
 Name = Field(min_length=1, max_length=200)
 IMAGE_ID_PATTERN = r"^[0-9a-f]{32}$"
 UI_MAX_BYTES = 512 * 1024  # front-end state beside a canvas document (the whole document is capped at 5 MB)
+# a save's changed tiles (server/canvas_tiles.py): a 256x256 RGBA PNG is at most ~263 KB, ~350 KB in base64
+TILE_PNG_B64_MAX = 360_000
+MAX_TILES_PER_SAVE = 1024
 
 
 def bounded(default: Any, allowed: Range, **extra: Any) -> Any:
@@ -486,17 +490,55 @@ class BoardCountOut(BaseModel):
 # --- canvases and history ------------------------------------------------------------------------------
 
 
+class TileIn(Strict):
+    """A tile a browser changed since its last save: it REPLACES the layer's pixels in its rectangle."""
+
+    layer_id: str = Field(min_length=1, max_length=100, description="a layer of the document")
+    x: int = Field(ge=-1_000_000, le=1_000_000, description="canvas coordinates of the tile's top-left pixel")
+    y: int = Field(ge=-1_000_000, le=1_000_000)
+    width: int = Field(ge=1, le=TILE_SIDE)
+    height: int = Field(ge=1, le=TILE_SIDE)
+    png: str | None = Field(
+        None,
+        max_length=TILE_PNG_B64_MAX,
+        description="the tile's RGBA pixels as a base64 PNG of width x height; absent: the tile was cleared",
+    )
+
+
 class CanvasSaveIn(Strict):
     name: str | None = Field(None, max_length=1000)
     document: CanvasDocumentIn = Field(description="layers reference image assets by id, never inline pixels")
     canvas_id: str | None = Field(None, max_length=64)
     autosave: bool = True
+    create: bool = Field(
+        False, description="a canvas_id naming no canvas yet creates it with that id (32 lowercase hex digits)"
+    )
+    base_version: int | None = Field(
+        None,
+        ge=0,
+        le=INT64_MAX,
+        description="the version this document was made from (0: none yet); if another browser saved since,"
+        " its version is kept as a named copy (kept_copy) before this one is saved",
+    )
+    client: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the saving browser's id (stamped as ui.writer)"
+    )
+    tiles: list[TileIn] = Field(
+        default_factory=list,
+        max_length=MAX_TILES_PER_SAVE,
+        description="tiles changed since the layer's image_id (a page closing sends these, not whole layers)",
+    )
 
     @model_validator(mode="after")
     def _named_when_new(self) -> CanvasSaveIn:
         if self.canvas_id is None and self.name is None:
             raise ValueError("a new canvas needs a name (name may be left out when saving to a canvas_id)")
         return self
+
+
+class CanvasRefOut(BaseModel):
+    id: str
+    name: str
 
 
 class CanvasOut(BaseModel):
@@ -506,6 +548,9 @@ class CanvasOut(BaseModel):
     updated_at: datetime
     current_version: int
     version_count: int | None = None
+    kept_copy: CanvasRefOut | None = Field(
+        None, description="another browser's version that this save would have replaced, kept as a new canvas"
+    )
 
 
 class CanvasLoadOut(BaseModel):

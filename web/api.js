@@ -5,6 +5,8 @@
 import { io } from "socket.io-client";
 
 const TOKEN_KEY = "invokeCanvas.token";
+/** What one keepalive body may hold (the browsers' quota is 64 KiB for all in flight; leave headroom). */
+export const KEEPALIVE_MAX_BYTES = 60 * 1024;
 
 /** An error answered by the server (or a network failure: status 0). */
 export class ApiError extends Error {
@@ -168,6 +170,24 @@ export function createApi({ base = "/api/v1", token = readToken(), onError = () 
       load: (id, opts) => get(`/canvas/${enc(id)}`, undefined, opts),
       /** @param {{name?: string, document: any, canvas_id?: string|null, autosave?: boolean}} body */
       save: (body, opts) => post("/canvas", body, opts),
+      /**
+       * The same save sent as the page goes away (pagehide): a keepalive fetch outlives the page, but
+       * only for small bodies (browsers cap in-flight keepalive bodies at 64 KiB). Nobody reads the reply.
+       * @returns {boolean} whether the browser took it
+       */
+      saveOnUnload(body) {
+        const text = JSON.stringify(body);
+        if (text.length > KEEPALIVE_MAX_BYTES) return false;
+        /** @type {Record<string, string>} */
+        const headers = { "Content-Type": "application/json" };
+        if (token) headers.Authorization = `Bearer ${token}`;
+        try {
+          fetch(base + "/canvas", { method: "POST", headers, body: text, keepalive: true }).catch(() => {});
+          return true;
+        } catch {
+          return false; // over the browser's keepalive quota
+        }
+      },
       rename: (id, name) => patch(`/canvas/${enc(id)}`, { name }),
       remove: (id) => del(`/canvas/${enc(id)}`),
       /** @param {{document: any, board_id?: string|null}} body */

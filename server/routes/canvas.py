@@ -5,6 +5,8 @@ from flask import Blueprint
 from db import canvases, queue
 
 from ..api import API_PREFIX, route
+from ..canvas_patch import patch_layers
+from ..errors import ApiError
 from ..events import QueueItemStatusChanged
 from ..jobs import check_document, split_batch
 from ..schemas import (
@@ -59,8 +61,23 @@ def enqueue_job(body: JobIn):
 
 @route(bp, "", "POST", summary="Save a canvas document (a new version; autosaves are capped)", body=CanvasSaveIn, response=CanvasOut, status=201, errors=ERRORS)
 def save(body: CanvasSaveIn):
+    s = services()
     document = body.document.model_dump(mode="json", exclude_unset=True)  # what was sent, validated
-    return _out(canvases.save_canvas(services().db, body.name, document, body.canvas_id, body.autosave))
+    patch_layers(s, document, body.tiles)
+    try:
+        record = canvases.save_canvas(
+            s.db,
+            body.name,
+            document,
+            body.canvas_id,
+            body.autosave,
+            base_version=body.base_version,
+            create=body.create,
+            writer=body.client,
+        )
+    except canvases.VersionConflict as exc:
+        raise ApiError(409, str(exc), {"current_version": exc.current_version}, code="version_conflict") from None
+    return _out(record)
 
 
 @route(bp, "", "GET", summary="Saved canvases", response=list[CanvasOut], errors=(401,))

@@ -5,6 +5,7 @@
 //  - Composite: one tiled bitmap standing for a run of consecutive layers that nobody is editing,
 //    composited (opacity included) on demand per tile, with its own mip pyramid. A frame draws one
 //    bitmap per run instead of one per layer.
+//  - splitOverlays: masks and regions lifted above a staged result (same plan, same composites).
 //  - planLayers: which layers are drawn alone (the one being edited, masks, control layers, live
 //    transforms) and which runs are drawn from a composite; a run's key changes whenever its
 //    members, their order, opacity, visibility or offset change, so a stale composite is never hit.
@@ -129,6 +130,23 @@ export function planLayers(layers, { active = null, transformed = new Set() } = 
   }
   flush();
   return out;
+}
+
+/** Masks and regions: drawn alone, tinted, as overlays. @param {StoreRecord} l */
+export const isOverlay = (l) => l.kind === "inpaint_mask" || l.kind === "regional_guidance";
+
+/**
+ * A plan split for a frame that shows a staged result (or the live preview) in the box: `under` (drawn
+ * before the staged image: composites, raster and control layers) and `over` (masks and regions,
+ * drawn after it so they stay visible over it), each in plan order. The plan itself, and so every
+ * composite key, is the same as without staging: staging on and off reuses the same composites.
+ * @param {PlanItem[]} plan @returns {{under: PlanItem[], over: PlanItem[]}}
+ */
+export function splitOverlays(plan) {
+  /** @type {PlanItem[]} */
+  const under = [], over = [];
+  for (const item of plan) (item.type === "layer" && isOverlay(item.layer) ? over : under).push(item);
+  return { under, over };
 }
 
 /**

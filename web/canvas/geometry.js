@@ -97,18 +97,59 @@ export function snapBBox(rect, { keepAspect = false, aspect = null, min = MIN_BB
 }
 
 /**
- * Reshape a bbox to a preset ratio keeping its area (like InvokeAI) and centre, snapped to 8.
- * @param {Rect} bbox @param {string | number} preset a preset id or a ratio
+ * The largest box sides the server accepts, from its config (GET /api/v1/config: the `max` of
+ * numbers.bbox_width / bbox_height, the same limits the Generate panel's fields use), rounded down
+ * to the grid; Infinity for a side the config does not give (none fetched yet: the server still
+ * refuses an oversized box when a job is sent).
+ * @param {any} config @returns {{maxWidth: number, maxHeight: number}}
+ */
+export function bboxMaxSides(config) {
+  const side = (/** @type {any} */ limit) => {
+    const max = Number(limit?.max);
+    return Number.isFinite(max) && max >= MIN_BBOX ? Math.floor(max / GRID) * GRID : Infinity;
+  };
+  return { maxWidth: side(config?.numbers?.bbox_width), maxHeight: side(config?.numbers?.bbox_height) };
+}
+
+/**
+ * Cap a snapped bbox's sides at maxWidth / maxHeight (multiples of 8: see bboxMaxSides). `anchor`
+ * names the sides that stay put, as a resize handle names the sides that move ("nw": the right and
+ * bottom edges stay; "e": the left edge stays); an axis it does not name shrinks about the centre.
+ * keepAspect shrinks both sides by the same factor (the ratio is kept to the grid's precision).
+ * A rect within the limits comes back as it is.
+ * @param {Rect} rect
+ * @param {{maxWidth?: number, maxHeight?: number, anchor?: string, keepAspect?: boolean}} [opts]
  * @returns {Rect}
  */
-export function bboxForAspect(bbox, preset) {
+export function capBBox(rect, { maxWidth = Infinity, maxHeight = Infinity, anchor = "", keepAspect = false } = {}) {
+  if (rect.width <= maxWidth && rect.height <= maxHeight) return rect;
+  let width = Math.min(rect.width, maxWidth), height = Math.min(rect.height, maxHeight);
+  if (keepAspect) {
+    const f = Math.min(maxWidth / rect.width, maxHeight / rect.height);
+    width = Math.min(maxWidth, snapSize(rect.width * f));
+    height = Math.min(maxHeight, snapSize(rect.height * f));
+  }
+  const x = anchor.includes("w") ? rect.x + rect.width - width : anchor.includes("e") ? rect.x : snap8(rect.x + (rect.width - width) / 2);
+  const y = anchor.includes("n") ? rect.y + rect.height - height : anchor.includes("s") ? rect.y : snap8(rect.y + (rect.height - height) / 2);
+  return { x, y, width, height };
+}
+
+/**
+ * Reshape a bbox to a preset ratio keeping its area (like InvokeAI) and centre, snapped to 8; with
+ * maxWidth / maxHeight (bboxMaxSides) it shrinks, keeping the ratio, to fit them.
+ * @param {Rect} bbox @param {string | number} preset a preset id or a ratio
+ * @param {{maxWidth?: number, maxHeight?: number}} [limits]
+ * @returns {Rect}
+ */
+export function bboxForAspect(bbox, preset, { maxWidth = Infinity, maxHeight = Infinity } = {}) {
   const ratio = typeof preset === "number" ? preset : aspectRatio(preset);
   if (!ratio) throw new Error(`unknown aspect preset ${preset}`);
   const area = bbox.width * bbox.height;
   const width = snapSize(Math.sqrt(area * ratio));
   const height = snapSize(width / ratio);
   const cx = bbox.x + bbox.width / 2, cy = bbox.y + bbox.height / 2;
-  return { x: snap8(cx - width / 2), y: snap8(cy - height / 2), width, height };
+  const r = { x: snap8(cx - width / 2), y: snap8(cy - height / 2), width, height };
+  return capBBox(r, { maxWidth, maxHeight, keepAspect: true });
 }
 
 /**

@@ -1,4 +1,5 @@
-// Draws the store: one Konva layer for pixels (checkerboard, layers, staging, live preview) and
+// Draws the store: one Konva layer for pixels (checkerboard, layers, staging, live preview; masks and
+// regions go above a staged result or preview, see splitOverlays in cache.js) and
 // one for overlays (grid, bbox, tool feedback, the move tool's transformer). Each redraw is
 // coalesced to one per animation frame, and only tiles inside the viewport are drawn. Runs of
 // layers nobody is editing are drawn from one cached composite per run (cache.js), and zoomed out
@@ -6,7 +7,7 @@
 
 import Konva from "konva";
 import { gridStep, multiply, visibleRect } from "./geometry.js";
-import { createCompositeCache, isDrawn, mipLevel, planLayers } from "./cache.js";
+import { createCompositeCache, isDrawn, isOverlay, mipLevel, planLayers, splitOverlays } from "./cache.js";
 import { tileRange } from "./tiles.js";
 
 /** @typedef {import("./geometry.js").Rect} Rect */
@@ -20,6 +21,7 @@ import { tileRange } from "./tiles.js";
 export const MASK_TINT = "#ff3b30";
 export const MASK_ALPHA = 0.5;
 const CHECKER = 8; // CSS pixels per checker square
+const NONE = Object.freeze([]);
 
 /**
  * Overlay helpers handed to tools' drawOverlay(ctx, h): positions in CSS pixels of the container.
@@ -187,31 +189,42 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame, 
     const groups = caching ? composites.sync(plan) : null;
     stats.groups = 0;
     stats.level = level;
-    for (const item of plan) {
+    // A staged result (or the live preview) covers the box: masks and regions are drawn above it so
+    // painting them there shows; raster and control layers stay below it.
+    const shown = !!((staging.img && staging.bbox) || (preview.img && preview.bbox));
+    const { under, over } = shown ? splitOverlays(plan) : { under: plan, over: NONE };
+    for (const item of under) {
       if (item.type === "group") {
         const comp = /** @type {import("./cache.js").Composite} */ (groups?.get(item.key));
         drawLevel(ctx, (tx, ty) => comp.tile(level, tx, ty), comp.size * 2 ** level, 0, 0, v, pr, vis);
         stats.groups++;
         continue;
       }
-      const layer = item.layer;
-      const opacity = layer.opacity ?? 1;
-      if (layer.kind === "inpaint_mask" || layer.kind === "regional_guidance") {
-        drawTinted(ctx, layer, v, pr, vis, W, H, layer.kind === "inpaint_mask" ? (layer.color || MASK_TINT) : (layer.color || "#3b82f6"), MASK_ALPHA * opacity, level);
-        continue;
-      }
-      ctx.globalAlpha = opacity;
-      drawTiles(ctx, layer, v, pr, vis, level);
-      ctx.globalAlpha = 1;
-      if (layer.kind === "control") outline(ctx, layer, v, pr);
+      drawLayer(ctx, item.layer, v, pr, vis, W, H, level);
     }
+    const smoothing = ctx.imageSmoothingEnabled;
     for (const item of [staging, preview]) {
       if (!item.img || !item.bbox) continue;
       const b = item.bbox;
       ctx.imageSmoothingEnabled = true;
       ctx.drawImage(item.img, pr * (b.x * v.scale + v.x), pr * (b.y * v.scale + v.y), pr * b.width * v.scale, pr * b.height * v.scale);
     }
+    ctx.imageSmoothingEnabled = smoothing;
+    for (const item of over) drawLayer(ctx, item.layer, v, pr, vis, W, H, level);
     ctx.restore();
+  }
+
+  /** One layer drawn alone: masks and regions tinted, control layers outlined. */
+  function drawLayer(ctx, layer, v, pr, vis, W, H, level) {
+    const opacity = layer.opacity ?? 1;
+    if (isOverlay(layer)) {
+      drawTinted(ctx, layer, v, pr, vis, W, H, layer.kind === "inpaint_mask" ? (layer.color || MASK_TINT) : (layer.color || "#3b82f6"), MASK_ALPHA * opacity, level);
+      return;
+    }
+    ctx.globalAlpha = opacity;
+    drawTiles(ctx, layer, v, pr, vis, level);
+    ctx.globalAlpha = 1;
+    if (layer.kind === "control") outline(ctx, layer, v, pr);
   }
 
   /**

@@ -150,10 +150,13 @@ export function createCanvasMenu({ el, api, guard, actions }) {
       name.textContent = text;
       document.title = `${text} · Invoke Canvas`;
     },
-    /** @param {"saved"|"saving"|"dirty"|"error"|"idle"} s */
+    /** "saved": the server has it; "local": only this browser's journal has it (yet).
+     * @param {"saved"|"saving"|"local"|"dirty"|"error"|"idle"} s */
     setState(s) {
       state.dataset.state = s;
-      state.textContent = { saved: "Saved", saving: "Saving…", dirty: "Unsaved changes", error: "Not saved", idle: "" }[s] || "";
+      state.textContent =
+        { saved: "Saved", saving: "Saving…", local: "Saved locally", dirty: "Unsaved changes", error: "Not saved", idle: "" }[s] || "";
+      state.title = s === "local" ? "Kept in this browser; it goes to the server as soon as the server answers" : "";
     },
     hide,
   };

@@ -1,9 +1,9 @@
 // The Generate panel: model, prompts, sampling settings, seed, batch, img2img/inpaint settings, the
 // generation box size, and the Invoke button. Writes the `settings` record (not in undo history) and
 // the `bbox` record (undoable).
-import { ASPECT_PRESETS, aspectRatio, bboxForAspect, snapSize } from "../canvas/geometry.js";
+import { ASPECT_PRESETS, aspectRatio, bboxForAspect, bboxMaxSides, snapSize } from "../canvas/geometry.js";
 import { createApi } from "../api.js";
-import { DEFAULT_BBOX, DEFAULT_SETTINGS, applyServerConfig, clampToLimit, lowestAccepted, mainModel } from "../document.js";
+import { DEFAULT_BBOX, DEFAULT_SETTINGS, SERVER_CONFIG, applyServerConfig, clampToLimit, lowestAccepted, mainModel } from "../document.js";
 import { field, h, iconButton } from "./dom.js";
 import { icon } from "./icons.js";
 import { createLoraPanel } from "./loras.js";
@@ -126,7 +126,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     if (tool) store.apply({ put: [{ ...tool, bbox_aspect: id }] }, { history: false });
     if (id) {
       const b = bbox();
-      setBBox(bboxForAspect(b, id));
+      setBBox(bboxForAspect(b, id, bboxMaxSides(SERVER_CONFIG)));
     }
   };
   const aspectButtons = [

@@ -1,8 +1,10 @@
 // Bounding box tool: drag inside to move, drag a handle or edge to resize, drag outside to draw a
 // new box. Everything snaps to 8 (Ctrl moves by whole pixels instead); Shift, or an aspect preset
-// in the tool record (`bbox_aspect`, e.g. "16:9"), keeps the ratio. One drag = one undo step.
+// in the tool record (`bbox_aspect`, e.g. "16:9"), keeps the ratio. Sides never exceed the server's
+// limit (its config, as the Generate panel's width/height fields). One drag = one undo step.
 
-import { HANDLES, aspectRatio, handlePoints, hitBBox, rectFromPoints, snap8, snapBBox, snapResize } from "../canvas/geometry.js";
+import { HANDLES, aspectRatio, bboxMaxSides, capBBox, handlePoints, hitBBox, rectFromPoints, snap8, snapBBox, snapResize } from "../canvas/geometry.js";
+import { SERVER_CONFIG } from "../document.js";
 
 /** @typedef {import("./index.js").ToolContext} ToolContext */
 /** @typedef {import("./index.js").ToolEvent} ToolEvent */
@@ -53,14 +55,19 @@ export function createBBoxTool() {
       const keepAspect = e.shiftKey || !!preset;
       const aspect = preset ?? null;
       const s = drag.start;
+      const limits = bboxMaxSides(SERVER_CONFIG);
       if (drag.mode === "move") {
         const snap = e.ctrlKey || e.metaKey ? Math.round : snap8;
         put(ctx, { x: snap(s.x + dx), y: snap(s.y + dy), width: s.width, height: s.height });
       } else if (drag.mode === "resize") {
-        put(ctx, snapResize(s, /** @type {any} */ (drag.handle), dx, dy, { keepAspect, aspect }));
+        const r = snapResize(s, /** @type {any} */ (drag.handle), dx, dy, { keepAspect, aspect });
+        put(ctx, capBBox(r, { ...limits, anchor: drag.handle, keepAspect }));
       } else {
         const r = rectFromPoints(drag.from.x, drag.from.y, e.x, e.y);
-        put(ctx, snapBBox(r, { keepAspect: keepAspect && r.width > 0 && r.height > 0, aspect: aspect ?? (e.shiftKey ? 1 : null) }));
+        const k = keepAspect && r.width > 0 && r.height > 0;
+        // the corner the drag started at stays put
+        const anchor = (e.y < drag.from.y ? "n" : "s") + (e.x < drag.from.x ? "w" : "e");
+        put(ctx, capBBox(snapBBox(r, { keepAspect: k, aspect: aspect ?? (e.shiftKey ? 1 : null) }), { ...limits, anchor, keepAspect: k || e.shiftKey }));
       }
     },
     /** @param {ToolContext} ctx */
