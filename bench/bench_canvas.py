@@ -35,15 +35,13 @@ import argparse
 import math
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from browser_helpers import launch
-from server_process import ServerProcess
+from browser_session import browser_session
 
 VIEWPORT = {"width": 1400, "height": 900}
 
@@ -175,97 +173,81 @@ def main() -> int:
     parser.add_argument("--headed", action="store_true")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
+    with browser_session(["--enable-precise-memory-info", "--js-flags=--expose-gc"]) as session:
+        server, browser, page, errors = session.server, session.browser, session.page, session.errors
+        # The bench page is not part of the app, so the server does not serve it: the browser gets it
+        # from the checkout, under the server's origin, and the page's modules from the server.
+        bench_page = HERE.parent / "web" / "bench" / "canvas-bench.html"
+        page.route(server.url + "/bench/canvas-bench.html", lambda route: route.fulfill(path=str(bench_page)))
+        page.goto(server.url + "/bench/canvas-bench.html")
+        page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000, polling=100)
+        print(
+            f"chromium {browser.version}, viewport {VIEWPORT['width']}x{VIEWPORT['height']}, software rendering"
+        )
 
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp))
-        try:
-            with sync_playwright() as p:
-                browser = launch(p, ["--enable-precise-memory-info", "--js-flags=--expose-gc"])
-                page = browser.new_page(viewport=VIEWPORT)
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-                # The bench page is not part of the app, so the server does not serve it: the browser gets it
-                # from the checkout, under the server's origin, and the page's modules from the server.
-                bench_page = HERE.parent / "web" / "bench" / "canvas-bench.html"
-                page.route(server.url + "/bench/canvas-bench.html", lambda route: route.fulfill(path=str(bench_page)))
-                page.goto(server.url + "/bench/canvas-bench.html")
-                page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000, polling=100)
+        heap0 = page.evaluate(HEAP)
+        t0 = time.perf_counter()
+        page.evaluate(
+            "([n, side]) => { window.__bench.addNoiseLayers(n, side); window.__bench.canvas.fit(); }",
+            [args.layers, args.side],
+        )
+        page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        made = time.perf_counter() - t0
+        tile_bytes = page.evaluate("() => window.__bench.canvas.pixels.bytes")
+        heap1 = page.evaluate(HEAP)
+        print(
+            f"{args.layers} layers of {args.side}x{args.side} noise created and drawn in {made:.2f} s; tiles hold {tile_bytes / 2**20:.0f} MiB"
+        )
+
+        modes = [m for m in ("off", "on") if not args.only or args.only == m]
+        results: dict[str, dict] = {}
+        for mode in modes:
+            page.evaluate("(on) => window.__bench.canvas.renderer.setCaching(on)", mode == "on")
+            page.evaluate("() => window.__bench.canvas.fit()")
+            print(f"-- caches {mode}")
+            sweep = pan(page, args.frames, 0)
+            print(summary(f"pan+zoom frame interval ({args.frames} fr)", sweep["intervals"]))
+            print(summary("  renderer draw time per frame", sweep["draws"]))
+            print(
+                f"  {sweep['tilesDrawn']} tile draws in all; {sum(1 for v in sweep['intervals'] if v > 1000 / 30):d} frames over 33 ms; slowest draw {max(sweep['draws']):.1f} ms"
+            )
+            out = pan(page, args.frames, 0.2)
+            print(summary("pan at 0.2x frame interval", out["intervals"]))
+            print(summary("  renderer draw time per frame", out["draws"]))
+            print(f"  {out['tilesDrawn']} tile draws in all; slowest draw {max(out['draws']):.1f} ms")
+            brush = stroke(page, args.moves)
+            print(summary("brush: pointermove -> painted frame", brush["latency"]))
+            print(summary("brush: pointermove handler", brush["handler"]))
+            print(summary("brush: renderer draw time per frame", brush["draws"]))
+            results[mode] = {
+                "sweep": sweep["intervals"],
+                "sweep draw": sweep["draws"],
+                "pan 0.2x": out["intervals"],
+                "pan 0.2x draw": out["draws"],
+                "brush latency": brush["latency"],
+                "brush draw": brush["draws"],
+            }
+        if len(results) == 2:
+            print("-- off / on (median, p95)")
+            for key in results["off"]:
+                a, b = results["off"][key], results["on"][key]
                 print(
-                    f"chromium {browser.version}, viewport {VIEWPORT['width']}x{VIEWPORT['height']}, software rendering"
+                    f"  {key:<16} {statistics.median(a) / statistics.median(b):5.2f}x   {percentile(a, 0.95) / percentile(b, 0.95):5.2f}x"
                 )
+        info = page.evaluate("() => window.__bench.canvas.renderer.cacheInfo()")
+        print(f"composites held: {info['composites']}, their tiles (all levels): {info['tiles']}")
+        for scale in (1, 0.3):
+            d = page.evaluate(COMPARE, scale)
+            print(
+                f"stage pixels caches off vs on at {scale}x: max channel difference {d['max']}, "
+                f"{d['differ']} of {d['pixels']} pixels differ, mean difference {d['mean']:.3f}"
+            )
 
-                heap0 = page.evaluate(HEAP)
-                t0 = time.perf_counter()
-                page.evaluate(
-                    "([n, side]) => { window.__bench.addNoiseLayers(n, side); window.__bench.canvas.fit(); }",
-                    [args.layers, args.side],
-                )
-                page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-                made = time.perf_counter() - t0
-                tile_bytes = page.evaluate("() => window.__bench.canvas.pixels.bytes")
-                heap1 = page.evaluate(HEAP)
-                print(
-                    f"{args.layers} layers of {args.side}x{args.side} noise created and drawn in {made:.2f} s; tiles hold {tile_bytes / 2**20:.0f} MiB"
-                )
-
-                modes = [m for m in ("off", "on") if not args.only or args.only == m]
-                results: dict[str, dict] = {}
-                for mode in modes:
-                    page.evaluate("(on) => window.__bench.canvas.renderer.setCaching(on)", mode == "on")
-                    page.evaluate("() => window.__bench.canvas.fit()")
-                    print(f"-- caches {mode}")
-                    sweep = pan(page, args.frames, 0)
-                    print(summary(f"pan+zoom frame interval ({args.frames} fr)", sweep["intervals"]))
-                    print(summary("  renderer draw time per frame", sweep["draws"]))
-                    print(
-                        f"  {sweep['tilesDrawn']} tile draws in all; {sum(1 for v in sweep['intervals'] if v > 1000 / 30):d} frames over 33 ms; slowest draw {max(sweep['draws']):.1f} ms"
-                    )
-                    out = pan(page, args.frames, 0.2)
-                    print(summary("pan at 0.2x frame interval", out["intervals"]))
-                    print(summary("  renderer draw time per frame", out["draws"]))
-                    print(f"  {out['tilesDrawn']} tile draws in all; slowest draw {max(out['draws']):.1f} ms")
-                    brush = stroke(page, args.moves)
-                    print(summary("brush: pointermove -> painted frame", brush["latency"]))
-                    print(summary("brush: pointermove handler", brush["handler"]))
-                    print(summary("brush: renderer draw time per frame", brush["draws"]))
-                    results[mode] = {
-                        "sweep": sweep["intervals"],
-                        "sweep draw": sweep["draws"],
-                        "pan 0.2x": out["intervals"],
-                        "pan 0.2x draw": out["draws"],
-                        "brush latency": brush["latency"],
-                        "brush draw": brush["draws"],
-                    }
-                if len(results) == 2:
-                    print("-- off / on (median, p95)")
-                    for key in results["off"]:
-                        a, b = results["off"][key], results["on"][key]
-                        print(
-                            f"  {key:<16} {statistics.median(a) / statistics.median(b):5.2f}x   {percentile(a, 0.95) / percentile(b, 0.95):5.2f}x"
-                        )
-                info = page.evaluate("() => window.__bench.canvas.renderer.cacheInfo()")
-                print(f"composites held: {info['composites']}, their tiles (all levels): {info['tiles']}")
-                for scale in (1, 0.3):
-                    d = page.evaluate(COMPARE, scale)
-                    print(
-                        f"stage pixels caches off vs on at {scale}x: max channel difference {d['max']}, "
-                        f"{d['differ']} of {d['pixels']} pixels differ, mean difference {d['mean']:.3f}"
-                    )
-
-                heap2 = page.evaluate(HEAP)
-                if heap0 is not None:
-                    print(
-                        f"JS heap used: before {heap0 / 2**20:.1f} MiB, after layers {heap1 / 2**20:.1f} MiB, at the end {heap2 / 2**20:.1f} MiB"
-                    )
-                if errors:
-                    print("browser errors:", *errors, sep="\n  ")
-                browser.close()
-        finally:
-            server.stop()
-    print(f"total {time.perf_counter() - started:.1f} s")
+        heap2 = page.evaluate(HEAP)
+        if heap0 is not None:
+            print(
+                f"JS heap used: before {heap0 / 2**20:.1f} MiB, after layers {heap1 / 2**20:.1f} MiB, at the end {heap2 / 2**20:.1f} MiB"
+            )
     return 1 if errors else 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGES = ("index.html", "styles.css")
-MODULE_DIRS = ("", "app", "canvas", "panels", "state", "tools")  # our modules: *.js directly in these folders
+MODULE_DIRS = ("", "app", "canvas", "panels", "persistence", "state", "tools")  # our modules: *.js directly in these folders
 _IMPORT_MAP_OPEN = '<script type="importmap">'
 
 

@@ -279,10 +279,11 @@ def app(browser, server, tmp_path, request):
     yield from app_session(browser, server, tmp_path, request)
 
 
-def app_session(browser, server, tmp_path, request, **context_options):
-    """The body of the `app` fixture, for fixtures that need other context options (a touch screen...):
-    yields the loaded App; afterwards the end screenshot, and a failure on any browser console error."""
-    context = browser.new_context(viewport=VIEWPORT, **context_options)
+def app_session(browser, server, tmp_path, request, viewport: dict | None = None, **context_options):
+    """The body of the `app` fixture, for fixtures that need other context options (a touch screen, another
+    window size...): yields the loaded App; afterwards the end screenshot, and a failure on any browser
+    console error."""
+    context = browser.new_context(viewport=viewport or VIEWPORT, **context_options)
     page = context.new_page()
     page.set_default_timeout(20_000)
     watch = ConsoleWatch(page)
@@ -291,6 +292,7 @@ def app_session(browser, server, tmp_path, request, **context_options):
         old.unlink()
     a = App(page, server, tmp_path, name)
     a.watch = watch
+    forget_canvases(server)
     a.open()
     yield a
     try:
@@ -298,6 +300,13 @@ def app_session(browser, server, tmp_path, request, **context_options):
     finally:
         context.close()
     assert not watch.errors, "browser console errors:\n" + "\n".join(watch.errors)
+
+
+def forget_canvases(server) -> None:
+    """Delete every saved canvas: a fresh browser opens the most recently edited one, and each test
+    starts on a blank canvas of its own."""
+    for c in server.get("/api/v1/canvas").json():
+        assert server.delete(f"/api/v1/canvas/{c['id']}").status_code == 200
 
 
 # ---- shared gestures -----------------------------------------------------------------------------------------

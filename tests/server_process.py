@@ -62,6 +62,9 @@ class ServerProcess:
     def post(self, path: str, **kw):
         return requests.post(self.url + path, timeout=30, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
+    def delete(self, path: str, **kw):
+        return requests.delete(self.url + path, timeout=30, headers={**self.headers, **kw.pop("headers", {})}, **kw)
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)

@@ -133,10 +133,13 @@ def test_a_blank_untouched_canvas_says_saved(app):
         seen.append(status.inner_text())
         app.page.wait_for_timeout(250)
     assert set(seen) == {"Saved"}, seen
-    # the first change is unsaved until autosave creates the canvas on the server
+    # the first change: in the browser's journal at once ("Saved locally"), then the server creates the
+    # canvas in the background ("Saved")
     app.click("layer-add-raster")
-    assert status.inner_text() == "Unsaved changes"
-    app.wait("() => !!window.__app.current.id && document.querySelector('[data-testid=save-status]').textContent === 'Saved'", timeout=15_000)
+    app.wait("() => document.querySelector('[data-testid=save-status]').textContent === 'Saved locally'", timeout=5_000)
+    canvas_id = app.js("() => window.__app.current.id")
+    app.wait("() => document.querySelector('[data-testid=save-status]').textContent === 'Saved'", timeout=15_000)
+    assert app.server.get(f"/api/v1/canvas/{canvas_id}").status_code == 200, "the server has it under the browser's id"
 
 
 def test_a_parent_board_counts_its_sub_boards_images(app, server):

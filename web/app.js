@@ -18,6 +18,8 @@ import { typingTarget } from "./panels/dom.js";
 import { createFirstRunHint } from "./panels/first_run.js";
 import { createGallery } from "./panels/gallery.js";
 import { createLayerOps, createLayersPanel } from "./panels/layers.js";
+import { createLayout } from "./panels/layout.js";
+import { createModeBadge } from "./panels/mode_badge.js";
 import { createQueuePanel } from "./panels/queue.js";
 import { createSettingsPanel } from "./panels/settings.js";
 import { addShortcutsButton, createShortcutsDialog } from "./panels/shortcuts_dialog.js";
@@ -94,6 +96,7 @@ async function main() {
   const queue = createQueuePanel({
     el: $("queue"), api, guard,
     onCountChange: (n) => settings.setQueueCount(n),
+    onProgressChange: (fraction) => settings.setProgress(fraction),
     thumbnailUrl: (id) => api.images.thumbnailUrl(id),
     onOpenImage: (id) => guard(async () => viewer.open(await api.images.get(id))),
   });
@@ -143,27 +146,8 @@ async function main() {
     },
   });
 
-  // collapsible panels
-  for (const panel of document.querySelectorAll(".panel")) {
-    const header = panel.querySelector(".panel-header");
-    const key = `invokeCanvas.collapsed.${panel.id}`;
-    const button = document.createElement("button");
-    button.className = "collapse-btn";
-    button.setAttribute("aria-label", "Collapse or expand");
-    header.prepend(button);
-    const apply = (collapsed) => {
-      panel.classList.toggle("collapsed", collapsed);
-      button.textContent = collapsed ? "▸" : "▾";
-      button.setAttribute("aria-expanded", String(!collapsed));
-    };
-    apply(localStorage.getItem(key) === "1");
-    header.addEventListener("click", (e) => {
-      if (e.target instanceof HTMLElement && e.target.closest("button:not(.collapse-btn), input, select")) return;
-      const collapsed = !panel.classList.contains("collapsed");
-      apply(collapsed);
-      localStorage.setItem(key, collapsed ? "1" : "0");
-    });
-  }
+  // the studio layout: column widths (drag handles), collapsed columns and panels, remembered per browser
+  const layout = createLayout({ root: $("app") });
 
   const [undoBtn, redoBtn] = /** @type {HTMLButtonElement[]} */ ([$("undo"), $("redo")]);
   const undoRedo = createHistoryButtons({ history, store, stage, undoBtn, redoBtn, onChange: () => persistence.markDirty() });
@@ -177,6 +161,8 @@ async function main() {
   const firstRun = createFirstRunHint({ el: stageWrap });
   stage.addEventListener("pointerdown", () => firstRun.dismiss(), { capture: true });
   installCanvasDrops({ stage, stageWrap, store, api, ops, toasts, guard });
+  // what Invoke will do with the box now (text to image, image to image, inpaint, outpaint)
+  const modeBadge = createModeBadge({ el: stageWrap, store, pixels });
 
   // ---- document, jobs (invoke, staging, server events), persistence ------------------------------------------
   /** Why a LoRA row cannot go with a job now (not installed, another family than the main model), or null. */
@@ -186,6 +172,7 @@ async function main() {
   const jobs = createJobs({
     store, api, canvas, builder, queue, gallery, settings, toasts, guard, ops, firstRun, loraProblem, statusEl: $("status"),
     onJobsChanged: () => persistence.markDirty(),
+    onLayerFromAsset: (layerId, imageId, rect) => persistence.adoptAsset(layerId, imageId, rect),
     onModelsChanged: () => loadModels(),
   });
   async function loadModels() {
@@ -232,7 +219,7 @@ async function main() {
 
   // ---- start ------------------------------------------------------------------------------------------------
   const current = persistence.current;
-  window.__app = { store, history, api, canvas, toasts, builder, gallery, queue, invoke: () => guard(jobs.invoke), save: () => persistence.saveNow(), current };
+  window.__app = { store, history, api, canvas, toasts, builder, gallery, queue, jobs: jobs.running, journal: persistence.journalStats, layout, modeBadge, invoke: () => guard(jobs.invoke), save: () => persistence.saveNow(), current };
   selectTool(tool().name);
   undoRedo.render();
 

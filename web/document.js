@@ -664,5 +664,21 @@ export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}
     tracker.remember(layerId, fp, imageId);
   }
 
-  return { build, tracker, rememberImported };
+  /**
+   * The document now, synchronously and without uploads: each layer's pixels are named by
+   * `assetOf(layer)` (the asset the server last had, or null), the changes since travel as tiles.
+   * What a journal entry and a closing page's save hold.
+   * @param {(layer: LayerRecord) => Asset | null} assetOf
+   */
+  function snapshot(assetOf) {
+    const settings = store.get("settings") || DEFAULT_SETTINGS;
+    return {
+      bbox: bboxToJson(store.get("bbox") || DEFAULT_BBOX),
+      layers: store.layers().map((/** @type {LayerRecord} */ l) => layerToJson(l, assetOf(l), { strict: false })),
+      params: paramsFromSettings(settings, { loraFits }),
+      ui: uiState({ settings, staging: store.get("staging"), ...uiExtras() }),
+    };
+  }
+
+  return { build, snapshot, tracker, rememberImported };
 }

@@ -3,7 +3,7 @@
 // (panels/drops.js: the same accepted types, the same warning for refused files).
 
 import { loadBitmap } from "../panels/dom.js";
-import { droppedImageFiles } from "../panels/drops.js";
+import { droppedImageFiles, installDropTarget } from "../panels/drops.js";
 
 /**
  * @param {{stage: HTMLElement, stageWrap: HTMLElement, store: any, api: any, ops: any, toasts: any,
@@ -17,19 +17,8 @@ export function installCanvasDrops({ stage, stageWrap, store, api, ops, toasts, 
     const scale = view.scale || 1;
     return { x: (clientX - rect.left - (view.x || 0)) / scale, y: (clientY - rect.top - (view.y || 0)) / scale };
   }
-  stageWrap.addEventListener("dragover", (e) => {
-    const types = e.dataTransfer ? [...e.dataTransfer.types] : [];
-    if (types.includes("Files") || types.includes("application/x-image-id")) {
-      e.preventDefault();
-      e.dataTransfer.dropEffect = "copy";
-      stageWrap.classList.add("dropping");
-    }
-  });
-  stageWrap.addEventListener("dragleave", (e) => {
-    if (!stageWrap.contains(/** @type {Node} */ (e.relatedTarget))) stageWrap.classList.remove("dropping");
-  });
-  stageWrap.addEventListener("drop", (e) => {
-    stageWrap.classList.remove("dropping");
+  installDropTarget(stageWrap, { types: ["Files", "application/x-image-id"], className: "dropping", onDrop });
+  function onDrop(e) {
     if (!e.dataTransfer) return;
     const files = droppedImageFiles(e, toasts);
     const imageId = e.dataTransfer.getData("application/x-image-id");
@@ -60,7 +49,7 @@ export function installCanvasDrops({ stage, stageWrap, store, api, ops, toasts, 
       }
       toasts.success(files.length === 1 ? `Added ${files[0].name} as a layer` : `Added ${files.length} layers`);
     });
-  });
+  }
   // a file dropped anywhere else must not make the browser navigate away
   window.addEventListener("dragover", (e) => e.preventDefault());
   window.addEventListener("drop", (e) => e.preventDefault());

@@ -12,11 +12,12 @@ const TERMINAL = new Set(["completed", "failed", "canceled"]);
  * @param {{store: any, api: any, canvas: any, builder: any, queue: any, gallery: any, settings: any,
  *   toasts: any, guard: (fn: () => any) => Promise<any>, ops: any, firstRun: {dismiss: () => void},
  *   loraProblem: (row: any) => any, statusEl: HTMLElement, onJobsChanged: () => void,
- *   onModelsChanged: () => Promise<void>}} deps `onJobsChanged`: the running jobs changed (they are
- *   saved with the canvas, so a reload elsewhere still stages their results); `onModelsChanged`: a
- *   model was installed (list the models again).
+ *   onModelsChanged: () => Promise<void>, onLayerFromAsset?: (layerId: string, imageId: string, rect: any) => void}} deps
+ *   `onJobsChanged`: the running jobs changed (they are saved with the canvas, so a reload elsewhere
+ *   still stages their results); `onModelsChanged`: a model was installed (list the models again);
+ *   `onLayerFromAsset`: an accepted result's layer holds exactly that image (nothing to upload).
  */
-export function createJobs({ store, api, canvas, builder, queue, gallery, settings, toasts, guard, ops, firstRun, loraProblem, statusEl, onJobsChanged, onModelsChanged }) {
+export function createJobs({ store, api, canvas, builder, queue, gallery, settings, toasts, guard, ops, firstRun, loraProblem, statusEl, onJobsChanged, onModelsChanged, onLayerFromAsset = () => {} }) {
   /** Queue items of this canvas's invokes: item id -> {bbox, generation_id} (saved in the document's `ui`). */
   let jobs = new Map();
   let invoking = false;
@@ -96,7 +97,9 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
     if (!item) return;
     const bitmap = await loadBitmap(api.url(item.url));
     const b = item.bbox;
-    await ops.addFromBitmap(bitmap, { x: b.x, y: b.y, fit: { width: b.width, height: b.height }, name: `Result ${item.item_id ?? ""}`.trim() });
+    const layer = await ops.addFromBitmap(bitmap, { x: b.x, y: b.y, fit: { width: b.width, height: b.height }, name: `Result ${item.item_id ?? ""}`.trim() });
+    // unscaled, the layer is the result image pixel for pixel: the server has it already
+    if (item.image_id && bitmap.width === b.width && bitmap.height === b.height) onLayerFromAsset(layer.id, item.image_id, b);
     setStaging({ items: [], index: 0 });
     toasts.success("Accepted as a new raster layer");
   }
@@ -128,13 +131,11 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
   }
 
   /** The last status event of recent items (a job's reply may arrive after its events). */
-  const recentStatus = new Map();
+  const recentStatus = recentEvents(500);
   function onStatus(ev, { replay = false } = {}) {
     if (!replay) {
       queue.onStatus(ev);
-      recentStatus.delete(ev.item_id);
-      recentStatus.set(ev.item_id, ev);
-      if (recentStatus.size > 500) recentStatus.delete(recentStatus.keys().next().value);
+      recentStatus.note(ev);
     }
     const job = jobs.get(ev.item_id);
     if (!job || (job.generation_id && ev.generation_id && job.generation_id !== ev.generation_id)) return;
@@ -151,13 +152,11 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
   }
 
   /** The last progress event of recent items (a job's reply may arrive after its first steps). */
-  const recentProgress = new Map();
+  const recentProgress = recentEvents(100);
   function onProgress(ev, { replay = false } = {}) {
     if (!replay) {
       queue.onProgress(ev);
-      recentProgress.delete(ev.item_id);
-      recentProgress.set(ev.item_id, ev);
-      if (recentProgress.size > 100) recentProgress.delete(recentProgress.keys().next().value);
+      recentProgress.note(ev);
     }
     if (!jobs.has(ev.item_id)) return;
     const status = recentStatus.get(ev.item_id)?.status;
@@ -243,5 +242,20 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
       syncStagingToCanvas();
       canvas.setPreview(null, null);
     },
+  };
+}
+
+/** The last event of each of the `cap` most recently heard items (item_id -> event). @param {number} cap */
+function recentEvents(cap) {
+  const last = new Map();
+  return {
+    /** @param {{item_id: number}} ev */
+    note(ev) {
+      last.delete(ev.item_id); // re-inserted: the newest at the end
+      last.set(ev.item_id, ev);
+      if (last.size > cap) last.delete(last.keys().next().value);
+    },
+    /** @param {number} id */
+    get: (id) => last.get(id),
   };
 }

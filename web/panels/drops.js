@@ -44,3 +44,26 @@ export function droppedImageFiles(e, toasts) {
   }
   return accepted;
 }
+
+/**
+ * The one drop target behaviour of the canvas and the gallery: while a drag of `types` it accepts
+ * is over `el`, the drop is allowed (copy) and `el` has `className`; `onDrop(e)` gets the drop.
+ * @param {HTMLElement} el
+ * @param {{types: string[], className: string, onDrop: (e: DragEvent) => void}} o
+ */
+export function installDropTarget(el, { types, className, onDrop }) {
+  el.addEventListener("dragover", (e) => {
+    const offered = e.dataTransfer ? [...e.dataTransfer.types] : [];
+    if (!offered.some((t) => types.includes(t))) return;
+    e.preventDefault();
+    /** @type {DataTransfer} */ (e.dataTransfer).dropEffect = "copy";
+    el.classList.add(className);
+  });
+  el.addEventListener("dragleave", (e) => {
+    if (!el.contains(/** @type {Node} */ (e.relatedTarget))) el.classList.remove(className);
+  });
+  el.addEventListener("drop", (e) => {
+    el.classList.remove(className);
+    onDrop(e);
+  });
+}

@@ -2,7 +2,7 @@
 // files dropped on the gallery are uploaded into the selected board. This module wires the two and
 // keeps the one API app.js uses.
 import { debounce } from "./dom.js";
-import { droppedImageFiles } from "./drops.js";
+import { droppedImageFiles, installDropTarget } from "./drops.js";
 import { createBoardTree } from "./board_tree.js";
 import { createImageGrid } from "./image_grid.js";
 
@@ -33,22 +33,15 @@ export function createGallery({ el, api, toasts, guard, onOpen, onSelect = () =>
   const debouncedGrid = debounce(() => grid.reload().catch(() => {}), 300);
 
   // ---- file drops: upload into the selected board ------------------------------------------------------------
-  el.addEventListener("dragover", (e) => {
-    if (e.dataTransfer.types.includes("Files")) {
+  installDropTarget(el, {
+    types: ["Files"],
+    className: "drop-files",
+    onDrop: (e) => {
+      const files = droppedImageFiles(e, toasts);
+      if (!files.length) return;
       e.preventDefault();
-      e.dataTransfer.dropEffect = "copy";
-      el.classList.add("drop-files");
-    }
-  });
-  el.addEventListener("dragleave", (e) => {
-    if (!el.contains(/** @type {Node} */ (e.relatedTarget))) el.classList.remove("drop-files");
-  });
-  el.addEventListener("drop", (e) => {
-    el.classList.remove("drop-files");
-    const files = droppedImageFiles(e, toasts);
-    if (!files.length) return;
-    e.preventDefault();
-    guard(() => uploadFiles(files));
+      guard(() => uploadFiles(files));
+    },
   });
 
   async function uploadFiles(files) {

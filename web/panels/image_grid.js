@@ -7,7 +7,8 @@ import { ALL, NONE } from "./board_tree.js";
 
 const PAGE = 100;
 const GAP = 4;
-const MIN_CELL = 84;
+/** Thumbnails at least this big: three a row in a ~240 px column, so ~2 rows show at 1440x900. */
+const MIN_CELL = 70;
 /** Canvas assets (layer pixels, masks, control layer images) are stored as images too; the gallery leaves them
  * out. An image a user uploads to the gallery is "general", whatever they use it for. */
 export const HIDDEN_CATEGORIES = new Set(["layer", "mask", "control"]);
@@ -46,7 +47,7 @@ export function createImageGrid({ api, toasts, guard, onOpen, selection, boardNa
   }
 
   // ---- filters -----------------------------------------------------------------------------------------
-  const search = h("input", { type: "search", placeholder: "Search prompts and models", "data-testid": "gallery-search", "aria-label": "Search images" });
+  const search = h("input", { type: "search", placeholder: "Search…", title: "Search prompts and model names", "data-testid": "gallery-search", "aria-label": "Search images" });
   const starredBtn = h("button", { class: "chip", "data-testid": "gallery-filter-starred", title: "Starred only", "aria-pressed": "false" }, icon("star", 14), "Starred");
   const modelFilter = h("select", { "data-testid": "gallery-filter-model", "aria-label": "Filter by model" });
   const fromDate = h("input", { type: "date", "data-testid": "gallery-filter-from", "aria-label": "From date", title: "From (inclusive)" });
@@ -66,8 +67,22 @@ export function createImageGrid({ api, toasts, guard, onOpen, selection, boardNa
     filters.model_name = modelFilter.value;
     reload();
   });
-  fromDate.addEventListener("change", () => ((filters.created_from = fromDate.value), reload()));
-  toDate.addEventListener("change", () => ((filters.created_to = toDate.value), reload()));
+  fromDate.addEventListener("change", () => ((filters.created_from = fromDate.value), reload(), showDates()));
+  toDate.addEventListener("change", () => ((filters.created_to = toDate.value), reload(), showDates()));
+  // the date range folds away under a toggle; it stays open while a date is set (a filter never hides)
+  const datesRow = h("div", { class: "filter-row dates", hidden: true }, fromDate, h("span", { class: "muted" }, "–"), toDate);
+  const datesBtn = h("button", { class: "chip", "data-testid": "gallery-filter-dates", title: "Filter by date", "aria-expanded": "false" }, "Dates");
+  let datesOpen = false;
+  function showDates() {
+    const set = !!(fromDate.value || toDate.value);
+    datesRow.hidden = !(datesOpen || set);
+    datesBtn.setAttribute("aria-expanded", String(!datesRow.hidden));
+    datesBtn.classList.toggle("active", set);
+  }
+  datesBtn.addEventListener("click", () => {
+    datesOpen = datesRow.hidden;
+    showDates();
+  });
 
   function renderModelFilter() {
     modelFilter.replaceChildren(h("option", { value: "" }, "Any model"), ...modelNames.map((n) => h("option", { value: n }, n)));
@@ -281,9 +296,10 @@ export function createImageGrid({ api, toasts, guard, onOpen, selection, boardNa
       h(
         "div",
         { class: "gallery-filters" },
-        h("div", { class: "search-wrap" }, icon("search", 14), search),
-        h("div", { class: "filter-row" }, starredBtn, modelFilter),
-        h("div", { class: "filter-row dates" }, fromDate, h("span", { class: "muted" }, "–"), toDate),
+        // two lines (search and starred; model and the dates toggle): the grid keeps the height
+        h("div", { class: "filter-row" }, h("div", { class: "search-wrap" }, icon("search", 14), search), starredBtn),
+        h("div", { class: "filter-row" }, modelFilter, datesBtn),
+        datesRow,
       ),
       scroller,
       status,

@@ -306,7 +306,7 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         "button",
         { class: `chip kind-${kind}`, "data-testid": `layer-add-${kind}`, title: `Add ${/^[aeiou]/i.test(label) ? "an" : "a"} ${label.toLowerCase()} layer`, onclick: () => ops.add(kind) },
         icon("plus", 12),
-        kind === "regional_guidance" ? "Region" : kind === "inpaint_mask" ? "Mask" : label,
+        h("span", null, kind === "regional_guidance" ? "Region" : kind === "inpaint_mask" ? "Mask" : label),
       ),
     ),
   );
@@ -429,14 +429,16 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       opacityOut.textContent = `${Math.round(Number(opacity.value) * 100)}%`;
       ops.update(layer.id, { opacity: Number(opacity.value) });
     });
-    const opacityField = h("div", { class: "field grow" }, h("span", { class: "field-label" }, "Opacity ", opacityOut), opacity);
+    // sliders take one line each (label, slider, value): the region's prompts and strength stay in view
+    const opacityField = h("div", { class: "slider-row" }, h("span", { class: "field-label" }, "Opacity"), opacity, opacityOut);
     const rows = [opacityField];
 
     if (layer.color !== undefined) {
-      // masks and regions: the tint sits beside the opacity (one line: the region's prompts stay in view)
+      // masks and regions: the tint sits at the end of the opacity line
       const color = h("input", { type: "color", value: layer.color, "data-testid": "layer-color", "aria-label": "Layer colour", title: "Tint on the canvas" });
       color.addEventListener("change", () => ops.update(layer.id, { color: color.value }));
-      rows[0] = h("div", { class: "opacity-colour" }, opacityField, h("label", { class: "field" }, h("span", { class: "field-label" }, "Colour"), color));
+      opacityField.classList.add("with-colour");
+      opacityField.append(color);
     }
     if (layer.kind === "regional_guidance") {
       const p = h("textarea", { rows: 2, value: layer.prompt || "", "data-testid": "region-prompt", placeholder: "What this region shows…", "aria-label": "Region prompt" });
@@ -459,11 +461,12 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         h(
           "div",
           {
-            class: "field",
+            class: "slider-row",
             title: "How much the region prompt replaces the main prompt inside the region: 0 keeps the main prompt at full weight there, 1 uses only the region prompt",
           },
-          h("span", { class: "field-label" }, "Strength ", strengthOut),
+          h("span", { class: "field-label" }, "Strength"),
           strength,
+          strengthOut,
         ),
       );
       rows.push(h("label", { class: "field" }, h("span", { class: "field-label" }, "Region negative prompt"), n));

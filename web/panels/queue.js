@@ -7,10 +7,13 @@ const STATUS_LABEL = { pending: "Pending", in_progress: "Running", completed: "D
 const MAX_SHOWN = 200;
 
 /**
+ * `onCountChange`: pending + running items, after each render. `onProgressChange`: the running item's
+ * progress (step / total in [0, 1]; 0 before its first step) or null when nothing runs, on each change.
  * @param {{el: HTMLElement, api: any, guard: (fn: () => any) => any, onCountChange?: (active: number) => void,
+ *   onProgressChange?: (fraction: number | null) => void,
  *   thumbnailUrl: (id: string) => string, onOpenImage?: (id: string) => void}} o
  */
-export function createQueuePanel({ el, api, guard, onCountChange = () => {}, thumbnailUrl, onOpenImage }) {
+export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onProgressChange = () => {}, thumbnailUrl, onOpenImage }) {
   /** @type {Map<number, any>} */
   const items = new Map();
   /** @type {Map<number, {step: number, total: number}>} */
@@ -83,9 +86,27 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, thu
     render();
   }
 
+  /** @type {number | null | undefined} what onProgressChange was last told (undefined: nothing yet) */
+  let toldProgress;
+  /** The running item's progress (the oldest one running, the one the worker is on), or null. */
+  function runningFraction() {
+    let running = null;
+    for (const item of items.values()) if (item.status === "in_progress" && (!running || item.id < running.id)) running = item;
+    if (!running) return null;
+    const p = progress.get(running.id);
+    return p && p.total > 0 ? Math.min(1, Math.max(0, p.step / p.total)) : 0;
+  }
+  function tellProgress() {
+    const f = runningFraction();
+    if (f === toldProgress) return;
+    toldProgress = f;
+    onProgressChange(f);
+  }
+
   /** A `generation_progress` event. */
   function onProgress(ev) {
     progress.set(ev.item_id, { step: ev.step, total: ev.total });
+    tellProgress();
     const row = list.querySelector(`[data-item-id="${ev.item_id}"]`);
     if (row) {
       const bar = row.querySelector(".progress > i");
@@ -143,6 +164,7 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, thu
     el.classList.toggle("paused", paused);
     summary.classList.toggle("paused", paused);
     onCountChange(counts.pending + counts.in_progress);
+    tellProgress();
   }
 
   render();

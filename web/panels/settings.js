@@ -155,6 +155,14 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
   );
   const queueBadge = h("span", { class: "queue-badge", "data-testid": "queue-count", hidden: true });
   invoke.appendChild(queueBadge);
+  // the running item's progress, a bar along the bottom of the button (hidden while nothing runs)
+  const progressFill = h("i");
+  const progressBar = h(
+    "span",
+    { class: "invoke-progress", "data-testid": "invoke-progress", role: "progressbar", "aria-label": "Generation progress", "aria-valuemin": "0", "aria-valuemax": "100", hidden: true },
+    progressFill,
+  );
+  invoke.appendChild(progressBar);
 
   const group = (title, ...rows) => h("div", { class: "group" }, title ? h("h3", { class: "group-title" }, title) : null, ...rows);
   const loraGroup = h("div", { class: "group lora-group" });
@@ -313,6 +321,18 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     setQueueCount(n) {
       queueBadge.hidden = !n;
       queueBadge.textContent = String(n);
+      queueBadge.title = n ? `${n} in the queue (running and pending)` : "";
+      invoke.classList.toggle("has-count", !!n);
+    },
+    /** The running item's progress on the button: a fraction in [0, 1], or null (nothing runs: no bar). @param {number | null} fraction */
+    setProgress(fraction) {
+      const on = typeof fraction === "number" && Number.isFinite(fraction);
+      progressBar.hidden = !on;
+      invoke.classList.toggle("running", on);
+      if (!on) return;
+      const pct = Math.round(100 * Math.min(1, Math.max(0, fraction)));
+      progressFill.style.width = `${pct}%`;
+      progressBar.setAttribute("aria-valuenow", String(pct));
     },
     setBusy(busy) {
       invoke.classList.toggle("busy", !!busy);

@@ -43,8 +43,10 @@ export function changedIds(before, after) {
 }
 
 /**
- * @typedef {{base_version: number, dirty: boolean}} JournalState
- * @typedef {{version: number, writer: string | null}} ServerState
+ * @typedef {{base_version: number, dirty: boolean, seq?: number}} JournalState
+ * @typedef {{version: number, writer: string | null, seq?: number | null}} ServerState
+ *   `seq`: the journal's change counter when the server's version was made (saved in `ui.seq`); a
+ *   save this browser sent as its page closed may hold everything the journal holds, or more
  */
 
 /**
@@ -56,7 +58,9 @@ export function changedIds(before, after) {
 export function decide(journal, server, client) {
   if (!journal || !journal.dirty) return server ? "server" : "journal";
   if (!server || server.version <= journal.base_version) return "journal";
-  return server.writer === client ? "journal" : "merge";
+  if (server.writer !== client) return "merge";
+  const sent = typeof server.seq === "number" ? server.seq : -1;
+  return typeof journal.seq === "number" && sent >= journal.seq ? "server" : "journal";
 }
 
 /**
@@ -80,4 +84,38 @@ export function mergePlan(o) {
     else if (!takeLocal && !serverChanged && !serverIds.has(id) && localIds.has(id)) local.add(id); // unchanged, only here
   }
   return { local, server };
+}
+
+/**
+ * The merged document: each part (box, settings, staging area, each layer) from the side `mergePlan`
+ * picks; layers in this browser's order, the other browser's new layers after them. `ui` is this
+ * browser's (its running jobs and board) with the picked staging and seed.
+ * @param {{base: any | null, server: any, local: any, localTimes: Record<string, number>, serverTime: number}} o
+ *   `base`: the version the journal started from (null: none), `server`: the newer one, `local`: the journal's
+ * @returns {{document: any, localLayers: Set<string>}} `localLayers`: layers whose journal tiles apply
+ */
+export function mergeDocuments({ base, server, local, localTimes, serverTime }) {
+  const L = documentEntries(local);
+  const S = documentEntries(server);
+  const plan = mergePlan({ localIds: L.keys(), localTimes, serverIds: S.keys(), serverChanged: changedIds(documentEntries(base), S), serverTime });
+  const from = (id) => (plan.local.has(id) ? local : server);
+  const lui = local.ui && typeof local.ui === "object" ? local.ui : {};
+  const sui = server.ui && typeof server.ui === "object" ? server.ui : {};
+  const settingsUi = from(SETTINGS) === local ? lui : sui;
+  const ui = { ...lui, seed: settingsUi.seed, random_seed: settingsUi.random_seed, loras: settingsUi.loras, staging: (from(STAGING) === local ? lui : sui).staging };
+  for (const key of Object.keys(ui)) if (ui[key] === undefined) delete ui[key];
+  const byId = (doc) => new Map((doc.layers || []).map((l) => [l.id, l]));
+  const localLayers = byId(local);
+  const serverLayers = byId(server);
+  const order = [...localLayers.keys(), ...[...serverLayers.keys()].filter((id) => !localLayers.has(id))];
+  const layers = [];
+  const taken = new Set();
+  for (const id of order) {
+    if (plan.local.has(id)) { layers.push(localLayers.get(id)); taken.add(id); }
+    else if (plan.server.has(id)) layers.push(serverLayers.get(id));
+  }
+  return {
+    document: { bbox: from(BBOX).bbox, layers, params: from(SETTINGS).params, ui },
+    localLayers: taken,
+  };
 }

@@ -56,3 +56,11 @@ test("facts count alpha bytes exactly; labels come from one table", () => {
   for (const [mode, label] of Object.entries(MODES)) assert.equal(typeof label, "string", mode);
   assert.equal(generationMode({ area: 0, painted: 0, opaque: 0, masked: 0 }).mode, "txt2img", "an empty box paints nothing");
 });
+
+test("the badge samples the box at most MAX_SIDE pixels a side, keeping its shape", async () => {
+  const { MAX_SIDE, sampleSize } = await import("../panels/mode_badge.js");
+  assert.deepEqual(sampleSize({ width: 128, height: 96 }), { width: 128, height: 96 }, "small boxes: every pixel");
+  assert.deepEqual(sampleSize({ width: 1024, height: 1024 }), { width: MAX_SIDE, height: MAX_SIDE });
+  assert.deepEqual(sampleSize({ width: 1024, height: 512 }), { width: MAX_SIDE, height: MAX_SIDE / 2 });
+  assert.deepEqual(sampleSize({ width: 4096, height: 8 }), { width: MAX_SIDE, height: 1 }, "never below one pixel");
+});
