@@ -1,6 +1,9 @@
 """Run a GenerationRequest on the right diffusers pipeline and paste the result back into the bbox.
 
 The Engine holds what outlives a job (data root, model registry, model cache, device); `run` is one job.
+The engine only orchestrates (resolve, load, build the task's pipeline, denoise with progress and
+cancel, finish, metadata); what differs between model families is asked of the record's family
+(invoke_core/families).
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import __version__, masks
+from . import __version__, families, masks
 from .devices import DeviceChoice, choose_device
 from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
 from .model_cache import ModelCache
 from .model_records import ModelRecord, ModelRegistry
-from .preview import preview_image
 from .root import resolve_root
 from .schedulers import check_scheduler_name, make_scheduler
 from .types import (
@@ -32,27 +34,6 @@ from .types import (
     Progress,
     ProgressCallback,
 )
-
-_PIPELINES = {
-    # (family, task) -> diffusers class name; task "inpaint" serves inpaint and outpaint
-    ("sd-1", "txt2img"): "StableDiffusionPipeline",
-    ("sd-1", "img2img"): "StableDiffusionImg2ImgPipeline",
-    ("sd-1", "inpaint"): "StableDiffusionInpaintPipeline",
-    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
-    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
-    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
-}
-
-_CONTROL_PIPELINES = {
-    # the same with one or more ControlNets (the 4-channel ControlNet also drives a 9-channel inpaint UNet)
-    ("sd-1", "txt2img"): "StableDiffusionControlNetPipeline",
-    ("sd-1", "img2img"): "StableDiffusionControlNetImg2ImgPipeline",
-    ("sd-1", "inpaint"): "StableDiffusionControlNetInpaintPipeline",
-    ("sdxl", "txt2img"): "StableDiffusionXLControlNetPipeline",
-    ("sdxl", "img2img"): "StableDiffusionXLControlNetImg2ImgPipeline",
-    ("sdxl", "inpaint"): "StableDiffusionXLControlNetInpaintPipeline",
-}
-
 
 def _physical_memory() -> int:
     try:
@@ -90,8 +71,10 @@ class Engine:
         record = self.registry.get(model_id or self.registry.default_model_id("main"))
         if record.kind not in ("main", "inpaint"):
             raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main or inpaint model")
-        if record.family not in ("sd-1", "sdxl"):
-            raise UnsupportedError(f"model {record.id!r} is of family {record.family!r}; sd-1 and sdxl are supported")
+        if record.family not in families.NAMES:
+            raise UnsupportedError(
+                f"model {record.id!r} is of family {record.family!r}; supported: {', '.join(families.NAMES)}"
+            )
         return record
 
     def resolve_controlnets(self, controls: tuple[ControlInput, ...], main: ModelRecord) -> list[ModelRecord]:
@@ -152,39 +135,34 @@ class Engine:
         if is_cancelled and is_cancelled():
             raise GenerationCancelled("cancelled before start")
 
+        family = families.get(record.family)
         loaded = self.cache.get(record, self.device)
         controlnets = [self.cache.get(r, self.device).model for r in control_records]
         load_seconds = time.perf_counter() - started
-        pipe, task = self._pipeline_for(loaded.model, record, request.mode, controlnets)
+        pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets)
         inputs = _pipeline_inputs(request, record, task)
         extra_meta: dict[str, Any] = {}
         if request.controls:
-            inputs.update(_control_inputs(request, task))
+            inputs.update(family.control_inputs(request, task))
             extra_meta["controls"] = _control_metadata(request.controls, control_records)
-
-        from .attention import regional_attention
 
         prompt_args: dict[str, Any] = {"prompt": params.prompt, "negative_prompt": params.negative_prompt or None}
         processor = None
         if request.regions:
-            prompt_args, processor, extra_meta["regions"] = _regional_setup(pipe, record, request)
+            prompt_args, processor, extra_meta["regions"] = _regional_setup(family, pipe, request)
         if processor is None:
-            # A plain job (or one whose regions all folded into the main prompt): compel's weighting syntax and
-            # prompts beyond 77 tokens (regional jobs get the same per slot from encode_regional_prompts).
-            from .prompts import encode_prompts
-
-            do_cfg = params.cfg_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
-            prompt_args = encode_prompts(
-                pipe, record.family, prompt_args["prompt"], prompt_args["negative_prompt"], do_cfg
-            )
+            # A plain job (or one whose regions all folded into the main prompt): the family's prompt
+            # encoding (weighting syntax, long prompts).
+            do_cfg = family.uses_cfg(pipe, params)
+            prompt_args = family.encode_prompts(pipe, prompt_args["prompt"], prompt_args["negative_prompt"], do_cfg)
 
         results = []
-        with _prompt_mode_fade(controlnets, request.controls), regional_attention([pipe.unet, *controlnets], processor):
+        with family.control_modes(controlnets, request.controls), family.attention(pipe, controlnets, processor):
             for index in range(params.batch_size):
                 seed = (params.seed + index) % (1 << 32)
                 item_started = time.perf_counter()
                 generated = self._denoise(
-                    pipe, record, request, inputs, seed, index, on_progress, is_cancelled, prompt_args
+                    pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args
                 )
                 image = _finish(request, generated)
                 timings = {
@@ -196,7 +174,8 @@ class Engine:
                 results.append(GenerationResult(image=image, seed=seed, metadata=metadata))
         return results
 
-    def _pipeline_for(self, base: Any, record: ModelRecord, mode: Mode, controlnets: list[Any] = ()) -> tuple[Any, str]:
+    def pipeline_for(self, base: Any, record: ModelRecord, mode: Mode, controlnets: list[Any] = ()) -> tuple[Any, str]:
+        """The diffusers pipeline of the job's task, sharing the loaded model's modules; and the task."""
         import diffusers
 
         # A 9-channel inpainting UNet runs every mode through the inpaint pipeline (full mask for txt2img).
@@ -204,7 +183,7 @@ class Engine:
             task = "inpaint"
         else:
             task = {Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint")
-        cls = getattr(diffusers, (_CONTROL_PIPELINES if controlnets else _PIPELINES)[(record.family, task)])
+        cls = getattr(diffusers, families.get(record.family).pipeline_class(task, bool(controlnets)))
         # Share the loaded modules with a pipeline of the task's class. Like `from_pipe`, minus its
         # `.to(dtype)` pass over every module, its warnings and its re-enabled progress bar.
         expected, optional = cls._get_signature_keys(cls)
@@ -217,7 +196,7 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         return pipe, task
 
-    def _denoise(self, pipe, record, request, inputs, seed, index, on_progress, is_cancelled, prompt_args) -> np.ndarray:
+    def _denoise(self, pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args) -> np.ndarray:
         import torch
 
         params = request.params
@@ -232,7 +211,7 @@ class Engine:
                 # Raising leaves the denoising loop at once and skips the VAE decode of a half-done image.
                 raise GenerationCancelled(f"cancelled at step {step + 1} of {p.num_timesteps}")
             if on_progress is not None:
-                on_progress(Progress(index, step + 1, p.num_timesteps, preview_image(callback_kwargs["latents"], record.family)))
+                on_progress(Progress(index, step + 1, p.num_timesteps, family.preview(callback_kwargs["latents"])))
             return callback_kwargs
 
         with torch.inference_mode():
@@ -278,13 +257,9 @@ def _pipeline_inputs(request: GenerationRequest, record: ModelRecord, task: str)
     return {"image": init, "mask_image": mask, "strength": params.strength, "width": width, "height": height}
 
 
-def _regional_setup(pipe: Any, record: ModelRecord, request: GenerationRequest) -> tuple[dict[str, Any], Any, dict]:
+def _regional_setup(family: families.Family, pipe: Any, request: GenerationRequest) -> tuple[dict[str, Any], Any, dict]:
     """Apply the region rules; return the prompt arguments of the pipeline call, the attention processor
     (None when no region is left: the job runs as a plain one, with the effective prompts) and the metadata."""
-    import torch
-
-    from .attention import RegionalAttnProcessor
-    from .prompts import encode_regional_prompts
     from .regions import plan_regions
 
     params = request.params
@@ -311,73 +286,8 @@ def _regional_setup(pipe: Any, record: ModelRecord, request: GenerationRequest) 
         )
     if not plan.regions:
         return {"prompt": plan.prompt, "negative_prompt": plan.negative_prompt or None}, None, meta
-    do_cfg = params.cfg_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
-    with torch.inference_mode():
-        prompt_args, tokens = encode_regional_prompts(
-            pipe,
-            record.family,
-            plan.prompt,
-            plan.negative_prompt,
-            [(r.prompt, r.negative_prompt) for r in plan.regions],
-            do_cfg,
-        )
-    width, height = request.size
-    region_masks = np.stack([masks.resize_mask(np.asarray(r.mask), (width, height)) for r in plan.regions])
-    scale = pipe.vae_scale_factor
-    strengths = [r.strength for r in plan.regions]
-    processor = RegionalAttnProcessor(region_masks, tokens, (height // scale, width // scale), strengths)
+    prompt_args, processor = family.regional(pipe, request, plan)
     return prompt_args, processor, meta
-
-
-def _control_inputs(request: GenerationRequest, task: str) -> dict[str, Any]:
-    """Control maps at the generation size and how to apply them, as the ControlNet pipelines take them."""
-    from .preprocess import preprocess
-
-    size = request.size
-    images = [
-        Image.fromarray(preprocess(masks.resize_image(np.asarray(c.image), size), c.settings.preprocessor))
-        for c in request.controls
-    ]
-    settings = [c.settings for c in request.controls]
-
-    def one_or_list(values: list) -> Any:
-        return values[0] if len(values) == 1 else values
-
-    return {
-        "image" if task == "txt2img" else "control_image": one_or_list(images),
-        "controlnet_conditioning_scale": one_or_list([float(s.weight) for s in settings]),
-        "control_guidance_start": one_or_list([float(s.begin) for s in settings]),
-        "control_guidance_end": one_or_list([float(s.end) for s in settings]),
-        # resolve_controlnets allows "control" on every control or on none
-        "guess_mode": settings[0].mode is ControlMode.CONTROL,
-    }
-
-
-class _prompt_mode_fade:
-    """While a job runs, ControlNets of controls in "prompt" mode fade their residuals from 0.1x at the
-    shallowest block to 1x at the middle block (the scales of diffusers' guess_mode, on both CFG branches)."""
-
-    def __init__(self, controlnets: list[Any], controls: tuple[ControlInput, ...]):
-        self.modules = {id(m): m for m, c in zip(controlnets, controls) if c.settings.mode is ControlMode.PROMPT}
-        self.handles: list[Any] = []
-
-    @staticmethod
-    def _fade(module, args, output):
-        down, mid = output[0], output[1]
-        n = len(down) + 1
-        faded = [sample * 10 ** (-1 + i / (n - 1)) for i, sample in enumerate(down)]
-        if isinstance(output, tuple):
-            return faded, mid
-        return type(output)(down_block_res_samples=faded, mid_block_res_sample=mid)
-
-    def __enter__(self):
-        self.handles = [m.register_forward_hook(self._fade) for m in self.modules.values()]
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
-        return False
 
 
 def _control_metadata(controls: tuple[ControlInput, ...], records: list[ModelRecord]) -> list[dict[str, Any]]:

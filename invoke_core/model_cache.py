@@ -74,7 +74,9 @@ def load_model(record: ModelRecord, device: DeviceChoice, cache_dir: Path, compi
         elif record.kind == "controlnet":
             model = diffusers.ControlNetModel.from_pretrained(path, dtype=dtype, local_files_only=True)
         else:
-            extra = {"safety_checker": None, "requires_safety_checker": False} if record.family == "sd-1" else {}
+            from . import families
+
+            extra = families.get(record.family).load_extras(record.kind)
             model = diffusers.DiffusionPipeline.from_pretrained(
                 path, dtype=dtype, local_files_only=True, use_safetensors=True, **extra
             )

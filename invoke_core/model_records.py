@@ -18,7 +18,6 @@ from .atomic import atomic_write
 from .errors import ModelInstallError, ModelNotFoundError
 from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
 
-FAMILIES = ("sd-1", "sdxl")
 KINDS = ("main", "inpaint", "controlnet", "lora")
 
 

@@ -21,12 +21,6 @@ from .model_probe import ModelInfo, probe_model, read_safetensors_shapes
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
 
-_PIPELINES = {
-    ("sd-1", "main"): "StableDiffusionPipeline",
-    ("sd-1", "inpaint"): "StableDiffusionInpaintPipeline",
-    ("sdxl", "main"): "StableDiffusionXLPipeline",
-    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
-}
 _OPEN_CLIP_PREFIX = "conditioner.embedders.1.model."
 
 
@@ -85,7 +79,10 @@ def load_single_file(
         raise UnsupportedError(f"{path.name} is a {info.format} model, not a single file")
     if info.kind == "lora":
         raise UnsupportedError(f"{path.name} is a LoRA: it is applied to a main model, not loaded on its own")
-    if (info.family, info.kind) not in _PIPELINES and info.kind != "controlnet":
+    from . import families
+
+    family = families.get(info.family)
+    if info.kind not in getattr(family, "single_file_pipelines", {}) and info.kind != "controlnet":
         raise UnsupportedError(f"Single-file {info.family} {info.kind} models are not supported")
     actual = probe_model(path)  # header only: cheap, and catches a stale or wrong `info`
     if actual != info:
@@ -114,7 +111,7 @@ def load_single_file(
             )
             _check_loaded(path, {"controlnet": model}, origin)
             return model
-        cls = getattr(diffusers, _PIPELINES[(info.family, info.kind)])
+        cls = getattr(diffusers, family.single_file_pipelines[info.kind])
         if info.family == "sd-1":
             extra = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
         else:

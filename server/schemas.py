@@ -296,6 +296,25 @@ class PreprocessorOut(OptionOut):
     options: dict[str, float] = Field(description="the preprocessor's options and their defaults")
 
 
+class FamilyDefaultsOut(BaseModel):
+    steps: int
+    cfg_scale: float
+    scheduler: str
+    width: int
+    height: int
+
+
+class FamilyOut(BaseModel):
+    """A model family as invoke_core.families describes it: what the web offers for its models."""
+
+    label: str
+    size_multiple: int = Field(description="generation sizes are multiples of this")
+    defaults: FamilyDefaultsOut
+    features: list[str] = Field(
+        description="what its models can do: negative_prompt, weighted_prompts, regions, controlnet, lora, inpaint_model"
+    )
+
+
 class ConfigOut(BaseModel):
     """What a job accepts, generated from the core's own definitions (invoke_core.limits and friends):
     a field built from these never accepts what the server refuses."""
@@ -315,6 +334,9 @@ class ConfigOut(BaseModel):
     infill_methods: list[OptionOut]
     control_modes: list[OptionOut]
     defaults: dict[str, Any] = Field(description="the other defaults of a job: params (ParamsIn), control (ControlIn)")
+    families: dict[str, FamilyOut] = Field(
+        description="each model family (a model's `family`): its label, size multiple, defaults and features"
+    )
 
 
 # --- health, models ------------------------------------------------------------------------------------

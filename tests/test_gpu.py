@@ -107,7 +107,7 @@ def test_regional_attention_masks_at_every_resolution_in_half_precision(gpu):
     from invoke_core.types import Mode
 
     record = gpu.resolve_model("demo")
-    pipe, _ = gpu._pipeline_for(gpu.cache.get(record, gpu.device).model, record, Mode.TXT2IMG)
+    pipe, _ = gpu.pipeline_for(gpu.cache.get(record, gpu.device).model, record, Mode.TXT2IMG)
     masks = np.zeros((1, SIZE, SIZE), np.float32)
     masks[0, :, :24] = 1
     embeds, tokens = encode_regional_prompts(pipe, "sd-1", "a harbour", "", [("a boat", "")], True)

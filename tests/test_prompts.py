@@ -28,7 +28,7 @@ def run1(engine, **kw):
 def raw_pipeline_image(engine, model_id, prompt, negative_prompt, seed=3):
     """What the pipeline makes from plain `prompt=` strings, the way the engine called it before compel."""
     record = engine.resolve_model(model_id)
-    pipe, _ = engine._pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+    pipe, _ = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
     pipe.scheduler = make_scheduler(doc().params.scheduler, pipe.scheduler.config, seed)
     with torch.inference_mode():
         out = pipe(
@@ -116,7 +116,7 @@ def test_a1111_weights_read_as_compel_weights(engine, sdxl):
     assert to_compel("a [foggy] sea, [[rain]], [cat:dog:0.5]") == "a (foggy)0.9091 sea, ((rain)0.9091)0.9091, [cat:dog:0.5]"
     for model in ("demo", sdxl.id):
         record = engine.resolve_model(model)
-        pipe, _ = engine._pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+        pipe, _ = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
         a1111 = encode_prompts(pipe, record.family, "a (red:1.5) boat", "", True)
         compel = encode_prompts(pipe, record.family, "a (red)1.5 boat", "", True)
         plain = encode_prompts(pipe, record.family, "a red boat", "", True)

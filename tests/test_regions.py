@@ -117,7 +117,7 @@ def run1(engine, layers=(), **kw):
 @pytest.fixture(scope="module")
 def sd_pipe(engine):
     record = engine.resolve_model("demo")
-    pipe, _ = engine._pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+    pipe, _ = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
     return pipe
 
 
@@ -193,7 +193,7 @@ def plain(engine):
 
 
 def test_region_job_differs_and_plain_jobs_stay_byte_identical(engine, plain):
-    unet = engine._pipeline_for(engine.cache.get(engine.resolve_model("demo"), engine.device).model,
+    unet = engine.pipeline_for(engine.cache.get(engine.resolve_model("demo"), engine.device).model,
                                 engine.resolve_model("demo"), Mode.TXT2IMG)[0].unet
     before = dict(unet.attn_processors)
     regional = run1(engine, [region_layer(box(0, 64, 0, 32))])

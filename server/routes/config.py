@@ -1,7 +1,7 @@
 """GET /config: the limits, defaults and option lists a job accepts, for the web's fields.
 
 Everything here is generated from the core's own definitions (invoke_core.limits, the scheduler and
-preprocessor tables, the enums of invoke_core.types) and the API schema's defaults, which derive from
+preprocessor tables, the enums of invoke_core.types, the model families) and the API schema's defaults, which derive from
 invoke_core.types: nothing is copied, so the web's fields cannot drift from what the server accepts.
 """
 
@@ -14,7 +14,7 @@ from typing import Union, get_args, get_origin
 from flask import Blueprint
 from pydantic import BaseModel
 
-from invoke_core import limits
+from invoke_core import families, limits
 from invoke_core.preprocess import PREPROCESSORS
 from invoke_core.schedulers import SCHEDULER_LABELS
 from invoke_core.types import CONTROL_MODE_LABELS, INFILL_LABELS
@@ -24,6 +24,7 @@ from ..schemas import (
     BBoxIn,
     ConfigOut,
     ControlIn,
+    FamilyOut,
     LayerIn,
     LoraIn,
     NumberLimitOut,
@@ -96,6 +97,7 @@ def config() -> ConfigOut:
         infill_methods=[OptionOut(name=m.value, label=label) for m, label in INFILL_LABELS.items()],
         control_modes=[OptionOut(name=m.value, label=label) for m, label in CONTROL_MODE_LABELS.items()],
         defaults={"params": params, "control": control},
+        families={name: FamilyOut.model_validate(d) for name, d in families.describe().items()},
     )
 
 

@@ -1,0 +1,30 @@
+"""Model families behind one interface (`base.Family`): one module per family, registered here.
+
+Adding a family: a module with its `FAMILY`, one line below, its tiny test-model builder and tests.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedError
+from . import sd1, sdxl
+from .base import FEATURES, Defaults, Family
+
+_REGISTRY: dict[str, Family] = {f.name: f for f in (sd1.FAMILY, sdxl.FAMILY)}
+
+NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def get(name: str) -> Family:
+    """The family of a model record (`record.family`)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnsupportedError(f"model family {name!r} is not supported; supported: {', '.join(NAMES)}") from None
+
+
+def describe() -> dict[str, dict]:
+    """Every family's description for the API."""
+    return {name: f.describe() for name, f in _REGISTRY.items()}
+
+
+__all__ = ["FEATURES", "NAMES", "Defaults", "Family", "describe", "get"]

@@ -1,0 +1,103 @@
+"""The one interface a model family implements for the engine (invoke_core/engine.py).
+
+The engine orchestrates a job (resolve the models, load them, build the task's pipeline, denoise with
+progress and cancel, finish, metadata); everything that differs between families is asked of the
+record's `Family`: which diffusers pipeline serves a task, how prompts (and region prompts) are
+encoded, how regional attention and control inputs are applied, what a latent preview looks like,
+and the family's defaults, size rule, schedulers and features (served to the web by the API).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..types import ControlInput, GenerationRequest, GenerationParams
+
+# What a family can do on the canvas; the web disables what the chosen model's family lacks.
+FEATURES = ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model")
+TASKS = ("txt2img", "img2img", "inpaint")  # "inpaint" serves inpaint and outpaint
+
+
+@dataclass(frozen=True)
+class Defaults:
+    steps: int
+    cfg_scale: float
+    scheduler: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family. Subclasses implement the hooks; the fields describe it (and go to the API)."""
+
+    name: str  # the records' `family` value, e.g. "sd-1"
+    label: str  # for people, e.g. "Stable Diffusion 1.x"
+    defaults: Defaults
+    size_multiple: int = 8  # generation sizes are multiples of this
+    features: frozenset[str] = field(default_factory=frozenset)
+    # (task, with ControlNet) -> diffusers pipeline class name
+    pipelines: dict[tuple[str, bool], str] = field(default_factory=dict)
+
+    def pipeline_class(self, task: str, control: bool) -> str:
+        try:
+            return self.pipelines[(task, control)]
+        except KeyError:
+            from ..errors import UnsupportedError
+
+            what = f"{task} with ControlNet" if control else task
+            raise UnsupportedError(f"{self.label} models cannot run {what}") from None
+
+    def describe(self) -> dict[str, Any]:
+        """What the API serves about the family (GET /api/v1/config `families`)."""
+        return {
+            "label": self.label,
+            "size_multiple": self.size_multiple,
+            "defaults": {
+                "steps": self.defaults.steps,
+                "cfg_scale": self.defaults.cfg_scale,
+                "scheduler": self.defaults.scheduler,
+                "width": self.defaults.width,
+                "height": self.defaults.height,
+            },
+            "features": sorted(self.features),
+        }
+
+    # ---- hooks ------------------------------------------------------------------------------------------
+    def load_extras(self, kind: str) -> dict[str, Any]:
+        """Keyword arguments for loading a diffusers folder of this family (`from_pretrained`)."""
+        return {}
+
+    def uses_cfg(self, pipe: Any, params: GenerationParams) -> bool:
+        """Whether the job runs classifier-free guidance (a negative branch)."""
+        raise NotImplementedError
+
+    def encode_prompts(self, pipe: Any, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
+        """The pipeline call's prompt arguments (embeddings) for a plain job."""
+        raise NotImplementedError
+
+    def regional(self, pipe: Any, request: GenerationRequest, plan: Any) -> tuple[dict[str, Any], Any]:
+        """Prompt arguments and the attention processor of a job with regions left after the region rules
+        (`plan` from invoke_core.regions.plan_regions)."""
+        raise NotImplementedError
+
+    def attention(self, pipe: Any, controlnets: list[Any], processor: Any) -> AbstractContextManager[None]:
+        """While the job runs: the regional processor installed (nothing when `processor` is None)."""
+        raise NotImplementedError
+
+    def control_inputs(self, request: GenerationRequest, task: str) -> dict[str, Any]:
+        """The pipeline call's control arguments."""
+        raise NotImplementedError
+
+    def control_modes(self, controlnets: list[Any], controls: tuple[ControlInput, ...]) -> AbstractContextManager[None]:
+        """While the job runs: the ControlNets adjusted for their control modes."""
+        raise NotImplementedError
+
+    def preview(self, latents: Any) -> Image.Image:
+        """A cheap preview of a step's latents (no VAE decode)."""
+        raise NotImplementedError

@@ -1,0 +1,73 @@
+"""The per-family seam (invoke_core.families): every registered family answers the engine's questions
+through the one interface, and the API publishes what each family can do."""
+
+from __future__ import annotations
+
+import diffusers
+import pytest
+import torch
+
+from invoke_core import families
+from invoke_core.errors import UnsupportedError
+from invoke_core.families.base import FEATURES, TASKS
+from invoke_core.schedulers import check_scheduler_name
+from invoke_core.types import Mode
+from server.app import create_app, shutdown
+
+
+@pytest.mark.parametrize("name", families.NAMES)
+def test_a_family_names_a_real_pipeline_for_every_task_with_and_without_control(name):
+    family = families.get(name)
+    for task in TASKS:
+        for control in (False, True):
+            cls = getattr(diffusers, family.pipeline_class(task, control))
+            assert issubclass(cls, diffusers.DiffusionPipeline), (name, task, control)
+
+
+@pytest.mark.parametrize("name", families.NAMES)
+def test_a_familys_defaults_fit_its_own_rules(name):
+    family = families.get(name)
+    d = family.defaults
+    assert check_scheduler_name(d.scheduler) == d.scheduler
+    assert d.width % family.size_multiple == 0 and d.height % family.size_multiple == 0
+    assert d.steps >= 1 and d.cfg_scale >= 0
+    assert family.features <= set(FEATURES), family.features - set(FEATURES)
+    assert family.describe()["features"] == sorted(family.features)
+
+
+@pytest.mark.parametrize("name", families.NAMES)
+def test_a_familys_preview_is_the_latent_grid_in_rgb(name):
+    latents = torch.randn(1, 4, 6, 10, generator=torch.Generator().manual_seed(0))
+    image = families.get(name).preview(latents)
+    assert image.size == (10, 6) and image.mode == "RGB"
+
+
+def test_an_unknown_family_is_a_clear_error():
+    with pytest.raises(UnsupportedError, match="not supported; supported: sd-1, sdxl"):
+        families.get("flux-9")
+
+
+def test_the_engine_builds_each_tasks_pipeline_through_the_family(engine):
+    record = engine.resolve_model("demo")
+    base = engine.cache.get(record, engine.device).model
+    for mode, cls in (
+        (Mode.TXT2IMG, "StableDiffusionPipeline"),
+        (Mode.IMG2IMG, "StableDiffusionImg2ImgPipeline"),
+        (Mode.INPAINT, "StableDiffusionInpaintPipeline"),
+        (Mode.OUTPAINT, "StableDiffusionInpaintPipeline"),
+    ):
+        pipe, _task = engine.pipeline_for(base, record, mode)
+        assert type(pipe).__name__ == cls
+        assert pipe.unet is base.unet, "the task's pipeline shares the loaded modules"
+
+
+def test_the_api_publishes_every_family(tmp_path):
+    app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
+    try:
+        published = app.test_client().get("/api/v1/config").json["families"]
+    finally:
+        shutdown(app)
+    assert set(published) == set(families.NAMES)
+    for name, described in published.items():
+        assert described == families.get(name).describe()
+
