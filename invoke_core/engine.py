@@ -118,6 +118,15 @@ class Engine:
     ) -> list[GenerationResult]:
         from .lora import job_loras  # LoRA stacks: put on (or kept) before the job; a job without gets the base
 
+        params = request.params
+        record = self.resolve_model(params.model)
+        families.get(record.family).check_job(
+            scheduler=params.scheduler,
+            size=request.size,
+            regions=bool(request.regions),
+            controls=bool(request.controls),
+            loras=bool(params.loras),
+        )
         with self._job_lock, job_loras(self, request) as add_lora_metadata:
             return add_lora_metadata(self._run(request, on_progress, is_cancelled))
 
@@ -203,7 +212,7 @@ class Engine:
         if is_cancelled and is_cancelled():
             raise GenerationCancelled(f"cancelled before batch item {index + 1}")
         # One scheduler per job: schedulers keep state and are not thread-safe.
-        pipe.scheduler = make_scheduler(params.scheduler, pipe.scheduler.config, seed)
+        pipe.scheduler = make_scheduler(params.scheduler, pipe.scheduler.config, seed, family.sampling)
         generator = torch.Generator(device="cpu").manual_seed(seed)
 
         def on_step_end(p, step, timestep, callback_kwargs):

@@ -51,6 +51,8 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
         ("Size", f"{meta.get('width')}x{meta.get('height')}"),
         ("Model hash", (meta.get("model") or {}).get("hash", "")[:10]),
         ("Model", (meta.get("model") or {}).get("name")),
+        # not an A1111 field (A1111 readers skip it): which family's sampler and scheduler names these are
+        ("Model family", (meta.get("model") or {}).get("family")),
     ]
     if meta.get("mode") != "txt2img":
         fields.append(("Denoising strength", meta.get("strength")))

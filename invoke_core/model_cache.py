@@ -76,7 +76,7 @@ def load_model(record: ModelRecord, device: DeviceChoice, cache_dir: Path, compi
         else:
             from . import families
 
-            extra = families.get(record.family).load_extras(record.kind)
+            extra = families.get(record.family).load_extras(record.kind, path)
             model = diffusers.DiffusionPipeline.from_pretrained(
                 path, dtype=dtype, local_files_only=True, use_safetensors=True, **extra
             )

@@ -19,7 +19,7 @@ from pathlib import Path
 from .errors import ModelInstallError
 from .safe_paths import CONFIG_MAX_BYTES, Forbidden, as_forbidden, check_source, open_checked
 
-SUPPORTED = "supported families: Stable Diffusion 1.x (sd-1) and SDXL base (sdxl)"
+SUPPORTED = "supported families: Stable Diffusion 1.x (sd-1), SDXL base (sdxl) and, as diffusers folders, SD 3.x (sd-3)"
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"})
 
@@ -111,6 +111,16 @@ def _probe_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
 
 def _probe_pipeline_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
     index = _read_json(folder / "model_index.json", forbidden)
+    from . import families
+
+    def read_config(relative: str) -> dict | None:
+        path = folder / relative
+        return _read_json(path, forbidden) if path.is_file() else None
+
+    for family in families.all_families():
+        kind = family.claims_folder(index, read_config)
+        if kind is not None:
+            return ModelInfo(family.name, kind, "diffusers")
     cls = str(index.get("_class_name", ""))
     match = _PIPELINE_CLASS.match(cls)
     if not match:

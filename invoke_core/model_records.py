@@ -25,7 +25,7 @@ KINDS = ("main", "inpaint", "controlnet", "lora")
 class ModelRecord:
     id: str
     name: str
-    family: str  # "sd-1" | "sdxl"
+    family: str  # a name of invoke_core.families ("sd-1", "sdxl", "sd-3")
     kind: str  # "main" | "inpaint" | "controlnet" | "lora"
     format: str  # "diffusers" | "single-file"
     path: str
@@ -45,11 +45,12 @@ class ModelRecord:
         return self.hash[:10]
 
 
-# Built-in demo models: (id, name, folder under models/demo, kind)
+# Built-in demo models: (id, name, folder under models/demo, kind, family)
 DEMO_MODELS = (
-    ("demo", "Demo SD1.5 (tiny)", "sd15", "main"),
-    ("demo-inpaint", "Demo SD1.5 inpainting (tiny)", "sd15-inpaint", "inpaint"),
-    ("demo-controlnet", "Demo ControlNet (tiny)", "controlnet", "controlnet"),
+    ("demo", "Demo SD1.5 (tiny)", "sd15", "main", "sd-1"),
+    ("demo-inpaint", "Demo SD1.5 inpainting (tiny)", "sd15-inpaint", "inpaint", "sd-1"),
+    ("demo-controlnet", "Demo ControlNet (tiny)", "controlnet", "controlnet", "sd-1"),
+    ("demo-sd3", "Demo SD 3.5 (tiny)", "sd3", "main", "sd-3"),
 )
 
 
@@ -107,12 +108,14 @@ class ModelRegistry:
         atomic_write(self.file, data, temp_prefix=".registry.")
 
     # --- demo models ---------------------------------------------------------------------------
-    def _demo_record(self, model_id: str, name: str, folder: str, kind: str, stored: ModelRecord | None) -> ModelRecord:
+    def _demo_record(
+        self, model_id: str, name: str, folder: str, kind: str, family: str, stored: ModelRecord | None
+    ) -> ModelRecord:
         path = self.models_dir / "demo" / folder
         return ModelRecord(
             id=model_id,
             name=name,
-            family="sd-1",
+            family=family,
             kind=kind,
             format="diffusers",
             path=str(path),
@@ -133,12 +136,16 @@ class ModelRegistry:
             if path.exists() and record.hash:
                 return record
             base = self.models_dir / "demo"
-            if not (base / "sd15").exists():
+            if model_id in ("demo", "demo-controlnet") and not (base / "sd15").exists():
                 demo.build_sd15_demo(base / "sd15")
             if model_id == "demo-inpaint" and not path.exists():
                 demo.build_sd15_demo(path, inpaint=True)
             if model_id == "demo-controlnet" and not path.exists():
                 demo.build_controlnet_demo(path, base / "sd15")
+            if model_id == "demo-sd3" and not path.exists():
+                from .families.sd3_demo import build_sd3_demo
+
+                build_sd3_demo(path)
             digest, size = hash_path(path)
             record = dataclasses.replace(record, hash=digest, size=size, installed_at=time.time())
             records[model_id] = record

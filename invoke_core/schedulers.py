@@ -38,7 +38,16 @@ _TABLE: dict[str, tuple[str, dict[str, Any]]] = {
     "lcm": ("LCMScheduler", {}),
 }
 
+# Flow-matching models (SD 3.x, Flux) integrate a velocity field: the same names, their own classes.
+_FLOW_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
+    "euler": ("FlowMatchEulerDiscreteScheduler", {}),
+    "heun": ("FlowMatchHeunDiscreteScheduler", {}),
+}
+# a family's `sampling` -> its table
+_TABLES = {"diffusion": _TABLE, "flow": _FLOW_TABLE}
+
 SCHEDULER_NAMES: tuple[str, ...] = tuple(_TABLE)
+assert set(_FLOW_TABLE) <= set(_TABLE), "every flow-matching name is a published name"
 
 # name: the label the UI shows (published by GET /api/v1/config); one per name in _TABLE, same order
 SCHEDULER_LABELS: dict[str, str] = {
@@ -65,13 +74,24 @@ SCHEDULER_LABELS: dict[str, str] = {
 assert tuple(SCHEDULER_LABELS) == SCHEDULER_NAMES, "every scheduler needs a label"
 
 
-def check_scheduler_name(name: str) -> str:
+def scheduler_names(sampling: str = "diffusion") -> tuple[str, ...]:
+    """The scheduler names valid for a family's sampling ("diffusion" or "flow")."""
+    return tuple(_TABLES[sampling])
+
+
+def check_scheduler_name(name: str, sampling: str | None = None, models: str = "") -> str:
+    """`name` if it is a scheduler (of `sampling`, when given); else a clear error listing the valid ones.
+    `models`: what the error calls the models ("Stable Diffusion 3.5 models")."""
     if name not in _TABLE:
         raise InvalidCanvasError(f"unknown scheduler {name!r}: choose one of {', '.join(SCHEDULER_NAMES)}")
+    if sampling is not None and name not in _TABLES[sampling]:
+        raise InvalidCanvasError(
+            f"scheduler {name!r} does not suit {models or sampling + ' models'}: choose one of {', '.join(_TABLES[sampling])}"
+        )
     return name
 
 
-def make_scheduler(name: str, base_config: Any, seed: int):
+def make_scheduler(name: str, base_config: Any, seed: int, sampling: str = "diffusion"):
     """A fresh scheduler of the named kind, configured from the model's scheduler config.
 
     `seed` seeds schedulers with noise of their own (DPM++ SDE's Brownian tree), which would
@@ -81,7 +101,7 @@ def make_scheduler(name: str, base_config: Any, seed: int):
 
     import diffusers
 
-    class_name, overrides = _TABLE[check_scheduler_name(name)]
+    class_name, overrides = _TABLES[sampling][check_scheduler_name(name, sampling)]
     cls = getattr(diffusers, class_name)
     if "noise_sampler_seed" in inspect.signature(cls.__init__).parameters:
         overrides = {**overrides, "noise_sampler_seed": seed}

@@ -11,7 +11,8 @@ import numpy as np
 from db import images as db_images
 from db.queue import NewJob
 from db.session import Database
-from invoke_core.compile import validate_document
+from invoke_core import families
+from invoke_core.compile import generation_size, validate_document
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
@@ -35,6 +36,15 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
         raise ModelNotFoundError(f"unknown model {document.params.model!r}: installed models are {installed}")
     if model.kind not in ("main", "inpaint"):
         raise InvalidCanvasError(f"model {model.id!r} is a {model.kind} model; choose a main or inpaint model")
+    params, box = document.params, document.bbox
+    visible = [layer for layer in document.layers if layer.visible]
+    families.get(model.family).check_job(
+        scheduler=params.scheduler,
+        size=generation_size(box.width, box.height, params.scale),
+        regions=any(layer.region is not None for layer in visible),
+        controls=any(layer.control is not None for layer in visible),
+        loras=bool(params.loras),
+    )
     for lora in document.params.loras:
         record = known.get(lora.model)
         if record is None:

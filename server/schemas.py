@@ -313,6 +313,7 @@ class FamilyOut(BaseModel):
     features: list[str] = Field(
         description="what its models can do: negative_prompt, weighted_prompts, regions, controlnet, lora, inpaint_model"
     )
+    schedulers: list[str] = Field(description="the scheduler names valid for its models (of `schedulers`)")
 
 
 class ConfigOut(BaseModel):

@@ -233,3 +233,18 @@ def test_cli_regions_controls_and_loras(cli, data_root, tmp_path):
         assert (ctl["model"]["id"], ctl["preprocessor"], ctl["weight"]) == ("demo-controlnet", "canny", 0.8)
     finally:
         cli("models", "remove", lora_id)
+
+
+def test_generate_with_the_sd3_demo_names_model_and_family(cli, tmp_path):
+    out = tmp_path / "sd3.png"
+    code, stdout, err = gen(cli, out, "--model", "demo-sd3", "--seed", "3", "--width", "64", "--height", "64")
+    assert code == 0, err
+    assert "random weights" in stdout + err
+    with Image.open(out) as img:
+        meta = json.loads(img.text["invoke_canvas"])
+        text = img.text["parameters"]
+    assert meta["model"]["id"] == "demo-sd3" and meta["model"]["family"] == "sd-3"
+    assert "Model: Demo SD 3.5 (tiny)" in text and "Model family: sd-3" in text
+    code, _out, err = gen(cli, tmp_path / "bad.png", "--model", "demo-sd3", "--width", "72", "--height", "64")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and len(errors) == 1 and "not a multiple of 16" in errors[0] and "use 64 or 80" in errors[0]

@@ -297,7 +297,8 @@ def test_our_png_round_trips():
 def test_our_a1111_text_reads_back_alone():
     # What another tool sees: the `parameters` text only (model hash cut to 10 characters there).
     params = parse_a1111(a1111_parameters(OUR_META))
-    assert params == {**OUR_PARAMS, "model_hash": "0123456789"}
+    family = {"extra": {"Model family": OUR_META["model"]["family"]}}  # ours, beside A1111's fields
+    assert params == {**OUR_PARAMS, "model_hash": "0123456789", **family}
 
 
 def test_read_png_text_from_path_and_compressed_chunks(tmp_path):

@@ -18,6 +18,7 @@ import { typingTarget } from "./panels/dom.js";
 import { createFirstRunHint } from "./panels/first_run.js";
 import { createGallery } from "./panels/gallery.js";
 import { createLayerOps, createLayersPanel } from "./panels/layers.js";
+import { applyFamilyGaps } from "./panels/family_gaps.js";
 import { createLayout } from "./panels/layout.js";
 import { createModeBadge } from "./panels/mode_badge.js";
 import { createQueuePanel } from "./panels/queue.js";
@@ -83,7 +84,11 @@ async function main() {
 
   // ---- panels (their actions call the modules created below, by the time anyone clicks) ----------------
   createToolbar({ el: $("toolbar"), store, selectTool });
-  const settings = createSettingsPanel({ el: $("generate"), store, api, onInvoke: () => guard(jobs.invoke) });
+  // what the chosen model's family cannot do is disabled where it is offered (layer buttons, negative prompt)
+  const settings = createSettingsPanel({
+    el: $("generate"), store, api, onInvoke: () => guard(jobs.invoke),
+    onFamilyChange: (family) => applyFamilyGaps(document, family),
+  });
   const ops = createLayerOps({ store, history, getCanvas: () => canvas, getActive, setActive, models: () => models });
   const layersPanel = createLayersPanel({
     el: $("layers"), store, history, ops, getActive, setActive, models: () => models, guard, pixels,

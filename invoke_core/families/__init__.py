@@ -6,10 +6,10 @@ Adding a family: a module with its `FAMILY`, one line below, its tiny test-model
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from . import sd1, sdxl
+from . import sd1, sd3, sdxl
 from .base import FEATURES, Defaults, Family
 
-_REGISTRY: dict[str, Family] = {f.name: f for f in (sd1.FAMILY, sdxl.FAMILY)}
+_REGISTRY: dict[str, Family] = {f.name: f for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY)}
 
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
@@ -22,9 +22,13 @@ def get(name: str) -> Family:
         raise UnsupportedError(f"model family {name!r} is not supported; supported: {', '.join(NAMES)}") from None
 
 
+def all_families() -> tuple[Family, ...]:
+    return tuple(_REGISTRY.values())
+
+
 def describe() -> dict[str, dict]:
     """Every family's description for the API."""
     return {name: f.describe() for name, f in _REGISTRY.items()}
 
 
-__all__ = ["FEATURES", "NAMES", "Defaults", "Family", "describe", "get"]
+__all__ = ["FEATURES", "NAMES", "Defaults", "Family", "all_families", "describe", "get"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class Family:
     label: str  # for people, e.g. "Stable Diffusion 1.x"
     defaults: Defaults
     size_multiple: int = 8  # generation sizes are multiples of this
+    sampling: str = "diffusion"  # "diffusion" (noise prediction) or "flow" (flow matching): its schedulers
     features: frozenset[str] = field(default_factory=frozenset)
     # (task, with ControlNet) -> diffusers pipeline class name
     pipelines: dict[tuple[str, bool], str] = field(default_factory=dict)
@@ -66,11 +68,47 @@ class Family:
                 "height": self.defaults.height,
             },
             "features": sorted(self.features),
+            "schedulers": list(self.schedulers),
         }
 
+    @property
+    def schedulers(self) -> tuple[str, ...]:
+        from ..schedulers import scheduler_names
+
+        return scheduler_names(self.sampling)
+
+    def check_job(self, *, scheduler: str, size: tuple[int, int], regions: bool, controls: bool, loras: bool) -> None:
+        """Refuse what this family cannot run, with a message naming the fix (the API answers 422)."""
+        from ..errors import InvalidCanvasError, UnsupportedError
+        from ..schedulers import check_scheduler_name
+
+        models = f"{self.label} models"
+        check_scheduler_name(scheduler, self.sampling, models)
+        m = self.size_multiple
+        for side, value in zip(("width", "height"), size):
+            if value % m:
+                below, above = value // m * m, value // m * m + m
+                use = f"{below} or {above}" if below > 0 else f"{above}"
+                raise InvalidCanvasError(
+                    f"generation {side} {value} (box x scale) is not a multiple of {m}, which {models} need: use {use}"
+                )
+        for wanted, feature, what in (
+            (regions, "regions", "regional prompts: hide the regional guidance layers"),
+            (controls, "controlnet", "ControlNet: hide the control layers"),
+            (loras, "lora", "LoRA: disable the LoRAs"),
+        ):
+            if wanted and feature not in self.features:
+                raise UnsupportedError(f"{models} have no {what}")
+
     # ---- hooks ------------------------------------------------------------------------------------------
-    def load_extras(self, kind: str) -> dict[str, Any]:
-        """Keyword arguments for loading a diffusers folder of this family (`from_pretrained`)."""
+    def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
+        """The kind ("main", "inpaint") of a diffusers pipeline folder of this family, or None when it is
+        not one. `index`: its model_index.json; `read_config(relative path)`: a JSON file of the folder
+        (None when absent). The SD1.x/SDXL probe (invoke_core/model_probe.py) runs when no family claims."""
+        return None
+
+    def load_extras(self, kind: str, path: str | Path | None = None) -> dict[str, Any]:
+        """Keyword arguments for loading the diffusers folder at `path` of this family (`from_pretrained`)."""
         return {}
 
     def uses_cfg(self, pipe: Any, params: GenerationParams) -> bool:

@@ -26,7 +26,7 @@ class UNetFamily(Family):
     single_file_pipelines: dict[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # from_pretrained keyword arguments
 
-    def load_extras(self, kind: str) -> dict[str, Any]:
+    def load_extras(self, kind: str, path: Any = None) -> dict[str, Any]:
         return dict(self.extras) if kind != "controlnet" else {}
 
     def uses_cfg(self, pipe: Any, params: GenerationParams) -> bool:

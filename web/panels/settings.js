@@ -4,6 +4,7 @@
 import { ASPECT_PRESETS, aspectRatio, bboxForAspect, bboxMaxSides, snapSize } from "../canvas/geometry.js";
 import { createApi } from "../api.js";
 import { DEFAULT_BBOX, DEFAULT_SETTINGS, SERVER_CONFIG, applyServerConfig, clampToLimit, lowestAccepted, mainModel } from "../document.js";
+import { familyOf, schedulerOptions, settingsForFamily } from "../families.js";
 import { field, h, iconButton } from "./dom.js";
 import { icon } from "./icons.js";
 import { createLoraPanel } from "./loras.js";
@@ -32,7 +33,7 @@ export const randomSeed = () => Math.floor(Math.random() * 2 ** 32);
  * asks through a client of its own. `config` (optional) is one already fetched.
  * @param {{el: HTMLElement, store: any, onInvoke: () => void, api?: any, config?: any}} o
  */
-export function createSettingsPanel({ el, store, onInvoke, api = null, config = null }) {
+export function createSettingsPanel({ el, store, onInvoke, api = null, config = null, onFamilyChange = () => {} }) {
   const settings = () => ({ ...DEFAULT_SETTINGS, ...(store.get("settings") || {}) });
   const set = (patch) => store.apply({ put: [{ ...settings(), ...patch }] }, { history: false });
   const bbox = () => ({ ...DEFAULT_BBOX, ...(store.get("bbox") || {}) });
@@ -60,7 +61,13 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
   };
 
   const modelSelect = h("select", { "data-testid": "model-select", "aria-label": "Model" });
-  bind(modelSelect, "model", (v) => v || null, "change");
+  // another family's model brings its defaults (steps, guidance, scheduler); the same family keeps them
+  modelSelect.addEventListener("change", () => {
+    const before = family();
+    const model = modelSelect.value || null;
+    const after = familyOf(serverConfig, models.find((m) => m.id === model) || null);
+    set({ model, ...settingsForFamily(before, after, settings()) });
+  });
   const modelNote = h("div", { class: "model-note", "data-testid": "model-note" });
 
   const prompt = bind(h("textarea", { rows: 4, "data-testid": "prompt", placeholder: "Describe what to paint…", "aria-label": "Prompt", spellcheck: "false" }), "prompt");
@@ -214,7 +221,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
       const items = list || [{ name: current, label: current }];
       select.replaceChildren(...items.map((o) => h("option", { value: String(o.name) }, o.label)));
     };
-    options(scheduler, serverConfig?.schedulers, s.scheduler);
+    options(scheduler, serverConfig ? schedulerOptions(serverConfig.schedulers, family()) : null, s.scheduler);
     options(infill, serverConfig?.infill_methods, s.infill);
     const scales = serverConfig?.scale_choices || FALLBACK_SCALES;
     options(scale, scales.map((v) => ({ name: v, label: `${v}×` })));
@@ -245,11 +252,18 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     render();
   }
 
-  function renderModels() {
-    const s = settings();
+  /** The model a job uses now: the chosen one, else the server's default (the first main model). */
+  function chosenModel() {
     const usable = models.filter((m) => m.kind === "main" || m.kind === "inpaint");
-    // no model chosen: the server uses its default (the first installed main model, else the demo)
-    const chosen = mainModel(usable, s.model) || mainModel(usable, null) || usable[0] || null;
+    return mainModel(usable, settings().model) || mainModel(usable, null) || usable[0] || null;
+  }
+  /** The chosen model's family as the server describes it (null until the config and models are in). */
+  const family = () => familyOf(serverConfig, chosenModel());
+  let shownFamily = /** @type {any} */ (undefined);
+
+  function renderModels() {
+    const usable = models.filter((m) => m.kind === "main" || m.kind === "inpaint");
+    const chosen = chosenModel();
     modelSelect.replaceChildren(
       ...(usable.length ? [] : [h("option", { value: "" }, "Default model")]),
       ...usable.map((m) => h("option", { value: m.id, title: m.description || "" }, m.label ? `${m.name} · random weights` : m.name)),
@@ -261,6 +275,12 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
       modelNote.append(h("span", { class: "warn-badge" }, "random weights"), " ", detail ? detail.charAt(0).toUpperCase() + detail.slice(1) : "", detail ? "." : "");
     }
     modelNote.hidden = !(chosen && chosen.label);
+    const now = family();
+    if (now !== shownFamily) {
+      shownFamily = now;
+      renderOptions(); // the family's schedulers
+      onFamilyChange(now);
+    }
   }
 
   function render() {
@@ -307,6 +327,10 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
   return {
     render,
     setConfig,
+    /** The chosen model's family (GET /api/v1/config `families`), null while unknown. */
+    get family() {
+      return family();
+    },
     /** The server's config once it arrived (null before). */
     get config() {
       return serverConfig;

@@ -1,0 +1,91 @@
+"""Stable Diffusion 3.x (3.5 Large, Large Turbo, Medium; SD3 Medium): an MMDiT with joint attention over
+[image, text] tokens, two CLIP text encoders and an optional T5, a 16-channel VAE, flow matching.
+
+This first step runs text to image, image to image, inpaint and outpaint on diffusers' StableDiffusion3
+pipelines, prompts as the pipeline encodes them (a model installed without its T5 runs with
+`text_encoder_3=None`); regional prompts, ControlNet and LoRA come next and are refused clearly until then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .base import Defaults, Family
+
+_OPTIONAL_T5 = ("text_encoder_3", "tokenizer_3")
+
+
+@dataclass(frozen=True)
+class SD3Family(Family):
+    def load_extras(self, kind: str, path: str | Path | None = None) -> dict[str, Any]:
+        """A folder without its T5 (model_index.json names none) loads with `text_encoder_3=None`."""
+        if path is None:
+            return {}
+        try:
+            index = json.loads((Path(path) / "model_index.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        missing = {name: None for name in _OPTIONAL_T5 if not (isinstance(index.get(name), list) and index[name][0])}
+        return missing
+
+    def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
+        if not str(index.get("_class_name", "")).startswith("StableDiffusion3"):
+            return None
+        transformer = read_config("transformer/config.json") or {}
+        if transformer.get("_class_name") != "SD3Transformer2DModel":
+            from ..errors import ModelInstallError
+
+            raise ModelInstallError("an SD 3 pipeline folder without transformer/config.json: the folder is incomplete")
+        return "main"  # SD 3.x inpaints with its text-to-image transformer
+
+    def uses_cfg(self, pipe: Any, params: Any) -> bool:
+        return params.cfg_scale > 1
+
+    def encode_prompts(self, pipe: Any, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
+        # The pipeline's own encoding: CLIP (77 tokens) and, when installed, T5 for what is longer.
+        return {"prompt": prompt, "negative_prompt": negative_prompt if do_cfg else None}
+
+    def regional(self, pipe: Any, request: Any, plan: Any) -> tuple[dict[str, Any], Any]:
+        from ..errors import UnsupportedError
+
+        raise UnsupportedError(f"{self.label} models have no regional prompts yet")
+
+    def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
+        return contextlib.nullcontext()
+
+    def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
+        from ..errors import UnsupportedError
+
+        raise UnsupportedError(f"{self.label} models have no ControlNet yet")
+
+    def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
+        return contextlib.nullcontext()
+
+    def preview(self, latents: Any) -> Image.Image:
+        """A rough preview: three fixed mixes of the 16 latent channels (their means by thirds), no VAE."""
+        first = latents[0].detach().float().cpu().numpy()
+        groups = np.array_split(first[:16], 3)
+        rgb = np.stack([g.mean(axis=0) for g in groups], axis=-1)
+        return Image.fromarray(np.clip((rgb * 0.8 + 1.0) * 127.5, 0, 255).astype(np.uint8))
+
+
+FAMILY = SD3Family(
+    name="sd-3",
+    label="Stable Diffusion 3.5",
+    defaults=Defaults(steps=28, cfg_scale=4.5, scheduler="euler", width=1024, height=1024),
+    size_multiple=16,  # 8x VAE and 2x2 patches
+    sampling="flow",
+    features=frozenset({"negative_prompt"}),
+    pipelines={
+        ("txt2img", False): "StableDiffusion3Pipeline",
+        ("img2img", False): "StableDiffusion3Img2ImgPipeline",
+        ("inpaint", False): "StableDiffusion3InpaintPipeline",
+    },
+)

@@ -1,0 +1,43 @@
+"""Model families on the canvas, in headless Chromium: choosing a model of another family brings its
+defaults and schedulers, disables what the family cannot do (saying why), and a job runs through the
+server to a staged result."""
+
+from __future__ import annotations
+
+import browser_helpers
+from browser_helpers import last_item, queue_ids, set_up_job, wait_staged
+
+server, browser, app = browser_helpers.server, browser_helpers.browser, browser_helpers.app
+
+
+def choose_model(app, model_id: str) -> None:
+    app.tid("model-select").select_option(model_id)
+    app.wait("(id) => window.__app.store.get('settings').model === id", model_id)
+
+
+def test_an_sd3_model_brings_its_defaults_disables_what_it_lacks_and_runs(app, server):
+    choose_model(app, "demo-sd3")
+    s = app.record("settings")
+    assert (s["steps"], s["cfg_scale"], s["scheduler"]) == (28, 4.5, "euler"), "the family's defaults"
+    options = app.js("() => [...document.querySelectorAll('[data-testid=scheduler] option')].map((o) => o.value)")
+    assert options == ["euler", "heun"], options
+    region = app.tid("layer-add-regional_guidance")
+    assert region.is_disabled() and "Stable Diffusion 3.5 models have no regional prompts" in region.get_attribute("title")
+    control = app.tid("layer-add-control")
+    assert control.is_disabled() and "have no ControlNet" in control.get_attribute("title")
+    assert app.tid("negative-prompt").is_enabled()
+
+    set_up_job(app, "a lighthouse at dusk", steps=3)
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    wait_staged(app)
+
+    # back to an SD1.5 model: its family's defaults and everything enabled again
+    choose_model(app, "demo")
+    s = app.record("settings")
+    assert (s["steps"], s["cfg_scale"]) == (30, 7.5)
+    assert app.tid("layer-add-regional_guidance").is_enabled()
+    assert "dpmpp_2m" in app.js("() => [...document.querySelectorAll('[data-testid=scheduler] option')].map((o) => o.value)")

@@ -1,0 +1,151 @@
+"""SD 3.5 through the family seam, on the tiny random-weight `demo-sd3` (two CLIPs, no T5, an MMDiT of two
+joint blocks, a 16-channel VAE, flow matching): every canvas mode through invoke_core.run, the family's
+rules (flow-matching schedulers, sizes in multiples of 16, what it cannot do yet) as clear errors, in the
+core and through the API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import rgba
+
+from invoke_core import families
+from invoke_core.compile import compile_canvas
+from invoke_core.errors import InvalidCanvasError, UnsupportedError
+from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind, RegionPrompt
+
+MODEL = "demo-sd3"
+
+
+def params(**kw) -> GenerationParams:
+    base = dict(prompt="a lighthouse at dusk", model=MODEL, steps=3, seed=7, cfg_scale=4.5, mask_blur=0, infill="color")
+    base.update(kw)
+    return GenerationParams(**base)
+
+
+def doc(layers=(), size=64, **kw) -> CanvasDocument:
+    return CanvasDocument(Bounds(0, 0, size, size), tuple(layers), params(**kw))
+
+
+def run1(engine, document, **kw):
+    return engine.run(compile_canvas(document), **kw)
+
+
+def mask_layer(size: int, box: tuple[int, int, int, int]) -> Layer:
+    pixels = np.zeros((size, size, 4), np.uint8)
+    y0, y1, x0, x1 = box
+    pixels[y0:y1, x0:x1, 3] = 255
+    return Layer("mask", LayerKind.INPAINT_MASK, 0, 0, pixels)
+
+
+def test_the_demo_is_an_sd3_model_labelled_random_weights(engine):
+    record = engine.resolve_model(MODEL)
+    assert record.family == "sd-3" and record.builtin and "random weights" in record.description
+
+
+def test_txt2img_same_seed_same_pixels_other_seed_differs_and_previews(engine):
+    seen = []
+    a = run1(engine, doc(seed=7), on_progress=seen.append)[0]
+    b = run1(engine, doc(seed=7))[0]
+    c = run1(engine, doc(seed=8))[0]
+    assert a.image.shape == (64, 64, 3) and a.image.dtype == np.uint8
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, c.image)
+    assert a.metadata["model"]["family"] == "sd-3" and a.metadata["mode"] == "txt2img"
+    assert [p.step for p in seen] == [1, 2, 3] and seen[-1].preview.size == (8, 8)
+
+
+def test_img2img_repaints_the_box(engine):
+    init = rgba(64, 64, seed=1)
+    result = run1(engine, doc([Layer("img", LayerKind.RASTER, 0, 0, init)], strength=0.6))[0]
+    assert result.metadata["mode"] == "img2img"
+    assert not np.array_equal(result.image, init[..., :3])
+
+
+def test_inpaint_keeps_every_pixel_outside_the_mask(engine):
+    init = rgba(64, 64, seed=2)
+    layers = [Layer("img", LayerKind.RASTER, 0, 0, init), mask_layer(64, (16, 48, 16, 48))]
+    result = run1(engine, doc(layers, strength=1.0))[0]
+    assert result.metadata["mode"] == "inpaint"
+    outside = np.ones((64, 64), bool)
+    outside[16:48, 16:48] = False
+    assert np.array_equal(result.image[outside], init[..., :3][outside])
+    assert not np.array_equal(result.image[~outside], init[..., :3][~outside])
+
+
+def test_outpaint_keeps_every_originally_opaque_pixel(engine):
+    init = rgba(32, 64, seed=4)  # the top 32 rows of the box
+    result = run1(engine, doc([Layer("img", LayerKind.RASTER, 0, 0, init)], strength=1.0, infill="telea"))[0]
+    assert result.metadata["mode"] == "outpaint"
+    assert np.array_equal(result.image[:32], init[..., :3])
+    assert result.image[32:].std() > 0
+
+
+@pytest.mark.parametrize("name", families.get("sd-3").schedulers)
+def test_each_flow_matching_scheduler_runs_deterministically(engine, name):
+    a = run1(engine, doc(size=32, scheduler=name, steps=2))[0]
+    b = run1(engine, doc(size=32, scheduler=name, steps=2))[0]
+    assert np.array_equal(a.image, b.image) and a.metadata["scheduler"] == name
+
+
+def test_a_diffusion_scheduler_on_sd3_names_the_valid_ones(engine):
+    with pytest.raises(InvalidCanvasError, match=r"'dpmpp_2m' does not suit Stable Diffusion 3.5 models: choose one of euler, heun"):
+        run1(engine, doc(scheduler="dpmpp_2m"))
+
+
+def test_a_size_not_a_multiple_of_16_names_the_nearest(engine):
+    with pytest.raises(InvalidCanvasError, match=r"generation width 72 .* not a multiple of 16.*use 64 or 80"):
+        engine.run(compile_canvas(CanvasDocument(Bounds(0, 0, 72, 64), (), params())))
+
+
+def test_what_sd3_cannot_do_yet_is_refused_clearly(engine):
+    region = np.zeros((64, 64, 4), np.uint8)
+    region[:, :32, 3] = 255
+    layers = [Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, region, region=RegionPrompt(prompt="a red boat"))]
+    with pytest.raises(UnsupportedError, match="Stable Diffusion 3.5 models have no regional prompts"):
+        run1(engine, doc(layers))
+
+
+def test_the_api_refuses_sd3_jobs_it_cannot_run_with_422(tmp_path):
+    from server.app import create_app, shutdown
+
+    app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
+    try:
+        client = app.test_client()
+        document = {"bbox": {"x": 0, "y": 0, "width": 64, "height": 64}, "layers": [], "params": {"prompt": "p", "model": MODEL, "steps": 2}}
+        bad = [
+            ({"scheduler": "dpmpp_2m"}, "choose one of euler, heun"),
+            ({"scale": 1.125}, "not a multiple of 16"),  # 64 x 1.125 = 72
+        ]
+        for change, message in bad:
+            body = {"document": {**document, "params": {**document["params"], **change}}}
+            r = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})
+            assert r.status_code == 422, (change, r.status_code, r.json)
+            assert message in r.json["message"], r.json
+        ok = client.post("/api/v1/canvas/jobs", json={"document": document}, headers={"Origin": "http://localhost"})
+        assert ok.status_code in (200, 201), ok.json
+    finally:
+        shutdown(app)
+
+
+def test_an_sd3_diffusers_folder_installs_by_path_as_sd3_and_runs(engine, tmp_path):
+    from invoke_core.families.sd3_demo import build_sd3_demo
+    from invoke_core.model_install import install_model
+
+    folder = build_sd3_demo(tmp_path / "my-sd3")
+    record = install_model(engine.registry, str(folder), name="my sd3")
+    assert (record.family, record.kind, record.format) == ("sd-3", "main", "diffusers")
+    result = engine.run(compile_canvas(doc(model=record.id, size=32, steps=2)))[0]
+    assert result.metadata["model"]["family"] == "sd-3" and result.image.shape == (32, 32, 3)
+
+
+def test_an_sd3_folder_without_its_transformer_config_is_refused(engine, tmp_path):
+    import shutil
+
+    from invoke_core.errors import ModelInstallError
+    from invoke_core.families.sd3_demo import build_sd3_demo
+    from invoke_core.model_install import install_model
+
+    folder = build_sd3_demo(tmp_path / "broken-sd3")
+    shutil.rmtree(folder / "transformer")
+    with pytest.raises(ModelInstallError, match="without transformer/config.json"):
+        install_model(engine.registry, str(folder), name="broken")

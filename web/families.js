@@ -1,0 +1,51 @@
+// Model families as the server describes them (GET /api/v1/config `families`, from invoke_core/families):
+// what the chosen model's family lacks (the web disables it, saying why), its schedulers, its defaults.
+// Pure: no DOM.
+
+/** A family feature -> what the message calls it (the features of invoke_core/families/base.py FEATURES). */
+export const FEATURE_NAMES = Object.freeze({
+  negative_prompt: "negative prompts",
+  weighted_prompts: "prompt weighting",
+  regions: "regional prompts",
+  controlnet: "ControlNet",
+  lora: "LoRA",
+  inpaint_model: "inpainting models",
+});
+
+/** The family description of a model record, or null (no config yet, an unknown family). */
+export function familyOf(config, model) {
+  const families = config && config.families;
+  return (model && families && families[model.family]) || null;
+}
+
+/**
+ * Why the family cannot do `feature`, or null when it can (or nothing is known: nothing is disabled).
+ * @param {any} family @param {keyof typeof FEATURE_NAMES} feature
+ */
+export function missing(family, feature) {
+  if (!family || !Array.isArray(family.features) || family.features.includes(feature)) return null;
+  return `${family.label} models have no ${FEATURE_NAMES[feature] || feature}`;
+}
+
+/** The scheduler options valid for the family (all of them when it is unknown). */
+export function schedulerOptions(all, family) {
+  const list = all || [];
+  if (!family || !Array.isArray(family.schedulers)) return list;
+  return list.filter((o) => family.schedulers.includes(o.name));
+}
+
+/**
+ * The settings to change when the chosen model's family changes: the new family's defaults (steps,
+ * guidance, scheduler) where the family is another one; else only a scheduler the family cannot use.
+ * @param {any} before the previous model's family (null: unknown) @param {any} after
+ * @param {{scheduler: string}} settings
+ */
+export function settingsForFamily(before, after, settings) {
+  if (!after) return {};
+  const d = after.defaults || {};
+  if (before && before !== after && before.label !== after.label) {
+    return { steps: d.steps, cfg_scale: d.cfg_scale, scheduler: d.scheduler };
+  }
+  if (Array.isArray(after.schedulers) && !after.schedulers.includes(settings.scheduler)) return { scheduler: d.scheduler };
+  return {};
+}

@@ -1,0 +1,25 @@
+// What the chosen model's family cannot do, disabled where it is offered, with the reason as the
+// tooltip (the rules in families.js, from the server's description of each family). The LoRA picker
+// lists only LoRAs of the model's family already (panels/loras.js).
+
+import { missing } from "../families.js";
+
+/** testid of the control -> the family feature it needs */
+const GAPS = [
+  ["layer-add-regional_guidance", "regions"],
+  ["layer-add-control", "controlnet"],
+  ["negative-prompt", "negative_prompt"],
+];
+
+/** @param {ParentNode} root @param {any} family the chosen model's family (null: unknown, all enabled) */
+export function applyFamilyGaps(root, family) {
+  for (const [testid, feature] of GAPS) {
+    const el = /** @type {HTMLButtonElement | HTMLTextAreaElement | null} */ (root.querySelector(`[data-testid="${testid}"]`));
+    if (!el) continue;
+    if (!("titleBase" in el.dataset)) el.dataset.titleBase = el.title || "";
+    const why = missing(family, /** @type {any} */ (feature));
+    el.disabled = !!why;
+    el.title = why || el.dataset.titleBase || "";
+    el.toggleAttribute("data-family-gap", !!why);
+  }
+}

@@ -1,0 +1,38 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { familyOf, missing, schedulerOptions, settingsForFamily } from "../families.js";
+
+const config = {
+  families: {
+    "sd-1": { label: "Stable Diffusion 1.x", features: ["regions", "controlnet", "lora", "negative_prompt"], schedulers: ["euler", "dpmpp_2m", "heun"], defaults: { steps: 30, cfg_scale: 7.5, scheduler: "euler" } },
+    "sd-3": { label: "Stable Diffusion 3.5", features: ["negative_prompt"], schedulers: ["euler", "heun"], defaults: { steps: 28, cfg_scale: 4.5, scheduler: "euler" } },
+  },
+};
+const sd1 = config.families["sd-1"];
+const sd3 = config.families["sd-3"];
+
+test("a model's family comes from the server's config; unknown gives null", () => {
+  assert.equal(familyOf(config, { family: "sd-3" }), sd3);
+  assert.equal(familyOf(config, { family: "flux-9" }), null);
+  assert.equal(familyOf(null, { family: "sd-3" }), null);
+});
+
+test("what a family lacks is named, with the family", () => {
+  assert.equal(missing(sd3, "regions"), "Stable Diffusion 3.5 models have no regional prompts");
+  assert.equal(missing(sd3, "controlnet"), "Stable Diffusion 3.5 models have no ControlNet");
+  assert.equal(missing(sd1, "regions"), null);
+  assert.equal(missing(null, "regions"), null, "nothing known: nothing disabled");
+});
+
+test("only the family's schedulers are offered", () => {
+  const all = [{ name: "euler" }, { name: "dpmpp_2m" }, { name: "heun" }];
+  assert.deepEqual(schedulerOptions(all, sd3).map((o) => o.name), ["euler", "heun"]);
+  assert.equal(schedulerOptions(all, null), all);
+});
+
+test("choosing a model of another family takes its defaults; the same family keeps the user's settings", () => {
+  assert.deepEqual(settingsForFamily(sd1, sd3, { scheduler: "dpmpp_2m" }), { steps: 28, cfg_scale: 4.5, scheduler: "euler" });
+  assert.deepEqual(settingsForFamily(sd1, sd1, { scheduler: "dpmpp_2m" }), {});
+  assert.deepEqual(settingsForFamily(null, sd3, { scheduler: "dpmpp_2m" }), { scheduler: "euler" }, "an invalid scheduler is replaced");
+  assert.deepEqual(settingsForFamily(null, sd3, { scheduler: "heun" }), {});
+});
