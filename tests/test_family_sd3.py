@@ -97,12 +97,76 @@ def test_a_size_not_a_multiple_of_16_names_the_nearest(engine):
         engine.run(compile_canvas(CanvasDocument(Bounds(0, 0, 72, 64), (), params())))
 
 
+def region_layer(size: int = 64, columns: slice = slice(0, 32), prompt: str = "a red boat") -> Layer:
+    pixels = np.zeros((size, size, 4), np.uint8)
+    pixels[:, columns, 3] = 255
+    return Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt=prompt))
+
+
 def test_what_sd3_cannot_do_yet_is_refused_clearly(engine):
-    region = np.zeros((64, 64, 4), np.uint8)
-    region[:, :32, 3] = 255
-    layers = [Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, region, region=RegionPrompt(prompt="a red boat"))]
-    with pytest.raises(UnsupportedError, match="Stable Diffusion 3.5 models have no regional prompts"):
-        run1(engine, doc(layers))
+    from invoke_core.types import ControlSettings
+
+    control = Layer("c", LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=5), control=ControlSettings(model="demo-controlnet"))
+    with pytest.raises(UnsupportedError, match="Stable Diffusion 3.5 models have no ControlNet"):
+        run1(engine, doc([Layer("img", LayerKind.RASTER, 0, 0, rgba(64, 64, seed=6)), control]))
+
+
+def test_a_region_changes_the_image_and_is_reproducible(engine):
+    plain = run1(engine, doc())[0]
+    a = run1(engine, doc([region_layer()]))[0]
+    b = run1(engine, doc([region_layer()]))[0]
+    assert np.array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, plain.image)
+    assert a.metadata["regions"]["items"][0]["use"] == "region"
+
+
+def test_image_tokens_outside_a_region_give_its_text_zero_attention(engine):
+    """At the attention level: every joint-attention call, both CFG branches, every head."""
+    import torch
+
+    from invoke_core.regions import plan_regions
+    from invoke_core.types import Mode
+
+    request = compile_canvas(doc([region_layer(columns=slice(0, 32))], steps=2))
+    record = engine.resolve_model(MODEL)
+    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+    family = families.get("sd-3")
+    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
+    args, processor = family.regional(pipe, request, plan)
+    processor.record = []
+    with family.attention(pipe, [], processor), torch.inference_mode():
+        pipe(**args, num_inference_steps=2, guidance_scale=4.5, width=64, height=64, output_type="np",
+             generator=torch.Generator().manual_seed(1))
+    main_tokens, region_tokens = processor.tokens
+    n_img = processor.image_tokens  # 4 x 4 patches of 16 px
+    inside = processor.region[0] > 0  # the left half of the patch grid
+    assert 0 < int(inside.sum()) < n_img
+    calls = processor.record
+    assert len(calls) == 2 * pipe.transformer.config.num_layers  # every block, every step
+    for call in calls:
+        probs = call["probs"]  # (2 CFG branches, heads, Q, K)
+        region_cols = slice(n_img + main_tokens, n_img + main_tokens + region_tokens)
+        outside_rows = probs[:, :, :n_img][:, :, ~inside]
+        assert torch.count_nonzero(outside_rows[..., region_cols]) == 0
+        assert torch.all(probs[:, :, :n_img][:, :, inside][..., region_cols].sum(-1) > 0)
+        # the prompts do not mix: the main prompt's text never attends to the region's text
+        main_rows = probs[:, :, n_img : n_img + main_tokens]
+        assert torch.count_nonzero(main_rows[..., region_cols]) == 0
+
+
+def test_without_regions_the_output_is_the_plain_pipelines(engine):
+    import torch
+    from diffusers import StableDiffusion3Pipeline
+
+    ours = run1(engine, doc(seed=5, steps=3))[0]
+    record = engine.resolve_model(MODEL)
+    base = engine.cache.get(record, engine.device).model
+    raw = StableDiffusion3Pipeline(**{k: v for k, v in base.components.items()})
+    raw.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        out = raw(prompt="a lighthouse at dusk", num_inference_steps=3, guidance_scale=4.5, width=64, height=64,
+                  generator=torch.Generator().manual_seed(5), output_type="np").images[0]
+    assert np.array_equal(ours.image, (out * 255).round().clip(0, 255).astype(np.uint8))
 
 
 def test_the_api_refuses_sd3_jobs_it_cannot_run_with_422(tmp_path):

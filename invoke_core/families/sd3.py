@@ -1,9 +1,10 @@
 """Stable Diffusion 3.x (3.5 Large, Large Turbo, Medium; SD3 Medium): an MMDiT with joint attention over
 [image, text] tokens, two CLIP text encoders and an optional T5, a 16-channel VAE, flow matching.
 
-This first step runs text to image, image to image, inpaint and outpaint on diffusers' StableDiffusion3
-pipelines, prompts as the pipeline encodes them (a model installed without its T5 runs with
-`text_encoder_3=None`); regional prompts, ControlNet and LoRA come next and are refused clearly until then.
+Text to image, image to image, inpaint and outpaint on diffusers' StableDiffusion3 pipelines, prompts as
+the pipeline encodes them (a model installed without its T5 runs with `text_encoder_3=None`), regional
+prompts through a bias on the joint attention (families/joint_attention.py); ControlNet and LoRA come
+next and are refused clearly until then.
 """
 
 from __future__ import annotations
@@ -53,12 +54,43 @@ class SD3Family(Family):
         return {"prompt": prompt, "negative_prompt": negative_prompt if do_cfg else None}
 
     def regional(self, pipe: Any, request: Any, plan: Any) -> tuple[dict[str, Any], Any]:
-        from ..errors import UnsupportedError
+        """The text of [main | region 1 | ...] side by side along the tokens (each slot as the pipeline
+        encodes a prompt: CLIP, then T5 or its zeros), pooled embeddings from the main prompt; a region's
+        negative slot holds its own negative prompt, or the main one."""
+        import torch
 
-        raise UnsupportedError(f"{self.label} models have no regional prompts yet")
+        from .. import masks
+        from .joint_attention import JointRegionalAttnProcessor
+
+        do_cfg = self.uses_cfg(pipe, request.params)
+        main_negative = plan.negative_prompt or ""
+        slots = [(plan.prompt, main_negative)] + [(r.prompt, r.negative_prompt or main_negative) for r in plan.regions]
+        positive, negative = [], []
+        pooled = negative_pooled = None
+        with torch.inference_mode():
+            for index, (text, avoid) in enumerate(slots):
+                embeds, neg_embeds, pool, neg_pool = pipe.encode_prompt(
+                    prompt=text, prompt_2=None, prompt_3=None, negative_prompt=avoid, do_classifier_free_guidance=do_cfg
+                )
+                positive.append(embeds)
+                negative.append(neg_embeds)
+                if index == 0:
+                    pooled, negative_pooled = pool, neg_pool
+        args: dict[str, Any] = {"prompt_embeds": torch.cat(positive, dim=1), "pooled_prompt_embeds": pooled}
+        if do_cfg:
+            args.update(negative_prompt_embeds=torch.cat(negative, dim=1), negative_pooled_prompt_embeds=negative_pooled)
+        width, height = request.size
+        region_masks = np.stack([masks.resize_mask(np.asarray(r.mask), (width, height)) for r in plan.regions])
+        patch = pipe.vae_scale_factor * pipe.transformer.config.patch_size
+        processor = JointRegionalAttnProcessor(
+            region_masks, [e.shape[1] for e in positive], (height // patch, width // patch), [r.strength for r in plan.regions]
+        )
+        return args, processor
 
     def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
-        return contextlib.nullcontext()
+        from .joint_attention import joint_regional_attention
+
+        return joint_regional_attention(pipe.transformer, processor)
 
     def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
         from ..errors import UnsupportedError
@@ -82,7 +114,7 @@ FAMILY = SD3Family(
     defaults=Defaults(steps=28, cfg_scale=4.5, scheduler="euler", width=1024, height=1024),
     size_multiple=16,  # 8x VAE and 2x2 patches
     sampling="flow",
-    features=frozenset({"negative_prompt"}),
+    features=frozenset({"negative_prompt", "regions"}),
     pipelines={
         ("txt2img", False): "StableDiffusion3Pipeline",
         ("img2img", False): "StableDiffusion3Img2ImgPipeline",
