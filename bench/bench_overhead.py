@@ -15,7 +15,14 @@ With --lora it measures what a stack of two LoRAs (UNet and text-encoder attenti
 invoke_core.demo_lora) costs over the same plain job, as a ratio, on the demo and on the full-size model:
 each LoRA job loads the adapters from the in-memory file cache, runs, and unloads them.
 
-    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora] [--regions]
+With --family sd3 it measures the SD 3.5 family instead: the tiny demo-sd3, then (unless --skip-full) a
+random-weight SD 3.5 Medium-width model of reduced depth built here: the MMDiT at full width (24 heads
+of 64, joint attention 4096 wide, pooled 2048, dual attention and RMS q/k norm as Medium has them) with
+4 of its 24 blocks, the two CLIP text encoders at full width with 2 layers each, no T5 (T5-XXL's 4.7 B
+parameters do not fit this machine's test budget; the pipeline then pads with zeros), the full 16-channel
+VAE. Flow-matching Euler on both sides.
+
+    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora] [--regions] [--family sd1|sd3]
 """
 
 from __future__ import annotations
@@ -225,6 +232,48 @@ def report_control(result: dict) -> None:
     print(f"ratio (medians)          {result['ratio_of_medians']:9.3f}x   (paired: {result['median_paired_ratio']:.3f}x)")
 
 
+def build_sd35_medium_width(dest: Path) -> Path:
+    """A random-weight SD 3.5 Medium-width pipeline of reduced depth (see the module docstring)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from invoke_core.demo import _tokenizer
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=128, patch_size=2, in_channels=16, num_layers=4, attention_head_dim=64, num_attention_heads=24,
+        joint_attention_dim=4096, caption_projection_dim=1536, pooled_projection_dim=2048, out_channels=16,
+        pos_embed_max_size=384, dual_attention_layers=(0, 1, 2, 3), qk_norm="rms_norm",
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=16, norm_num_groups=32,
+        sample_size=1024, scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False,
+    )
+    tmp = dest.parent / (dest.name + "-tokenizer")
+    tokenizer = _tokenizer(tmp)
+    tokenizer_2 = _tokenizer(tmp, pad_token="!")
+
+    def clip(hidden: int, projection: int, heads: int):
+        return CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 4, num_hidden_layers=2,
+                num_attention_heads=heads, max_position_embeddings=77, projection_dim=projection,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
+                hidden_act="gelu",
+            )
+        )
+
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=clip(768, 768, 12), tokenizer=tokenizer, text_encoder_2=clip(1280, 1280, 20), tokenizer_2=tokenizer_2,
+        text_encoder_3=None, tokenizer_3=None,
+    )
+    pipe.save_pretrained(dest, safe_serialization=True)
+    return dest
+
+
 def bench_model(engine, model_id: str, rounds: int, size: int, steps: int) -> dict:
     import torch
 
@@ -236,6 +285,9 @@ def bench_model(engine, model_id: str, rounds: int, size: int, steps: int) -> di
     params = GenerationParams(prompt=prompt, model=model_id, steps=steps, seed=seed, scheduler="euler", cfg_scale=7.5)
     request = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
     record = engine.registry.get(model_id)
+    from invoke_core import families
+
+    sampling = families.get(record.family).sampling
 
     loads_before = engine.cache.stats().loads
     started = time.perf_counter()
@@ -251,7 +303,7 @@ def bench_model(engine, model_id: str, rounds: int, size: int, steps: int) -> di
     raw.set_progress_bar_config(disable=True)
 
     def raw_call():
-        raw.scheduler = make_scheduler("euler", base.scheduler.config, seed)
+        raw.scheduler = make_scheduler("euler", base.scheduler.config, seed, sampling)
         return raw(
             prompt,
             num_inference_steps=steps,
@@ -312,6 +364,7 @@ def main() -> int:
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: the device's)")
+    parser.add_argument("--family", choices=["sd1", "sd3"], default="sd1", help="the model family to measure")
     args = parser.parse_args()
 
     from invoke_core.quiet import quiet_libraries
@@ -325,6 +378,8 @@ def main() -> int:
         engine = Engine(root=root, device=args.device, dtype=args.dtype)
         print(f"device {engine.device.device}, dtype {engine.device.dtype}")
         rss_before = peak_rss_mb()
+        if args.family == "sd3":
+            return bench_sd3(engine, args, Path(tmp), rss_before)
         t0 = time.perf_counter()
         engine.registry.ensure_demo_built("demo")
         print(f"demo model build: {time.perf_counter() - t0:.2f} s (first use, includes writing to disk)")
@@ -359,6 +414,29 @@ def main() -> int:
                 print(f"two full-size LoRAs (rank 4, random) built and installed in {time.perf_counter() - t0:.1f} s")
                 report_lora(bench_lora(engine, record.id, full_loras, args.rounds, args.size, args.steps))
             print(f"peak RSS: {peak_rss_mb():.0f} MB")
+    return 0
+
+
+def bench_sd3(engine, args, tmp: Path, rss_before: float) -> int:
+    from invoke_core.model_install import install_model
+
+    t0 = time.perf_counter()
+    engine.registry.ensure_demo_built("demo-sd3")
+    print(f"demo-sd3 build: {time.perf_counter() - t0:.2f} s (first use, includes writing to disk)")
+    report(bench_model(engine, "demo-sd3", args.rounds, args.size, args.steps))
+    print(f"peak RSS after the demo-sd3 runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
+    if args.regions:
+        report_regions(bench_regions(engine, "demo-sd3", args.rounds, args.size, args.steps))
+    if not args.skip_full:
+        t0 = time.perf_counter()
+        folder = build_sd35_medium_width(tmp / "sd35-medium-width")
+        record = install_model(engine.registry, str(folder), name="sd3.5 medium-width random")
+        print(f"\nSD 3.5 Medium-width, 4 blocks (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
+        engine.cache.clear()
+        report(bench_model(engine, record.id, args.rounds, args.size, args.steps))
+        if args.regions:
+            report_regions(bench_regions(engine, record.id, args.rounds, args.size, args.steps))
+        print(f"peak RSS: {peak_rss_mb():.0f} MB")
     return 0
 
 

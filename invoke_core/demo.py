@@ -84,7 +84,9 @@ def _text_encoder(vocab_size: int, bos: int, eos: int, hidden: int, projection: 
     return cls(config).eval()
 
 
-def _vae(seed: int):
+def _vae(seed: int, latent_channels: int = 4, **latent_format):
+    """A tiny VAE; `latent_format`: the family's scaling (and shift) and quant convs (SD: 4 channels,
+    0.18215; SD 3.x: 16 channels, its scale and shift, no quant convs)."""
     import torch
     from diffusers import AutoencoderKL
 
@@ -97,10 +99,10 @@ def _vae(seed: int):
         up_block_types=("UpDecoderBlock2D",) * 4,
         block_out_channels=(8, 16, 16, 16),
         layers_per_block=1,
-        latent_channels=4,
+        latent_channels=latent_channels,
         norm_num_groups=4,
         sample_size=64,
-        scaling_factor=0.18215,
+        **({"scaling_factor": 0.18215} | latent_format),
     ).eval()
 
 

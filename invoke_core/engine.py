@@ -223,7 +223,11 @@ class Engine:
                 on_progress(Progress(index, step + 1, p.num_timesteps, family.preview(callback_kwargs["latents"])))
             return callback_kwargs
 
-        with torch.inference_mode():
+        # Anything a pipeline draws without our generator (the VAE sample of an SD3 control image) comes
+        # from the global RNG: seeded per job, and restored afterwards.
+        devices = [torch.device(self.device.device).index or 0] if self.device.device.startswith("cuda") else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
             output = pipe(
                 **prompt_args,
                 num_inference_steps=params.steps,

@@ -72,7 +72,10 @@ def load_model(record: ModelRecord, device: DeviceChoice, cache_dir: Path, compi
             config_dir = Path(record.config_path) if record.config_path else None
             model = load_single_file(path, info, dtype, config_dir=config_dir, cache_dir=cache_dir)
         elif record.kind == "controlnet":
-            model = diffusers.ControlNetModel.from_pretrained(path, dtype=dtype, local_files_only=True)
+            from . import families
+
+            cls = getattr(diffusers, families.get(record.family).controlnet_class)
+            model = cls.from_pretrained(path, dtype=dtype, local_files_only=True)
         else:
             from . import families
 

@@ -98,6 +98,11 @@ def _probe_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
         return _probe_pipeline_folder(folder, forbidden)
     if (folder / "config.json").is_file():
         config = _read_json(folder / "config.json", forbidden)
+        from . import families
+
+        for family in families.all_families():
+            if family.claims_controlnet(config):
+                return ModelInfo(family.name, "controlnet", "diffusers")
         if config.get("_class_name") == "ControlNetModel":
             return ModelInfo(_controlnet_family(folder, config), "controlnet", "diffusers")
         raise _unidentified(

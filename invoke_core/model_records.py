@@ -51,6 +51,7 @@ DEMO_MODELS = (
     ("demo-inpaint", "Demo SD1.5 inpainting (tiny)", "sd15-inpaint", "inpaint", "sd-1"),
     ("demo-controlnet", "Demo ControlNet (tiny)", "controlnet", "controlnet", "sd-1"),
     ("demo-sd3", "Demo SD 3.5 (tiny)", "sd3", "main", "sd-3"),
+    ("demo-sd3-controlnet", "Demo SD 3.5 ControlNet (tiny)", "sd3-controlnet", "controlnet", "sd-3"),
 )
 
 
@@ -142,10 +143,14 @@ class ModelRegistry:
                 demo.build_sd15_demo(path, inpaint=True)
             if model_id == "demo-controlnet" and not path.exists():
                 demo.build_controlnet_demo(path, base / "sd15")
-            if model_id == "demo-sd3" and not path.exists():
+            if model_id in ("demo-sd3", "demo-sd3-controlnet") and not (base / "sd3").exists():
                 from .families.sd3_demo import build_sd3_demo
 
-                build_sd3_demo(path)
+                build_sd3_demo(base / "sd3")
+            if model_id == "demo-sd3-controlnet" and not path.exists():
+                from .families.sd3_demo import build_sd3_controlnet_demo
+
+                build_sd3_controlnet_demo(path, base / "sd3")
             digest, size = hash_path(path)
             record = dataclasses.replace(record, hash=digest, size=size, installed_at=time.time())
             records[model_id] = record

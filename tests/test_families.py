@@ -16,12 +16,15 @@ from server.app import create_app, shutdown
 
 
 @pytest.mark.parametrize("name", families.NAMES)
-def test_a_family_names_a_real_pipeline_for_every_task_and_with_control_when_it_has_controlnet(name):
+def test_a_family_runs_every_task_on_a_real_pipeline_and_names_real_control_ones(name):
     family = families.get(name)
     for task in TASKS:
-        for control in (False, True) if "controlnet" in family.features else (False,):
-            cls = getattr(diffusers, family.pipeline_class(task, control))
-            assert issubclass(cls, diffusers.DiffusionPipeline), (name, task, control)
+        assert issubclass(getattr(diffusers, family.pipeline_class(task, False)), diffusers.DiffusionPipeline), (name, task)
+    controlled = [task for (task, control) in family.pipelines if control]
+    assert bool(controlled) == ("controlnet" in family.features), "ControlNet pipelines exactly when it has the feature"
+    for task in controlled:
+        assert issubclass(getattr(diffusers, family.pipeline_class(task, True)), diffusers.DiffusionPipeline), (name, task)
+    assert hasattr(diffusers, family.controlnet_class)
 
 
 @pytest.mark.parametrize("name", families.NAMES)

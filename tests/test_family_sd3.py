@@ -103,12 +103,41 @@ def region_layer(size: int = 64, columns: slice = slice(0, 32), prompt: str = "a
     return Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt=prompt))
 
 
-def test_what_sd3_cannot_do_yet_is_refused_clearly(engine):
+def control_layer(model: str = "demo-sd3-controlnet", **kw) -> Layer:
     from invoke_core.types import ControlSettings
 
-    control = Layer("c", LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=5), control=ControlSettings(model="demo-controlnet"))
-    with pytest.raises(UnsupportedError, match="Stable Diffusion 3.5 models have no ControlNet"):
-        run1(engine, doc([Layer("img", LayerKind.RASTER, 0, 0, rgba(64, 64, seed=6)), control]))
+    return Layer("c", LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=5), control=ControlSettings(model=model, preprocessor="none", **kw))
+
+
+def test_what_sd3_cannot_do_yet_is_refused_clearly(engine):
+    from invoke_core.types import LoraSpec
+
+    with pytest.raises(UnsupportedError, match="Stable Diffusion 3.5 models have no LoRA"):
+        run1(engine, doc(loras=(LoraSpec("some-lora"),)))
+
+
+def test_an_sd3_controlnet_steers_text_to_image(engine):
+    plain = run1(engine, doc(seed=3))[0]
+    a = run1(engine, doc([control_layer()], seed=3))[0]
+    b = run1(engine, doc([control_layer()], seed=3))[0]
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, plain.image)
+    assert a.metadata["controls"][0]["model"]["family"] == "sd-3"
+    weak = run1(engine, doc([control_layer(weight=0.0)], seed=3))[0]
+    assert np.array_equal(weak.image, plain.image), "weight 0: no control"
+
+
+def test_sd3_control_mistakes_are_clear(engine):
+    from invoke_core.errors import InvalidCanvasError
+
+    with pytest.raises(InvalidCanvasError, match="ControlNet 'demo-controlnet' is for sd-1, the model 'demo-sd3' is sd-3"):
+        run1(engine, doc([control_layer("demo-controlnet")]))
+    raster = Layer("img", LayerKind.RASTER, 0, 0, rgba(64, 64, seed=6))
+    with pytest.raises(UnsupportedError, match="cannot run img2img with ControlNet"):
+        run1(engine, doc([raster, control_layer()]))
+    with pytest.raises(UnsupportedError, match="have no control modes: use balanced"):
+        run1(engine, doc([control_layer(mode="prompt")]))
+    record = engine.registry.get("demo-sd3-controlnet")
+    assert (record.family, record.kind) == ("sd-3", "controlnet")
 
 
 def test_a_region_changes_the_image_and_is_reproducible(engine):
@@ -191,10 +220,12 @@ def test_the_api_refuses_sd3_jobs_it_cannot_run_with_422(tmp_path):
         shutdown(app)
 
 
-def test_an_sd3_diffusers_folder_installs_by_path_as_sd3_and_runs(engine, tmp_path):
+def test_an_sd3_diffusers_folder_installs_by_path_as_sd3_and_runs(tmp_path):
+    from invoke_core.engine import Engine
     from invoke_core.families.sd3_demo import build_sd3_demo
     from invoke_core.model_install import install_model
 
+    engine = Engine(root=tmp_path / "root", device="cpu")  # its own registry: an installed model becomes the default
     folder = build_sd3_demo(tmp_path / "my-sd3")
     record = install_model(engine.registry, str(folder), name="my sd3")
     assert (record.family, record.kind, record.format) == ("sd-3", "main", "diffusers")
@@ -202,13 +233,15 @@ def test_an_sd3_diffusers_folder_installs_by_path_as_sd3_and_runs(engine, tmp_pa
     assert result.metadata["model"]["family"] == "sd-3" and result.image.shape == (32, 32, 3)
 
 
-def test_an_sd3_folder_without_its_transformer_config_is_refused(engine, tmp_path):
+def test_an_sd3_folder_without_its_transformer_config_is_refused(tmp_path):
     import shutil
 
+    from invoke_core.engine import Engine
     from invoke_core.errors import ModelInstallError
     from invoke_core.families.sd3_demo import build_sd3_demo
     from invoke_core.model_install import install_model
 
+    engine = Engine(root=tmp_path / "root", device="cpu")
     folder = build_sd3_demo(tmp_path / "broken-sd3")
     shutil.rmtree(folder / "transformer")
     with pytest.raises(ModelInstallError, match="without transformer/config.json"):

@@ -45,6 +45,7 @@ class Family:
     features: frozenset[str] = field(default_factory=frozenset)
     # (task, with ControlNet) -> diffusers pipeline class name
     pipelines: dict[tuple[str, bool], str] = field(default_factory=dict)
+    controlnet_class: str = "ControlNetModel"  # its ControlNets' diffusers class
 
     def pipeline_class(self, task: str, control: bool) -> str:
         try:
@@ -110,6 +111,10 @@ class Family:
     def load_extras(self, kind: str, path: str | Path | None = None) -> dict[str, Any]:
         """Keyword arguments for loading the diffusers folder at `path` of this family (`from_pretrained`)."""
         return {}
+
+    def claims_controlnet(self, config: dict[str, Any]) -> bool:
+        """Whether a diffusers ControlNet folder (its config.json) is one of this family's."""
+        return False
 
     def uses_cfg(self, pipe: Any, params: GenerationParams) -> bool:
         """Whether the job runs classifier-free guidance (a negative branch)."""

@@ -3,8 +3,8 @@
 
 Text to image, image to image, inpaint and outpaint on diffusers' StableDiffusion3 pipelines, prompts as
 the pipeline encodes them (a model installed without its T5 runs with `text_encoder_3=None`), regional
-prompts through a bias on the joint attention (families/joint_attention.py); ControlNet and LoRA come
-next and are refused clearly until then.
+prompts through a bias on the joint attention (families/joint_attention.py), SD3 ControlNets on text to
+image; LoRA comes next and is refused clearly until then.
 """
 
 from __future__ import annotations
@@ -92,10 +92,33 @@ class SD3Family(Family):
 
         return joint_regional_attention(pipe.transformer, processor)
 
-    def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
-        from ..errors import UnsupportedError
+    def claims_controlnet(self, config: dict[str, Any]) -> bool:
+        return config.get("_class_name") == "SD3ControlNetModel"
 
-        raise UnsupportedError(f"{self.label} models have no ControlNet yet")
+    def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
+        """Control maps at the generation size, as StableDiffusion3ControlNetPipeline takes them."""
+        from ..errors import UnsupportedError
+        from ..preprocess import preprocess
+        from ..types import ControlMode
+        from .. import masks
+
+        settings = [c.settings for c in request.controls]
+        if any(s.mode is not ControlMode.BALANCED for s in settings):
+            raise UnsupportedError(f"{self.label} ControlNets have no control modes: use balanced")
+        images = [
+            Image.fromarray(preprocess(masks.resize_image(np.asarray(c.image), request.size), c.settings.preprocessor))
+            for c in request.controls
+        ]
+
+        def one_or_list(values: list) -> Any:
+            return values[0] if len(values) == 1 else values
+
+        return {
+            "control_image": one_or_list(images),
+            "controlnet_conditioning_scale": one_or_list([float(s.weight) for s in settings]),
+            "control_guidance_start": one_or_list([float(s.begin) for s in settings]),
+            "control_guidance_end": one_or_list([float(s.end) for s in settings]),
+        }
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
@@ -114,10 +137,13 @@ FAMILY = SD3Family(
     defaults=Defaults(steps=28, cfg_scale=4.5, scheduler="euler", width=1024, height=1024),
     size_multiple=16,  # 8x VAE and 2x2 patches
     sampling="flow",
-    features=frozenset({"negative_prompt", "regions"}),
+    features=frozenset({"negative_prompt", "regions", "controlnet"}),
     pipelines={
         ("txt2img", False): "StableDiffusion3Pipeline",
         ("img2img", False): "StableDiffusion3Img2ImgPipeline",
         ("inpaint", False): "StableDiffusion3InpaintPipeline",
+        # diffusers runs SD 3 ControlNets on text to image (its inpainting one needs an inpainting ControlNet)
+        ("txt2img", True): "StableDiffusion3ControlNetPipeline",
     },
+    controlnet_class="SD3ControlNetModel",
 )

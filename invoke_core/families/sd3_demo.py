@@ -29,32 +29,10 @@ def _transformer(seed: int):
     ).eval()
 
 
-def _vae(seed: int):
-    import torch
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(seed)
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,  # SD's 8x latent scale
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
-        latent_channels=16,
-        norm_num_groups=4,
-        sample_size=64,
-        scaling_factor=1.5305,  # SD 3.x's latent scale and shift
-        shift_factor=0.0609,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    ).eval()
-
-
 def build_sd3_demo(dest: Path) -> Path:
     from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
 
-    from ..demo import _save_atomically, _text_encoder, _tokenizer
+    from ..demo import _save_atomically, _text_encoder, _tokenizer, _vae
 
     with tempfile.TemporaryDirectory() as tok_dir:
         tokenizer = _tokenizer(Path(tok_dir))
@@ -63,7 +41,8 @@ def build_sd3_demo(dest: Path) -> Path:
     pipe = StableDiffusion3Pipeline(
         transformer=_transformer(seed=11),
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
-        vae=_vae(seed=12),
+        # SD 3.x's latent scale and shift
+        vae=_vae(12, 16, scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False),
         text_encoder=_text_encoder(len(tokenizer), bos, eos, hidden=32, projection=32, seed=13),
         tokenizer=tokenizer,
         text_encoder_2=_text_encoder(len(tokenizer_2), bos, eos, hidden=32, projection=32, seed=14),
@@ -72,4 +51,23 @@ def build_sd3_demo(dest: Path) -> Path:
         tokenizer_3=None,
     )
     _save_atomically(pipe, dest)
+    return dest
+
+
+def build_sd3_controlnet_demo(dest: Path, sd3_folder: Path) -> Path:
+    """A tiny SD3 ControlNet (one joint block) derived from the demo's transformer; its zero-initialised
+    output projections get random weights, so a control image visibly changes the result."""
+    import torch
+    from diffusers import SD3ControlNetModel, SD3Transformer2DModel
+
+    from ..demo import _save_atomically
+
+    transformer = SD3Transformer2DModel.from_pretrained(sd3_folder / "transformer", local_files_only=True)
+    torch.manual_seed(15)
+    controlnet = SD3ControlNetModel.from_transformer(transformer, num_layers=1, num_extra_conditioning_channels=0)
+    torch.manual_seed(16)
+    for block in controlnet.controlnet_blocks:
+        block.reset_parameters()
+    controlnet.pos_embed_input.proj.reset_parameters()
+    _save_atomically(controlnet.eval(), dest)
     return dest
