@@ -322,11 +322,16 @@ def test_corrupt_empty_and_missing_files_are_refused(demo, tmp_path):
 
 
 def test_unsupported_diffusers_folders_are_refused(tmp_path):
-    folder = tmp_path / "sd3"
+    folder = tmp_path / "kandinsky"
     folder.mkdir()
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusion3Pipeline"}))
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyV22Pipeline"}))
     with pytest.raises(ModelInstallError, match="Could not identify the model family"):
         probe_model(folder)
+    sd3 = tmp_path / "sd3"  # a family we run, but the folder lacks its transformer
+    sd3.mkdir()
+    (sd3 / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusion3Pipeline"}))
+    with pytest.raises(ModelInstallError, match="SD 3 pipeline folder without transformer/config.json"):
+        probe_model(sd3)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ModelInstallError, match="not a diffusers model folder"):
