@@ -23,7 +23,7 @@ from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
 from .model_cache import ModelCache
 from .model_records import ModelRecord, ModelRegistry
 from .root import resolve_root
-from .schedulers import check_scheduler_name, make_scheduler
+from .schedulers import make_scheduler
 from .types import (
     CancelCheck,
     ControlInput,
@@ -128,18 +128,17 @@ class Engine:
             loras=bool(params.loras),
         )
         with self._job_lock, job_loras(self, request) as add_lora_metadata:
-            return add_lora_metadata(self._run(request, on_progress, is_cancelled))
+            return add_lora_metadata(self._run(request, record, on_progress, is_cancelled))
 
     def _run(
         self,
         request: GenerationRequest,
+        record: ModelRecord,
         on_progress: ProgressCallback | None,
         is_cancelled: CancelCheck | None,
     ) -> list[GenerationResult]:
         started = time.perf_counter()
         params = request.params
-        check_scheduler_name(params.scheduler)
-        record = self.resolve_model(params.model)
         control_records = self.resolve_controlnets(request.controls, record)
         if is_cancelled and is_cancelled():
             raise GenerationCancelled("cancelled before start")
@@ -220,7 +219,7 @@ class Engine:
                 # Raising leaves the denoising loop at once and skips the VAE decode of a half-done image.
                 raise GenerationCancelled(f"cancelled at step {step + 1} of {p.num_timesteps}")
             if on_progress is not None:
-                on_progress(Progress(index, step + 1, p.num_timesteps, family.preview(callback_kwargs["latents"])))
+                on_progress(Progress(index, step + 1, p.num_timesteps, family.preview(callback_kwargs["latents"], request.size)))
             return callback_kwargs
 
         # Anything a pipeline draws without our generator (the VAE sample of an SD3 control image) comes

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import demo
+from . import demo, families
 from .atomic import atomic_write
 from .errors import ModelInstallError, ModelNotFoundError
 from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
@@ -25,7 +25,7 @@ KINDS = ("main", "inpaint", "controlnet", "lora")
 class ModelRecord:
     id: str
     name: str
-    family: str  # a name of invoke_core.families ("sd-1", "sdxl", "sd-3")
+    family: str  # a name of invoke_core.families ("sd-1", "sdxl", "sd-3", ...)
     kind: str  # "main" | "inpaint" | "controlnet" | "lora"
     format: str  # "diffusers" | "single-file"
     path: str
@@ -45,14 +45,14 @@ class ModelRecord:
         return self.hash[:10]
 
 
-# Built-in demo models: (id, name, folder under models/demo, kind, family)
+# Built-in demo models: (id, name, folder under models/demo, kind, family); the SD 1.5 ones, then each
+# family's (invoke_core/families)
 DEMO_MODELS = (
     ("demo", "Demo SD1.5 (tiny)", "sd15", "main", "sd-1"),
     ("demo-inpaint", "Demo SD1.5 inpainting (tiny)", "sd15-inpaint", "inpaint", "sd-1"),
     ("demo-controlnet", "Demo ControlNet (tiny)", "controlnet", "controlnet", "sd-1"),
-    ("demo-sd3", "Demo SD 3.5 (tiny)", "sd3", "main", "sd-3"),
-    ("demo-sd3-controlnet", "Demo SD 3.5 ControlNet (tiny)", "sd3-controlnet", "controlnet", "sd-3"),
-)
+) + tuple((d.id, d.name, d.folder, d.kind, f.name) for f in families.all_families() for d in f.demos)
+_FAMILY_DEMOS = {d.id: d for f in families.all_families() for d in f.demos}
 
 
 def hash_path(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> tuple[str, int]:
@@ -143,14 +143,8 @@ class ModelRegistry:
                 demo.build_sd15_demo(path, inpaint=True)
             if model_id == "demo-controlnet" and not path.exists():
                 demo.build_controlnet_demo(path, base / "sd15")
-            if model_id in ("demo-sd3", "demo-sd3-controlnet") and not (base / "sd3").exists():
-                from .families.sd3_demo import build_sd3_demo
-
-                build_sd3_demo(base / "sd3")
-            if model_id == "demo-sd3-controlnet" and not path.exists():
-                from .families.sd3_demo import build_sd3_controlnet_demo
-
-                build_sd3_controlnet_demo(path, base / "sd3")
+            if model_id in _FAMILY_DEMOS and not path.exists():
+                _FAMILY_DEMOS[model_id].build(path, base)
             digest, size = hash_path(path)
             record = dataclasses.replace(record, hash=digest, size=size, installed_at=time.time())
             records[model_id] = record

@@ -41,7 +41,7 @@ def test_a_familys_defaults_fit_its_own_rules(name):
 @pytest.mark.parametrize("name", families.NAMES)
 def test_a_familys_preview_is_the_latent_grid_in_rgb(name):
     latents = torch.randn(1, 4, 6, 10, generator=torch.Generator().manual_seed(0))
-    image = families.get(name).preview(latents)
+    image = families.get(name).preview(latents, (80, 48))
     assert image.size == (10, 6) and image.mode == "RGB"
 
 

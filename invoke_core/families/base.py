@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,6 +34,17 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class DemoModel:
+    """A built-in tiny model of a family (random weights), built in code the first time it is used."""
+
+    id: str  # e.g. "demo-sd3"
+    name: str
+    folder: str  # under <root>/models/demo
+    kind: str  # "main" | "inpaint" | "controlnet"
+    build: Callable[[Path, Path], Path]  # (destination folder, the demo folder) -> the destination
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family. Subclasses implement the hooks; the fields describe it (and go to the API)."""
 
@@ -46,6 +57,7 @@ class Family:
     # (task, with ControlNet) -> diffusers pipeline class name
     pipelines: dict[tuple[str, bool], str] = field(default_factory=dict)
     controlnet_class: str = "ControlNetModel"  # its ControlNets' diffusers class
+    demos: tuple[DemoModel, ...] = ()  # its built-in tiny models
 
     def pipeline_class(self, task: str, control: bool) -> str:
         try:
@@ -141,6 +153,6 @@ class Family:
         """While the job runs: the ControlNets adjusted for their control modes."""
         raise NotImplementedError
 
-    def preview(self, latents: Any) -> Image.Image:
-        """A cheap preview of a step's latents (no VAE decode)."""
+    def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
+        """A cheap preview of a step's latents (no VAE decode); `size`: the generation (width, height)."""
         raise NotImplementedError

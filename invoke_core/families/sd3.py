@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .base import Defaults, Family
+from . import sd3_demo
+from .base import Defaults, DemoModel, Family
 
 _OPTIONAL_T5 = ("text_encoder_3", "tokenizer_3")
 
@@ -123,7 +124,7 @@ class SD3Family(Family):
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
 
-    def preview(self, latents: Any) -> Image.Image:
+    def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
         """A rough preview: three fixed mixes of the 16 latent channels (their means by thirds), no VAE."""
         first = latents[0].detach().float().cpu().numpy()
         groups = np.array_split(first[:16], 3)
@@ -146,4 +147,8 @@ FAMILY = SD3Family(
         ("txt2img", True): "StableDiffusion3ControlNetPipeline",
     },
     controlnet_class="SD3ControlNetModel",
+    demos=(
+        DemoModel("demo-sd3", "Demo SD 3.5 (tiny)", "sd3", "main", sd3_demo.build_main),
+        DemoModel("demo-sd3-controlnet", "Demo SD 3.5 ControlNet (tiny)", "sd3-controlnet", "controlnet", sd3_demo.build_controlnet),
+    ),
 )

@@ -71,3 +71,14 @@ def build_sd3_controlnet_demo(dest: Path, sd3_folder: Path) -> Path:
     controlnet.pos_embed_input.proj.reset_parameters()
     _save_atomically(controlnet.eval(), dest)
     return dest
+
+
+def build_main(dest: Path, demo_dir: Path) -> Path:
+    return build_sd3_demo(dest)
+
+
+def build_controlnet(dest: Path, demo_dir: Path) -> Path:
+    main = demo_dir / "sd3"
+    if not main.exists():
+        build_sd3_demo(main)
+    return build_sd3_controlnet_demo(dest, main)

@@ -91,7 +91,7 @@ class UNetFamily(Family):
     def control_modes(self, controlnets: list[Any], controls: tuple[ControlInput, ...]):
         return _PromptModeFade(controlnets, controls)
 
-    def preview(self, latents: Any) -> Image.Image:
+    def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
         """A small preview (latent resolution: 1/8 of the generation size) from a torch latent batch."""
         first = latents[0].detach().float().cpu().numpy()
         return Image.fromarray(self.latents_to_rgb(first))
