@@ -149,6 +149,9 @@ class Engine:
         load_seconds = time.perf_counter() - started
         pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets)
         inputs = _pipeline_inputs(request, record, task)
+        if task == "img2img" and _takes(pipe, "width"):
+            # Pipelines that take a size (Flux) would otherwise resize the init image to their default.
+            inputs.update(width=request.size[0], height=request.size[1])
         extra_meta: dict[str, Any] = {}
         if request.controls:
             inputs.update(family.control_inputs(request, task))
@@ -237,6 +240,12 @@ class Engine:
                 **inputs,
             )
         return (np.asarray(output.images[0]) * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def _takes(pipe: Any, argument: str) -> bool:
+    import inspect
+
+    return argument in inspect.signature(pipe.__call__).parameters
 
 
 def _default_vram_budget(device: DeviceChoice) -> int:

@@ -1,7 +1,9 @@
-"""Regional prompts for transformer families with joint attention (SD 3.x now; Flux next): the image
-tokens and the text tokens of [main | region 1 | ... | region N] attend in one softmax, so a region is a
-bias on that joint attention (diffusers' JointAttnProcessor2_0 takes an attention mask and ignores it;
-this processor is that one with the bias added). Token order in SD 3.x: [image, text].
+"""Regional prompts for transformer families with joint attention (SD 3.x, Flux.1): the image tokens and
+the text tokens of [main | region 1 | ... | region N] attend in one softmax, so a region is a bias on that
+joint attention. Token order: [image, text] in SD 3.x, whose diffusers processor (JointAttnProcessor2_0)
+takes an attention mask and ignores it, so JointRegionalAttnProcessor is that one with the bias added;
+[text, image] in Flux.1, whose processor passes `joint_attention_kwargs["attention_mask"]` to SDPA in the
+double and single blocks, so the bias alone (`region_bias`) is enough there.
 
 The bias, from each region's mask area-resized to the patch grid, m_i in [0, 1] (the same rules as
 the UNet families' cross-attention bias, invoke_core/attention.py):
@@ -26,6 +28,33 @@ import torch
 import torch.nn.functional as F
 
 
+def region_bias(
+    masks: np.ndarray, tokens: Sequence[int], grid: tuple[int, int], strengths: Sequence[float], text_first: bool = False
+) -> torch.Tensor:
+    """The (S, S) additive bias over the joint tokens (S = image tokens + all text tokens), from the
+    region masks (N, H, W) in [0, 1], the text tokens per slot (main first), the patch grid (h, w)."""
+    masks_t = torch.as_tensor(np.asarray(masks, dtype=np.float32))
+    if masks_t.ndim != 3 or len(tokens) != masks_t.shape[0] + 1 or len(strengths) != masks_t.shape[0]:
+        raise ValueError(f"{masks_t.shape[0]} masks need {masks_t.shape[0] + 1} token counts and as many strengths")
+    m = F.adaptive_avg_pool2d(masks_t[:, None], (int(grid[0]), int(grid[1]))).flatten(1).clamp(0, 1)  # (N, I)
+    strength = torch.tensor([float(s) for s in strengths], dtype=torch.float32)
+    n_img, n_txt = m.shape[1], sum(int(t) for t in tokens)
+    image = slice(n_txt, n_txt + n_img) if text_first else slice(0, n_img)
+    text = slice(0, n_txt) if text_first else slice(n_img, n_img + n_txt)
+    bias = torch.zeros(n_img + n_txt, n_img + n_txt)
+    cover = (strength[:, None] * m).sum(0).clamp(max=1)
+    start = text.start
+    for slot, count in enumerate(int(t) for t in tokens):
+        cols = slice(start, start + count)
+        bias[image, cols] = (torch.log1p(-cover) if slot == 0 else torch.log(m[slot - 1]))[:, None]
+        bias[cols, text] = float("-inf")
+        bias[cols, cols] = 0.0
+        if slot > 0:
+            bias[cols, image] = torch.log(m[slot - 1])[None, :]
+        start += count
+    return bias
+
+
 class JointRegionalAttnProcessor:
     """`masks` (N, H, W) in [0, 1] at generation size; `tokens`: text tokens per slot, main first;
     `grid`: (h, w) of the image tokens (the patch grid). With `record` a list, the attention
@@ -40,33 +69,12 @@ class JointRegionalAttnProcessor:
         strengths: Sequence[float],
         record: list | None = None,
     ):
-        masks_t = torch.as_tensor(np.asarray(masks, dtype=np.float32))
-        if masks_t.ndim != 3 or len(tokens) != masks_t.shape[0] + 1 or len(strengths) != masks_t.shape[0]:
-            raise ValueError(f"{masks_t.shape[0]} masks need {masks_t.shape[0] + 1} token counts and as many strengths")
         self.tokens = [int(t) for t in tokens]
         self.grid = (int(grid[0]), int(grid[1]))
         self.image_tokens = self.grid[0] * self.grid[1]
-        self.region = F.adaptive_avg_pool2d(masks_t[:, None], self.grid).flatten(1).clamp(0, 1)  # (N, I)
-        self.strengths = torch.tensor([float(s) for s in strengths], dtype=torch.float32)
         self.record = record
-        self._bias = self._build()
+        self._bias = region_bias(masks, self.tokens, self.grid, strengths)
         self._cache: dict[tuple, torch.Tensor] = {}
-
-    def _build(self) -> torch.Tensor:
-        n_img, n_txt = self.image_tokens, sum(self.tokens)
-        bias = torch.zeros(n_img + n_txt, n_img + n_txt)
-        m = self.region
-        cover = (self.strengths[:, None] * m).sum(0).clamp(max=1)
-        start = n_img
-        for slot, count in enumerate(self.tokens):
-            cols = slice(start, start + count)
-            bias[:n_img, cols] = (torch.log1p(-cover) if slot == 0 else torch.log(m[slot - 1]))[:, None]
-            bias[cols, n_img:] = float("-inf")
-            bias[cols, cols] = 0.0
-            if slot > 0:
-                bias[cols, :n_img] = torch.log(m[slot - 1])[None, :]
-            start += count
-        return bias
 
     def bias(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         key = (dtype, str(device))

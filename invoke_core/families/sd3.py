@@ -24,6 +24,39 @@ from .base import Defaults, DemoModel, Family
 _OPTIONAL_T5 = ("text_encoder_3", "tokenizer_3")
 
 
+def transformer_control_inputs(label: str, request: Any) -> dict[str, Any]:
+    """Control maps at the generation size, as the SD 3 and Flux ControlNet pipelines take them."""
+    from .. import masks
+    from ..errors import UnsupportedError
+    from ..preprocess import preprocess
+    from ..types import ControlMode
+
+    settings = [c.settings for c in request.controls]
+    if any(s.mode is not ControlMode.BALANCED for s in settings):
+        raise UnsupportedError(f"{label} ControlNets have no control modes: use balanced")
+    images = [
+        Image.fromarray(preprocess(masks.resize_image(np.asarray(c.image), request.size), c.settings.preprocessor))
+        for c in request.controls
+    ]
+
+    def one_or_list(values: list) -> Any:
+        return values[0] if len(values) == 1 else values
+
+    return {
+        "control_image": one_or_list(images),
+        "controlnet_conditioning_scale": one_or_list([float(s.weight) for s in settings]),
+        "control_guidance_start": one_or_list([float(s.begin) for s in settings]),
+        "control_guidance_end": one_or_list([float(s.end) for s in settings]),
+    }
+
+
+def rough_rgb(latents: np.ndarray) -> Image.Image:
+    """A rough preview of 16-channel latents (C, h, w): three fixed mixes (channel means by thirds), no VAE."""
+    groups = np.array_split(latents[:16], 3)
+    rgb = np.stack([g.mean(axis=0) for g in groups], axis=-1)
+    return Image.fromarray(np.clip((rgb * 0.8 + 1.0) * 127.5, 0, 255).astype(np.uint8))
+
+
 @dataclass(frozen=True)
 class SD3Family(Family):
     def load_extras(self, kind: str, path: str | Path | None = None) -> dict[str, Any]:
@@ -97,40 +130,13 @@ class SD3Family(Family):
         return config.get("_class_name") == "SD3ControlNetModel"
 
     def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
-        """Control maps at the generation size, as StableDiffusion3ControlNetPipeline takes them."""
-        from ..errors import UnsupportedError
-        from ..preprocess import preprocess
-        from ..types import ControlMode
-        from .. import masks
-
-        settings = [c.settings for c in request.controls]
-        if any(s.mode is not ControlMode.BALANCED for s in settings):
-            raise UnsupportedError(f"{self.label} ControlNets have no control modes: use balanced")
-        images = [
-            Image.fromarray(preprocess(masks.resize_image(np.asarray(c.image), request.size), c.settings.preprocessor))
-            for c in request.controls
-        ]
-
-        def one_or_list(values: list) -> Any:
-            return values[0] if len(values) == 1 else values
-
-        return {
-            "control_image": one_or_list(images),
-            "controlnet_conditioning_scale": one_or_list([float(s.weight) for s in settings]),
-            "control_guidance_start": one_or_list([float(s.begin) for s in settings]),
-            "control_guidance_end": one_or_list([float(s.end) for s in settings]),
-        }
+        return transformer_control_inputs(self.label, request)
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
 
     def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
-        """A rough preview: three fixed mixes of the 16 latent channels (their means by thirds), no VAE."""
-        first = latents[0].detach().float().cpu().numpy()
-        groups = np.array_split(first[:16], 3)
-        rgb = np.stack([g.mean(axis=0) for g in groups], axis=-1)
-        return Image.fromarray(np.clip((rgb * 0.8 + 1.0) * 127.5, 0, 255).astype(np.uint8))
-
+        return rough_rgb(latents[0].detach().float().cpu().numpy())
 
 FAMILY = SD3Family(
     name="sd-3",
