@@ -44,7 +44,10 @@ _FLOW_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
     "heun": ("FlowMatchHeunDiscreteScheduler", {}),
 }
 # a family's `sampling` -> its table
-_TABLES = {"diffusion": _TABLE, "flow": _FLOW_TABLE}
+# Flow matching whose pipelines set the sigmas and the resolution shift `mu` themselves (Flux): only the
+# schedulers whose set_timesteps takes both.
+_FLOW_SIGMAS_TABLE = {name: _FLOW_TABLE[name] for name in ("euler",)}
+_TABLES = {"diffusion": _TABLE, "flow": _FLOW_TABLE, "flow-sigmas": _FLOW_SIGMAS_TABLE}
 
 SCHEDULER_NAMES: tuple[str, ...] = tuple(_TABLE)
 assert set(_FLOW_TABLE) <= set(_TABLE), "every flow-matching name is a published name"
@@ -75,7 +78,7 @@ assert tuple(SCHEDULER_LABELS) == SCHEDULER_NAMES, "every scheduler needs a labe
 
 
 def scheduler_names(sampling: str = "diffusion") -> tuple[str, ...]:
-    """The scheduler names valid for a family's sampling ("diffusion" or "flow")."""
+    """The scheduler names valid for a family's sampling ("diffusion", "flow" or "flow-sigmas")."""
     return tuple(_TABLES[sampling])
 
 

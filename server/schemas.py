@@ -314,6 +314,7 @@ class FamilyOut(BaseModel):
         description="what its models can do: negative_prompt, weighted_prompts, regions, controlnet, lora, inpaint_model"
     )
     schedulers: list[str] = Field(description="the scheduler names valid for its models (of `schedulers`)")
+    guidance_label: str = Field(description="what `cfg_scale` is for its models: 'CFG scale', or distilled guidance")
 
 
 class ConfigOut(BaseModel):

@@ -52,12 +52,15 @@ class Family:
     label: str  # for people, e.g. "Stable Diffusion 1.x"
     defaults: Defaults
     size_multiple: int = 8  # generation sizes are multiples of this
-    sampling: str = "diffusion"  # "diffusion" (noise prediction) or "flow" (flow matching): its schedulers
+    # "diffusion" (noise prediction), "flow" (flow matching) or "flow-sigmas" (flow matching whose pipelines
+    # set the sigmas and the shift): its schedulers (invoke_core/schedulers.py)
+    sampling: str = "diffusion"
     features: frozenset[str] = field(default_factory=frozenset)
     # (task, with ControlNet) -> diffusers pipeline class name
     pipelines: dict[tuple[str, bool], str] = field(default_factory=dict)
     controlnet_class: str = "ControlNetModel"  # its ControlNets' diffusers class
     demos: tuple[DemoModel, ...] = ()  # its built-in tiny models
+    guidance_label: str = "CFG scale"  # what `cfg_scale` means for its models (Flux: distilled guidance)
 
     def pipeline_class(self, task: str, control: bool) -> str:
         try:
@@ -82,6 +85,7 @@ class Family:
             },
             "features": sorted(self.features),
             "schedulers": list(self.schedulers),
+            "guidance_label": self.guidance_label,
         }
 
     @property

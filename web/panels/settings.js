@@ -174,6 +174,8 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
   const group = (title, ...rows) => h("div", { class: "group" }, title ? h("h3", { class: "group-title" }, title) : null, ...rows);
   const loraGroup = h("div", { class: "group lora-group" });
   const loras = createLoraPanel({ el: loraGroup, store, models: () => models });
+  // Its label is the family's name for cfg_scale (Flux: distilled "Guidance").
+  const cfgField = field("CFG scale", cfg);
 
   el.replaceChildren(
     h("div", { class: "invoke-bar" }, invoke),
@@ -185,7 +187,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
       loraGroup,
       group(
         "Sampling",
-        h("div", { class: "row2" }, field("Steps", steps), field("CFG scale", cfg)),
+        h("div", { class: "row2" }, field("Steps", steps), cfgField),
         field("Scheduler", scheduler),
         h(
           "div",
@@ -279,6 +281,8 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     if (now !== shownFamily) {
       shownFamily = now;
       renderOptions(); // the family's schedulers
+      const label = cfgField.querySelector(".field-label");
+      if (label) label.textContent = (now && now.guidance_label) || "CFG scale";
       onFamilyChange(now);
     }
   }
