@@ -39,3 +39,30 @@ def test_an_sd3_model_brings_its_defaults_disables_what_it_lacks_and_runs(app, s
     s = app.record("settings")
     assert (s["steps"], s["cfg_scale"]) == (30, 7.5)
     assert "dpmpp_2m" in app.js("() => [...document.querySelectorAll('[data-testid=scheduler] option')].map((o) => o.value)")
+
+
+def test_a_flux_model_disables_the_negative_prompt_saying_why_and_runs(app, server):
+    choose_model(app, "demo-flux")
+    s = app.record("settings")
+    assert (s["steps"], s["cfg_scale"], s["scheduler"]) == (28, 3.5, "euler"), "the family's defaults"
+    options = app.js("() => [...document.querySelectorAll('[data-testid=scheduler] option')].map((o) => o.value)")
+    assert options == ["euler"], options
+    assert app.js("() => document.querySelector('[data-testid=cfg]').closest('label').textContent").startswith("Guidance")
+    negative = app.tid("negative-prompt")
+    assert not negative.is_enabled()
+    assert "FLUX.1 models have no negative prompt" in (negative.get_attribute("title") or ""), negative.get_attribute("title")
+    for testid in ("layer-add-regional_guidance", "layer-add-control"):
+        assert app.tid(testid).is_enabled(), testid
+    app.shot("flux-chosen")
+
+    set_up_job(app, "a lighthouse at dusk", steps=3)
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    wait_staged(app)
+    app.shot("flux-staged")
+    choose_model(app, "demo")
+    assert app.tid("negative-prompt").is_enabled()
+    assert app.js("() => document.querySelector('[data-testid=cfg]').closest('label').textContent").startswith("CFG scale")

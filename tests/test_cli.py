@@ -248,3 +248,18 @@ def test_generate_with_the_sd3_demo_names_model_and_family(cli, tmp_path):
     code, _out, err = gen(cli, tmp_path / "bad.png", "--model", "demo-sd3", "--width", "72", "--height", "64")
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code != 0 and len(errors) == 1 and "not a multiple of 16" in errors[0] and "use 64 or 80" in errors[0]
+
+
+def test_generate_with_the_flux_demo_names_model_and_family(cli, tmp_path):
+    out = tmp_path / "flux.png"
+    code, stdout, err = gen(cli, out, "--model", "demo-flux", "--seed", "3", "--width", "64", "--height", "64")
+    assert code == 0, err
+    assert "random weights" in stdout + err
+    with Image.open(out) as img:
+        meta = json.loads(img.text["invoke_canvas"])
+        text = img.text["parameters"]
+    assert meta["model"]["id"] == "demo-flux" and meta["model"]["family"] == "flux"
+    assert "Model: Demo FLUX.1 (tiny)" in text and "Model family: flux" in text
+    code, _out, err = gen(cli, tmp_path / "bad.png", "--model", "demo-flux", "--scheduler", "dpmpp_2m")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and len(errors) == 1 and "choose one of euler" in errors[0]

@@ -1,0 +1,137 @@
+"""Flux.1 (dev, schnell): an MMDiT of double and single blocks with joint attention over [text, image]
+tokens, a CLIP text encoder for the pooled prompt and a T5 for the token embeddings, a 16-channel VAE
+whose latents are packed in 2x2 patches (B, tokens, 64), flow matching, distilled guidance.
+
+Text to image, image to image, inpaint and outpaint on diffusers' Flux pipelines; the guidance slider is
+the distilled guidance of dev (schnell has none and ignores it) and there is no negative prompt (the
+models are guidance-distilled); regional prompts through an attention mask that Flux's own processor
+passes to SDPA in every block (`joint_attention_kwargs`); Flux ControlNets (FluxControlNetModel, several
+at once) on every task. FLUX.1 Fill and Kontext folders are refused clearly until they get their tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import flux_demo
+from .base import Defaults, DemoModel, Family
+from .sd3 import rough_rgb, transformer_control_inputs
+
+_T5_MAX = 512  # Flux.1's longest prompt, in T5 tokens
+_UNSUPPORTED_PIPELINES = {
+    "FluxFillPipeline": "FLUX.1 Fill models",
+    "FluxKontextPipeline": "FLUX.1 Kontext models",
+    "FluxControlPipeline": "FLUX.1 Canny/Depth control models",
+}
+
+
+@dataclass(frozen=True)
+class FluxFamily(Family):
+    def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
+        cls = str(index.get("_class_name", ""))
+        if not cls.startswith("Flux"):
+            return None
+        from ..errors import ModelInstallError
+
+        if cls in _UNSUPPORTED_PIPELINES:
+            raise ModelInstallError(f"{_UNSUPPORTED_PIPELINES[cls]} are not supported yet: install FLUX.1 dev or schnell")
+        transformer = read_config("transformer/config.json") or {}
+        if transformer.get("_class_name") != "FluxTransformer2DModel":
+            raise ModelInstallError("a Flux pipeline folder without transformer/config.json: the folder is incomplete")
+        if transformer.get("in_channels", 64) != 64:
+            raise ModelInstallError(
+                f"a Flux transformer with {transformer.get('in_channels')} input channels (a Fill or control model)"
+                " is not supported yet: install FLUX.1 dev or schnell"
+            )
+        return "main"
+
+    def claims_controlnet(self, config: dict[str, Any]) -> bool:
+        return config.get("_class_name") == "FluxControlNetModel"
+
+    def uses_cfg(self, pipe: Any, params: Any) -> bool:
+        return False  # guidance-distilled: one branch, the guidance goes in as an embedding
+
+    def _max_tokens(self, pipe: Any) -> int:
+        return min(_T5_MAX, int(getattr(pipe.tokenizer_2, "model_max_length", _T5_MAX)))
+
+    def encode_prompts(self, pipe: Any, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
+        # The pipeline's own encoding: CLIP's pooled embedding and T5's tokens (up to 512).
+        return {"prompt": prompt, "max_sequence_length": self._max_tokens(pipe)}
+
+    def regional(self, pipe: Any, request: Any, plan: Any) -> tuple[dict[str, Any], Any]:
+        """The T5 tokens of [main | region 1 | ...] side by side, the pooled embedding of the main prompt,
+        and the region bias (token order [text, image]) as the attention mask of every block."""
+        import torch
+
+        from .. import masks
+        from .joint_attention import region_bias
+
+        slots = [plan.prompt] + [r.prompt for r in plan.regions]
+        embeds, pooled = [], None
+        with torch.inference_mode():
+            for index, text in enumerate(slots):
+                e, pool, _ids = pipe.encode_prompt(prompt=text, prompt_2=None, max_sequence_length=self._max_tokens(pipe))
+                embeds.append(e)
+                if index == 0:
+                    pooled = pool
+        width, height = request.size
+        region_masks = np.stack([masks.resize_mask(np.asarray(r.mask), (width, height)) for r in plan.regions])
+        patch = pipe.vae_scale_factor * 2  # 8x VAE, 2x2 packing
+        bias = region_bias(
+            region_masks, [e.shape[1] for e in embeds], (height // patch, width // patch),
+            [r.strength for r in plan.regions], text_first=True,
+        )
+        bias = bias.to(device=embeds[0].device, dtype=pipe.transformer.dtype)[None, None]
+        args = {
+            "prompt_embeds": torch.cat(embeds, dim=1),
+            "pooled_prompt_embeds": pooled,
+            "joint_attention_kwargs": {"attention_mask": bias},
+        }
+        return args, bias  # the bias stands for the processor: Flux's own one applies it
+
+    def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
+        return contextlib.nullcontext()  # the mask travels in the call's joint_attention_kwargs
+
+    def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
+        return transformer_control_inputs(self.label, request)
+
+    def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
+        return contextlib.nullcontext()
+
+    def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
+        """Unpack the (B, tokens, 64) latents of 2x2 patches to (16, h, w), then the 16-channel preview."""
+        width, height = size
+        h, w = height // 16, width // 16
+        first = latents[0].detach().float().cpu().numpy()
+        grid = first.reshape(h, w, 16, 2, 2).transpose(2, 0, 3, 1, 4).reshape(16, h * 2, w * 2)
+        return rough_rgb(grid)
+
+
+FAMILY = FluxFamily(
+    name="flux",
+    label="FLUX.1",
+    # dev's defaults (schnell: 4 steps; it ignores the guidance)
+    defaults=Defaults(steps=28, cfg_scale=3.5, scheduler="euler", width=1024, height=1024),
+    size_multiple=16,  # 8x VAE and 2x2 packed patches
+    sampling="flow-sigmas",  # the Flux pipelines pass their own sigmas and resolution shift
+    features=frozenset({"regions", "controlnet"}),
+    pipelines={
+        ("txt2img", False): "FluxPipeline",
+        ("img2img", False): "FluxImg2ImgPipeline",
+        ("inpaint", False): "FluxInpaintPipeline",
+        ("txt2img", True): "FluxControlNetPipeline",
+        ("img2img", True): "FluxControlNetImg2ImgPipeline",
+        ("inpaint", True): "FluxControlNetInpaintPipeline",
+    },
+    controlnet_class="FluxControlNetModel",
+    guidance_label="Guidance",  # distilled: an input of the model, not CFG's two branches
+    demos=(
+        DemoModel("demo-flux", "Demo FLUX.1 (tiny)", "flux", "main", flux_demo.build_main),
+        DemoModel("demo-flux-controlnet", "Demo FLUX.1 ControlNet (tiny)", "flux-controlnet", "controlnet", flux_demo.build_controlnet),
+    ),
+)

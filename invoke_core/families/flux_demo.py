@@ -1,0 +1,114 @@
+"""The tiny Flux.1-architecture demo models (`demo-flux`, `demo-flux-controlnet`): random weights, built
+in code in seconds, tokenizers too (a CLIP BPE and a T5 unigram vocabulary of the demo words). A CLIP
+text encoder for the pooled prompt, a small T5 encoder for the token embeddings, an MMDiT of one double
+and two single blocks with guidance embedding (dev-like: distilled guidance), a 16-channel VAE, flow
+matching with resolution-dependent shift."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+T5_MAX_TOKENS = 64  # the demo T5's prompt length (a real Flux.1 T5 takes 512, schnell 256)
+
+
+def _t5_tokenizer():
+    from transformers import T5Tokenizer
+
+    from ..demo import _DEMO_WORDS
+
+    # Unigram pieces: the specials T5 numbers first, whole words, then single characters as the fallback.
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [("\u2581" + w, -1.0) for w in _DEMO_WORDS] + [("\u2581", -2.0)]
+    pieces += [(chr(c), -5.0) for c in range(33, 127)]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=T5_MAX_TOKENS)
+
+
+def _t5_encoder(vocab_size: int, seed: int):
+    import torch
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(
+        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+        feed_forward_proj="gated-gelu", is_encoder_decoder=False, pad_token_id=0, eos_token_id=1,
+    )
+    torch.manual_seed(seed)
+    return T5EncoderModel(config).eval()
+
+
+def _transformer(seed: int, in_channels: int = 64):
+    import torch
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    return FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=in_channels,  # 16 latent channels packed 2x2
+        out_channels=64,
+        num_layers=1,
+        num_single_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=32,  # the T5's width
+        pooled_projection_dim=32,  # the CLIP's width
+        guidance_embeds=True,
+        axes_dims_rope=(2, 2, 4),
+    ).eval()
+
+
+def build_flux_demo(dest: Path) -> Path:
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
+
+    from ..demo import _save_atomically, _text_encoder, _tokenizer, _vae
+
+    with tempfile.TemporaryDirectory() as tok_dir:
+        tokenizer = _tokenizer(Path(tok_dir))
+    tokenizer_2 = _t5_tokenizer()
+    pipe = FluxPipeline(
+        transformer=_transformer(seed=21),
+        # Flux.1 dev's schedule: the shift grows with the image's token count
+        scheduler=FlowMatchEulerDiscreteScheduler(
+            num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+            base_image_seq_len=256, max_image_seq_len=4096,
+        ),
+        # Flux.1's latent scale and shift
+        vae=_vae(22, 16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False),
+        text_encoder=_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, hidden=32, projection=None, seed=23),
+        tokenizer=tokenizer,
+        text_encoder_2=_t5_encoder(len(tokenizer_2), seed=24),
+        tokenizer_2=tokenizer_2,
+    )
+    _save_atomically(pipe, dest)
+    return dest
+
+
+def build_flux_controlnet_demo(dest: Path, flux_folder: Path) -> Path:
+    """A tiny Flux ControlNet (one double block) derived from the demo's transformer; its zero-initialised
+    output projections get random weights, so a control image visibly changes the result."""
+    import torch
+    from diffusers import FluxControlNetModel, FluxTransformer2DModel
+
+    from ..demo import _save_atomically
+
+    transformer = FluxTransformer2DModel.from_pretrained(flux_folder / "transformer", local_files_only=True)
+    torch.manual_seed(25)
+    controlnet = FluxControlNetModel.from_transformer(
+        transformer, num_layers=1, num_single_layers=0, attention_head_dim=8, num_attention_heads=2
+    )
+    torch.manual_seed(26)
+    for block in controlnet.controlnet_blocks:
+        block.reset_parameters()
+    controlnet.controlnet_x_embedder.reset_parameters()
+    _save_atomically(controlnet.eval(), dest)
+    return dest
+
+
+def build_main(dest: Path, demo_dir: Path) -> Path:
+    return build_flux_demo(dest)
+
+
+def build_controlnet(dest: Path, demo_dir: Path) -> Path:
+    main = demo_dir / "flux"
+    if not main.exists():
+        build_flux_demo(main)
+    return build_flux_controlnet_demo(dest, main)

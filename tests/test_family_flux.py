@@ -1,0 +1,271 @@
+"""FLUX.1 through the family seam, on the tiny random-weight `demo-flux` (a CLIP for the pooled prompt, a
+small T5, an MMDiT of one double and two single blocks with guidance embedding, a 16-channel VAE with
+packed 2x2 latents, flow matching): every canvas mode through invoke_core.run, regions at the attention
+level, ControlNets, the family's rules as clear errors, in the core and through the API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import rgba
+
+from invoke_core import families
+from invoke_core.compile import compile_canvas
+from invoke_core.errors import InvalidCanvasError, UnsupportedError
+from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LayerKind, LoraSpec, RegionPrompt
+
+MODEL = "demo-flux"
+CONTROLNET = "demo-flux-controlnet"
+
+
+def params(**kw) -> GenerationParams:
+    base = dict(prompt="a lighthouse at dusk", model=MODEL, steps=3, seed=7, cfg_scale=3.5, mask_blur=0, infill="color")
+    base.update(kw)
+    return GenerationParams(**base)
+
+
+def doc(layers=(), size=64, **kw) -> CanvasDocument:
+    return CanvasDocument(Bounds(0, 0, size, size), tuple(layers), params(**kw))
+
+
+def run1(engine, document, **kw):
+    return engine.run(compile_canvas(document), **kw)
+
+
+def raster(seed: int = 1, height: int = 64) -> Layer:
+    return Layer("img", LayerKind.RASTER, 0, 0, rgba(height, 64, seed=seed))
+
+
+def mask_layer(box: tuple[int, int, int, int]) -> Layer:
+    pixels = np.zeros((64, 64, 4), np.uint8)
+    y0, y1, x0, x1 = box
+    pixels[y0:y1, x0:x1, 3] = 255
+    return Layer("mask", LayerKind.INPAINT_MASK, 0, 0, pixels)
+
+
+def region_layer(columns: slice = slice(0, 32), prompt: str = "a red boat", layer_id: str = "r") -> Layer:
+    pixels = np.zeros((64, 64, 4), np.uint8)
+    pixels[:, columns, 3] = 255
+    return Layer(layer_id, LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt=prompt))
+
+
+def control_layer(model: str = CONTROLNET, layer_id: str = "c", seed: int = 5, **kw) -> Layer:
+    return Layer(layer_id, LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=seed),
+                 control=ControlSettings(model=model, preprocessor="none", **kw))
+
+
+def test_the_demo_is_a_flux_model_labelled_random_weights(engine):
+    record = engine.resolve_model(MODEL)
+    assert record.family == "flux" and record.builtin and "random weights" in record.description
+    assert engine.registry.get(CONTROLNET).family == "flux"
+
+
+def test_txt2img_same_seed_same_pixels_other_seed_differs_and_previews(engine):
+    seen = []
+    a = run1(engine, doc(seed=7), on_progress=seen.append)[0]
+    b = run1(engine, doc(seed=7))[0]
+    c = run1(engine, doc(seed=8))[0]
+    assert a.image.shape == (64, 64, 3) and a.image.dtype == np.uint8
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, c.image)
+    assert a.metadata["model"]["family"] == "flux" and a.metadata["mode"] == "txt2img"
+    # packed (1, 16 tokens, 64) latents unpacked to the 8 x 8 latent grid
+    assert [p.step for p in seen] == [1, 2, 3] and seen[-1].preview.size == (8, 8)
+
+
+def test_the_guidance_is_distilled_guidance_and_changes_the_image(engine):
+    a = run1(engine, doc(cfg_scale=3.5))[0]
+    b = run1(engine, doc(cfg_scale=1.0))[0]
+    assert not np.array_equal(a.image, b.image)
+
+
+def test_a_non_square_box_runs_at_its_size(engine):
+    result = engine.run(compile_canvas(CanvasDocument(Bounds(0, 0, 96, 64), (), params())))[0]
+    assert result.image.shape == (64, 96, 3)
+
+
+def test_img2img_repaints_the_box_at_the_generation_size(engine):
+    init = raster(seed=1)
+    result = run1(engine, doc([init], strength=0.6))[0]
+    assert result.metadata["mode"] == "img2img" and result.image.shape == (64, 64, 3)
+    assert not np.array_equal(result.image, init.pixels[..., :3])
+
+
+def test_inpaint_keeps_every_pixel_outside_the_mask(engine):
+    init = raster(seed=2)
+    result = run1(engine, doc([init, mask_layer((16, 48, 16, 48))], strength=1.0))[0]
+    assert result.metadata["mode"] == "inpaint"
+    outside = np.ones((64, 64), bool)
+    outside[16:48, 16:48] = False
+    assert np.array_equal(result.image[outside], init.pixels[..., :3][outside])
+    assert not np.array_equal(result.image[~outside], init.pixels[..., :3][~outside])
+
+
+def test_outpaint_keeps_every_originally_opaque_pixel(engine):
+    init = raster(seed=4, height=32)  # the top 32 rows of the box
+    result = run1(engine, doc([init], strength=1.0, infill="telea"))[0]
+    assert result.metadata["mode"] == "outpaint"
+    assert np.array_equal(result.image[:32], init.pixels[..., :3])
+    assert result.image[32:].std() > 0
+
+
+@pytest.mark.parametrize("name", families.get("flux").schedulers)
+def test_each_flow_matching_scheduler_runs_deterministically(engine, name):
+    a = run1(engine, doc(size=32, scheduler=name, steps=2))[0]
+    b = run1(engine, doc(size=32, scheduler=name, steps=2))[0]
+    assert np.array_equal(a.image, b.image) and a.metadata["scheduler"] == name
+
+
+def test_the_familys_rules_are_clear_errors(engine):
+    with pytest.raises(InvalidCanvasError, match=r"'dpmpp_2m' does not suit FLUX.1 models: choose one of euler$"):
+        run1(engine, doc(scheduler="dpmpp_2m"))
+    with pytest.raises(InvalidCanvasError, match=r"generation width 72 .* not a multiple of 16.*use 64 or 80"):
+        engine.run(compile_canvas(CanvasDocument(Bounds(0, 0, 72, 64), (), params())))
+    with pytest.raises(UnsupportedError, match="FLUX.1 models have no LoRA"):
+        run1(engine, doc(loras=(LoraSpec("some-lora"),)))
+    with pytest.raises(InvalidCanvasError, match="ControlNet 'demo-sd3-controlnet' is for sd-3, the model 'demo-flux' is flux"):
+        run1(engine, doc([control_layer("demo-sd3-controlnet")]))
+    with pytest.raises(InvalidCanvasError, match="ControlNet 'demo-flux-controlnet' is for flux, the model 'demo-sd3' is sd-3"):
+        run1(engine, doc([control_layer()], model="demo-sd3", cfg_scale=4.5))
+    with pytest.raises(UnsupportedError, match="have no control modes: use balanced"):
+        run1(engine, doc([control_layer(mode="prompt")]))
+
+
+def test_a_region_changes_the_image_and_is_reproducible(engine):
+    plain = run1(engine, doc())[0]
+    a = run1(engine, doc([region_layer()]))[0]
+    b = run1(engine, doc([region_layer()]))[0]
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, plain.image)
+    assert a.metadata["regions"]["items"][0]["use"] == "region"
+
+
+def test_image_tokens_outside_a_region_give_its_text_zero_attention(engine, monkeypatch):
+    """At the attention level: the mask reaches SDPA in every double and single block, every step; the
+    probabilities are computed from the real queries and keys of each call."""
+    import torch
+    import torch.nn.functional as F
+
+    from invoke_core.regions import plan_regions
+    from invoke_core.types import Mode
+
+    request = compile_canvas(doc([region_layer(columns=slice(0, 32))], steps=2))
+    record = engine.resolve_model(MODEL)
+    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+    family = families.get("flux")
+    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
+    args, _processor = family.regional(pipe, request, plan)
+    calls, sdpa = [], F.scaled_dot_product_attention
+
+    def recording(query, key, value, attn_mask=None, **kw):
+        scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        calls.append({"probs": scores.float().softmax(-1), "masked": attn_mask is not None})
+        return sdpa(query, key, value, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    with torch.inference_mode():
+        pipe(**args, num_inference_steps=2, guidance_scale=3.5, width=64, height=64, output_type="np",
+             generator=torch.Generator().manual_seed(1))
+    tokens = pipe.tokenizer_2.model_max_length  # every slot is padded to the T5 length
+    n_txt, n_img = 2 * tokens, 16  # main + one region; 4 x 4 patches of 16 px
+    inside = torch.arange(n_img) % 4 < 2  # the left half of the patch grid
+    config = pipe.transformer.config
+    masked = [c for c in calls if c["masked"]]  # the VAE decoder's attention is the one unmasked call
+    assert len(masked) == 2 * (config.num_layers + config.num_single_layers) == len(calls) - 1
+    region_cols = slice(tokens, 2 * tokens)
+    for call in masked:
+        probs = call["probs"]  # (1, heads, text + image, text + image), token order [text, image]
+        image_rows = probs[:, :, n_txt:]
+        assert torch.count_nonzero(image_rows[:, :, ~inside][..., region_cols]) == 0
+        assert torch.all(image_rows[:, :, inside][..., region_cols].sum(-1) > 0)
+        # the prompts do not mix; region text reads only its region's image tokens
+        assert torch.count_nonzero(probs[:, :, :tokens, region_cols]) == 0
+        assert torch.count_nonzero(probs[:, :, region_cols, n_txt:][..., ~inside]) == 0
+
+
+def test_without_regions_the_output_is_the_plain_pipelines(engine):
+    import torch
+    from diffusers import FluxPipeline
+
+    ours = run1(engine, doc(seed=5, steps=3))[0]
+    record = engine.resolve_model(MODEL)
+    base = engine.cache.get(record, engine.device).model
+    raw = FluxPipeline(**base.components)
+    raw.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        out = raw(prompt="a lighthouse at dusk", num_inference_steps=3, guidance_scale=3.5, width=64, height=64,
+                  generator=torch.Generator().manual_seed(5), output_type="np", max_sequence_length=raw.tokenizer_2.model_max_length).images[0]
+    assert np.array_equal(ours.image, (out * 255).round().clip(0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])
+def test_a_flux_controlnet_steers_every_task(engine, mode):
+    base = {"txt2img": [], "img2img": [raster(seed=6)], "inpaint": [raster(seed=6), mask_layer((0, 64, 0, 32))]}[mode]
+    plain = run1(engine, doc(base, seed=3, strength=0.8))[0]
+    a = run1(engine, doc([*base, control_layer()], seed=3, strength=0.8))[0]
+    b = run1(engine, doc([*base, control_layer()], seed=3, strength=0.8))[0]
+    assert a.metadata["mode"] == mode
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, plain.image)
+    assert a.metadata["controls"][0]["model"]["family"] == "flux"
+    # The Flux ControlNet pipelines sample the control image's latent from the job's generator, so the
+    # starting noise differs from a job without control: the weight's effect is compared with weight 0.
+    weak = run1(engine, doc([*base, control_layer(weight=0.0)], seed=3, strength=0.8))[0]
+    weak_again = run1(engine, doc([*base, control_layer(weight=0.0, seed=11)], seed=3, strength=0.8))[0]
+    assert np.array_equal(weak.image, weak_again.image), "weight 0: the control image does not matter"
+    assert not np.array_equal(weak.image, a.image)
+
+
+def test_two_flux_controlnets_and_a_region_together(engine):
+    one = run1(engine, doc([control_layer()], seed=3))[0]
+    both = run1(engine, doc([control_layer(), control_layer(layer_id="c2", seed=9), region_layer()], seed=3))[0]
+    assert len(both.metadata["controls"]) == 2 and both.metadata["regions"]["items"][0]["use"] == "region"
+    assert not np.array_equal(one.image, both.image)
+
+
+def test_the_api_refuses_flux_jobs_it_cannot_run_with_422(tmp_path):
+    from server.app import create_app, shutdown
+
+    app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
+    try:
+        client = app.test_client()
+        document = {"bbox": {"x": 0, "y": 0, "width": 64, "height": 64}, "layers": [], "params": {"prompt": "p", "model": MODEL, "steps": 2}}
+        for change, message in [({"scheduler": "heun"}, "does not suit FLUX.1 models: choose one of euler"), ({"scale": 1.125}, "not a multiple of 16")]:
+            body = {"document": {**document, "params": {**document["params"], **change}}}
+            r = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})
+            assert r.status_code == 422, (change, r.status_code, r.json)
+            assert message in r.json["message"], r.json
+        config = client.get("/api/v1/config").json["families"]["flux"]
+        assert config["size_multiple"] == 16 and "controlnet" in config["features"] and "negative_prompt" not in config["features"]
+        ok = client.post("/api/v1/canvas/jobs", json={"document": document}, headers={"Origin": "http://localhost"})
+        assert ok.status_code in (200, 201), ok.json
+    finally:
+        shutdown(app)
+
+
+def test_a_flux_diffusers_folder_installs_by_path_as_flux_and_runs(tmp_path):
+    from invoke_core.engine import Engine
+    from invoke_core.families.flux_demo import build_flux_demo
+    from invoke_core.model_install import install_model
+
+    engine = Engine(root=tmp_path / "root", device="cpu")  # its own registry: an installed model becomes the default
+    folder = build_flux_demo(tmp_path / "my-flux")
+    record = install_model(engine.registry, str(folder), name="my flux")
+    assert (record.family, record.kind, record.format) == ("flux", "main", "diffusers")
+    result = engine.run(compile_canvas(doc(model=record.id, size=32, steps=2)))[0]
+    assert result.metadata["model"]["family"] == "flux" and result.image.shape == (32, 32, 3)
+
+
+def test_flux_fill_and_kontext_folders_are_refused_clearly_for_now(tmp_path):
+    import json
+
+    from invoke_core.engine import Engine
+    from invoke_core.errors import ModelInstallError
+    from invoke_core.families.flux_demo import build_flux_demo
+    from invoke_core.model_install import install_model
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    folder = build_flux_demo(tmp_path / "kontext")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxKontextPipeline"}))
+    with pytest.raises(ModelInstallError, match="FLUX.1 Kontext models are not supported yet"):
+        install_model(engine.registry, str(folder), name="kontext")
