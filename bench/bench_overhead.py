@@ -22,7 +22,14 @@ of 64, joint attention 4096 wide, pooled 2048, dual attention and RMS q/k norm a
 parameters do not fit this machine's test budget; the pipeline then pads with zeros), the full 16-channel
 VAE. Flow-matching Euler on both sides.
 
-    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora] [--regions] [--family sd1|sd3]
+With --family flux it measures FLUX.1: the tiny demo-flux, then (unless --skip-full) a random-weight
+FLUX.1-width model of reduced depth built here: the MMDiT at full width (24 heads of 128, 3072 wide,
+T5 context 4096, pooled 768, guidance embedding, rope axes 16/56/56) with 2 of its 19 double blocks and
+4 of its 38 single blocks, a CLIP-L-width text encoder of 2 layers, a T5 at T5-XXL width (4096, 64 heads,
+d_ff 10240) with 2 of its 24 layers and prompts of 128 tokens (of 512), the full 16-channel VAE. Run it
+with --size 128 --steps 2 on a CPU (each step is ~0.5 TFLOP there).
+
+    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora] [--regions] [--family sd1|sd3|flux]
 """
 
 from __future__ import annotations
@@ -288,6 +295,8 @@ def bench_model(engine, model_id: str, rounds: int, size: int, steps: int) -> di
     from invoke_core import families
 
     sampling = families.get(record.family).sampling
+    # the same prompt length on both sides (ours: the model's T5 length, up to 512)
+    extra = {"max_sequence_length": min(512, engine_tokens(engine, record))} if record.family == "flux" else {}
 
     loads_before = engine.cache.stats().loads
     started = time.perf_counter()
@@ -311,6 +320,7 @@ def bench_model(engine, model_id: str, rounds: int, size: int, steps: int) -> di
             height=size,
             width=size,
             generator=torch.Generator("cpu").manual_seed(seed),
+            **extra,
         ).images[0]
 
     same_pixels = np.array_equal(np.asarray(raw_call()), first.image)
@@ -364,7 +374,7 @@ def main() -> int:
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: the device's)")
-    parser.add_argument("--family", choices=["sd1", "sd3"], default="sd1", help="the model family to measure")
+    parser.add_argument("--family", choices=["sd1", "sd3", "flux"], default="sd1", help="the model family to measure")
     args = parser.parse_args()
 
     from invoke_core.quiet import quiet_libraries
@@ -378,8 +388,8 @@ def main() -> int:
         engine = Engine(root=root, device=args.device, dtype=args.dtype)
         print(f"device {engine.device.device}, dtype {engine.device.dtype}")
         rss_before = peak_rss_mb()
-        if args.family == "sd3":
-            return bench_sd3(engine, args, Path(tmp), rss_before)
+        if args.family in ("sd3", "flux"):
+            return bench_transformer_family(engine, args, Path(tmp), rss_before)
         t0 = time.perf_counter()
         engine.registry.ensure_demo_built("demo")
         print(f"demo model build: {time.perf_counter() - t0:.2f} s (first use, includes writing to disk)")
@@ -417,21 +427,75 @@ def main() -> int:
     return 0
 
 
-def bench_sd3(engine, args, tmp: Path, rss_before: float) -> int:
+def engine_tokens(engine, record) -> int:
+    return int(engine.cache.get(record, engine.device).model.tokenizer_2.model_max_length)
+
+
+def build_flux_width(dest: Path) -> Path:
+    """A random-weight FLUX.1-width pipeline of reduced depth (see the module docstring)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from invoke_core.demo import _tokenizer
+    from invoke_core.families.flux_demo import _t5_tokenizer
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=2, num_single_layers=4, attention_head_dim=128,
+        num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+        axes_dims_rope=(16, 56, 56),
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=16, norm_num_groups=32,
+        sample_size=1024, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False,
+    )
+    tokenizer = _tokenizer(dest.parent / (dest.name + "-tokenizer"))
+    tokenizer_2 = _t5_tokenizer(max_tokens=128)
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=2, num_attention_heads=12,
+            max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.eos_token_id, hidden_act="quick_gelu",
+        )
+    )
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer_2), d_model=4096, d_kv=64, d_ff=10240, num_layers=2, num_heads=64,
+            feed_forward_proj="gated-gelu", is_encoder_decoder=False, pad_token_id=0, eos_token_id=1,
+        )
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
+    )
+    pipe = FluxPipeline(
+        transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=tokenizer,
+        text_encoder_2=t5, tokenizer_2=tokenizer_2,
+    )
+    pipe.save_pretrained(dest, safe_serialization=True)
+    return dest
+
+
+def bench_transformer_family(engine, args, tmp: Path, rss_before: float) -> int:
     from invoke_core.model_install import install_model
 
+    demo = {"sd3": "demo-sd3", "flux": "demo-flux"}[args.family]
     t0 = time.perf_counter()
-    engine.registry.ensure_demo_built("demo-sd3")
-    print(f"demo-sd3 build: {time.perf_counter() - t0:.2f} s (first use, includes writing to disk)")
-    report(bench_model(engine, "demo-sd3", args.rounds, args.size, args.steps))
-    print(f"peak RSS after the demo-sd3 runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
+    engine.registry.ensure_demo_built(demo)
+    print(f"{demo} build: {time.perf_counter() - t0:.2f} s (first use, includes writing to disk)")
+    report(bench_model(engine, demo, args.rounds, args.size, args.steps))
+    print(f"peak RSS after the {demo} runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
     if args.regions:
-        report_regions(bench_regions(engine, "demo-sd3", args.rounds, args.size, args.steps))
+        report_regions(bench_regions(engine, demo, args.rounds, args.size, args.steps))
     if not args.skip_full:
         t0 = time.perf_counter()
-        folder = build_sd35_medium_width(tmp / "sd35-medium-width")
-        record = install_model(engine.registry, str(folder), name="sd3.5 medium-width random")
-        print(f"\nSD 3.5 Medium-width, 4 blocks (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
+        if args.family == "sd3":
+            folder, what = build_sd35_medium_width(tmp / "sd35-medium-width"), "SD 3.5 Medium-width, 4 blocks"
+        else:
+            folder, what = build_flux_width(tmp / "flux-width"), "FLUX.1-width, 2 double + 4 single blocks"
+        record = install_model(engine.registry, str(folder), name=f"{what} random")
+        print(f"\n{what} (random weights) built and installed in {time.perf_counter() - t0:.1f} s")
         engine.cache.clear()
         report(bench_model(engine, record.id, args.rounds, args.size, args.steps))
         if args.regions:

@@ -19,7 +19,10 @@ from pathlib import Path
 from .errors import ModelInstallError
 from .safe_paths import CONFIG_MAX_BYTES, Forbidden, as_forbidden, check_source, open_checked
 
-SUPPORTED = "supported families: Stable Diffusion 1.x (sd-1), SDXL base (sdxl) and, as diffusers folders, SD 3.x (sd-3)"
+SUPPORTED = (
+    "supported families: Stable Diffusion 1.x (sd-1), SDXL base (sdxl) and, as diffusers folders and LoRA files,"
+    " SD 3.x (sd-3) and FLUX.1 (flux)"
+)
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"})
 
@@ -216,6 +219,12 @@ def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
         if family == "sd-1" and _cross_attention_dim(shapes, lambda k: "attn2.to_k" in k) == 1024:
             raise _unidentified(path, "a Stable Diffusion 2.x ControlNet")
         return ModelInfo(family, "controlnet", "single-file")
+    from . import families
+
+    metadata = _header_metadata(path)
+    for family in families.all_families():
+        if family.claims_lora(dict(shapes), metadata):
+            return ModelInfo(family.name, "lora", "single-file")
     if _is_lora(keys):
         return ModelInfo(_lora_family(path, shapes), "lora", "single-file")
     if has(_UNET):
@@ -308,17 +317,22 @@ def _lora_family(path: Path, shapes: dict[str, tuple[int, ...]]) -> str:
     raise _unidentified(path, "a LoRA whose base model cannot be told from its keys")
 
 
-def _lora_family_from_metadata(path: Path) -> str | None:
-    """The family a LoRA's safetensors header declares (`modelspec.architecture`, or kohya's
-    `ss_base_model_version`), used only when the tensor shapes do not tell: e.g. the demo's LoRAs, whose
-    32-wide text embedding is no real model's."""
+def _header_metadata(path: Path) -> dict[str, str]:
+    """A .safetensors file's header metadata ({} when it has none)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+            return dict(f.metadata() or {})
     except Exception:  # noqa: BLE001 (already read once by read_safetensors_shapes)
-        return None
+        return {}
+
+
+def _lora_family_from_metadata(path: Path) -> str | None:
+    """The family a LoRA's safetensors header declares (`modelspec.architecture`, or kohya's
+    `ss_base_model_version`), used only when the tensor shapes do not tell: e.g. the demo's LoRAs, whose
+    32-wide text embedding is no real model's."""
+    meta = _header_metadata(path)
     arch = str(meta.get("modelspec.architecture", ""))
     version = str(meta.get("ss_base_model_version", ""))
     if arch.startswith("stable-diffusion-v1") or version.startswith("sd_v1"):

@@ -120,8 +120,6 @@ def test_the_familys_rules_are_clear_errors(engine):
         run1(engine, doc(scheduler="dpmpp_2m"))
     with pytest.raises(InvalidCanvasError, match=r"generation width 72 .* not a multiple of 16.*use 64 or 80"):
         engine.run(compile_canvas(CanvasDocument(Bounds(0, 0, 72, 64), (), params())))
-    with pytest.raises(UnsupportedError, match="FLUX.1 models have no LoRA"):
-        run1(engine, doc(loras=(LoraSpec("some-lora"),)))
     with pytest.raises(InvalidCanvasError, match="ControlNet 'demo-sd3-controlnet' is for sd-3, the model 'demo-flux' is flux"):
         run1(engine, doc([control_layer("demo-sd3-controlnet")]))
     with pytest.raises(InvalidCanvasError, match="ControlNet 'demo-flux-controlnet' is for flux, the model 'demo-sd3' is sd-3"):
@@ -269,3 +267,49 @@ def test_flux_fill_and_kontext_folders_are_refused_clearly_for_now(tmp_path):
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxKontextPipeline"}))
     with pytest.raises(ModelInstallError, match="FLUX.1 Kontext models are not supported yet"):
         install_model(engine.registry, str(folder), name="kontext")
+
+
+def test_a_flux_lora_stack_changes_the_image_and_the_base_model_comes_back(tmp_path):
+    from invoke_core.engine import Engine
+    from invoke_core.families.transformer_lora import build_transformer_lora
+    from invoke_core.model_install import install_model
+
+    engine = Engine(root=tmp_path / "root", device="cpu")  # its own registry for the installs
+    folder = engine.registry.get(MODEL).path
+    a = install_model(engine.registry, str(build_transformer_lora(folder, tmp_path / "a.safetensors", "flux", seed=1)), name="style a")
+    b = install_model(engine.registry, str(build_transformer_lora(folder, tmp_path / "b.safetensors", "flux", seed=2)), name="style b")
+    assert (a.family, a.kind, b.family) == ("flux", "lora", "flux")
+    small = dict(size=32, steps=2)
+    plain = run1(engine, doc(**small))[0]
+    one = run1(engine, doc(**small, loras=(LoraSpec(a.id, 1.0),)))[0]
+    two = run1(engine, doc(**small, loras=(LoraSpec(a.id, 1.0), LoraSpec(b.id, 0.7))))[0]
+    zero = run1(engine, doc(**small, loras=(LoraSpec(a.id, 0.0),)))[0]
+    again = run1(engine, doc(**small))[0]
+    assert not np.array_equal(one.image, plain.image) and not np.array_equal(two.image, one.image)
+    assert np.array_equal(zero.image, plain.image) and np.array_equal(again.image, plain.image), "the base model comes back exactly"
+    assert [lo["id"] for lo in two.metadata["loras"]] == [a.id, b.id]
+    # with a region and a ControlNet in the same job
+    both = run1(engine, doc([region_layer(columns=slice(0, 16)), control_layer()], **small, loras=(LoraSpec(a.id, 1.0),)))[0]
+    assert both.metadata["loras"][0]["id"] == a.id and both.metadata["regions"]["items"][0]["use"] == "region"
+    with pytest.raises(InvalidCanvasError, match=f"LoRA {a.id!r} is for flux, the model 'demo-sd3' is sd-3"):
+        run1(engine, doc(model="demo-sd3", cfg_scale=4.5, loras=(LoraSpec(a.id),)))
+
+
+def test_transformer_loras_are_told_apart_by_keys_width_and_header():
+    flux, sd3 = families.get("flux"), families.get("sd-3")
+    double_only = lambda width: {  # noqa: E731
+        "transformer.transformer_blocks.0.attn.to_k.lora_A.weight": (4, width),
+        "transformer.transformer_blocks.0.attn.to_k.lora_B.weight": (width, 4),
+    }
+    assert flux.claims_lora(double_only(3072), {}) and not sd3.claims_lora(double_only(3072), {})
+    assert sd3.claims_lora(double_only(2432), {}) and not flux.claims_lora(double_only(2432), {})
+    assert sd3.claims_lora(double_only(1536), {}) and not flux.claims_lora(double_only(1536), {})
+    kohya = {"lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": (16, 3072)}
+    xlabs = {"double_blocks.0.processor.qkv_lora1.down.weight": (16, 3072)}
+    single = {"transformer.single_transformer_blocks.3.attn.to_q.lora_A.weight": (4, 64)}
+    for shapes in (kohya, xlabs, single):
+        assert flux.claims_lora(shapes, {}) and not sd3.claims_lora(shapes, {}), shapes
+    assert not flux.claims_lora(double_only(40), {}) and not sd3.claims_lora(double_only(40), {})
+    assert sd3.claims_lora(double_only(40), {"modelspec.architecture": "stable-diffusion-v3-medium/lora"})
+    sd1 = {"unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight": (4, 768)}
+    assert not flux.claims_lora(sd1, {}) and not sd3.claims_lora(sd1, {})

@@ -109,11 +109,28 @@ def control_layer(model: str = "demo-sd3-controlnet", **kw) -> Layer:
     return Layer("c", LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=5), control=ControlSettings(model=model, preprocessor="none", **kw))
 
 
-def test_what_sd3_cannot_do_yet_is_refused_clearly(engine):
+def test_an_sd3_lora_stack_changes_the_image_and_the_base_model_comes_back(tmp_path):
+    from invoke_core.engine import Engine
+    from invoke_core.families.transformer_lora import build_transformer_lora
+    from invoke_core.model_install import install_model
     from invoke_core.types import LoraSpec
 
-    with pytest.raises(UnsupportedError, match="Stable Diffusion 3.5 models have no LoRA"):
-        run1(engine, doc(loras=(LoraSpec("some-lora"),)))
+    engine = Engine(root=tmp_path / "root", device="cpu")  # its own registry for the installs
+    folder = engine.registry.get(MODEL).path
+    a = install_model(engine.registry, str(build_transformer_lora(folder, tmp_path / "a.safetensors", "sd-3", seed=1)), name="sd3 a")
+    b = install_model(engine.registry, str(build_transformer_lora(folder, tmp_path / "b.safetensors", "sd-3", seed=2)), name="sd3 b")
+    assert (a.family, a.kind) == ("sd-3", "lora")
+    small = dict(size=32, steps=2)
+    plain = run1(engine, doc(**small))[0]
+    one = run1(engine, doc(**small, loras=(LoraSpec(a.id, 1.0),)))[0]
+    two = run1(engine, doc(**small, loras=(LoraSpec(a.id, 1.0), LoraSpec(b.id, 0.5))))[0]
+    again = run1(engine, doc(**small))[0]
+    assert not np.array_equal(one.image, plain.image) and not np.array_equal(two.image, one.image)
+    assert np.array_equal(again.image, plain.image), "the base model comes back exactly"
+    regional = run1(engine, doc([region_layer(size=32, columns=slice(0, 16))], **small, loras=(LoraSpec(a.id, 1.0),)))[0]
+    assert regional.metadata["loras"][0]["id"] == a.id
+    with pytest.raises(InvalidCanvasError, match=f"LoRA {a.id!r} is for sd-3, the model 'demo-flux' is flux"):
+        run1(engine, doc(model="demo-flux", cfg_scale=3.5, loras=(LoraSpec(a.id),)))
 
 
 def test_an_sd3_controlnet_steers_text_to_image(engine):

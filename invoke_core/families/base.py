@@ -132,6 +132,11 @@ class Family:
         """Whether a diffusers ControlNet folder (its config.json) is one of this family's."""
         return False
 
+    def claims_lora(self, shapes: dict[str, tuple[int, ...]], metadata: dict[str, str]) -> bool:
+        """Whether a single .safetensors file (its tensor shapes and header metadata) is a LoRA of this
+        family. The SD1.x/SDXL LoRA probe (invoke_core/model_probe.py) runs when no family claims."""
+        return False
+
     def uses_cfg(self, pipe: Any, params: GenerationParams) -> bool:
         """Whether the job runs classifier-free guidance (a negative branch)."""
         raise NotImplementedError

@@ -6,7 +6,8 @@ Text to image, image to image, inpaint and outpaint on diffusers' Flux pipelines
 the distilled guidance of dev (schnell has none and ignores it) and there is no negative prompt (the
 models are guidance-distilled); regional prompts through an attention mask that Flux's own processor
 passes to SDPA in every block (`joint_attention_kwargs`); Flux ControlNets (FluxControlNetModel, several
-at once) on every task. FLUX.1 Fill and Kontext folders are refused clearly until they get their tasks.
+at once) on every task; LoRA stacks (diffusers, kohya and XLabs files). FLUX.1 Fill and Kontext
+folders are refused clearly until they get their tasks.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ class FluxFamily(Family):
 
     def claims_controlnet(self, config: dict[str, Any]) -> bool:
         return config.get("_class_name") == "FluxControlNetModel"
+
+    def claims_lora(self, shapes: dict[str, tuple[int, ...]], metadata: dict[str, str]) -> bool:
+        """diffusers, kohya, XLabs and BFL layouts (diffusers converts them on load); a LoRA of double blocks
+        only is told from SD 3's by its width (3072) or its header."""
+        from . import transformer_lora as tl
+
+        if not tl.is_lora(shapes):
+            return False
+        return tl.flux_markers(shapes) or tl.transformer_width(shapes) in tl.FLUX_WIDTHS or "flux" in tl.declared(metadata)
 
     def uses_cfg(self, pipe: Any, params: Any) -> bool:
         return False  # guidance-distilled: one branch, the guidance goes in as an embedding
@@ -119,7 +129,7 @@ FAMILY = FluxFamily(
     defaults=Defaults(steps=28, cfg_scale=3.5, scheduler="euler", width=1024, height=1024),
     size_multiple=16,  # 8x VAE and 2x2 packed patches
     sampling="flow-sigmas",  # the Flux pipelines pass their own sigmas and resolution shift
-    features=frozenset({"regions", "controlnet"}),
+    features=frozenset({"regions", "controlnet", "lora"}),
     pipelines={
         ("txt2img", False): "FluxPipeline",
         ("img2img", False): "FluxImg2ImgPipeline",

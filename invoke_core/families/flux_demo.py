@@ -9,10 +9,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-T5_MAX_TOKENS = 64  # the demo T5's prompt length (a real Flux.1 T5 takes 512, schnell 256)
+T5_MAX_TOKENS = 256  # the demo T5's prompt length, as schnell's (dev takes 512): beyond CLIP's 77
 
 
-def _t5_tokenizer():
+def _t5_tokenizer(max_tokens: int = T5_MAX_TOKENS):
     from transformers import T5Tokenizer
 
     from ..demo import _DEMO_WORDS
@@ -21,7 +21,7 @@ def _t5_tokenizer():
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [("\u2581" + w, -1.0) for w in _DEMO_WORDS] + [("\u2581", -2.0)]
     pieces += [(chr(c), -5.0) for c in range(33, 127)]
-    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=T5_MAX_TOKENS)
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_tokens)
 
 
 def _t5_encoder(vocab_size: int, seed: int):

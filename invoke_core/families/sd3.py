@@ -4,7 +4,7 @@
 Text to image, image to image, inpaint and outpaint on diffusers' StableDiffusion3 pipelines, prompts as
 the pipeline encodes them (a model installed without its T5 runs with `text_encoder_3=None`), regional
 prompts through a bias on the joint attention (families/joint_attention.py), SD3 ControlNets on text to
-image; LoRA comes next and is refused clearly until then.
+image; LoRA stacks (diffusers/peft files, families/transformer_lora.py).
 """
 
 from __future__ import annotations
@@ -129,6 +129,18 @@ class SD3Family(Family):
     def claims_controlnet(self, config: dict[str, Any]) -> bool:
         return config.get("_class_name") == "SD3ControlNetModel"
 
+    def claims_lora(self, shapes: dict[str, tuple[int, ...]], metadata: dict[str, str]) -> bool:
+        """The diffusers/peft layout (`transformer.transformer_blocks.N...`), told from a Flux LoRA by its
+        width (1536 Medium, 2432 Large) or its header."""
+        from . import transformer_lora as tl
+
+        if not tl.is_lora(shapes) or tl.flux_markers(shapes):
+            return False
+        if not any(k.startswith("transformer.transformer_blocks.") for k in shapes):
+            return False
+        said = tl.declared(metadata)
+        return tl.transformer_width(shapes) in tl.SD3_WIDTHS or any(s in said for s in ("stable-diffusion-v3", "stable-diffusion-3", "sd3"))
+
     def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
         return transformer_control_inputs(self.label, request)
 
@@ -144,7 +156,7 @@ FAMILY = SD3Family(
     defaults=Defaults(steps=28, cfg_scale=4.5, scheduler="euler", width=1024, height=1024),
     size_multiple=16,  # 8x VAE and 2x2 patches
     sampling="flow",
-    features=frozenset({"negative_prompt", "regions", "controlnet"}),
+    features=frozenset({"negative_prompt", "regions", "controlnet", "lora"}),
     pipelines={
         ("txt2img", False): "StableDiffusion3Pipeline",
         ("img2img", False): "StableDiffusion3Img2ImgPipeline",

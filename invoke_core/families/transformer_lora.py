@@ -1,0 +1,73 @@
+"""LoRA files of the transformer families (SD 3.x, Flux.1): telling them apart by their keys and widths,
+and building small random ones for tests and benchmarks.
+
+Loading is diffusers' (`pipe.load_lora_weights`, see invoke_core/lora.py): for Flux it takes the
+diffusers/peft layout, kohya's (`lora_unet_double_blocks_...`) and XLabs' (`double_blocks.N.processor...`)
+and converts them; for SD 3.x the diffusers/peft layout.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+_WEIGHT = re.compile(r"(lora_A|lora_B|lora_down|lora_up|lora\d?\.(down|up)|lora_\d\.(down|up))\.weight$")
+_TO_K_DOWN = re.compile(r"transformer_blocks\.\d+\.attn\.to_k\.(lora_A|lora_down|lora\.down)\.weight$")
+
+# Real models' hidden widths, which a LoRA's down projections have as their input
+FLUX_WIDTHS = frozenset({3072})
+SD3_WIDTHS = frozenset({1536, 2432})  # SD 3 / 3.5 Medium, SD 3.5 Large
+
+METADATA = {
+    "flux": {"format": "pt", "modelspec.architecture": "flux-1-dev/lora"},
+    "sd-3": {"format": "pt", "modelspec.architecture": "stable-diffusion-v3-medium/lora"},
+}
+
+
+def is_lora(shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    return any(_WEIGHT.search(k) for k in shapes)
+
+
+def transformer_width(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+    """The hidden width a diffusers-layout transformer LoRA was trained on (its to_k down projection's input)."""
+    for key, shape in shapes.items():
+        if _TO_K_DOWN.search(key) and len(shape) == 2:
+            return int(shape[1])
+    return None
+
+
+def declared(metadata: Mapping[str, str]) -> str:
+    """What the header says the LoRA is for (`modelspec.architecture`, kohya's `ss_base_model_version`)."""
+    return f"{metadata.get('modelspec.architecture', '')} {metadata.get('ss_base_model_version', '')}".lower()
+
+
+def flux_markers(keys) -> bool:
+    """Keys only a Flux LoRA has: single blocks (diffusers, kohya, XLabs, BFL layouts) or BFL double blocks."""
+    return any(
+        "single_transformer_blocks" in k
+        or k.startswith(("lora_unet_double_blocks_", "lora_unet_single_blocks_", "double_blocks.", "single_blocks."))
+        or k.startswith(("diffusion_model.double_blocks.", "diffusion_model.single_blocks."))
+        for k in keys
+    )
+
+
+def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: int = 0, rank: int = 4) -> Path:
+    """A random diffusers-layout LoRA (`transformer.<module>.lora_A/B.weight`) on the attention projections
+    of the transformer of the pipeline folder `model_folder`, its header declaring `family`."""
+    import torch
+    from diffusers import FluxTransformer2DModel, SD3Transformer2DModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    cls = {"flux": FluxTransformer2DModel, "sd-3": SD3Transformer2DModel}[family]
+    transformer = cls.from_pretrained(Path(model_folder) / "transformer", local_files_only=True)
+    torch.manual_seed(seed)
+    targets = ["to_q", "to_k", "to_v", "to_out.0"]
+    transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False))
+    state = {f"transformer.{k}": v.contiguous() for k, v in get_peft_model_state_dict(transformer).items()}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(dest), metadata=METADATA[family])
+    return dest
