@@ -194,7 +194,7 @@ class Engine:
             task = "inpaint"
         else:
             task = {Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint")
-        cls = getattr(diffusers, families.get(record.family).pipeline_class(task, bool(controlnets)))
+        cls = getattr(diffusers, families.get(record.family).pipeline_class(task, bool(controlnets), record.kind))
         # Share the loaded modules with a pipeline of the task's class. Like `from_pipe`, minus its
         # `.to(dtype)` pass over every module, its warnings and its re-enabled progress bar.
         expected, optional = cls._get_signature_keys(cls)

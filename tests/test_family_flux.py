@@ -253,7 +253,7 @@ def test_a_flux_diffusers_folder_installs_by_path_as_flux_and_runs(tmp_path):
     assert result.metadata["model"]["family"] == "flux" and result.image.shape == (32, 32, 3)
 
 
-def test_flux_fill_and_kontext_folders_are_refused_clearly_for_now(tmp_path):
+def test_flux_kontext_folders_are_refused_clearly_for_now(tmp_path):
     import json
 
     from invoke_core.engine import Engine
@@ -267,6 +267,51 @@ def test_flux_fill_and_kontext_folders_are_refused_clearly_for_now(tmp_path):
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxKontextPipeline"}))
     with pytest.raises(ModelInstallError, match="FLUX.1 Kontext models are not supported yet"):
         install_model(engine.registry, str(folder), name="kontext")
+
+
+FILL = "demo-flux-fill"
+
+
+def test_a_flux_fill_model_inpaints_keeping_every_pixel_outside_the_mask(engine):
+    record = engine.resolve_model(FILL)
+    assert (record.family, record.kind) == ("flux", "inpaint")
+    init = raster(seed=2)
+    layers = [init, mask_layer((16, 48, 16, 48))]
+    a = run1(engine, doc(layers, model=FILL, strength=1.0))[0]
+    b = run1(engine, doc(layers, model=FILL, strength=1.0))[0]
+    plain = run1(engine, doc(layers, strength=1.0))[0]  # the same job on the base model's inpaint pipeline
+    outside = np.ones((64, 64), bool)
+    outside[16:48, 16:48] = False
+    assert a.metadata["mode"] == "inpaint" and a.metadata["model"]["kind"] == "inpaint"
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.image[outside], init.pixels[..., :3][outside])
+    assert not np.array_equal(a.image[~outside], plain.image[~outside])
+
+
+@pytest.mark.parametrize("mode", ["txt2img", "img2img", "outpaint"])
+def test_a_flux_fill_model_runs_every_mode_through_its_pipeline(engine, mode):
+    layers = {"txt2img": [], "img2img": [raster(seed=3)], "outpaint": [raster(seed=3, height=32)]}[mode]
+    result = run1(engine, doc(layers, model=FILL, strength=1.0, infill="telea", steps=2))[0]
+    assert result.metadata["mode"] == mode and result.image.shape == (64, 64, 3)
+    if mode == "outpaint":
+        assert np.array_equal(result.image[:32], layers[0].pixels[..., :3])
+    region = run1(engine, doc([*layers, region_layer()], model=FILL, strength=1.0, infill="telea", steps=2))[0]
+    assert region.metadata["regions"]["items"][0]["use"] == "region"
+
+
+def test_a_flux_fill_model_with_a_controlnet_is_a_clear_error(engine):
+    with pytest.raises(UnsupportedError, match="FLUX.1 inpaint models cannot run inpaint with ControlNet"):
+        run1(engine, doc([raster(), mask_layer((0, 32, 0, 32)), control_layer()], model=FILL))
+
+
+def test_a_flux_fill_folder_installs_as_an_inpaint_model(tmp_path):
+    from invoke_core.engine import Engine
+    from invoke_core.families.flux_demo import build_flux_demo
+    from invoke_core.model_install import install_model
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    record = install_model(engine.registry, str(build_flux_demo(tmp_path / "fill", fill=True)), name="my fill")
+    assert (record.family, record.kind) == ("flux", "inpaint")
+
 
 
 def test_a_flux_lora_stack_changes_the_image_and_the_base_model_comes_back(tmp_path):

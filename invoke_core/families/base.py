@@ -58,18 +58,23 @@ class Family:
     features: frozenset[str] = field(default_factory=frozenset)
     # (task, with ControlNet) -> diffusers pipeline class name
     pipelines: dict[tuple[str, bool], str] = field(default_factory=dict)
+    # (record kind, with ControlNet) -> the pipeline class that runs every task of a model of that kind,
+    # where it is not the task's own (FLUX.1 Fill: FluxFillPipeline)
+    kind_pipelines: dict[tuple[str, bool], str] = field(default_factory=dict)
     controlnet_class: str = "ControlNetModel"  # its ControlNets' diffusers class
     demos: tuple[DemoModel, ...] = ()  # its built-in tiny models
     guidance_label: str = "CFG scale"  # what `cfg_scale` means for its models (Flux: distilled guidance)
 
-    def pipeline_class(self, task: str, control: bool) -> str:
+    def pipeline_class(self, task: str, control: bool, kind: str = "main") -> str:
+        own = [(k, c) for (k, c) in self.kind_pipelines if k == kind]
         try:
-            return self.pipelines[(task, control)]
+            return self.kind_pipelines[(kind, control)] if own else self.pipelines[(task, control)]
         except KeyError:
             from ..errors import UnsupportedError
 
             what = f"{task} with ControlNet" if control else task
-            raise UnsupportedError(f"{self.label} models cannot run {what}") from None
+            models = f"{self.label} {kind} models" if own else f"{self.label} models"
+            raise UnsupportedError(f"{models} cannot run {what}") from None
 
     def describe(self) -> dict[str, Any]:
         """What the API serves about the family (GET /api/v1/config `families`)."""

@@ -6,8 +6,9 @@ Text to image, image to image, inpaint and outpaint on diffusers' Flux pipelines
 the distilled guidance of dev (schnell has none and ignores it) and there is no negative prompt (the
 models are guidance-distilled); regional prompts through an attention mask that Flux's own processor
 passes to SDPA in every block (`joint_attention_kwargs`); Flux ControlNets (FluxControlNetModel, several
-at once) on every task; LoRA stacks (diffusers, kohya and XLabs files). FLUX.1 Fill and Kontext
-folders are refused clearly until they get their tasks.
+at once) on every task; LoRA stacks (diffusers, kohya and XLabs files); FLUX.1 Fill models run every
+task through FluxFillPipeline (as SD's inpainting models do through theirs). FLUX.1 Kontext folders are
+refused clearly until the edit task comes.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from .base import Defaults, DemoModel, Family
 from .sd3 import rough_rgb, transformer_control_inputs
 
 _T5_MAX = 512  # Flux.1's longest prompt, in T5 tokens
+_FILL_CHANNELS = 384  # FLUX.1 Fill: 64 latent + 64 masked-image latent + 256 packed mask channels
 _UNSUPPORTED_PIPELINES = {
-    "FluxFillPipeline": "FLUX.1 Fill models",
     "FluxKontextPipeline": "FLUX.1 Kontext models",
     "FluxControlPipeline": "FLUX.1 Canny/Depth control models",
 }
@@ -44,10 +45,15 @@ class FluxFamily(Family):
         transformer = read_config("transformer/config.json") or {}
         if transformer.get("_class_name") != "FluxTransformer2DModel":
             raise ModelInstallError("a Flux pipeline folder without transformer/config.json: the folder is incomplete")
-        if transformer.get("in_channels", 64) != 64:
+        channels = transformer.get("in_channels", 64)
+        if cls == "FluxFillPipeline" or channels == _FILL_CHANNELS:
+            if channels != _FILL_CHANNELS:
+                raise ModelInstallError(f"a FLUX.1 Fill folder whose transformer takes {channels} channels, not {_FILL_CHANNELS}")
+            return "inpaint"  # FLUX.1 Fill: runs every task through FluxFillPipeline, as SD's inpainting models
+        if channels != 64:
             raise ModelInstallError(
-                f"a Flux transformer with {transformer.get('in_channels')} input channels (a Fill or control model)"
-                " is not supported yet: install FLUX.1 dev or schnell"
+                f"a Flux transformer with {channels} input channels (a control model) is not supported yet:"
+                " install FLUX.1 dev, schnell or Fill"
             )
         return "main"
 
@@ -129,7 +135,7 @@ FAMILY = FluxFamily(
     defaults=Defaults(steps=28, cfg_scale=3.5, scheduler="euler", width=1024, height=1024),
     size_multiple=16,  # 8x VAE and 2x2 packed patches
     sampling="flow-sigmas",  # the Flux pipelines pass their own sigmas and resolution shift
-    features=frozenset({"regions", "controlnet", "lora"}),
+    features=frozenset({"regions", "controlnet", "lora", "inpaint_model"}),
     pipelines={
         ("txt2img", False): "FluxPipeline",
         ("img2img", False): "FluxImg2ImgPipeline",
@@ -138,10 +144,12 @@ FAMILY = FluxFamily(
         ("img2img", True): "FluxControlNetImg2ImgPipeline",
         ("inpaint", True): "FluxControlNetInpaintPipeline",
     },
+    kind_pipelines={("inpaint", False): "FluxFillPipeline"},
     controlnet_class="FluxControlNetModel",
     guidance_label="Guidance",  # distilled: an input of the model, not CFG's two branches
     demos=(
         DemoModel("demo-flux", "Demo FLUX.1 (tiny)", "flux", "main", flux_demo.build_main),
+        DemoModel("demo-flux-fill", "Demo FLUX.1 Fill (tiny)", "flux-fill", "inpaint", flux_demo.build_fill),
         DemoModel("demo-flux-controlnet", "Demo FLUX.1 ControlNet (tiny)", "flux-controlnet", "controlnet", flux_demo.build_controlnet),
     ),
 )
