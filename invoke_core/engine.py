@@ -21,7 +21,7 @@ from . import __version__, families, masks
 from .devices import DeviceChoice, choose_device
 from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
 from .model_cache import ModelCache
-from .model_records import ModelRecord, ModelRegistry
+from .model_records import GENERATING_KINDS, ModelRecord, ModelRegistry
 from .root import resolve_root
 from .schedulers import make_scheduler
 from .types import (
@@ -69,8 +69,8 @@ class Engine:
 
     def resolve_model(self, model_id: str | None) -> ModelRecord:
         record = self.registry.get(model_id or self.registry.default_model_id("main"))
-        if record.kind not in ("main", "inpaint"):
-            raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main or inpaint model")
+        if record.kind not in GENERATING_KINDS:
+            raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model; choose a main, inpaint or edit model")
         if record.family not in families.NAMES:
             raise UnsupportedError(
                 f"model {record.id!r} is of family {record.family!r}; supported: {', '.join(families.NAMES)}"
@@ -182,6 +182,8 @@ class Engine:
                     "total": round(time.perf_counter() - started, 4),
                 }
                 metadata = _metadata(request, record, self.device, seed, index, timings) | extra_meta
+                if task == "edit" and request.init_image is not None:
+                    metadata["mode"] = Mode.EDIT.value
                 results.append(GenerationResult(image=image, seed=seed, metadata=metadata))
         return results
 
@@ -189,9 +191,10 @@ class Engine:
         """The diffusers pipeline of the job's task, sharing the loaded model's modules; and the task."""
         import diffusers
 
-        # A 9-channel inpainting UNet runs every mode through the inpaint pipeline (full mask for txt2img).
-        if record.kind == "inpaint":
-            task = "inpaint"
+        # A 9-channel inpainting UNet runs every mode through the inpaint pipeline (full mask for txt2img);
+        # an edit model (FLUX.1 Kontext) every mode through its edit pipeline.
+        if record.kind in ("inpaint", "edit"):
+            task = record.kind
         else:
             task = {Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint")
         cls = getattr(diffusers, families.get(record.family).pipeline_class(task, bool(controlnets), record.kind))
@@ -263,6 +266,10 @@ def _pipeline_inputs(request: GenerationRequest, record: ModelRecord, task: str)
     params = request.params
     if task == "txt2img":
         return {"width": width, "height": height}
+    if task == "edit":  # the reference at the generation size (not the pipeline's preferred resolutions)
+        init = None if request.init_image is None else Image.fromarray(masks.resize_image(np.asarray(request.init_image), (width, height)))
+        # max_area: Kontext otherwise rescales every job to a megapixel
+        return {"image": init, "width": width, "height": height, "max_area": width * height, "_auto_resize": False}
     if request.mode == Mode.TXT2IMG:  # 9-channel model: repaint everything from pure noise
         init = Image.new("RGB", (width, height), (127, 127, 127))
         mask = Image.new("L", (width, height), 255)

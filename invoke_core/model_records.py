@@ -18,7 +18,9 @@ from .atomic import atomic_write
 from .errors import ModelInstallError, ModelNotFoundError
 from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
 
-KINDS = ("main", "inpaint", "controlnet", "lora")
+KINDS = ("main", "inpaint", "edit", "controlnet", "lora")
+# the kinds a job can run on: a main model, an inpainting one, an instruction-editing one (FLUX.1 Kontext)
+GENERATING_KINDS = ("main", "inpaint", "edit")
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class ModelRecord:
     id: str
     name: str
     family: str  # a name of invoke_core.families ("sd-1", "sdxl", "sd-3", ...)
-    kind: str  # "main" | "inpaint" | "controlnet" | "lora"
+    kind: str  # one of KINDS
     format: str  # "diffusers" | "single-file"
     path: str
     hash: str = ""  # sha256 of the weights (files sorted by relative path for folders)

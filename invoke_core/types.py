@@ -60,6 +60,7 @@ class Mode(str, enum.Enum):
     IMG2IMG = "img2img"
     INPAINT = "inpaint"
     OUTPAINT = "outpaint"
+    EDIT = "edit"  # an instruction-editing model's job: the pixels under the box are the reference
 
 
 class ControlMode(str, enum.Enum):

@@ -13,6 +13,7 @@ from db.queue import NewJob
 from db.session import Database
 from invoke_core import families
 from invoke_core.compile import generation_size, validate_document
+from invoke_core.model_records import GENERATING_KINDS
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
@@ -34,8 +35,8 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
     model = known.get(document.params.model or registry.default_model_id("main"))
     if model is None:
         raise ModelNotFoundError(f"unknown model {document.params.model!r}: installed models are {installed}")
-    if model.kind not in ("main", "inpaint"):
-        raise InvalidCanvasError(f"model {model.id!r} is a {model.kind} model; choose a main or inpaint model")
+    if model.kind not in GENERATING_KINDS:
+        raise InvalidCanvasError(f"model {model.id!r} is a {model.kind} model; choose a main, inpaint or edit model")
     params, box = document.params, document.bbox
     visible = [layer for layer in document.layers if layer.visible]
     families.get(model.family).check_job(

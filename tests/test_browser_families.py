@@ -4,7 +4,7 @@ defaults and schedulers, and a job runs through the server to a staged result.""
 from __future__ import annotations
 
 import browser_helpers
-from browser_helpers import last_item, queue_ids, set_up_job, wait_staged
+from browser_helpers import BOX, fill_rect, last_item, queue_ids, set_up_job, wait_staged
 
 server, browser, app = browser_helpers.server, browser_helpers.browser, browser_helpers.app
 
@@ -66,3 +66,26 @@ def test_a_flux_model_disables_the_negative_prompt_saying_why_and_runs(app, serv
     choose_model(app, "demo")
     assert app.tid("negative-prompt").is_enabled()
     assert app.js("() => document.querySelector('[data-testid=cfg]').closest('label').textContent").startswith("CFG scale")
+
+
+def badge(app) -> tuple[str, str]:
+    return app.tid("mode-badge").get_attribute("data-mode"), app.tid("mode-badge").inner_text().strip()
+
+
+def test_a_kontext_model_shows_edit_and_edits_the_box(app, server):
+    choose_model(app, "demo-flux-kontext")
+    set_up_job(app, "make the sky red", steps=2)
+    fill_rect(app, -16, -16, BOX + 16, BOX + 16, color="#3a7bd5")  # the reference: the whole box painted
+    app.wait("() => document.querySelector('[data-testid=mode-badge]')?.dataset.mode === 'edit'", timeout=10_000)
+    assert badge(app) == ("edit", "Edit")
+    assert "reference" in app.tid("mode-badge").get_attribute("title")
+    app.shot("kontext-edit")
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    wait_staged(app)
+    # another model: the canvas's own mode again
+    choose_model(app, "demo-flux")
+    app.wait("() => document.querySelector('[data-testid=mode-badge]')?.dataset.mode === 'img2img'", timeout=10_000)

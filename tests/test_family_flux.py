@@ -253,22 +253,6 @@ def test_a_flux_diffusers_folder_installs_by_path_as_flux_and_runs(tmp_path):
     assert result.metadata["model"]["family"] == "flux" and result.image.shape == (32, 32, 3)
 
 
-def test_flux_kontext_folders_are_refused_clearly_for_now(tmp_path):
-    import json
-
-    from invoke_core.engine import Engine
-    from invoke_core.errors import ModelInstallError
-    from invoke_core.families.flux_demo import build_flux_demo
-    from invoke_core.model_install import install_model
-
-    engine = Engine(root=tmp_path / "root", device="cpu")
-    folder = build_flux_demo(tmp_path / "kontext")
-    index = json.loads((folder / "model_index.json").read_text())
-    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxKontextPipeline"}))
-    with pytest.raises(ModelInstallError, match="FLUX.1 Kontext models are not supported yet"):
-        install_model(engine.registry, str(folder), name="kontext")
-
-
 FILL = "demo-flux-fill"
 
 
@@ -358,3 +342,42 @@ def test_transformer_loras_are_told_apart_by_keys_width_and_header():
     assert sd3.claims_lora(double_only(40), {"modelspec.architecture": "stable-diffusion-v3-medium/lora"})
     sd1 = {"unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight": (4, 768)}
     assert not flux.claims_lora(sd1, {}) and not sd3.claims_lora(sd1, {})
+
+
+KONTEXT = "demo-flux-kontext"
+
+
+def test_a_kontext_model_edits_the_pixels_under_the_box_as_its_reference(engine):
+    record = engine.resolve_model(KONTEXT)
+    assert (record.family, record.kind) == ("flux", "edit")
+    instruction = dict(model=KONTEXT, prompt="make the sky red", steps=2)
+    seen = []
+    a = run1(engine, doc([raster(seed=1)], **instruction), on_progress=seen.append)[0]
+    b = run1(engine, doc([raster(seed=1)], **instruction))[0]
+    assert seen[-1].preview.size == (8, 8), "it runs at the generation size (64 px: 8 x 8 latents)"
+    other_reference = run1(engine, doc([raster(seed=2)], **instruction))[0]
+    assert a.metadata["mode"] == "edit" and np.array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, other_reference.image), "the reference steers the edit"
+    # a mask keeps the edit inside it; an empty box is text to image
+    masked = run1(engine, doc([raster(seed=1), mask_layer((0, 32, 0, 64))], **instruction))[0]
+    assert masked.metadata["mode"] == "edit"
+    assert np.array_equal(masked.image[32:], raster(seed=1).pixels[32:, :, :3])
+    empty = run1(engine, doc([], **instruction))[0]
+    assert empty.metadata["mode"] == "txt2img" and empty.image.shape == (64, 64, 3)
+
+
+def test_what_a_kontext_edit_cannot_do_is_a_clear_error(engine):
+    with pytest.raises(UnsupportedError, match="Kontext edit jobs have no regional prompts"):
+        run1(engine, doc([raster(), region_layer()], model=KONTEXT, steps=2))
+    with pytest.raises(UnsupportedError, match="FLUX.1 edit models cannot run edit with ControlNet"):
+        run1(engine, doc([raster(), control_layer()], model=KONTEXT, steps=2))
+
+
+def test_a_kontext_folder_installs_as_an_edit_model(tmp_path):
+    from invoke_core.engine import Engine
+    from invoke_core.families.flux_demo import build_flux_demo
+    from invoke_core.model_install import install_model
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    record = install_model(engine.registry, str(build_flux_demo(tmp_path / "kontext", kontext=True)), name="my kontext")
+    assert (record.family, record.kind) == ("flux", "edit")

@@ -167,7 +167,10 @@ async function main() {
   stage.addEventListener("pointerdown", () => firstRun.dismiss(), { capture: true });
   installCanvasDrops({ stage, stageWrap, store, api, ops, toasts, guard });
   // what Invoke will do with the box now (text to image, image to image, inpaint, outpaint)
-  const modeBadge = createModeBadge({ el: stageWrap, store, pixels });
+  const modeBadge = createModeBadge({
+    el: stageWrap, store, pixels,
+    modelKind: () => (mainModel(models, (store.get("settings") || {}).model) || {}).kind || null,
+  });
 
   // ---- document, jobs (invoke, staging, server events), persistence ------------------------------------------
   /** Why a LoRA row cannot go with a job now (not installed, another family than the main model), or null. */

@@ -245,8 +245,13 @@ export function normaliseLoraRows(rows) {
  * @param {any[]} models records from GET /models
  * @param {string|null|undefined} chosen settings.model
  */
+/** The model kinds a job runs on (invoke_core/model_records.py GENERATING_KINDS). */
+export const GENERATING_KINDS = ["main", "inpaint", "edit"];
+/** Whether a model record is one a job can run on. @param {{kind?: string}} m */
+export const generates = (m) => GENERATING_KINDS.includes(String(m && m.kind));
+
 export function mainModel(models, chosen) {
-  const usable = (models || []).filter((m) => m.kind === "main" || m.kind === "inpaint");
+  const usable = (models || []).filter(generates);
   return (
     usable.find((m) => m.id === chosen) ||
     (chosen ? null : usable.find((m) => m.kind === "main" && m.default) || usable.find((m) => m.kind === "main" && !m.builtin) || usable.find((m) => m.id === "demo") || usable.find((m) => m.kind === "main")) ||

@@ -7,8 +7,9 @@ the distilled guidance of dev (schnell has none and ignores it) and there is no 
 models are guidance-distilled); regional prompts through an attention mask that Flux's own processor
 passes to SDPA in every block (`joint_attention_kwargs`); Flux ControlNets (FluxControlNetModel, several
 at once) on every task; LoRA stacks (diffusers, kohya and XLabs files); FLUX.1 Fill models run every
-task through FluxFillPipeline (as SD's inpainting models do through theirs). FLUX.1 Kontext folders are
-refused clearly until the edit task comes.
+task through FluxFillPipeline (as SD's inpainting models do through theirs); FLUX.1 Kontext models (kind
+edit) run edit jobs through FluxKontextPipeline: the pixels under the box are the reference, the prompt
+an instruction, a mask keeps the edit inside it (an empty box: text to image).
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ from .sd3 import rough_rgb, transformer_control_inputs
 
 _T5_MAX = 512  # Flux.1's longest prompt, in T5 tokens
 _FILL_CHANNELS = 384  # FLUX.1 Fill: 64 latent + 64 masked-image latent + 256 packed mask channels
-_UNSUPPORTED_PIPELINES = {
-    "FluxKontextPipeline": "FLUX.1 Kontext models",
-    "FluxControlPipeline": "FLUX.1 Canny/Depth control models",
-}
+_UNSUPPORTED_PIPELINES = {"FluxControlPipeline": "FLUX.1 Canny/Depth control models"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,8 @@ class FluxFamily(Family):
         if transformer.get("_class_name") != "FluxTransformer2DModel":
             raise ModelInstallError("a Flux pipeline folder without transformer/config.json: the folder is incomplete")
         channels = transformer.get("in_channels", 64)
+        if cls == "FluxKontextPipeline":
+            return "edit"  # FLUX.1 Kontext: the pixels under the box are the reference, the prompt an instruction
         if cls == "FluxFillPipeline" or channels == _FILL_CHANNELS:
             if channels != _FILL_CHANNELS:
                 raise ModelInstallError(f"a FLUX.1 Fill folder whose transformer takes {channels} channels, not {_FILL_CHANNELS}")
@@ -83,6 +83,12 @@ class FluxFamily(Family):
         """The T5 tokens of [main | region 1 | ...] side by side, the pooled embedding of the main prompt,
         and the region bias (token order [text, image]) as the attention mask of every block."""
         import torch
+
+        if type(pipe).__name__.startswith("FluxKontext"):
+            from ..errors import UnsupportedError
+
+            # its reference image's tokens join the sequence: a region would need them masked too
+            raise UnsupportedError("FLUX.1 Kontext edit jobs have no regional prompts: hide the regional guidance layers")
 
         from .. import masks
         from .joint_attention import region_bias
@@ -144,12 +150,13 @@ FAMILY = FluxFamily(
         ("img2img", True): "FluxControlNetImg2ImgPipeline",
         ("inpaint", True): "FluxControlNetInpaintPipeline",
     },
-    kind_pipelines={("inpaint", False): "FluxFillPipeline"},
+    kind_pipelines={("inpaint", False): "FluxFillPipeline", ("edit", False): "FluxKontextPipeline"},
     controlnet_class="FluxControlNetModel",
     guidance_label="Guidance",  # distilled: an input of the model, not CFG's two branches
     demos=(
         DemoModel("demo-flux", "Demo FLUX.1 (tiny)", "flux", "main", flux_demo.build_main),
         DemoModel("demo-flux-fill", "Demo FLUX.1 Fill (tiny)", "flux-fill", "inpaint", flux_demo.build_fill),
+        DemoModel("demo-flux-kontext", "Demo FLUX.1 Kontext (tiny)", "flux-kontext", "edit", flux_demo.build_kontext),
         DemoModel("demo-flux-controlnet", "Demo FLUX.1 ControlNet (tiny)", "flux-controlnet", "controlnet", flux_demo.build_controlnet),
     ),
 )

@@ -56,17 +56,19 @@ def _transformer(seed: int, in_channels: int = 64):
     ).eval()
 
 
-def build_flux_demo(dest: Path, fill: bool = False) -> Path:
-    """The demo pipeline folder; `fill`: a FLUX.1 Fill-architecture one (384 input channels, FluxFillPipeline)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxPipeline
+def build_flux_demo(dest: Path, fill: bool = False, kontext: bool = False) -> Path:
+    """The demo pipeline folder; `fill`: a FLUX.1 Fill-architecture one (384 input channels, FluxFillPipeline);
+    `kontext`: a FLUX.1 Kontext one (dev's architecture, FluxKontextPipeline)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxKontextPipeline, FluxPipeline
 
     from ..demo import _save_atomically, _text_encoder, _tokenizer, _vae
 
     with tempfile.TemporaryDirectory() as tok_dir:
         tokenizer = _tokenizer(Path(tok_dir))
     tokenizer_2 = _t5_tokenizer()
-    pipe = (FluxFillPipeline if fill else FluxPipeline)(
-        transformer=_transformer(seed=27, in_channels=384) if fill else _transformer(seed=21),
+    cls = FluxFillPipeline if fill else FluxKontextPipeline if kontext else FluxPipeline
+    pipe = cls(
+        transformer=_transformer(seed=27, in_channels=384) if fill else _transformer(seed=28 if kontext else 21),
         # Flux.1 dev's schedule: the shift grows with the image's token count
         scheduler=FlowMatchEulerDiscreteScheduler(
             num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
@@ -110,6 +112,10 @@ def build_main(dest: Path, demo_dir: Path) -> Path:
 
 def build_fill(dest: Path, demo_dir: Path) -> Path:
     return build_flux_demo(dest, fill=True)
+
+
+def build_kontext(dest: Path, demo_dir: Path) -> Path:
+    return build_flux_demo(dest, kontext=True)
 
 
 def build_controlnet(dest: Path, demo_dir: Path) -> Path:

@@ -1,7 +1,7 @@
 // Recall: a generated image's parameters into Generate, its region and control layers back onto the
 // canvas, and gallery images onto the canvas (as a new layer, or as a control layer's picture).
 
-import { DEFAULT_SETTINGS, normaliseLoraRows, regionStrength } from "../document.js";
+import { DEFAULT_SETTINGS, generates, normaliseLoraRows, regionStrength } from "../document.js";
 import { loadBitmap } from "../panels/dom.js";
 import { asOneStep } from "../panels/layers.js";
 
@@ -28,7 +28,7 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
       next.random_seed = false;
     }
     const models = listModels();
-    const usable = models.filter((x) => x.kind === "main" || x.kind === "inpaint");
+    const usable = models.filter(generates);
     const byId = params.model_id ? usable.find((x) => x.id === params.model_id) : null;
     const byName = params.model_name ? usable.find((x) => x.name === params.model_name) : null;
     if (byId || byName) next.model = (byId || byName).id;

@@ -4,6 +4,7 @@
  * a pointer event, so it cannot get in the way of a gesture.
  */
 
+import { generates } from "../document.js";
 import { h } from "./dom.js";
 
 const DONE_KEY = "invokeCanvas.firstRunDone";
@@ -36,7 +37,7 @@ export function createFirstRunHint({ el, storage = globalThis.localStorage }) {
   if (!read()) el.append(card);
   return {
     setModels(models) {
-      demo.hidden = models.some((m) => !m.builtin && (m.kind === "main" || m.kind === "inpaint"));
+      demo.hidden = models.some((m) => !m.builtin && generates(m));
     },
     dismiss() {
       if (!card.isConnected) return;

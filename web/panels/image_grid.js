@@ -1,6 +1,7 @@
 // The image grid of the Gallery: the selected board's images (the board tree's selection), virtualised,
 // with infinite scroll over the cursor API; the search field and filters (starred, model, dates);
 // star, delete, open in the viewer, drag out (onto a board row or the canvas); live additions.
+import { generates } from "../document.js";
 import { debounce, h, iconButton } from "./dom.js";
 import { icon } from "./icons.js";
 import { ALL, NONE } from "./board_tree.js";
@@ -312,7 +313,7 @@ export function createImageGrid({ api, toasts, guard, onOpen, selection, boardNa
     open,
     /** @param {any[]} list the installed models: main and inpaint ones' names fill the model filter */
     setModels(list) {
-      modelNames = [...new Set((list || []).filter((m) => m.kind === "main" || m.kind === "inpaint").map((m) => m.name))];
+      modelNames = [...new Set((list || []).filter(generates).map((m) => m.name))];
       renderModelFilter();
     },
     /** Apply a changed image record (viewer edits). */

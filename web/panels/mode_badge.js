@@ -1,5 +1,6 @@
 // The mode badge over the top of the canvas: what Invoke will do with the box now (Text to image, Image to
-// image, Inpaint, Outpaint), with the reason as its tooltip. The rules are canvas/mode.js (those of the
+// image, Inpaint, Outpaint; Edit with an instruction-editing model such as FLUX.1 Kontext, whenever the
+// box holds pixels), with the reason as its tooltip. The rules are canvas/mode.js (those of the
 // server's compiler); this module counts the facts they need: the composite alpha of the visible raster
 // layers and the union of the visible inpaint masks inside the box.
 //
@@ -24,10 +25,25 @@ export function sampleSize(box, maxSide = MAX_SIDE) {
 }
 
 /**
- * @param {{el: HTMLElement, store: any, pixels: any, settleMs?: number}} o `el`: where the badge goes (the
- *   canvas's wrapper); `pixels`: the canvas's pixel registry (per-layer tiled bitmaps)
+ * The mode for the chosen model: an edit model (kind "edit") edits whatever the box holds, the pixels being
+ * its reference (an empty box stays text to image). @param {{mode: string, label: string, reason: string}} r
+ * @param {string | null | undefined} kind
  */
-export function createModeBadge({ el, store, pixels, settleMs = SETTLE_MS }) {
+export function withModel(r, kind) {
+  if (kind !== "edit" || r.mode === "txt2img") return r;
+  return {
+    mode: "edit",
+    label: "Edit",
+    reason: `the model edits by instruction: the pixels under the box are its reference and the prompt says what to change${r.mode === "img2img" ? "" : "; the edit stays inside the mask"}`,
+  };
+}
+
+/**
+ * @param {{el: HTMLElement, store: any, pixels: any, settleMs?: number, modelKind?: () => string | null}} o `el`:
+ *   where the badge goes (the canvas's wrapper); `pixels`: the canvas's pixel registry (per-layer tiled
+ *   bitmaps); `modelKind`: the kind of the chosen model ("edit": its jobs on pixels are edits)
+ */
+export function createModeBadge({ el, store, pixels, settleMs = SETTLE_MS, modelKind = () => null }) {
   const label = h("span", { class: "mode-label" });
   const badge = h("div", { class: "mode-badge", "data-testid": "mode-badge", role: "status", "aria-live": "polite" }, h("span", { class: "mode-dot", "aria-hidden": "true" }), label);
   el.append(badge);
@@ -90,7 +106,7 @@ export function createModeBadge({ el, store, pixels, settleMs = SETTLE_MS }) {
   function update() {
     timer = null;
     firstStale = 0;
-    const r = generationMode(measure());
+    const r = withModel(generationMode(measure()), modelKind());
     if (r.mode !== shownMode) {
       shownMode = r.mode;
       badge.dataset.mode = r.mode;
@@ -120,6 +136,7 @@ export function createModeBadge({ el, store, pixels, settleMs = SETTLE_MS }) {
     if (change.source === "load") return stale();
     const before = change.before;
     const relevant = (rec) => rec.type === "layer" || rec.id === "bbox";
+    if (change.diff.put.some((rec) => rec.id === "settings")) return stale(); // another model
     if (change.diff.put.some(relevant) || change.diff.remove.some((id) => id === "bbox" || before?.get(id)?.type === "layer")) stale();
   });
   const offPixels = pixels.subscribe(() => stale());

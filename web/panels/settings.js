@@ -3,7 +3,7 @@
 // the `bbox` record (undoable).
 import { ASPECT_PRESETS, aspectRatio, bboxForAspect, bboxMaxSides, snapSize } from "../canvas/geometry.js";
 import { createApi } from "../api.js";
-import { DEFAULT_BBOX, DEFAULT_SETTINGS, SERVER_CONFIG, applyServerConfig, clampToLimit, lowestAccepted, mainModel } from "../document.js";
+import { DEFAULT_BBOX, DEFAULT_SETTINGS, SERVER_CONFIG, applyServerConfig, clampToLimit, generates, lowestAccepted, mainModel } from "../document.js";
 import { familyOf, schedulerOptions, settingsForFamily } from "../families.js";
 import { field, h, iconButton } from "./dom.js";
 import { icon } from "./icons.js";
@@ -256,7 +256,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
 
   /** The model a job uses now: the chosen one, else the server's default (the first main model). */
   function chosenModel() {
-    const usable = models.filter((m) => m.kind === "main" || m.kind === "inpaint");
+    const usable = models.filter(generates);
     return mainModel(usable, settings().model) || mainModel(usable, null) || usable[0] || null;
   }
   /** The chosen model's family as the server describes it (null until the config and models are in). */
@@ -264,7 +264,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
   let shownFamily = /** @type {any} */ (undefined);
 
   function renderModels() {
-    const usable = models.filter((m) => m.kind === "main" || m.kind === "inpaint");
+    const usable = models.filter(generates);
     const chosen = chosenModel();
     modelSelect.replaceChildren(
       ...(usable.length ? [] : [h("option", { value: "" }, "Default model")]),

@@ -64,3 +64,15 @@ test("the badge samples the box at most MAX_SIDE pixels a side, keeping its shap
   assert.deepEqual(sampleSize({ width: 1024, height: 512 }), { width: MAX_SIDE, height: MAX_SIDE / 2 });
   assert.deepEqual(sampleSize({ width: 4096, height: 8 }), { width: MAX_SIDE, height: 1 }, "never below one pixel");
 });
+
+test("an edit model edits whatever the box holds; an empty box stays text to image", async () => {
+  const { withModel } = await import("../panels/mode_badge.js");
+  const img2img = generationMode({ area: 4, painted: 4, opaque: 4, masked: 0 });
+  const inpaint = generationMode({ area: 4, painted: 4, opaque: 4, masked: 1 });
+  const empty = generationMode({ area: 4, painted: 0, opaque: 0, masked: 0 });
+  assert.equal(withModel(img2img, "edit").mode, "edit");
+  assert.match(withModel(img2img, "edit").reason, /reference/);
+  assert.match(withModel(inpaint, "edit").reason, /inside the mask/);
+  assert.equal(withModel(empty, "edit").mode, "txt2img");
+  assert.equal(withModel(img2img, "main"), img2img, "other models: the canvas's own mode");
+});
