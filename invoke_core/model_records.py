@@ -175,7 +175,8 @@ class ModelRegistry:
         for record in self.list():
             if not record.builtin and record.kind == kind:
                 return record.id
-        return {"main": "demo", "inpaint": "demo-inpaint", "controlnet": "demo-controlnet"}.get(kind, "demo")
+        # the first demo of the kind ("demo", "demo-inpaint", "demo-controlnet", "demo-flux-kontext")
+        return next((spec[0] for spec in DEMO_MODELS if spec[3] == kind), "demo")
 
     # --- changes -------------------------------------------------------------------------------
     def add(self, record: ModelRecord) -> ModelRecord:

@@ -365,6 +365,9 @@ class ModelOut(BaseModel):
     builtin: bool
     label: str | None = Field(None, description="shown next to the name, e.g. the demo's 'random weights' warning")
     default: bool = Field(False, description="the model a job of its kind uses when it names none")
+    defaults: FamilyDefaultsOut | None = Field(
+        None, description="the model's own defaults where they are not its family's (FLUX.1 schnell: 4 steps)"
+    )
 
 
 class ModelInstallIn(Strict):

@@ -63,6 +63,11 @@ def test_a_flux_model_disables_the_negative_prompt_saying_why_and_runs(app, serv
     assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
     wait_staged(app)
     app.shot("flux-staged")
+    # schnell, a model with defaults of its own: 4 steps; back to dev: 28
+    choose_model(app, "demo-flux-schnell")
+    assert app.record("settings")["steps"] == 4
+    choose_model(app, "demo-flux")
+    assert app.record("settings")["steps"] == 28
     choose_model(app, "demo")
     assert app.tid("negative-prompt").is_enabled()
     assert app.js("() => document.querySelector('[data-testid=cfg]').closest('label').textContent").startswith("CFG scale")

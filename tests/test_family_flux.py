@@ -381,3 +381,35 @@ def test_a_kontext_folder_installs_as_an_edit_model(tmp_path):
     engine = Engine(root=tmp_path / "root", device="cpu")
     record = install_model(engine.registry, str(build_flux_demo(tmp_path / "kontext", kontext=True)), name="my kontext")
     assert (record.family, record.kind) == ("flux", "edit")
+
+
+SCHNELL = "demo-flux-schnell"
+
+
+def test_schnell_has_its_own_defaults_and_ignores_the_guidance(engine, tmp_path):
+    from invoke_core.engine import Engine
+    from invoke_core.families.flux_demo import build_flux_demo
+    from invoke_core.model_install import install_model
+
+    flux = families.get("flux")
+    assert flux.model_defaults(engine.registry.get(SCHNELL)).steps == 4
+    assert flux.model_defaults(engine.registry.get(MODEL)) is None, "dev: the family's defaults"
+    a = run1(engine, doc(model=SCHNELL, steps=4, cfg_scale=1.0))[0]
+    b = run1(engine, doc(model=SCHNELL, steps=4, cfg_scale=3.5))[0]
+    assert np.array_equal(a.image, b.image), "schnell has no guidance input"
+    # an installed schnell folder is told by its transformer (no guidance embedding)
+    other = Engine(root=tmp_path / "root", device="cpu")
+    record = install_model(other.registry, str(build_flux_demo(tmp_path / "schnell", schnell=True)), name="my schnell")
+    assert flux.model_defaults(record).steps == 4
+
+
+def test_the_api_serves_a_models_own_defaults(tmp_path):
+    from server.app import create_app, shutdown
+
+    app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
+    try:
+        models = {m["id"]: m for m in app.test_client().get("/api/v1/models").json}
+        assert models[SCHNELL]["defaults"]["steps"] == 4
+        assert models[MODEL]["defaults"] is None and models["demo"]["defaults"] is None
+    finally:
+        shutdown(app)

@@ -41,11 +41,23 @@ export function schedulerOptions(all, family) {
  * @param {{scheduler: string}} settings
  */
 export function settingsForFamily(before, after, settings) {
+  return settingsForModel(before, after, null, null, settings);
+}
+
+/**
+ * The same for a change of model: a model's own defaults (GET /api/v1/models `defaults`, e.g. FLUX.1
+ * schnell's 4 steps) stand for its family's, so dev -> schnell brings 4 steps and schnell -> dev 28.
+ * @param {any} before @param {any} after the families @param {any} beforeModel @param {any} afterModel
+ * @param {{scheduler: string}} settings
+ */
+export function settingsForModel(before, after, beforeModel, afterModel, settings) {
   if (!after) return {};
-  const d = after.defaults || {};
-  if (before && before !== after && before.label !== after.label) {
-    return { steps: d.steps, cfg_scale: d.cfg_scale, scheduler: d.scheduler };
-  }
+  const own = (m) => (m && m.defaults) || null;
+  const d = own(afterModel) || after.defaults || {};
+  const was = own(beforeModel) || (before && before.defaults) || null;
+  const otherFamily = before && before !== after && before.label !== after.label;
+  const otherDefaults = (own(beforeModel) || own(afterModel)) && was && JSON.stringify(was) !== JSON.stringify(d);
+  if (otherFamily || otherDefaults) return { steps: d.steps, cfg_scale: d.cfg_scale, scheduler: d.scheduler };
   if (Array.isArray(after.schedulers) && !after.schedulers.includes(settings.scheduler)) return { scheduler: d.scheduler };
   return {};
 }

@@ -32,6 +32,9 @@ class Defaults:
     width: int
     height: int
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "cfg_scale": self.cfg_scale, "scheduler": self.scheduler, "width": self.width, "height": self.height}
+
 
 @dataclass(frozen=True)
 class DemoModel:
@@ -42,6 +45,7 @@ class DemoModel:
     folder: str  # under <root>/models/demo
     kind: str  # "main" | "inpaint" | "controlnet"
     build: Callable[[Path, Path], Path]  # (destination folder, the demo folder) -> the destination
+    defaults: Defaults | None = None  # its own, where they are not the family's (known before it is built)
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,7 @@ class Family:
         return {
             "label": self.label,
             "size_multiple": self.size_multiple,
-            "defaults": {
-                "steps": self.defaults.steps,
-                "cfg_scale": self.defaults.cfg_scale,
-                "scheduler": self.defaults.scheduler,
-                "width": self.defaults.width,
-                "height": self.defaults.height,
-            },
+            "defaults": self.defaults.as_dict(),
             "features": sorted(self.features),
             "schedulers": list(self.schedulers),
             "guidance_label": self.guidance_label,
@@ -127,6 +125,13 @@ class Family:
         """The kind ("main", "inpaint") of a diffusers pipeline folder of this family, or None when it is
         not one. `index`: its model_index.json; `read_config(relative path)`: a JSON file of the folder
         (None when absent). The SD1.x/SDXL probe (invoke_core/model_probe.py) runs when no family claims."""
+        return None
+
+    def model_defaults(self, record: Any) -> Defaults | None:
+        """A model record's own defaults where they are not the family's (FLUX.1 schnell: 4 steps); None:
+        the family's. Served with the model (GET /api/v1/models `defaults`). Here: a demo's declared ones."""
+        if getattr(record, "builtin", False):
+            return next((d.defaults for d in self.demos if d.id == record.id), None)
         return None
 
     def load_extras(self, kind: str, path: str | Path | None = None) -> dict[str, Any]:

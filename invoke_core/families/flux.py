@@ -15,7 +15,10 @@ an instruction, a mask keeps the edit inside it (an empty box: text to image).
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +33,32 @@ _FILL_CHANNELS = 384  # FLUX.1 Fill: 64 latent + 64 masked-image latent + 256 pa
 _UNSUPPORTED_PIPELINES = {"FluxControlPipeline": "FLUX.1 Canny/Depth control models"}
 
 
+# FLUX.1 schnell: timestep-distilled to a few steps, no guidance input (its value is ignored)
+SCHNELL = Defaults(steps=4, cfg_scale=1.0, scheduler="euler", width=1024, height=1024)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_schnell(folder: str, _mtime: float) -> bool:
+    try:
+        config = json.loads((Path(folder) / "transformer" / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("guidance_embeds") is False
+
+
 @dataclass(frozen=True)
 class FluxFamily(Family):
+    def model_defaults(self, record: Any) -> Defaults | None:
+        """schnell's, for a folder whose transformer has no guidance embedding."""
+        declared = super().model_defaults(record)
+        if declared or record.format != "diffusers":
+            return declared
+        try:
+            mtime = (Path(record.path) / "transformer" / "config.json").stat().st_mtime
+        except OSError:
+            return None
+        return SCHNELL if _is_schnell(str(record.path), mtime) else None
+
     def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
         cls = str(index.get("_class_name", ""))
         if not cls.startswith("Flux"):
@@ -155,6 +182,7 @@ FAMILY = FluxFamily(
     guidance_label="Guidance",  # distilled: an input of the model, not CFG's two branches
     demos=(
         DemoModel("demo-flux", "Demo FLUX.1 (tiny)", "flux", "main", flux_demo.build_main),
+        DemoModel("demo-flux-schnell", "Demo FLUX.1 schnell (tiny)", "flux-schnell", "main", flux_demo.build_schnell, SCHNELL),
         DemoModel("demo-flux-fill", "Demo FLUX.1 Fill (tiny)", "flux-fill", "inpaint", flux_demo.build_fill),
         DemoModel("demo-flux-kontext", "Demo FLUX.1 Kontext (tiny)", "flux-kontext", "edit", flux_demo.build_kontext),
         DemoModel("demo-flux-controlnet", "Demo FLUX.1 ControlNet (tiny)", "flux-controlnet", "controlnet", flux_demo.build_controlnet),

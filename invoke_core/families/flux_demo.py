@@ -36,7 +36,7 @@ def _t5_encoder(vocab_size: int, seed: int):
     return T5EncoderModel(config).eval()
 
 
-def _transformer(seed: int, in_channels: int = 64):
+def _transformer(seed: int, in_channels: int = 64, guidance: bool = True):
     import torch
     from diffusers import FluxTransformer2DModel
 
@@ -51,14 +51,15 @@ def _transformer(seed: int, in_channels: int = 64):
         num_attention_heads=2,
         joint_attention_dim=32,  # the T5's width
         pooled_projection_dim=32,  # the CLIP's width
-        guidance_embeds=True,
+        guidance_embeds=guidance,
         axes_dims_rope=(2, 2, 4),
     ).eval()
 
 
-def build_flux_demo(dest: Path, fill: bool = False, kontext: bool = False) -> Path:
+def build_flux_demo(dest: Path, fill: bool = False, kontext: bool = False, schnell: bool = False) -> Path:
     """The demo pipeline folder; `fill`: a FLUX.1 Fill-architecture one (384 input channels, FluxFillPipeline);
-    `kontext`: a FLUX.1 Kontext one (dev's architecture, FluxKontextPipeline)."""
+    `kontext`: a FLUX.1 Kontext one (dev's architecture, FluxKontextPipeline); `schnell`: schnell's (no
+    guidance embedding, a fixed shift of 1)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxKontextPipeline, FluxPipeline
 
     from ..demo import _save_atomically, _text_encoder, _tokenizer, _vae
@@ -68,9 +69,13 @@ def build_flux_demo(dest: Path, fill: bool = False, kontext: bool = False) -> Pa
     tokenizer_2 = _t5_tokenizer()
     cls = FluxFillPipeline if fill else FluxKontextPipeline if kontext else FluxPipeline
     pipe = cls(
-        transformer=_transformer(seed=27, in_channels=384) if fill else _transformer(seed=28 if kontext else 21),
-        # Flux.1 dev's schedule: the shift grows with the image's token count
-        scheduler=FlowMatchEulerDiscreteScheduler(
+        transformer=(
+            _transformer(seed=27, in_channels=384) if fill
+            else _transformer(seed=29, guidance=False) if schnell
+            else _transformer(seed=28 if kontext else 21)
+        ),
+        # Flux.1 dev's schedule: the shift grows with the image's token count (schnell's is fixed)
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0) if schnell else FlowMatchEulerDiscreteScheduler(
             num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
             base_image_seq_len=256, max_image_seq_len=4096,
         ),
@@ -108,6 +113,10 @@ def build_flux_controlnet_demo(dest: Path, flux_folder: Path) -> Path:
 
 def build_main(dest: Path, demo_dir: Path) -> Path:
     return build_flux_demo(dest)
+
+
+def build_schnell(dest: Path, demo_dir: Path) -> Path:
+    return build_flux_demo(dest, schnell=True)
 
 
 def build_fill(dest: Path, demo_dir: Path) -> Path:

@@ -7,6 +7,7 @@ from flask import Blueprint
 
 from db.models import new_id
 from db.session import protected_paths
+from invoke_core import families
 from invoke_core.errors import InvokeCoreError
 from invoke_core.model_install import check_install_source, install_model
 
@@ -23,7 +24,11 @@ log = logging.getLogger(__name__)
 def _out(record, default: bool = False) -> ModelOut:
     data = record.to_dict()
     label = record.description if record.builtin else None
-    return ModelOut(**{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default)
+    own = families.get(record.family).model_defaults(record) if record.family in families.NAMES else None
+    return ModelOut(
+        **{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default,
+        defaults=own.as_dict() if own else None,
+    )
 
 
 @route(bp, "", "GET", summary="Installed models (the built-in demo models labelled, the defaults marked)", response=list[ModelOut], errors=(401,))

@@ -4,7 +4,7 @@
 import { ASPECT_PRESETS, aspectRatio, bboxForAspect, bboxMaxSides, snapSize } from "../canvas/geometry.js";
 import { createApi } from "../api.js";
 import { DEFAULT_BBOX, DEFAULT_SETTINGS, SERVER_CONFIG, applyServerConfig, clampToLimit, generates, lowestAccepted, mainModel } from "../document.js";
-import { familyOf, schedulerOptions, settingsForFamily } from "../families.js";
+import { familyOf, schedulerOptions, settingsForModel } from "../families.js";
 import { field, h, iconButton } from "./dom.js";
 import { icon } from "./icons.js";
 import { createLoraPanel } from "./loras.js";
@@ -61,12 +61,15 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
   };
 
   const modelSelect = h("select", { "data-testid": "model-select", "aria-label": "Model" });
-  // another family's model brings its defaults (steps, guidance, scheduler); the same family keeps them
+  // another family's model brings its defaults (steps, guidance, scheduler), as does a model with defaults
+  // of its own (FLUX.1 schnell); otherwise the same family keeps them
   modelSelect.addEventListener("change", () => {
     const before = family();
+    const beforeModel = chosenModel();
     const model = modelSelect.value || null;
-    const after = familyOf(serverConfig, models.find((m) => m.id === model) || null);
-    set({ model, ...settingsForFamily(before, after, settings()) });
+    const afterModel = models.find((m) => m.id === model) || null;
+    const after = familyOf(serverConfig, afterModel);
+    set({ model, ...settingsForModel(before, after, beforeModel, afterModel, settings()) });
   });
   const modelNote = h("div", { class: "model-note", "data-testid": "model-note" });
 

@@ -36,3 +36,13 @@ test("choosing a model of another family takes its defaults; the same family kee
   assert.deepEqual(settingsForFamily(null, sd3, { scheduler: "dpmpp_2m" }), { scheduler: "euler" }, "an invalid scheduler is replaced");
   assert.deepEqual(settingsForFamily(null, sd3, { scheduler: "heun" }), {});
 });
+
+test("a model's own defaults stand for its family's: dev -> schnell -> dev", async () => {
+  const { settingsForModel } = await import("../families.js");
+  const flux = { label: "FLUX.1", schedulers: ["euler"], defaults: { steps: 28, cfg_scale: 3.5, scheduler: "euler" } };
+  const dev = { id: "dev", family: "flux" };
+  const schnell = { id: "schnell", family: "flux", defaults: { steps: 4, cfg_scale: 1, scheduler: "euler" } };
+  assert.deepEqual(settingsForModel(flux, flux, dev, schnell, { scheduler: "euler" }), { steps: 4, cfg_scale: 1, scheduler: "euler" });
+  assert.deepEqual(settingsForModel(flux, flux, schnell, dev, { scheduler: "euler" }), { steps: 28, cfg_scale: 3.5, scheduler: "euler" });
+  assert.deepEqual(settingsForModel(flux, flux, dev, { id: "dev2", family: "flux" }, { scheduler: "euler" }), {}, "same family, no own defaults: kept");
+});
