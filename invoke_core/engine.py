@@ -21,7 +21,7 @@ from . import __version__, families, masks
 from .devices import DeviceChoice, choose_device
 from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
 from .model_cache import ModelCache
-from .model_records import GENERATING_KINDS, ModelRecord, ModelRegistry
+from .model_records import GENERATING_KINDS, ModelRecord, ModelRegistry, check_edit_request
 from .root import resolve_root
 from .schedulers import make_scheduler
 from .types import (
@@ -120,6 +120,7 @@ class Engine:
 
         params = request.params
         record = self.resolve_model(params.model)
+        check_edit_request(params.edit, record, self.registry.list())
         families.get(record.family).check_job(
             scheduler=params.scheduler,
             size=request.size,

@@ -57,6 +57,19 @@ DEMO_MODELS = (
 _FAMILY_DEMOS = {d.id: d for f in families.all_families() for d in f.demos}
 
 
+def check_edit_request(edit: bool, record: ModelRecord, records: Sequence[ModelRecord]) -> None:
+    """Refuse an edit job (`GenerationParams.edit`) on a model that is not an edit model (UnsupportedError)."""
+    if not edit or record.kind == "edit":
+        return
+    from .errors import UnsupportedError
+
+    editors = ", ".join(r.id for r in records if r.kind == "edit") or "none is installed"
+    raise UnsupportedError(
+        f"model {record.id!r} is a {families.get(record.family).label} {record.kind} model, which cannot run an"
+        f" edit job: choose an edit model (FLUX.1 Kontext): {editors}"
+    )
+
+
 def hash_path(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> tuple[str, int]:
     """sha256 and byte size of a file, or of a folder's files in sorted relative-path order.
 

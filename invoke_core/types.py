@@ -173,6 +173,9 @@ class GenerationParams:
     infill_color: tuple[int, int, int] = (127, 127, 127)
     scale: float = 1.0  # generate at bbox size * scale (rounded to multiples of 8), paste back at bbox size
     loras: tuple[LoraSpec, ...] = ()  # applied in order, each at its weight; () = the base model alone
+    # ask for an instruction edit (the pixels under the box the reference, the prompt an instruction): the
+    # job needs an edit model (FLUX.1 Kontext), whose jobs are edits either way
+    edit: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "infill", _enum(InfillMethod, self.infill, "infill method"))

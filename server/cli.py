@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--strength", type=float, default=0.75, help="denoise strength for img2img/inpaint/outpaint")
     gen.add_argument("--infill", default="patchmatch", help="telea, navier_stokes, tile, color or patchmatch")
     gen.add_argument("--mask-blur", type=int, default=8)
+    gen.add_argument(
+        "--edit", action="store_true", help="an instruction edit of --init (the prompt says what to change): needs an edit model (FLUX.1 Kontext)"
+    )
     gen.add_argument("--batch", type=int, default=1)
     gen.add_argument(
         "--lora", action="append", default=[], metavar="ID[:WEIGHT]", help="an installed LoRA and its weight (default 1); repeat for a stack"
@@ -255,6 +258,7 @@ def build_document(args, family: str, control_model: str | None = None):
         mask_blur=args.mask_blur,
         infill=args.infill,
         loras=_lora_specs(args.lora),
+        edit=args.edit,
     )
     return CanvasDocument(Bounds(0, 0, width, height), tuple(layers), params)
 

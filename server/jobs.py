@@ -13,7 +13,7 @@ from db.queue import NewJob
 from db.session import Database
 from invoke_core import families
 from invoke_core.compile import generation_size, validate_document
-from invoke_core.model_records import GENERATING_KINDS
+from invoke_core.model_records import GENERATING_KINDS, check_edit_request
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
@@ -38,6 +38,7 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
     if model.kind not in GENERATING_KINDS:
         raise InvalidCanvasError(f"model {model.id!r} is a {model.kind} model; choose a main, inpaint or edit model")
     params, box = document.params, document.bbox
+    check_edit_request(params.edit, model, list(known.values()))
     visible = [layer for layer in document.layers if layer.visible]
     families.get(model.family).check_job(
         scheduler=params.scheduler,
@@ -156,6 +157,7 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
         infill_color=tuple(p.infill_color),
         scale=p.scale,
         loras=tuple(LoraSpec(lo.model, lo.weight) for lo in p.loras),
+        edit=p.edit,
     )
     bbox = doc.bbox
     return CanvasDocument(Bounds(bbox.x, bbox.y, bbox.width, bbox.height), tuple(layers), params)

@@ -172,6 +172,10 @@ class ParamsIn(Strict):
     infill_color: tuple[Channel, Channel, Channel] = default_of(GenerationParams, "infill_color")
     scale: float = bounded(default_of(GenerationParams, "scale"), SCALE)
     loras: list[LoraIn] = Field(default_factory=list, max_length=MAX_LORAS, description="LoRAs applied in order, each at its weight")
+    edit: bool = Field(
+        default_of(GenerationParams, "edit"),
+        description="ask for an instruction edit of the pixels under the box: needs an edit model (FLUX.1 Kontext)",
+    )
 
 
 class CanvasDocumentIn(Strict):

@@ -263,3 +263,6 @@ def test_generate_with_the_flux_demo_names_model_and_family(cli, tmp_path):
     code, _out, err = gen(cli, tmp_path / "bad.png", "--model", "demo-flux", "--scheduler", "dpmpp_2m")
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code != 0 and len(errors) == 1 and "choose one of euler" in errors[0]
+    code, _out, err = gen(cli, tmp_path / "bad.png", "--model", "demo-flux", "--init", str(out), "--edit")
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and len(errors) == 1 and "cannot run an edit job" in errors[0] and not (tmp_path / "bad.png").exists()

@@ -227,7 +227,11 @@ def test_the_api_refuses_flux_jobs_it_cannot_run_with_422(tmp_path):
     try:
         client = app.test_client()
         document = {"bbox": {"x": 0, "y": 0, "width": 64, "height": 64}, "layers": [], "params": {"prompt": "p", "model": MODEL, "steps": 2}}
-        for change, message in [({"scheduler": "heun"}, "does not suit FLUX.1 models: choose one of euler"), ({"scale": 1.125}, "not a multiple of 16")]:
+        for change, message in [
+            ({"scheduler": "heun"}, "does not suit FLUX.1 models: choose one of euler"),
+            ({"scale": 1.125}, "not a multiple of 16"),
+            ({"edit": True}, "is a FLUX.1 main model, which cannot run an edit job: choose an edit model (FLUX.1 Kontext): demo-flux-kontext"),
+        ]:
             body = {"document": {**document, "params": {**document["params"], **change}}}
             r = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})
             assert r.status_code == 422, (change, r.status_code, r.json)
@@ -364,6 +368,15 @@ def test_a_kontext_model_edits_the_pixels_under_the_box_as_its_reference(engine)
     assert np.array_equal(masked.image[32:], raster(seed=1).pixels[32:, :, :3])
     empty = run1(engine, doc([], **instruction))[0]
     assert empty.metadata["mode"] == "txt2img" and empty.image.shape == (64, 64, 3)
+
+
+def test_an_edit_job_needs_an_edit_model(engine):
+    for model, label in (("demo-flux", "FLUX.1 main"), ("demo-sd3", "Stable Diffusion 3.5 main"), ("demo-flux-fill", "FLUX.1 inpaint")):
+        with pytest.raises(UnsupportedError, match=f"'{model}' is a {label} model, which cannot run an edit job: .*demo-flux-kontext"):
+            run1(engine, doc([raster()], model=model, steps=2, edit=True))
+    asked = run1(engine, doc([raster(seed=1)], model=KONTEXT, prompt="make the sky red", steps=2, edit=True))[0]
+    implied = run1(engine, doc([raster(seed=1)], model=KONTEXT, prompt="make the sky red", steps=2))[0]
+    assert asked.metadata["mode"] == "edit" and np.array_equal(asked.image, implied.image)
 
 
 def test_what_a_kontext_edit_cannot_do_is_a_clear_error(engine):
