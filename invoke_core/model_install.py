@@ -7,9 +7,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import families
 from .errors import ModelInstallError
-from .model_probe import probe_model
-from .model_records import ModelRecord, ModelRegistry, hash_path
+from .model_probe import ModelInfo, probe_model
+from .model_records import GENERATING_KINDS, ModelRecord, ModelRegistry, hash_path
 from .safe_paths import Forbidden, as_forbidden, check_source, check_tree
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -34,6 +35,7 @@ def install_model(
     config: str | None = None,
     source_label: str | None = None,
     forbidden: Forbidden | Sequence[Path] | None = None,
+    base: str | None = None,
 ) -> ModelRecord:
     """Probe, hash and register a model. The files stay where they are (installed in place).
 
@@ -42,6 +44,10 @@ def install_model(
     folder with any such entry (symlinks resolved), is refused before anything is opened. So is any
     entry that is not a regular file or a folder (FIFO, socket, device, broken link): the whole folder
     is checked up front, since all of it is hashed and loaded. Every failure is a ModelInstallError.
+
+    A family's transformer alone (a FLUX.1 or SD 3.x file) runs with the text encoders and VAE of an
+    installed diffusers model of its family: `base` (a model id), `config` (a folder), or else the first
+    installed one whose encoders fit the file's widths.
     """
     guard = as_forbidden(forbidden)
     path = Path(source).expanduser()
@@ -65,6 +71,13 @@ def install_model(
     for existing in registry.list():
         if not existing.builtin and Path(existing.path) == path:
             raise ModelInstallError(f"{path} is already installed as {existing.id!r}")
+    description = ""
+    alone = info.format == "single-file" and info.kind in GENERATING_KINDS  # a pipeline's weights, not a LoRA or ControlNet
+    spec = families.get(info.family).transformer_file if alone else None
+    if spec is not None:
+        config_path, description = _transformer_base(registry, info, path, spec, config_path, base)
+    elif base:
+        raise ModelInstallError(f"--base is for a transformer file alone; {path.name} is a {info.family} {info.kind} model")
     digest, size = hash_path(path, guard)
     display = name or (path.stem if path.is_file() else path.name)
     record = ModelRecord(
@@ -78,8 +91,44 @@ def install_model(
         size=size,
         source=source_label or str(path),
         config_path=str(config_path) if config_path else None,
+        description=description,
     )
     return registry.add(record)
+
+
+def _transformer_base(
+    registry: ModelRegistry, info: ModelInfo, path: Path, spec, config_path: Path | None, base: str | None
+) -> tuple[Path, str]:
+    """The folder whose text encoders, tokenizers and VAE a transformer file runs with, and its description."""
+    from .families.transformer_file import check_base, choose_base
+    from .model_probe import read_safetensors_shapes
+
+    family = families.get(info.family)
+    shapes = read_safetensors_shapes(path)
+    if config_path is not None:
+        check_base(spec, shapes, config_path, family.label, path.name)
+        model_id, folder = str(config_path), config_path
+    else:
+        model_id, folder = choose_base(spec, shapes, _base_candidates(registry, info.family, base), family.label, path.name)
+    return Path(folder), f"{spec.layout}-layout transformer file; text encoders and VAE from {model_id}"
+
+
+def _base_candidates(registry: ModelRegistry, family: str, base: str | None) -> list[tuple[str, Path]]:
+    """(id, folder) of the diffusers models of `family` a transformer file could run with: `base` alone when
+    named, else the installed ones, then the family's first demo (built on first use)."""
+    if base:
+        record = registry.get(base)
+        if record.family != family or record.format != "diffusers" or record.kind not in GENERATING_KINDS:
+            raise ModelInstallError(
+                f"--base {base}: a {record.family} {record.kind} {record.format} model; name a {family} diffusers main model"
+            )
+        return [(record.id, Path(record.path))]
+    records = registry.list()
+    installed = [r for r in records if not r.builtin and r.family == family and r.format == "diffusers" and r.kind in GENERATING_KINDS]
+    demo = next((r for r in records if r.builtin and r.family == family and r.kind == "main"), None)
+    if demo is not None:
+        demo = registry.get(demo.id)  # built on first use
+    return [(r.id, Path(r.path)) for r in [*installed, *([demo] if demo else [])]]
 
 
 def _install_from_hub(registry: ModelRegistry, repo_id: str, name: str | None, forbidden: Forbidden) -> ModelRecord:

@@ -1,7 +1,8 @@
 """Identify a model on disk (family, kind, format) without loading its weights.
 
 Supported: Stable Diffusion 1.x ("sd-1") and SDXL base ("sdxl") main, inpaint and ControlNet models, as
-diffusers folders or single `.safetensors` files, and LoRA `.safetensors` files for either family.
+diffusers folders or single `.safetensors` files, and LoRA `.safetensors` files for either family; the
+families of invoke_core.families claim their own folders, LoRA files and transformer files.
 Single files are read through the safetensors header only (key names and shapes); pickle-based files
 (`.ckpt`, `.pt`, `.pth`, `.bin`, `.pkl`) are refused unopened, since unpickling can run arbitrary code.
 """
@@ -20,8 +21,8 @@ from .errors import ModelInstallError
 from .safe_paths import CONFIG_MAX_BYTES, Forbidden, as_forbidden, check_source, open_checked
 
 SUPPORTED = (
-    "supported families: Stable Diffusion 1.x (sd-1), SDXL base (sdxl) and, as diffusers folders and LoRA files,"
-    " SD 3.x (sd-3) and FLUX.1 (flux)"
+    "supported families: Stable Diffusion 1.x (sd-1), SDXL base (sdxl) and, as diffusers folders, LoRA files and"
+    " transformer files, SD 3.x (sd-3) and FLUX.1 (flux)"
 )
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"})
@@ -227,6 +228,10 @@ def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
             return ModelInfo(family.name, "lora", "single-file")
     if _is_lora(keys):
         return ModelInfo(_lora_family(path, shapes), "lora", "single-file")
+    for family in families.all_families():  # a transformer alone (FLUX.1, SD 3.x) or an SD 3.x all-in-one file
+        kind = family.transformer_file.claims(shapes) if family.transformer_file else None
+        if kind is not None:
+            return ModelInfo(family.name, kind, "single-file")
     if has(_UNET):
         return _probe_ldm_main(path, shapes, has)
     raise _unidentified(path, "no Stable Diffusion UNet, ControlNet or LoRA weights found")

@@ -212,6 +212,9 @@ class ModelRegistry:
                 raise ModelInstallError(f"{model_id!r} is built in and cannot be removed")
             if model_id not in records:
                 raise ModelNotFoundError(f"unknown model {model_id!r}")
+            users = [r.id for r in records.values() if r.config_path and Path(r.config_path) == Path(records[model_id].path)]
+            if users:
+                raise ModelInstallError(f"{model_id!r} is the base model of {', '.join(users)}: remove those first")
             record = records.pop(model_id)
             self._write(records)
             return record

@@ -82,6 +82,8 @@ def load_single_file(
     from . import families
 
     family = families.get(info.family)
+    if family.transformer_file is not None and info.kind != "controlnet":  # (LoRAs are refused above)
+        return _load_transformer_file(path, info, family, torch_dtype, config_dir)
     if info.kind not in getattr(family, "single_file_pipelines", {}) and info.kind != "controlnet":
         raise UnsupportedError(f"Single-file {info.family} {info.kind} models are not supported")
     actual = probe_model(path)  # header only: cheap, and catches a stale or wrong `info`
@@ -126,6 +128,26 @@ def load_single_file(
         raise ModelInstallError(f"{path.name} does not match {origin}: {_first_line(exc)}") from exc
     _check_loaded(path, pipe.components, origin)
     return pipe
+
+
+def _load_transformer_file(path: Path, info: ModelInfo, family, torch_dtype, base_folder: Path | None):
+    """A family's transformer file, with the rest of the pipeline from its base model's folder."""
+    from .families.transformer_file import load_pipeline
+
+    actual = probe_model(path)
+    if actual != info:
+        raise ModelInstallError(f"{path.name} holds a {actual.family} {actual.kind} model, not {info.family} {info.kind}")
+    if base_folder is None or not Path(base_folder).is_dir():
+        raise ModelInstallError(
+            f"{path.name} is a {family.label} transformer alone and its base model's folder ({base_folder}) is gone:"
+            f" reinstall it with --base naming an installed {family.label} diffusers model"
+        )
+    try:
+        return load_pipeline(family, path, info.kind, Path(base_folder), torch_dtype)
+    except (ModelInstallError, UnsupportedError, MemoryError):
+        raise
+    except Exception as exc:  # unreadable configs, a base that changed since the install: "does not fit"
+        raise ModelInstallError(f"{path.name} could not be loaded with the base model at {base_folder}: {_first_line(exc)}") from exc
 
 
 def _preflight(path: Path, info: ModelInfo, config_dir: Path, origin: str) -> None:

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("path")
     inst.add_argument("--name", default=None)
     inst.add_argument("--config", default=None, help="diffusers config folder for a non-standard single file")
+    inst.add_argument(
+        "--base", default=None, metavar="ID",
+        help="for a FLUX.1 or SD 3.x transformer file: the installed diffusers model whose text encoders and VAE it runs with",
+    )
     _add_common(inst)
     rem = msub.add_parser("remove")
     rem.add_argument("id")
@@ -319,12 +323,15 @@ def _models(args) -> int:
     registry = ModelRegistry(root)
     if args.models_command == "list":
         for r in registry.list():
-            label = f"  [{r.description}]" if r.builtin else ""
+            label = f"  [{r.description}]" if r.description else ""
             print(f"{r.id:24} {r.family:5} {r.kind:10} {r.format:11} {r.name}{label}")
         return 0
     if args.models_command == "install":
-        record = install_model(registry, args.path, name=args.name, config=args.config, forbidden=protected_paths(root))
-        print(f"installed {record.id} ({record.family} {record.kind}, {record.format}, {record.size / 1e6:.1f} MB)")
+        record = install_model(
+            registry, args.path, name=args.name, config=args.config, forbidden=protected_paths(root), base=args.base
+        )
+        with_base = f"; {record.description}" if record.description else ""
+        print(f"installed {record.id} ({record.family} {record.kind}, {record.format}, {record.size / 1e6:.1f} MB{with_base})")
         return 0
     record = registry.remove(args.id)
     print(f"removed {record.id} (files left in place at {record.path})")

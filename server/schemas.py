@@ -378,6 +378,10 @@ class ModelInstallIn(Strict):
     source: str = Field(min_length=1, max_length=4096, description="a local path (diffusers folder or .safetensors)")
     name: str | None = Field(None, min_length=1, max_length=200)
     config: str | None = Field(None, max_length=4096)
+    base: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="for a FLUX.1 or SD 3.x transformer file: the installed diffusers model whose text encoders and VAE it runs with",
+    )
 
 
 class ModelInstallOut(BaseModel):

@@ -68,6 +68,8 @@ class Family:
     controlnet_class: str = "ControlNetModel"  # its ControlNets' diffusers class
     demos: tuple[DemoModel, ...] = ()  # its built-in tiny models
     guidance_label: str = "CFG scale"  # what `cfg_scale` means for its models (Flux: distilled guidance)
+    # its transformer alone as one .safetensors file (families/transformer_file.py), where it has such files
+    transformer_file: Any = None
 
     def pipeline_class(self, task: str, control: bool, kind: str = "main") -> str:
         own = [(k, c) for (k, c) in self.kind_pipelines if k == kind]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import flux_demo
+from . import flux_demo, flux_file
 from .base import Defaults, DemoModel, Family
 from .sd3 import rough_rgb, transformer_control_inputs
 
@@ -180,6 +180,7 @@ FAMILY = FluxFamily(
     kind_pipelines={("inpaint", False): "FluxFillPipeline", ("edit", False): "FluxKontextPipeline"},
     controlnet_class="FluxControlNetModel",
     guidance_label="Guidance",  # distilled: an input of the model, not CFG's two branches
+    transformer_file=flux_file.TRANSFORMER_FILE,
     demos=(
         DemoModel("demo-flux", "Demo FLUX.1 (tiny)", "flux", "main", flux_demo.build_main),
         DemoModel("demo-flux-schnell", "Demo FLUX.1 schnell (tiny)", "flux-schnell", "main", flux_demo.build_schnell, SCHNELL),

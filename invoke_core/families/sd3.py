@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import sd3_demo
+from . import sd3_demo, sd3_file
 from .base import Defaults, DemoModel, Family
 
 _OPTIONAL_T5 = ("text_encoder_3", "tokenizer_3")
@@ -165,6 +165,7 @@ FAMILY = SD3Family(
         ("txt2img", True): "StableDiffusion3ControlNetPipeline",
     },
     controlnet_class="SD3ControlNetModel",
+    transformer_file=sd3_file.TRANSFORMER_FILE,
     demos=(
         DemoModel("demo-sd3", "Demo SD 3.5 (tiny)", "sd3", "main", sd3_demo.build_main),
         DemoModel("demo-sd3-controlnet", "Demo SD 3.5 ControlNet (tiny)", "sd3-controlnet", "controlnet", sd3_demo.build_controlnet),

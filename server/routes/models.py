@@ -59,7 +59,9 @@ def install(body: ModelInstallIn):
 
     def work() -> None:
         try:
-            record = install_model(s.registry, body.source, name=body.name, config=body.config, forbidden=forbidden)
+            record = install_model(
+                s.registry, body.source, name=body.name, config=body.config, forbidden=forbidden, base=body.base
+            )
         except InvokeCoreError as exc:
             fail(str(exc))
             return
