@@ -263,3 +263,23 @@ def test_an_sd3_folder_without_its_transformer_config_is_refused(tmp_path):
     shutil.rmtree(folder / "transformer")
     with pytest.raises(ModelInstallError, match="without transformer/config.json"):
         install_model(engine.registry, str(folder), name="broken")
+
+
+def test_an_sd3_model_with_its_t5_reads_a_prompt_past_clips_77_tokens(engine, tmp_path):
+    """Two prompts that agree on their first 100 words and differ after: CLIP alone (demo-sd3) sees the
+    same 77 tokens; with a T5 installed, the model reads on."""
+    from invoke_core.engine import Engine
+    from invoke_core.families.sd3_demo import build_sd3_demo
+    from invoke_core.model_install import install_model
+
+    own = Engine(root=tmp_path / "root", device="cpu")
+    record = install_model(own.registry, str(build_sd3_demo(tmp_path / "sd3-t5", t5=True)), name="sd3 with t5")
+    words = " ".join(["a detailed painting of a lighthouse at dusk with a red boat on the blue sea"] * 8).split()[:100]
+
+    def pair(run_engine, model):
+        return [run1(run_engine, doc(prompt=" ".join(words + [last]), model=model, size=32, steps=2))[0].image for last in ("cat", "dog")]
+
+    cat, dog = pair(own, record.id)
+    assert not np.array_equal(cat, dog), "T5 reads past 77 tokens"
+    cat, dog = pair(engine, MODEL)
+    assert np.array_equal(cat, dog), "CLIP alone stops at 77"

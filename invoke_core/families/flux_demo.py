@@ -24,12 +24,12 @@ def _t5_tokenizer(max_tokens: int = T5_MAX_TOKENS):
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_tokens)
 
 
-def _t5_encoder(vocab_size: int, seed: int):
+def _t5_encoder(vocab_size: int, seed: int, width: int = 32):
     import torch
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(
-        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+        vocab_size=vocab_size, d_model=width, d_kv=8, d_ff=2 * width, num_layers=2, num_heads=4,
         feed_forward_proj="gated-gelu", is_encoder_decoder=False, pad_token_id=0, eos_token_id=1,
     )
     torch.manual_seed(seed)

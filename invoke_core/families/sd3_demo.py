@@ -29,10 +29,13 @@ def _transformer(seed: int):
     ).eval()
 
 
-def build_sd3_demo(dest: Path) -> Path:
+def build_sd3_demo(dest: Path, t5: bool = False) -> Path:
+    """The demo folder; `t5`: with a small T5 (as wide as the transformer's text input, 64) that reads
+    prompts past CLIP's 77 tokens, as the released models do."""
     from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
 
     from ..demo import _save_atomically, _text_encoder, _tokenizer, _vae
+    from .flux_demo import _t5_encoder, _t5_tokenizer
 
     with tempfile.TemporaryDirectory() as tok_dir:
         tokenizer = _tokenizer(Path(tok_dir))
@@ -47,8 +50,8 @@ def build_sd3_demo(dest: Path) -> Path:
         tokenizer=tokenizer,
         text_encoder_2=_text_encoder(len(tokenizer_2), bos, eos, hidden=32, projection=32, seed=14),
         tokenizer_2=tokenizer_2,
-        text_encoder_3=None,
-        tokenizer_3=None,
+        text_encoder_3=_t5_encoder(len(_t5_tokenizer()), seed=17, width=64) if t5 else None,
+        tokenizer_3=_t5_tokenizer() if t5 else None,
     )
     _save_atomically(pipe, dest)
     return dest
