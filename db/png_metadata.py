@@ -32,6 +32,7 @@ PARAMETER_KEYS = (
     "negative_prompt",
     "steps",
     "cfg_scale",
+    "true_cfg_scale",
     "scheduler",
     "seed",
     "width",
@@ -204,6 +205,7 @@ def loads_json(text: Any) -> Any:
 _RANGES = {
     "steps": limits.STEPS,
     "cfg_scale": limits.CFG_SCALE,
+    "true_cfg_scale": limits.TRUE_CFG_SCALE,
     "seed": limits.SEED,
     "width": limits.BBOX_SIDE,
     "height": limits.BBOX_SIDE,
@@ -219,6 +221,7 @@ def _typed(raw: dict[str, Any]) -> dict[str, Any]:
         "negative_prompt": _to_str(raw.get("negative_prompt")),
         "steps": _to_int(raw.get("steps")),
         "cfg_scale": _to_float(raw.get("cfg_scale")),
+        "true_cfg_scale": _to_float(raw.get("true_cfg_scale")),
         "scheduler": _to_str(raw.get("scheduler")),
         "seed": _to_int(raw.get("seed")),
         "width": _to_int(raw.get("width")),
@@ -411,6 +414,7 @@ def parse_a1111(parameters: str) -> dict[str, Any]:
         known = {
             "Steps": "steps",
             "CFG scale": "cfg_scale",
+            "True CFG scale": "true_cfg_scale",
             "Seed": "seed",
             "Model hash": "model_hash",
             "Model": "model_name",

@@ -87,6 +87,7 @@ def _validate_params(params: GenerationParams) -> None:
     for name, allowed, integer in (
         ("steps", limits.STEPS, True),
         ("cfg_scale", limits.CFG_SCALE, False),
+        ("true_cfg_scale", limits.TRUE_CFG_SCALE, False),
         ("batch_size", limits.BATCH_SIZE, True),
         ("strength", limits.STRENGTH, False),
         ("mask_blur", limits.MASK_BLUR, True),

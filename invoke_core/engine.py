@@ -127,6 +127,7 @@ class Engine:
             regions=bool(request.regions),
             controls=bool(request.controls),
             loras=bool(params.loras),
+            true_cfg=params.true_cfg_scale > 1,
         )
         with self._job_lock, job_loras(self, request) as add_lora_metadata:
             return add_lora_metadata(self._run(request, record, on_progress, is_cancelled))
@@ -237,7 +238,7 @@ class Engine:
             output = pipe(
                 **prompt_args,
                 num_inference_steps=params.steps,
-                guidance_scale=params.cfg_scale,
+                **family.guidance_args(pipe, params),
                 generator=generator,
                 output_type="np",
                 callback_on_step_end=on_step_end,
@@ -354,6 +355,7 @@ def _metadata(request, record: ModelRecord, device: DeviceChoice, seed: int, ind
         "model": {"id": record.id, "name": record.name, "hash": record.hash, "family": record.family, "kind": record.kind},
         "steps": p.steps,
         "cfg_scale": p.cfg_scale,
+        **({"true_cfg_scale": p.true_cfg_scale} if p.true_cfg_scale > 1 else {}),
         "scheduler": p.scheduler,
         "seed": seed,
         "batch_index": index,

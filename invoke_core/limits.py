@@ -22,6 +22,8 @@ BBOX_MULTIPLE = 8  # bbox sides (and generation sizes) are multiples of this
 
 STEPS = Range(1, 500, step=1)
 CFG_SCALE = Range(0, 50, step=0.5)
+# true CFG of a guidance-distilled family (FLUX.1): 1 is off (one branch); above, a negative branch too
+TRUE_CFG_SCALE = Range(1, 20, step=0.5)
 SEED = Range(0, 2**32 - 1, step=1)
 STRENGTH = Range(0, 1, low_open=True, step=0.01)  # denoise strength; 0 would change nothing
 BATCH_SIZE = Range(1, 64, step=1)

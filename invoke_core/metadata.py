@@ -47,6 +47,7 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
         ("Steps", meta.get("steps")),
         ("Sampler", _A1111_SAMPLERS.get(meta.get("scheduler", ""), meta.get("scheduler"))),
         ("CFG scale", meta.get("cfg_scale")),
+        ("True CFG scale", meta.get("true_cfg_scale")),  # not an A1111 field: FLUX.1's with a negative branch
         ("Seed", meta.get("seed")),
         ("Size", f"{meta.get('width')}x{meta.get('height')}"),
         ("Model hash", (meta.get("model") or {}).get("hash", "")[:10]),

@@ -176,6 +176,9 @@ class GenerationParams:
     # ask for an instruction edit (the pixels under the box the reference, the prompt an instruction): the
     # job needs an edit model (FLUX.1 Kontext), whose jobs are edits either way
     edit: bool = False
+    # classifier-free guidance of a guidance-distilled family (FLUX.1), besides its distilled guidance
+    # (`cfg_scale` there): above 1 the negative prompt runs as a second branch, at about twice the time
+    true_cfg_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "infill", _enum(InfillMethod, self.infill, "infill method"))

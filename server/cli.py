@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--negative", default="")
     gen.add_argument("--model", default=None, help="model id (default: the first installed model, else the demo)")
     gen.add_argument("--steps", type=int, default=30)
-    gen.add_argument("--cfg", type=float, default=7.5)
+    gen.add_argument("--cfg", type=float, default=7.5, help="CFG scale (FLUX.1: its distilled guidance)")
+    gen.add_argument(
+        "--true-cfg", type=float, default=1.0, help="FLUX.1: classifier-free guidance with --negative, besides the distilled guidance (1: off)"
+    )
     gen.add_argument("--scheduler", default="euler")
     gen.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     gen.add_argument("--width", type=int, default=None)
@@ -255,6 +258,7 @@ def build_document(args, family: str, control_model: str | None = None):
         model=args.model,
         steps=args.steps,
         cfg_scale=args.cfg,
+        true_cfg_scale=args.true_cfg,
         scheduler=args.scheduler,
         seed=args.seed,
         batch_size=args.batch,

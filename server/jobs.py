@@ -46,6 +46,7 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
         regions=any(layer.region is not None for layer in visible),
         controls=any(layer.control is not None for layer in visible),
         loras=bool(params.loras),
+        true_cfg=params.true_cfg_scale > 1,
     )
     for lora in document.params.loras:
         record = known.get(lora.model)
@@ -158,6 +159,7 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
         scale=p.scale,
         loras=tuple(LoraSpec(lo.model, lo.weight) for lo in p.loras),
         edit=p.edit,
+        true_cfg_scale=p.true_cfg_scale,
     )
     bbox = doc.bbox
     return CanvasDocument(Bounds(bbox.x, bbox.y, bbox.width, bbox.height), tuple(layers), params)

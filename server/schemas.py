@@ -14,6 +14,7 @@ from invoke_core.limits import (
     BATCH_SIZE,
     BBOX_SIDE,
     CFG_SCALE,
+    TRUE_CFG_SCALE,
     CONTROL_BEGIN,
     CONTROL_END,
     CONTROL_WEIGHT,
@@ -163,6 +164,10 @@ class ParamsIn(Strict):
     model: str | None = Field(None, max_length=200)
     steps: int = bounded(default_of(GenerationParams, "steps"), STEPS)
     cfg_scale: float = bounded(default_of(GenerationParams, "cfg_scale"), CFG_SCALE)
+    true_cfg_scale: float = bounded(
+        default_of(GenerationParams, "true_cfg_scale"), TRUE_CFG_SCALE,
+        description="FLUX.1: classifier-free guidance with the negative prompt, besides the distilled guidance (1: off)",
+    )
     scheduler: str = Field(default_of(GenerationParams, "scheduler"), max_length=50)
     seed: int | None = bounded(None, SEED, description="random when absent")
     batch_size: int = bounded(default_of(GenerationParams, "batch_size"), BATCH_SIZE)

@@ -24,7 +24,9 @@ def test_an_sd3_model_brings_its_defaults_disables_what_it_lacks_and_runs(app, s
     # lists only SD 3.5 LoRAs; families.test.js covers a family that lacks a feature)
     for testid in ("layer-add-regional_guidance", "layer-add-control", "negative-prompt"):
         assert app.tid(testid).is_enabled(), testid
-    assert app.page.locator("[data-family-gap]").count() == 0
+    # its CFG scale is classifier-free guidance already: the one gap is FLUX.1's true CFG
+    gaps = app.js("() => [...document.querySelectorAll('[data-family-gap]')].map((e) => e.dataset.testid)")
+    assert gaps == ["true-cfg"], gaps
 
     set_up_job(app, "a lighthouse at dusk", steps=3)
     known = queue_ids(server)
@@ -41,18 +43,20 @@ def test_an_sd3_model_brings_its_defaults_disables_what_it_lacks_and_runs(app, s
     assert "dpmpp_2m" in app.js("() => [...document.querySelectorAll('[data-testid=scheduler] option')].map((o) => o.value)")
 
 
-def test_a_flux_model_disables_the_negative_prompt_saying_why_and_runs(app, server):
+def test_a_flux_model_offers_true_cfg_with_the_negative_prompt_and_runs(app, server):
     choose_model(app, "demo-flux")
     s = app.record("settings")
     assert (s["steps"], s["cfg_scale"], s["scheduler"]) == (28, 3.5, "euler"), "the family's defaults"
     options = app.js("() => [...document.querySelectorAll('[data-testid=scheduler] option')].map((o) => o.value)")
     assert options == ["euler"], options
     assert app.js("() => document.querySelector('[data-testid=cfg]').closest('label').textContent").startswith("Guidance")
-    negative = app.tid("negative-prompt")
-    assert not negative.is_enabled()
-    assert "FLUX.1 models have no negative prompt" in (negative.get_attribute("title") or ""), negative.get_attribute("title")
-    for testid in ("layer-add-regional_guidance", "layer-add-control"):
+    for testid in ("layer-add-regional_guidance", "layer-add-control", "negative-prompt", "true-cfg"):
         assert app.tid(testid).is_enabled(), testid
+    assert "True CFG above 1" in (app.tid("negative-prompt").get_attribute("placeholder") or "")
+    app.tid("negative-prompt").fill("fog")
+    app.tid("true-cfg").fill("2.5")
+    app.tid("true-cfg").dispatch_event("change")
+    app.wait("() => window.__app.store.get('settings').true_cfg_scale === 2.5")
     app.shot("flux-chosen")
 
     set_up_job(app, "a lighthouse at dusk", steps=3)
@@ -61,6 +65,9 @@ def test_a_flux_model_disables_the_negative_prompt_saying_why_and_runs(app, serv
     item = last_item(server, known)
     done = server.wait_items([item["id"]], timeout=90)[0]
     assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    (image_id,) = server.get(f"/api/v1/history/{item['generation_id']}").json()["image_ids"]
+    meta = server.get(f"/api/v1/images/{image_id}/metadata").json()
+    assert (meta["true_cfg_scale"], meta["negative_prompt"], meta["cfg_scale"]) == (2.5, "fog", 3.5)
     wait_staged(app)
     app.shot("flux-staged")
     # schnell, a model with defaults of its own: 4 steps; back to dev: 28
@@ -69,7 +76,9 @@ def test_a_flux_model_disables_the_negative_prompt_saying_why_and_runs(app, serv
     choose_model(app, "demo-flux")
     assert app.record("settings")["steps"] == 28
     choose_model(app, "demo")
-    assert app.tid("negative-prompt").is_enabled()
+    assert app.tid("negative-prompt").is_enabled() and not app.tid("true-cfg").is_enabled()
+    assert "have no true CFG" in (app.tid("true-cfg").get_attribute("title") or "")
+    assert app.record("settings")["true_cfg_scale"] == 1, "off on a family without it"
     assert app.js("() => document.querySelector('[data-testid=cfg]').closest('label').textContent").startswith("CFG scale")
 
 

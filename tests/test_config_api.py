@@ -77,6 +77,7 @@ def _lora(doc: dict, value: Any) -> None:
 FIELDS: dict[str, tuple[Callable[[dict, Any], None], limits.Range]] = {
     "steps": (_param("steps"), limits.STEPS),
     "cfg_scale": (_param("cfg_scale"), limits.CFG_SCALE),
+    "true_cfg_scale": (_param("true_cfg_scale"), limits.TRUE_CFG_SCALE),
     "seed": (_param("seed"), limits.SEED),
     "batch_size": (_param("batch_size"), limits.BATCH_SIZE),
     "strength": (_param("strength"), limits.STRENGTH),

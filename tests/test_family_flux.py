@@ -196,6 +196,47 @@ def test_without_regions_the_output_is_the_plain_pipelines(engine):
     assert np.array_equal(ours.image, (out * 255).round().clip(0, 255).astype(np.uint8))
 
 
+def test_true_cfg_runs_the_negative_prompt_as_the_plain_pipeline_does(engine):
+    """True CFG above 1: the negative prompt as a second branch, the same pixels as FluxPipeline's own
+    true CFG; at 1 (off) the negative prompt changes nothing."""
+    import torch
+    from diffusers import FluxPipeline
+
+    ours = run1(engine, doc(seed=5, steps=3, negative_prompt="fog", true_cfg_scale=2.5))[0]
+    assert ours.metadata["true_cfg_scale"] == 2.5
+    raw = FluxPipeline(**engine.cache.get(engine.resolve_model(MODEL), engine.device).model.components)
+    raw.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        out = raw(prompt="a lighthouse at dusk", negative_prompt="fog", true_cfg_scale=2.5, num_inference_steps=3, guidance_scale=3.5,
+                  width=64, height=64, generator=torch.Generator().manual_seed(5), output_type="np",
+                  max_sequence_length=raw.tokenizer_2.model_max_length).images[0]
+    assert np.array_equal(ours.image, (out * 255).round().clip(0, 255).astype(np.uint8))
+    off = run1(engine, doc(seed=5, steps=3, negative_prompt="fog"))[0]
+    assert "true_cfg_scale" not in off.metadata
+    assert np.array_equal(off.image, run1(engine, doc(seed=5, steps=3))[0].image)
+    assert not np.array_equal(off.image, ours.image)
+
+
+def test_true_cfg_with_regions_masks_both_branches(engine):
+    layers = [region_layer()]
+    a = run1(engine, doc(layers, seed=5, negative_prompt="fog", true_cfg_scale=2.0))[0]
+    b = run1(engine, doc(layers, seed=5, negative_prompt="fog", true_cfg_scale=2.0))[0]
+    plain = run1(engine, doc(layers, seed=5, negative_prompt="fog"))[0]
+    assert a.metadata["regions"]["items"][0]["use"] == "region" and np.array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, plain.image)
+
+
+def test_true_cfg_where_a_pipeline_or_family_has_none_is_a_clear_error(engine):
+    with pytest.raises(UnsupportedError, match="FluxControlNetImg2ImgPipeline has no true CFG: set True CFG to 1"):
+        run1(engine, doc([raster(), control_layer()], true_cfg_scale=2.0))
+    with pytest.raises(UnsupportedError, match="FluxFillPipeline has no true CFG"):
+        run1(engine, doc([raster()], model="demo-flux-fill", true_cfg_scale=2.0))
+    with pytest.raises(UnsupportedError, match=r"Stable Diffusion 3.5 models have no true CFG \(their CFG scale is classifier-free guidance already\)"):
+        run1(engine, doc(model="demo-sd3", true_cfg_scale=2.0))
+    with pytest.raises(InvalidCanvasError, match="true_cfg_scale must be"):
+        run1(engine, doc(true_cfg_scale=0.5))
+
+
 @pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])
 def test_a_flux_controlnet_steers_every_task(engine, mode):
     base = {"txt2img": [], "img2img": [raster(seed=6)], "inpaint": [raster(seed=6), mask_layer((0, 64, 0, 32))]}[mode]
@@ -237,7 +278,7 @@ def test_the_api_refuses_flux_jobs_it_cannot_run_with_422(tmp_path):
             assert r.status_code == 422, (change, r.status_code, r.json)
             assert message in r.json["message"], r.json
         config = client.get("/api/v1/config").json["families"]["flux"]
-        assert config["size_multiple"] == 16 and "controlnet" in config["features"] and "negative_prompt" not in config["features"]
+        assert config["size_multiple"] == 16 and {"controlnet", "true_cfg", "negative_prompt"} <= set(config["features"])
         ok = client.post("/api/v1/canvas/jobs", json={"document": document}, headers={"Origin": "http://localhost"})
         assert ok.status_code in (200, 201), ok.json
     finally:

@@ -38,6 +38,7 @@ export let DEFAULT_SETTINGS = Object.freeze({
   model: null,
   steps: 30,
   cfg_scale: 7.5,
+  true_cfg_scale: 1, // FLUX.1's classifier-free guidance with the negative prompt; 1 is off
   scheduler: "euler",
   seed: 0,
   random_seed: true,
@@ -106,6 +107,7 @@ export function applyServerConfig(config) {
     ...d,
     steps: number("steps", d.steps),
     cfg_scale: number("cfg_scale", d.cfg_scale),
+    true_cfg_scale: number("true_cfg_scale", d.true_cfg_scale),
     scheduler: text(params.scheduler, d.scheduler),
     seed: number("seed", d.seed), // the server's is null (random): the field keeps 0
     batch_size: number("batch_size", d.batch_size),
@@ -192,6 +194,7 @@ export function paramsFromSettings(s, { loraFits = () => true } = {}) {
     scale: Number(v.scale),
   };
   if (!v.random_seed) params.seed = Math.round(Number(v.seed));
+  if (Number(v.true_cfg_scale) > 1) params.true_cfg_scale = Number(v.true_cfg_scale); // absent: off
   const loras = normaliseLoraRows(v.loras)
     .filter((row) => row.enabled && loraFits(row))
     .slice(0, LORA_MAX)

@@ -10,6 +10,7 @@ export const FEATURE_NAMES = Object.freeze({
   controlnet: "ControlNet",
   lora: "LoRA",
   inpaint_model: "inpainting models",
+  true_cfg: "true CFG (their CFG scale is classifier-free guidance already)",
 });
 
 /** The family description of a model record, or null (no config yet, an unknown family). */
@@ -57,7 +58,9 @@ export function settingsForModel(before, after, beforeModel, afterModel, setting
   const was = own(beforeModel) || (before && before.defaults) || null;
   const otherFamily = before && before !== after && before.label !== after.label;
   const otherDefaults = (own(beforeModel) || own(afterModel)) && was && JSON.stringify(was) !== JSON.stringify(d);
-  if (otherFamily || otherDefaults) return { steps: d.steps, cfg_scale: d.cfg_scale, scheduler: d.scheduler };
+  // true CFG off where the family has none (its field is disabled there, so nothing could turn it down)
+  const trueCfg = Array.isArray(after.features) && !after.features.includes("true_cfg") ? { true_cfg_scale: 1 } : {};
+  if (otherFamily || otherDefaults) return { steps: d.steps, cfg_scale: d.cfg_scale, scheduler: d.scheduler, ...trueCfg };
   if (Array.isArray(after.schedulers) && !after.schedulers.includes(settings.scheduler)) return { scheduler: d.scheduler };
   return {};
 }

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..types import ControlInput, GenerationRequest, GenerationParams
 
 # What a family can do on the canvas; the web disables what the chosen model's family lacks.
-FEATURES = ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model")
+FEATURES = ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg")
 TASKS = ("txt2img", "img2img", "inpaint")  # "inpaint" serves inpaint and outpaint
 
 
@@ -99,7 +99,9 @@ class Family:
 
         return scheduler_names(self.sampling)
 
-    def check_job(self, *, scheduler: str, size: tuple[int, int], regions: bool, controls: bool, loras: bool) -> None:
+    def check_job(
+        self, *, scheduler: str, size: tuple[int, int], regions: bool, controls: bool, loras: bool, true_cfg: bool = False
+    ) -> None:
         """Refuse what this family cannot run, with a message naming the fix (the API answers 422)."""
         from ..errors import InvalidCanvasError, UnsupportedError
         from ..schedulers import check_scheduler_name
@@ -118,6 +120,7 @@ class Family:
             (regions, "regions", "regional prompts: hide the regional guidance layers"),
             (controls, "controlnet", "ControlNet: hide the control layers"),
             (loras, "lora", "LoRA: disable the LoRAs"),
+            (true_cfg, "true_cfg", "true CFG (their CFG scale is classifier-free guidance already): set True CFG to 1"),
         ):
             if wanted and feature not in self.features:
                 raise UnsupportedError(f"{models} have no {what}")
@@ -156,6 +159,10 @@ class Family:
     def encode_prompts(self, pipe: Any, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
         """The pipeline call's prompt arguments (embeddings) for a plain job."""
         raise NotImplementedError
+
+    def guidance_args(self, pipe: Any, params: GenerationParams) -> dict[str, Any]:
+        """The pipeline call's guidance arguments (`guidance_scale`, and any of the family's own)."""
+        return {"guidance_scale": params.cfg_scale}
 
     def regional(self, pipe: Any, request: GenerationRequest, plan: Any) -> tuple[dict[str, Any], Any]:
         """Prompt arguments and the attention processor of a job with regions left after the region rules

@@ -3,8 +3,8 @@ tokens, a CLIP text encoder for the pooled prompt and a T5 for the token embeddi
 whose latents are packed in 2x2 patches (B, tokens, 64), flow matching, distilled guidance.
 
 Text to image, image to image, inpaint and outpaint on diffusers' Flux pipelines; the guidance slider is
-the distilled guidance of dev (schnell has none and ignores it) and there is no negative prompt (the
-models are guidance-distilled); regional prompts through an attention mask that Flux's own processor
+the distilled guidance of dev (schnell has none and ignores it); the models are guidance-distilled, so
+the negative prompt counts only with true CFG above 1 (a second branch, `true_cfg_scale`); regional prompts through an attention mask that Flux's own processor
 passes to SDPA in every block (`joint_attention_kwargs`); Flux ControlNets (FluxControlNetModel, several
 at once) on every task; LoRA stacks (diffusers, kohya and XLabs files); FLUX.1 Fill models run every
 task through FluxFillPipeline (as SD's inpainting models do through theirs); FLUX.1 Kontext models (kind
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,14 +98,27 @@ class FluxFamily(Family):
         return tl.flux_markers(shapes) or tl.transformer_width(shapes) in tl.FLUX_WIDTHS or "flux" in tl.declared(metadata)
 
     def uses_cfg(self, pipe: Any, params: Any) -> bool:
-        return False  # guidance-distilled: one branch, the guidance goes in as an embedding
+        # guidance-distilled: one branch, the guidance goes in as an embedding; true CFG adds a negative one
+        return params.true_cfg_scale > 1
+
+    def guidance_args(self, pipe: Any, params: Any) -> dict[str, Any]:
+        args = {"guidance_scale": params.cfg_scale}
+        if params.true_cfg_scale > 1:
+            if "true_cfg_scale" not in inspect.signature(pipe.__call__).parameters:
+                from ..errors import UnsupportedError
+
+                raise UnsupportedError(f"{type(pipe).__name__} has no true CFG: set True CFG to 1")
+            args["true_cfg_scale"] = params.true_cfg_scale
+        return args
 
     def _max_tokens(self, pipe: Any) -> int:
         return min(_T5_MAX, int(getattr(pipe.tokenizer_2, "model_max_length", _T5_MAX)))
 
     def encode_prompts(self, pipe: Any, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
-        # The pipeline's own encoding: CLIP's pooled embedding and T5's tokens (up to 512).
-        return {"prompt": prompt, "max_sequence_length": self._max_tokens(pipe)}
+        # The pipeline's own encoding: CLIP's pooled embedding and T5's tokens (up to 512); with true CFG,
+        # the negative prompt ("" when none: the pipeline runs the second branch only when it has one).
+        args = {"prompt": prompt, "max_sequence_length": self._max_tokens(pipe)}
+        return args | {"negative_prompt": negative_prompt or ""} if do_cfg else args
 
     def regional(self, pipe: Any, request: Any, plan: Any) -> tuple[dict[str, Any], Any]:
         """The T5 tokens of [main | region 1 | ...] side by side, the pooled embedding of the main prompt,
@@ -120,14 +134,17 @@ class FluxFamily(Family):
         from .. import masks
         from .joint_attention import region_bias
 
-        slots = [plan.prompt] + [r.prompt for r in plan.regions]
-        embeds, pooled = [], None
-        with torch.inference_mode():
-            for index, text in enumerate(slots):
-                e, pool, _ids = pipe.encode_prompt(prompt=text, prompt_2=None, max_sequence_length=self._max_tokens(pipe))
-                embeds.append(e)
-                if index == 0:
-                    pooled = pool
+        def encode(slots: list[str]) -> tuple[list[Any], Any]:
+            embeds, pooled = [], None
+            with torch.inference_mode():
+                for index, text in enumerate(slots):
+                    e, pool, _ids = pipe.encode_prompt(prompt=text, prompt_2=None, max_sequence_length=self._max_tokens(pipe))
+                    embeds.append(e)
+                    if index == 0:
+                        pooled = pool
+            return embeds, pooled
+
+        embeds, pooled = encode([plan.prompt] + [r.prompt for r in plan.regions])
         width, height = request.size
         region_masks = np.stack([masks.resize_mask(np.asarray(r.mask), (width, height)) for r in plan.regions])
         patch = pipe.vae_scale_factor * 2  # 8x VAE, 2x2 packing
@@ -141,6 +158,12 @@ class FluxFamily(Family):
             "pooled_prompt_embeds": pooled,
             "joint_attention_kwargs": {"attention_mask": bias},
         }
+        if self.uses_cfg(pipe, request.params):
+            # true CFG: the negative branch has the same slots, under the same mask (a region's slot holds
+            # its own negative prompt, or the main one)
+            main = plan.negative_prompt or ""
+            negatives, negative_pooled = encode([main] + [r.negative_prompt or main for r in plan.regions])
+            args |= {"negative_prompt_embeds": torch.cat(negatives, dim=1), "negative_pooled_prompt_embeds": negative_pooled}
         return args, bias  # the bias stands for the processor: Flux's own one applies it
 
     def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
@@ -168,7 +191,8 @@ FAMILY = FluxFamily(
     defaults=Defaults(steps=28, cfg_scale=3.5, scheduler="euler", width=1024, height=1024),
     size_multiple=16,  # 8x VAE and 2x2 packed patches
     sampling="flow-sigmas",  # the Flux pipelines pass their own sigmas and resolution shift
-    features=frozenset({"regions", "controlnet", "lora", "inpaint_model"}),
+    # the negative prompt counts with true CFG above 1 (a second branch; the models are guidance-distilled)
+    features=frozenset({"negative_prompt", "true_cfg", "regions", "controlnet", "lora", "inpaint_model"}),
     pipelines={
         ("txt2img", False): "FluxPipeline",
         ("img2img", False): "FluxImg2ImgPipeline",

@@ -40,6 +40,7 @@ bp = Blueprint("config", __name__, url_prefix=API_PREFIX)
 NUMBER_FIELDS: dict[str, tuple[limits.Range, type[BaseModel], str]] = {
     "steps": (limits.STEPS, ParamsIn, "steps"),
     "cfg_scale": (limits.CFG_SCALE, ParamsIn, "cfg_scale"),
+    "true_cfg_scale": (limits.TRUE_CFG_SCALE, ParamsIn, "true_cfg_scale"),
     "seed": (limits.SEED, ParamsIn, "seed"),
     "batch_size": (limits.BATCH_SIZE, ParamsIn, "batch_size"),
     "strength": (limits.STRENGTH, ParamsIn, "strength"),

@@ -23,6 +23,7 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
     for (const key of ["prompt", "negative_prompt", "steps", "cfg_scale", "scheduler", "strength", "mask_blur", "infill", "scale"]) {
       if (params[key] !== undefined && params[key] !== null) next[key] = params[key];
     }
+    next.true_cfg_scale = typeof params.true_cfg_scale === "number" ? params.true_cfg_scale : 1; // absent: off
     if (typeof params.seed === "number") {
       next.seed = params.seed;
       next.random_seed = false;

@@ -9,6 +9,7 @@ const GAPS = [
   ["layer-add-regional_guidance", "regions"],
   ["layer-add-control", "controlnet"],
   ["negative-prompt", "negative_prompt"],
+  ["true-cfg", "true_cfg"],
 ];
 
 /** @param {ParentNode} root @param {any} family the chosen model's family (null: unknown, all enabled) */

@@ -17,6 +17,7 @@ import { createLoraPanel } from "./loras.js";
 const FALLBACK_LIMITS = {
   steps: { min: 1, max: 500, step: 1, integer: true },
   cfg_scale: { min: 0, max: 50, step: 0.5, integer: false },
+  true_cfg_scale: { min: 1, max: 20, step: 0.5, integer: false },
   seed: { min: 0, max: 2 ** 32 - 1, step: 1, integer: true },
   batch_size: { min: 1, max: 64, step: 1, integer: true },
   strength: { min: 0, max: 1, exclusive_min: true, step: 0.01, integer: false },
@@ -81,6 +82,12 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
 
   const steps = bind(numberInput("steps", { "data-testid": "steps" }), "steps", num("steps"), "change");
   const cfg = bind(numberInput("cfg_scale", { "data-testid": "cfg" }), "cfg_scale", num("cfg_scale"), "change");
+  const trueCfg = bind(
+    numberInput("true_cfg_scale", { "data-testid": "true-cfg", title: "Classifier-free guidance with the negative prompt, besides the distilled guidance: above 1 about twice the time (1: off)" }),
+    "true_cfg_scale",
+    num("true_cfg_scale"),
+    "change",
+  );
   const scheduler = bind(h("select", { "data-testid": "scheduler" }), "scheduler", (v) => v, "change");
 
   const seed = bind(numberInput("seed", { "data-testid": "seed" }), "seed", num("seed"), "change");
@@ -191,7 +198,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
       group(
         "Sampling",
         h("div", { class: "row2" }, field("Steps", steps), cfgField),
-        field("Scheduler", scheduler),
+        h("div", { class: "row2" }, field("Scheduler", scheduler), field("True CFG", trueCfg)),
         h(
           "div",
           { class: "field" },
@@ -230,7 +237,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     options(infill, serverConfig?.infill_methods, s.infill);
     const scales = serverConfig?.scale_choices || FALLBACK_SCALES;
     options(scale, scales.map((v) => ({ name: v, label: `${v}×` })));
-    for (const [input, key] of [[steps, "steps"], [cfg, "cfg_scale"], [seed, "seed"], [batch, "batch_size"], [strength, "strength"], [maskBlur, "mask_blur"], [bw, "bbox_width"], [bh, "bbox_height"]]) {
+    for (const [input, key] of [[steps, "steps"], [cfg, "cfg_scale"], [trueCfg, "true_cfg_scale"], [seed, "seed"], [batch, "batch_size"], [strength, "strength"], [maskBlur, "mask_blur"], [bw, "bbox_width"], [bh, "bbox_height"]]) {
       const l = limits[key];
       input.min = String(lowestAccepted(l));
       input.max = String(l.max);
@@ -286,6 +293,9 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
       renderOptions(); // the family's schedulers
       const label = cfgField.querySelector(".field-label");
       if (label) label.textContent = (now && now.guidance_label) || "CFG scale";
+      // a guidance-distilled family reads the negative prompt only with true CFG
+      const withTrueCfg = !!(now && Array.isArray(now.features) && now.features.includes("true_cfg"));
+      negative.placeholder = withTrueCfg ? "What to avoid (with True CFG above 1)…" : "What to avoid…";
       onFamilyChange(now);
     }
   }
@@ -301,6 +311,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     put(negative, s.negative_prompt);
     put(steps, s.steps);
     put(cfg, s.cfg_scale);
+    put(trueCfg, s.true_cfg_scale);
     put(scheduler, s.scheduler);
     put(seed, s.seed);
     randomToggle.checked = !!s.random_seed;

@@ -31,7 +31,7 @@ test("only the family's schedulers are offered", () => {
 });
 
 test("choosing a model of another family takes its defaults; the same family keeps the user's settings", () => {
-  assert.deepEqual(settingsForFamily(sd1, sd3, { scheduler: "dpmpp_2m" }), { steps: 28, cfg_scale: 4.5, scheduler: "euler" });
+  assert.deepEqual(settingsForFamily(sd1, sd3, { scheduler: "dpmpp_2m" }), { steps: 28, cfg_scale: 4.5, scheduler: "euler", true_cfg_scale: 1 }, "no true CFG there: off");
   assert.deepEqual(settingsForFamily(sd1, sd1, { scheduler: "dpmpp_2m" }), {});
   assert.deepEqual(settingsForFamily(null, sd3, { scheduler: "dpmpp_2m" }), { scheduler: "euler" }, "an invalid scheduler is replaced");
   assert.deepEqual(settingsForFamily(null, sd3, { scheduler: "heun" }), {});
@@ -45,4 +45,14 @@ test("a model's own defaults stand for its family's: dev -> schnell -> dev", asy
   assert.deepEqual(settingsForModel(flux, flux, dev, schnell, { scheduler: "euler" }), { steps: 4, cfg_scale: 1, scheduler: "euler" });
   assert.deepEqual(settingsForModel(flux, flux, schnell, dev, { scheduler: "euler" }), { steps: 28, cfg_scale: 3.5, scheduler: "euler" });
   assert.deepEqual(settingsForModel(flux, flux, dev, { id: "dev2", family: "flux" }, { scheduler: "euler" }), {}, "same family, no own defaults: kept");
+});
+
+test("true CFG stays as set on a family that has it, and goes into a job's params only above 1", async () => {
+  const { paramsFromSettings } = await import("../document.js");
+  const flux = { label: "FLUX.1", features: ["negative_prompt", "true_cfg"], schedulers: ["euler"], defaults: { steps: 28, cfg_scale: 3.5, scheduler: "euler" } };
+  assert.deepEqual(settingsForFamily(sd1, flux, { scheduler: "euler" }), { steps: 28, cfg_scale: 3.5, scheduler: "euler" });
+  assert.equal(missing(flux, "true_cfg"), null);
+  assert.match(missing(sd1, "true_cfg"), /Stable Diffusion 1.x models have no true CFG/);
+  assert.equal(paramsFromSettings({ true_cfg_scale: 2.5 }).true_cfg_scale, 2.5);
+  assert.equal("true_cfg_scale" in paramsFromSettings({ true_cfg_scale: 1 }), false);
 });
