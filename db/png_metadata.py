@@ -647,6 +647,8 @@ def recall_extras(meta: Any) -> dict[str, Any]:
                     "begin": begin if begin < end else 0.0,
                     "end": end if begin < end else 1.0,
                     "mode": item.get("mode") if item.get("mode") in _CONTROL_MODES else "balanced",
+                    # a Union ControlNet's (checked against the model when a job runs)
+                    "control_type": _to_str(item.get("control_type")),
                 }
             )
         out["controls"] = controls

@@ -96,6 +96,7 @@ class Engine:
                     f"ControlNet {record.id!r} is for {record.family}, the model {main.id!r} is {main.family}:"
                     f" choose a {main.family} ControlNet"
                 )
+            families.get(main.family).control_type(settings, record, f"control {number}")
             records.append(record)
         modes = [c.settings.mode for c in controls]
         if ControlMode.CONTROL in modes and set(modes) != {ControlMode.CONTROL}:
@@ -156,8 +157,8 @@ class Engine:
             inputs.update(width=request.size[0], height=request.size[1])
         extra_meta: dict[str, Any] = {}
         if request.controls:
-            inputs.update(family.control_inputs(request, task))
-            extra_meta["controls"] = _control_metadata(request.controls, control_records)
+            inputs.update(family.control_inputs(request, task, control_records))
+            extra_meta["controls"] = _control_metadata(family, request.controls, control_records)
 
         prompt_args: dict[str, Any] = {"prompt": params.prompt, "negative_prompt": params.negative_prompt or None}
         processor = None
@@ -320,7 +321,8 @@ def _regional_setup(family: families.Family, pipe: Any, request: GenerationReque
     return prompt_args, processor, meta
 
 
-def _control_metadata(controls: tuple[ControlInput, ...], records: list[ModelRecord]) -> list[dict[str, Any]]:
+def _control_metadata(family: families.Family, controls: tuple[ControlInput, ...], records: list[ModelRecord]) -> list[dict[str, Any]]:
+    types = [family.control_type(c.settings, r, f"control {n}") for n, (c, r) in enumerate(zip(controls, records), 1)]
     return [
         {
             "model": {"id": r.id, "name": r.name, "hash": r.hash, "family": r.family},
@@ -329,9 +331,10 @@ def _control_metadata(controls: tuple[ControlInput, ...], records: list[ModelRec
             "begin": c.settings.begin,
             "end": c.settings.end,
             "mode": c.settings.mode.value,
+            **({"control_type": t} if t else {}),
             "layer_id": c.layer_id,
         }
-        for c, r in zip(controls, records)
+        for c, r, t in zip(controls, records, types)
     ]
 
 

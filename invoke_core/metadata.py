@@ -92,8 +92,9 @@ def _a1111_control(control: dict[str, Any]) -> str:
         ("Guidance Start", control.get("begin")),
         ("Guidance End", control.get("end")),
         ("Control Mode", _A1111_CONTROL_MODES.get(control.get("mode", ""), control.get("mode"))),
+        ("Control Type", control.get("control_type")),  # a Union ControlNet's (Forge's "Control Type")
     ]
-    return json.dumps(", ".join(f"{k}: {v}" for k, v in unit))
+    return json.dumps(", ".join(f"{k}: {v}" for k, v in unit if v is not None))
 
 
 def _a1111_region(region: dict[str, Any]) -> str:

@@ -120,6 +120,9 @@ class ControlSettings:
     begin: float = 0.0
     end: float = 1.0
     mode: ControlMode = ControlMode.BALANCED
+    # what the control image shows, for a ControlNet that takes several kinds (a FLUX.1 Union ControlNet:
+    # canny, depth, ...); None: told by the preprocessor (canny, tile, blur) where it can be
+    control_type: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _enum(ControlMode, self.mode, "control mode"))

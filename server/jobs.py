@@ -64,6 +64,9 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
                 raise InvalidCanvasError(
                     f"control layer {layer_label(layer)}: ControlNet {record.id!r} is for {record.family}, the model {model.id!r} is {model.family}"
                 )
+            families.get(model.family).control_type(
+                ControlSettings(**layer.control.model_dump()), record, f"control layer {layer_label(layer)}"
+            )
         db_images.get_image(db, layer.image_id)  # NotFound names the id
 
 

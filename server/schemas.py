@@ -109,6 +109,10 @@ class ControlIn(Strict):
     mode: ControlModeName = Field(
         default_of(ControlSettings, "mode"), description="which matters more: balanced, the prompt, or the control image"
     )
+    control_type: str | None = Field(
+        default_of(ControlSettings, "control_type"), min_length=1, max_length=50,
+        description="what the control image shows, for a Union ControlNet (its model's `control_types`); absent: by the preprocessor",
+    )
 
 
 class LayerIn(Strict):
@@ -376,6 +380,9 @@ class ModelOut(BaseModel):
     default: bool = Field(False, description="the model a job of its kind uses when it names none")
     defaults: FamilyDefaultsOut | None = Field(
         None, description="the model's own defaults where they are not its family's (FLUX.1 schnell: 4 steps)"
+    )
+    control_types: list[str] | None = Field(
+        None, description="a Union ControlNet's kinds of control image (a control layer's `control_type`)"
     )
 
 

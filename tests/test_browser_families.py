@@ -103,3 +103,44 @@ def test_a_kontext_model_shows_edit_and_edits_the_box(app, server):
     # another model: the canvas's own mode again
     choose_model(app, "demo-flux")
     app.wait("() => document.querySelector('[data-testid=mode-badge]')?.dataset.mode === 'img2img'", timeout=10_000)
+
+
+def test_a_union_controlnet_asks_what_the_control_image_shows(app, server, tmp_path):
+    from pathlib import Path
+
+    from browser_helpers import add_layer, brush
+
+    from invoke_core.families.flux_demo import build_flux_controlnet_demo
+    from invoke_core.model_install import install_model
+    from invoke_core.model_records import ModelRegistry
+
+    registry = ModelRegistry(server.root)
+    union = install_model(registry, str(build_flux_controlnet_demo(tmp_path / "union", Path(registry.get("demo-flux").path), union=True)), name="Tiny Union").id
+    try:
+        app.open()  # the new model listed
+        choose_model(app, "demo-flux")
+        set_up_job(app, "a lighthouse at dusk", steps=2)
+        control = add_layer(app, "control")
+        assert app.page.locator('[data-testid="control-type"]').count() == 0, "a one-kind ControlNet: no control type"
+        app.tid("control-model").select_option(union)
+        app.wait("([id, m]) => window.__app.store.get(id).control.model === m", [control["id"], union])
+        types = app.js("() => [...document.querySelectorAll('[data-testid=control-type] option')].map((o) => o.value)")
+        assert types[:4] == ["", "canny", "tile", "depth"], types
+        app.tid("control-type").select_option("depth")
+        app.wait("(id) => window.__app.store.get(id).control.control_type === 'depth'", control["id"])
+        brush(app, [(20, 60), (110, 60)], size=12)
+        app.shot("union-control-type")
+        known = queue_ids(server)
+        app.click("invoke")
+        item = last_item(server, known)
+        done = server.wait_items([item["id"]], timeout=90)[0]
+        assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+        (image_id,) = server.get(f"/api/v1/history/{item['generation_id']}").json()["image_ids"]
+        meta = server.get(f"/api/v1/images/{image_id}/metadata").json()
+        assert meta["controls"][0]["control_type"] == "depth" and meta["controls"][0]["model"]["id"] == union
+        wait_staged(app)
+        # back to a one-kind ControlNet: the type goes with the model
+        app.tid("control-model").select_option("demo-flux-controlnet")
+        app.wait("(id) => window.__app.store.get(id).control.control_type === null", control["id"])
+    finally:
+        registry.remove(union)

@@ -5,6 +5,8 @@ level, ControlNets, the family's rules as clear errors, in the core and through 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import rgba
@@ -51,7 +53,7 @@ def region_layer(columns: slice = slice(0, 32), prompt: str = "a red boat", laye
 
 def control_layer(model: str = CONTROLNET, layer_id: str = "c", seed: int = 5, **kw) -> Layer:
     return Layer(layer_id, LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=seed),
-                 control=ControlSettings(model=model, preprocessor="none", **kw))
+                 control=ControlSettings(model=model, **{"preprocessor": "none", **kw}))
 
 
 def test_the_demo_is_a_flux_model_labelled_random_weights(engine):
@@ -465,5 +467,76 @@ def test_the_api_serves_a_models_own_defaults(tmp_path):
         models = {m["id"]: m for m in app.test_client().get("/api/v1/models").json}
         assert models[SCHNELL]["defaults"]["steps"] == 4
         assert models[MODEL]["defaults"] is None and models["demo"]["defaults"] is None
+    finally:
+        shutdown(app)
+
+
+@pytest.fixture(scope="module")
+def union_engine(tmp_path_factory):
+    from invoke_core.engine import Engine
+    from invoke_core.families.flux_demo import build_flux_controlnet_demo
+    from invoke_core.model_install import install_model
+
+    tmp = tmp_path_factory.mktemp("union")
+    own = Engine(root=tmp / "root", device="cpu")
+    folder = build_flux_controlnet_demo(tmp / "union", Path(own.registry.get(MODEL).path), union=True)
+    own.union_id = install_model(own.registry, str(folder), name="tiny union").id
+    return own
+
+
+def test_a_union_controlnet_runs_the_control_type_of_each_layer(union_engine):
+    from invoke_core.families.flux import UNION_TYPES
+
+    union = union_engine.union_id
+    assert families.get("flux").control_types(union_engine.registry.get(union)) == UNION_TYPES
+    assert families.get("flux").control_types(union_engine.registry.get(CONTROLNET)) == ()
+    depth = run1(union_engine, doc([control_layer(union, control_type="depth")]))[0]
+    again = run1(union_engine, doc([control_layer(union, control_type="depth")]))[0]
+    pose = run1(union_engine, doc([control_layer(union, control_type="pose")]))[0]
+    assert np.array_equal(depth.image, again.image) and not np.array_equal(depth.image, pose.image)
+    assert depth.metadata["controls"][0]["control_type"] == "depth"
+    # a preprocessor that makes a known map says the type; with a one-kind ControlNet beside it
+    canny = run1(union_engine, doc([control_layer(union, preprocessor="canny"), control_layer(layer_id="c2")]))[0]
+    assert [c.get("control_type") for c in canny.metadata["controls"]] == ["canny", None]
+
+
+def test_a_union_controlnet_without_a_control_type_is_a_clear_error(union_engine):
+    union = union_engine.union_id
+    with pytest.raises(InvalidCanvasError, match=f"control 1: ControlNet '{union}' is a Union ControlNet: choose what the control image shows .*canny, tile, depth"):
+        run1(union_engine, doc([control_layer(union)]))
+    with pytest.raises(InvalidCanvasError, match="control type 'normal' is not one of"):
+        run1(union_engine, doc([control_layer(union, control_type="normal")]))
+    with pytest.raises(InvalidCanvasError, match=f"ControlNet '{CONTROLNET}' takes one kind of control image: leave its control type unset"):
+        run1(union_engine, doc([control_layer(control_type="depth")]))
+
+
+def test_the_api_serves_a_union_controlnets_types_and_refuses_a_job_without_one(tmp_path):
+    from invoke_core.families.flux_demo import build_flux_controlnet_demo
+    from invoke_core.model_install import install_model
+    from invoke_core.model_records import ModelRegistry
+    from server.app import create_app, shutdown
+
+    registry = ModelRegistry(tmp_path / "root")
+    union = install_model(registry, str(build_flux_controlnet_demo(tmp_path / "u", Path(registry.get(MODEL).path), union=True)), name="union").id
+    app = create_app({"root": str(tmp_path / "root"), "device": "cpu", "start_worker": False})
+    try:
+        client = app.test_client()
+        listed = {m["id"]: m for m in client.get("/api/v1/models").json}
+        assert listed[union]["control_types"][:3] == ["canny", "tile", "depth"] and listed[CONTROLNET]["control_types"] is None
+        import io
+
+        from PIL import Image
+
+        png = io.BytesIO()
+        Image.new("RGBA", (64, 64), (255, 255, 255, 255)).save(png, "PNG")
+        up = client.post("/api/v1/images", data={"file": (io.BytesIO(png.getvalue()), "c.png")}, content_type="multipart/form-data", headers={"Origin": "http://localhost"})
+        image_id = up.json["id"]
+        layer = {"id": "c", "kind": "control", "image_id": image_id, "control": {"model": union}}
+        document = {"bbox": {"x": 0, "y": 0, "width": 64, "height": 64}, "layers": [layer], "params": {"prompt": "p", "model": MODEL, "steps": 2}}
+        r = client.post("/api/v1/canvas/jobs", json={"document": document}, headers={"Origin": "http://localhost"})
+        assert r.status_code == 422 and "is a Union ControlNet: choose what the control image shows" in r.json["message"], r.json
+        layer["control"]["control_type"] = "depth"
+        ok = client.post("/api/v1/canvas/jobs", json={"document": document}, headers={"Origin": "http://localhost"})
+        assert ok.status_code in (200, 201), ok.json
     finally:
         shutdown(app)

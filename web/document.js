@@ -20,7 +20,7 @@
  *   opacity: number, visible: boolean, locked: boolean, color?: string, prompt?: string,
  *   negative_prompt?: string, strength?: number, control?: ControlSettings}} LayerRecord
  *   (regions: `strength` in [0, 1], how much the region prompt replaces the main prompt inside it)
- * @typedef {{model: string, preprocessor: string, weight: number, begin: number, end: number}} ControlSettings
+ * @typedef {{model: string, preprocessor: string, weight: number, begin: number, end: number, control_type?: string | null}} ControlSettings
  * @typedef {{id: "bbox", type?: string, x: number, y: number, width: number, height: number}} BBox
  * @typedef {{x: number, y: number, width: number, height: number, canvas: any}} Exported
  * @typedef {{image_id: string, x: number, y: number}} Asset
@@ -318,6 +318,7 @@ export function layerToJson(layer, asset, { strict = true } = {}) {
         end: clamp01(Number(c.end ?? 1)),
         mode: c.mode || "balanced",
       };
+      if (c.control_type) out.control.control_type = c.control_type; // a Union ControlNet's
     }
   }
   const name = typeof layer.name === "string" ? layer.name.trim().slice(0, NAME_MAX) : "";

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..types import ControlInput, GenerationRequest, GenerationParams
+    from ..types import ControlInput, ControlSettings, GenerationRequest, GenerationParams
 
 # What a family can do on the canvas; the web disables what the chosen model's family lacks.
 FEATURES = ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg")
@@ -70,6 +70,8 @@ class Family:
     guidance_label: str = "CFG scale"  # what `cfg_scale` means for its models (Flux: distilled guidance)
     # its transformer alone as one .safetensors file (families/transformer_file.py), where it has such files
     transformer_file: Any = None
+    # the control type a preprocessor's map is, for its Union ControlNets (`control_type`)
+    preprocessor_control_types: dict[str, str] = field(default_factory=dict)
 
     def pipeline_class(self, task: str, control: bool, kind: str = "main") -> str:
         own = [(k, c) for (k, c) in self.kind_pipelines if k == kind]
@@ -173,9 +175,35 @@ class Family:
         """While the job runs: the regional processor installed (nothing when `processor` is None)."""
         raise NotImplementedError
 
-    def control_inputs(self, request: GenerationRequest, task: str) -> dict[str, Any]:
-        """The pipeline call's control arguments."""
+    def control_inputs(self, request: GenerationRequest, task: str, records: list[Any]) -> dict[str, Any]:
+        """The pipeline call's control arguments (`records`: each control's ControlNet record)."""
         raise NotImplementedError
+
+    def control_types(self, record: Any) -> tuple[str, ...]:
+        """The kinds of control image a ControlNet record takes when it takes several (a Union ControlNet),
+        one chosen per control layer (`ControlSettings.control_type`); () for a ControlNet of one kind.
+        Served with the model (GET /api/v1/models `control_types`)."""
+        return ()
+
+    def control_type(self, settings: ControlSettings, record: Any, where: str) -> str | None:
+        """The control type a control layer runs with: its own, else its preprocessor's; InvalidCanvasError
+        for one its ControlNet does not take, or none where it takes several. `where` names the layer."""
+        from ..errors import InvalidCanvasError
+
+        types = self.control_types(record)
+        if not types:
+            if settings.control_type is not None:
+                raise InvalidCanvasError(f"{where}: ControlNet {record.id!r} takes one kind of control image: leave its control type unset")
+            return None
+        chosen = settings.control_type or self.preprocessor_control_types.get(settings.preprocessor)
+        if chosen is None:
+            raise InvalidCanvasError(
+                f"{where}: ControlNet {record.id!r} is a Union ControlNet: choose what the control image shows"
+                f" (control type: {', '.join(types)})"
+            )
+        if chosen not in types:
+            raise InvalidCanvasError(f"{where}: control type {chosen!r} is not one of ControlNet {record.id!r}'s: {', '.join(types)}")
+        return chosen
 
     def control_modes(self, controlnets: list[Any], controls: tuple[ControlInput, ...]) -> AbstractContextManager[None]:
         """While the job runs: the ControlNets adjusted for their control modes."""

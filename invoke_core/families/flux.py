@@ -34,6 +34,20 @@ _FILL_CHANNELS = 384  # FLUX.1 Fill: 64 latent + 64 masked-image latent + 256 pa
 _UNSUPPORTED_PIPELINES = {"FluxControlPipeline": "FLUX.1 Canny/Depth control models"}
 
 
+# What a FLUX.1 Union ControlNet's control modes are (InstantX's and Shakker-Labs' Union models, by index)
+UNION_TYPES = ("canny", "tile", "depth", "blur", "pose", "gray", "low_quality")
+
+
+@functools.lru_cache(maxsize=256)
+def _union_modes(folder: str, _mtime: float) -> int:
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    modes = config.get("num_mode") if isinstance(config, dict) else None
+    return modes if isinstance(modes, int) and modes > 0 else 0
+
+
 # FLUX.1 schnell: timestep-distilled to a few steps, no guidance input (its value is ignored)
 SCHNELL = Defaults(steps=4, cfg_scale=1.0, scheduler="euler", width=1024, height=1024)
 
@@ -169,8 +183,26 @@ class FluxFamily(Family):
     def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
         return contextlib.nullcontext()  # the mask travels in the call's joint_attention_kwargs
 
-    def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
-        return transformer_control_inputs(self.label, request)
+    def control_inputs(self, request: Any, task: str, records: list[Any]) -> dict[str, Any]:
+        args = transformer_control_inputs(self.label, request)
+        if any(self.control_types(r) for r in records):
+            # Union ControlNets: each control's type as the model's mode index (None for a ControlNet of one kind)
+            modes = [
+                None if (t := self.control_type(c.settings, r, f"control {n}")) is None else UNION_TYPES.index(t)
+                for n, (c, r) in enumerate(zip(request.controls, records), 1)
+            ]
+            args["control_mode"] = modes[0] if len(modes) == 1 else modes
+        return args
+
+    def control_types(self, record: Any) -> tuple[str, ...]:
+        """A Union ControlNet's (its config's `num_mode`), in InstantX's numbering."""
+        if record.kind != "controlnet" or record.format != "diffusers":
+            return ()
+        try:
+            mtime = (Path(record.path) / "config.json").stat().st_mtime
+        except OSError:
+            return ()
+        return UNION_TYPES[: _union_modes(str(record.path), mtime)]
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
@@ -203,6 +235,9 @@ FAMILY = FluxFamily(
     },
     kind_pipelines={("inpaint", False): "FluxFillPipeline", ("edit", False): "FluxKontextPipeline"},
     controlnet_class="FluxControlNetModel",
+    # the maps of our preprocessors a Union ControlNet knows; others (a depth map painted or made
+    # elsewhere: "none") name their control type
+    preprocessor_control_types={"canny": "canny", "tile": "tile", "blur": "blur"},
     guidance_label="Guidance",  # distilled: an input of the model, not CFG's two branches
     transformer_file=flux_file.TRANSFORMER_FILE,
     demos=(

@@ -90,9 +90,10 @@ def build_flux_demo(dest: Path, fill: bool = False, kontext: bool = False, schne
     return dest
 
 
-def build_flux_controlnet_demo(dest: Path, flux_folder: Path) -> Path:
+def build_flux_controlnet_demo(dest: Path, flux_folder: Path, union: bool = False) -> Path:
     """A tiny Flux ControlNet (one double block) derived from the demo's transformer; its zero-initialised
-    output projections get random weights, so a control image visibly changes the result."""
+    output projections get random weights, so a control image visibly changes the result. `union`: a
+    Union ControlNet (seven control modes, InstantX's layout), the control mode embedding random too."""
     import torch
     from diffusers import FluxControlNetModel, FluxTransformer2DModel
 
@@ -103,6 +104,12 @@ def build_flux_controlnet_demo(dest: Path, flux_folder: Path) -> Path:
     controlnet = FluxControlNetModel.from_transformer(
         transformer, num_layers=1, num_single_layers=0, attention_head_dim=8, num_attention_heads=2
     )
+    if union:
+        state = controlnet.state_dict()
+        torch.manual_seed(27)
+        config = {k: v for k, v in controlnet.config.items() if not k.startswith("_")}  # not its defaults list
+        controlnet = FluxControlNetModel.from_config({**config, "num_mode": 7})
+        controlnet.load_state_dict(state, strict=False)  # all but the new mode embedding
     torch.manual_seed(26)
     for block in controlnet.controlnet_blocks:
         block.reset_parameters()

@@ -141,7 +141,7 @@ class SD3Family(Family):
         said = tl.declared(metadata)
         return tl.transformer_width(shapes) in tl.SD3_WIDTHS or any(s in said for s in ("stable-diffusion-v3", "stable-diffusion-3", "sd3"))
 
-    def control_inputs(self, request: Any, task: str) -> dict[str, Any]:
+    def control_inputs(self, request: Any, task: str, records: list[Any]) -> dict[str, Any]:
         return transformer_control_inputs(self.label, request)
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:

@@ -65,7 +65,7 @@ class UNetFamily(Family):
 
         return regional_attention([pipe.unet, *controlnets], processor)
 
-    def control_inputs(self, request: GenerationRequest, task: str) -> dict[str, Any]:
+    def control_inputs(self, request: GenerationRequest, task: str, records: list[Any]) -> dict[str, Any]:
         """Control maps at the generation size and how to apply them, as the ControlNet pipelines take them."""
         from ..preprocess import preprocess
 

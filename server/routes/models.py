@@ -24,10 +24,12 @@ log = logging.getLogger(__name__)
 def _out(record, default: bool = False) -> ModelOut:
     data = record.to_dict()
     label = record.description if record.builtin else None
-    own = families.get(record.family).model_defaults(record) if record.family in families.NAMES else None
+    family = families.get(record.family) if record.family in families.NAMES else None
+    own = family.model_defaults(record) if family else None
+    types = list(family.control_types(record)) if family else []
     return ModelOut(
         **{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default,
-        defaults=own.as_dict() if own else None,
+        defaults=own.as_dict() if own else None, control_types=types or None,
     )
 
 

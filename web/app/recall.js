@@ -101,6 +101,7 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
               begin: Number(item.begin ?? 0),
               end: Number(item.end ?? 1),
               mode: item.mode || "balanced",
+              ...(item.control_type ? { control_type: item.control_type } : {}),
             };
           }
           await ops.addFromBitmap(bitmap, { kind, x: Number(item.x) || 0, y: Number(item.y) || 0, name: item.name || undefined, extra });

@@ -482,7 +482,23 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         cn.map((m) => h("option", { value: m.id }, m.label ? `${m.name} · random weights` : m.name)),
       );
       model.value = c.model || "";
-      model.addEventListener("change", () => setC({ model: model.value }));
+      /** A Union ControlNet's kinds of control image (GET /api/v1/models `control_types`), else []. */
+      const typesOf = (id) => cn.find((m) => m.id === id)?.control_types || [];
+      model.addEventListener("change", () => {
+        // a control type only where the new ControlNet takes it
+        const keep = c.control_type && typesOf(model.value).includes(c.control_type);
+        setC({ model: model.value, control_type: keep ? c.control_type : null });
+      });
+      const types = typesOf(c.model);
+      const typeLabel = (t) => (t.charAt(0).toUpperCase() + t.slice(1)).replace(/_/g, " ");
+      const controlType = h(
+        "select",
+        { "data-testid": "control-type", "aria-label": "Control type", title: "What the control image shows (a Union ControlNet takes several kinds)" },
+        h("option", { value: "" }, "By the preprocessor"),
+        types.map((t) => h("option", { value: t }, typeLabel(t))),
+      );
+      controlType.value = c.control_type || "";
+      controlType.addEventListener("change", () => setC({ control_type: controlType.value || null }));
       const pre = h(
         "select",
         { "data-testid": "control-preprocessor", "aria-label": "Preprocessor", title: "How the control image becomes a map" },
@@ -525,6 +541,7 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         ),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Model"), model),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Preprocessor"), pre),
+        ...(types.length ? [h("label", { class: "field" }, h("span", { class: "field-label" }, "Control type"), controlType)] : []),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Control mode"), mode),
         h(
           "div",
