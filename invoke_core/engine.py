@@ -21,7 +21,7 @@ from . import __version__, families, masks
 from .devices import DeviceChoice, choose_device
 from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
 from .model_cache import ModelCache
-from .model_records import GENERATING_KINDS, ModelRecord, ModelRegistry, check_edit_request
+from .model_records import CONTROL_KINDS, GENERATING_KINDS, ModelRecord, ModelRegistry, check_control_loras, check_edit_request
 from .root import resolve_root
 from .schedulers import make_scheduler
 from .types import (
@@ -86,10 +86,10 @@ class Engine:
             settings = control.settings
             validate_control_settings(settings, f"control {number}")
             record = self.registry.get(settings.model)
-            if record.kind != "controlnet":
+            if record.kind not in CONTROL_KINDS:
                 raise InvalidCanvasError(
                     f"model {record.id!r} is a {record.kind} model, not a ControlNet:"
-                    f" choose a controlnet model for control {number}"
+                    f" choose a controlnet or control_lora model for control {number}"
                 )
             if record.family != main.family:
                 raise InvalidCanvasError(
@@ -98,6 +98,7 @@ class Engine:
                 )
             families.get(main.family).control_type(settings, record, f"control {number}")
             records.append(record)
+        check_control_loras([c.settings for c in controls], records)
         modes = [c.settings.mode for c in controls]
         if ControlMode.CONTROL in modes and set(modes) != {ControlMode.CONTROL}:
             raise UnsupportedError(
@@ -130,27 +131,30 @@ class Engine:
             loras=bool(params.loras),
             true_cfg=params.true_cfg_scale > 1,
         )
-        with self._job_lock, job_loras(self, request) as add_lora_metadata:
-            return add_lora_metadata(self._run(request, record, on_progress, is_cancelled))
+        control_records = self.resolve_controlnets(request.controls, record)
+        with self._job_lock, job_loras(self, request, control_records) as add_lora_metadata:
+            return add_lora_metadata(self._run(request, record, control_records, on_progress, is_cancelled))
 
     def _run(
         self,
         request: GenerationRequest,
         record: ModelRecord,
+        control_records: list[ModelRecord],
         on_progress: ProgressCallback | None,
         is_cancelled: CancelCheck | None,
     ) -> list[GenerationResult]:
         started = time.perf_counter()
         params = request.params
-        control_records = self.resolve_controlnets(request.controls, record)
         if is_cancelled and is_cancelled():
             raise GenerationCancelled("cancelled before start")
 
         family = families.get(record.family)
         loaded = self.cache.get(record, self.device)
-        controlnets = [self.cache.get(r, self.device).model for r in control_records]
+        # a Control LoRA is no module of its own: it is an adapter on the transformer (invoke_core/lora.py)
+        controlnets = [self.cache.get(r, self.device).model for r in control_records if r.kind == "controlnet"]
         load_seconds = time.perf_counter() - started
-        pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets)
+        control_lora = any(r.kind == "control_lora" for r in control_records)
+        pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets, control_lora=control_lora)
         inputs = _pipeline_inputs(request, record, task)
         if task == "img2img" and _takes(pipe, "width"):
             # Pipelines that take a size (Flux) would otherwise resize the init image to their default.
@@ -190,8 +194,11 @@ class Engine:
                 results.append(GenerationResult(image=image, seed=seed, metadata=metadata))
         return results
 
-    def pipeline_for(self, base: Any, record: ModelRecord, mode: Mode, controlnets: list[Any] = ()) -> tuple[Any, str]:
-        """The diffusers pipeline of the job's task, sharing the loaded model's modules; and the task."""
+    def pipeline_for(
+        self, base: Any, record: ModelRecord, mode: Mode, controlnets: list[Any] = (), control_lora: bool = False
+    ) -> tuple[Any, str]:
+        """The diffusers pipeline of the job's task, sharing the loaded model's modules; and the task.
+        `control_lora`: the job's control layer runs a Control LoRA (the family's control pipelines)."""
         import diffusers
 
         # A 9-channel inpainting UNet runs every mode through the inpaint pipeline (full mask for txt2img);
@@ -200,7 +207,14 @@ class Engine:
             task = record.kind
         else:
             task = {Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint")
-        cls = getattr(diffusers, families.get(record.family).pipeline_class(task, bool(controlnets), record.kind))
+        family = families.get(record.family)
+        if control_lora:
+            name = family.control_lora_pipelines.get(task) if record.kind == "main" else None
+            if name is None:
+                raise UnsupportedError(f"{family.label} {record.kind} models cannot run {task} with a Control LoRA")
+            cls = getattr(diffusers, name)
+        else:
+            cls = getattr(diffusers, family.pipeline_class(task, bool(controlnets), record.kind))
         # Share the loaded modules with a pipeline of the task's class. Like `from_pipe`, minus its
         # `.to(dtype)` pass over every module, its warnings and its re-enabled progress bar.
         expected, optional = cls._get_signature_keys(cls)

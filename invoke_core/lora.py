@@ -82,6 +82,8 @@ def validate_loras(loras: Any) -> None:
 
 def check_lora_record(record: ModelRecord, main: ModelRecord) -> None:
     """InvalidCanvasError unless `record` is a LoRA of the main model's family."""
+    if record.kind == "control_lora":
+        raise InvalidCanvasError(f"{record.id!r} is a Control LoRA: use it as a control layer's model, not in the LoRA list")
     if record.kind != "lora":
         raise InvalidCanvasError(f"model {record.id!r} is a {record.kind} model, not a LoRA: choose a lora model")
     if record.family != main.family:
@@ -206,9 +208,15 @@ def _load_stack(pipe: Any, active: list[LoadedLora], cache: LoraFileCache) -> li
 
 
 def _unload(pipe: Any) -> None:
+    import inspect
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")
-        pipe.unload_lora_weights()
+        if "reset_to_overwritten_params" in inspect.signature(pipe.unload_lora_weights).parameters:
+            # a FLUX.1 Control LoRA widened the patch embedding: back to the model's own
+            pipe.unload_lora_weights(reset_to_overwritten_params=True)
+        else:
+            pipe.unload_lora_weights()
 
 
 @contextmanager
@@ -273,7 +281,7 @@ class LoraStacks:
 
 
 @contextmanager
-def job_loras(engine: Any, request: Any) -> Iterator[Any]:
+def job_loras(engine: Any, request: Any, control_records: list[ModelRecord] = ()) -> Iterator[Any]:
     """What Engine.run wraps a job in: the request's LoRAs put on the main model's cached pipeline (every
     task pipeline of the job shares its UNet and text encoders, so regional prompt encoding and ControlNet
     jobs see them too) through `engine.lora_stacks`, which first unloads any other stack. Yields
@@ -283,17 +291,24 @@ def job_loras(engine: Any, request: Any) -> Iterator[Any]:
 
     loras = tuple(request.params.loras)
     stacks: LoraStacks = engine.lora_stacks
-    if not loras:
+    main = engine.resolve_model(request.params.model)
+    # a control layer's Control LoRA joins the stack at the layer's weight (its image goes to the pipeline;
+    # `control_records`: the controls' records, checked)
+    controls = [
+        LoadedLora(LoraSpec(r.id, c.settings.weight), r)
+        for c, r in zip(request.controls, control_records)
+        if r.kind == "control_lora"
+    ]
+    if not loras and not controls:
         stacks.release_all()
         yield lambda results: results
         return
-    main = engine.resolve_model(request.params.model)
     resolved = resolve_loras(engine.registry, loras, main)
     base = engine.cache.get(main, engine.device).model  # the job's own get is then a cache hit
     started = time.perf_counter()
-    stacks.prepare(base, resolved)
+    stacks.prepare(base, [*resolved, *controls])
     seconds = time.perf_counter() - started
-    meta = lora_metadata(resolved)
+    meta = lora_metadata(resolved)  # the Control LoRA is in the controls' metadata
 
     def add_metadata(results: list[Any]) -> list[Any]:
         for result in results:

@@ -43,7 +43,7 @@ _CONTROL = "control_model."
 @dataclass(frozen=True)
 class ModelInfo:
     family: str  # "sd-1" | "sdxl"
-    kind: str  # "main" | "inpaint" | "controlnet" | "lora"
+    kind: str  # one of model_records.KINDS
     format: str  # "diffusers" | "single-file"
 
 
@@ -225,7 +225,7 @@ def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
     metadata = _header_metadata(path)
     for family in families.all_families():
         if family.claims_lora(dict(shapes), metadata):
-            return ModelInfo(family.name, "lora", "single-file")
+            return ModelInfo(family.name, family.lora_kind(dict(shapes)), "single-file")
     if _is_lora(keys):
         return ModelInfo(_lora_family(path, shapes), "lora", "single-file")
     for family in families.all_families():  # a transformer alone (FLUX.1, SD 3.x) or an SD 3.x all-in-one file

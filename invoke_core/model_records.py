@@ -18,9 +18,12 @@ from .atomic import atomic_write
 from .errors import ModelInstallError, ModelNotFoundError
 from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
 
-KINDS = ("main", "inpaint", "edit", "controlnet", "lora")
+KINDS = ("main", "inpaint", "edit", "controlnet", "control_lora", "lora")
 # the kinds a job can run on: a main model, an inpainting one, an instruction-editing one (FLUX.1 Kontext)
 GENERATING_KINDS = ("main", "inpaint", "edit")
+# what a control layer can run with: a ControlNet, or a Control LoRA (FLUX.1 Canny/Depth: a LoRA that takes
+# the control image's latents beside the noise)
+CONTROL_KINDS = ("controlnet", "control_lora")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,25 @@ def check_edit_request(edit: bool, record: ModelRecord, records: Sequence[ModelR
         f"model {record.id!r} is a {families.get(record.family).label} {record.kind} model, which cannot run an"
         f" edit job: choose an edit model (FLUX.1 Kontext): {editors}"
     )
+
+
+def check_control_loras(settings: Sequence[Any], records: Sequence[ModelRecord]) -> None:
+    """A Control LoRA runs alone (diffusers' control pipelines take one control image and no ControlNet),
+    at its weight over every step. `settings` and `records`: each control layer's."""
+    loras = [(s, r) for s, r in zip(settings, records) if r.kind == "control_lora"]
+    if not loras:
+        return
+    from .errors import UnsupportedError
+
+    (chosen, record), *_ = loras
+    if len(records) > 1:
+        raise UnsupportedError(
+            f"Control LoRA {record.id!r} runs alone: hide the other control layers (or use ControlNets for several)"
+        )
+    if chosen.begin != 0 or chosen.end != 1:
+        raise UnsupportedError(f"Control LoRA {record.id!r} acts over every step: set begin 0 and end 1")
+    if chosen.weight == 0:
+        raise UnsupportedError(f"Control LoRA {record.id!r} at weight 0 does nothing: raise it or hide the control layer")
 
 
 def hash_path(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> tuple[str, int]:

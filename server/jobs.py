@@ -13,7 +13,7 @@ from db.queue import NewJob
 from db.session import Database
 from invoke_core import families
 from invoke_core.compile import generation_size, validate_document
-from invoke_core.model_records import GENERATING_KINDS, check_edit_request
+from invoke_core.model_records import CONTROL_KINDS, GENERATING_KINDS, check_control_loras, check_edit_request
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
@@ -53,10 +53,11 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
         if record is None:
             raise InvalidCanvasError(f"{lora.model!r} is not an installed LoRA model")
         check_lora_record(record, model)
+    controls: list[tuple[ControlSettings, Any]] = []
     for layer in document.layers:
         if layer.visible and layer.control is not None:
             record = known.get(layer.control.model)
-            if record is None or record.kind != "controlnet":
+            if record is None or record.kind not in CONTROL_KINDS:
                 raise InvalidCanvasError(
                     f"control layer {layer_label(layer)}: {layer.control.model!r} is not an installed ControlNet model"
                 )
@@ -64,10 +65,11 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
                 raise InvalidCanvasError(
                     f"control layer {layer_label(layer)}: ControlNet {record.id!r} is for {record.family}, the model {model.id!r} is {model.family}"
                 )
-            families.get(model.family).control_type(
-                ControlSettings(**layer.control.model_dump()), record, f"control layer {layer_label(layer)}"
-            )
+            settings = ControlSettings(**layer.control.model_dump())
+            families.get(model.family).control_type(settings, record, f"control layer {layer_label(layer)}")
+            controls.append((settings, record))
         db_images.get_image(db, layer.image_id)  # NotFound names the id
+    check_control_loras([s for s, _ in controls], [r for _, r in controls])
 
 
 def _check_canvas(document: JobDocumentIn) -> None:

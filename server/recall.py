@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from invoke_core.model_records import GENERATING_KINDS, ModelRecord
+from invoke_core.model_records import CONTROL_KINDS, GENERATING_KINDS, ModelRecord
 
 
 def match_model(records: Iterable[ModelRecord], kinds: tuple[str, ...], model_id: str | None, name: str | None, hash_: str | None) -> ModelRecord | None:
@@ -35,7 +35,7 @@ def resolve_models(recalled: dict[str, Any], records: list[ModelRecord]) -> dict
     if "model_id" in out or "model_name" in out:
         main = match_model(records, GENERATING_KINDS, out.get("model_id"), out.get("model_name"), out.get("model_hash"))
         out["model_id"] = main.id if main else None
-    for key, kinds in (("loras", ("lora",)), ("controls", ("controlnet",))):
+    for key, kinds in (("loras", ("lora",)), ("controls", CONTROL_KINDS)):
         items = []
         for item in out.get(key, ()):
             name = item.get("name") if key == "loras" else item.get("model_name")

@@ -540,3 +540,54 @@ def test_the_api_serves_a_union_controlnets_types_and_refuses_a_job_without_one(
         assert ok.status_code in (200, 201), ok.json
     finally:
         shutdown(app)
+
+
+@pytest.fixture(scope="module")
+def control_lora_engine(tmp_path_factory):
+    from invoke_core.engine import Engine
+    from invoke_core.families.transformer_lora import build_control_lora
+    from invoke_core.model_install import install_model
+
+    tmp = tmp_path_factory.mktemp("control-lora")
+    own = Engine(root=tmp / "root", device="cpu")
+    file = build_control_lora(Path(own.registry.get(MODEL).path), tmp / "flux-canny-lora.safetensors", seed=4)
+    own.control_lora = install_model(own.registry, str(file), name="tiny canny lora")
+    return own
+
+
+@pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])
+def test_a_control_lora_steers_every_task_and_the_base_model_comes_back(control_lora_engine, mode):
+    """A FLUX.1 Control LoRA (Canny/Depth: the patch embedding widened to take the control latents) on a
+    control layer runs the family's control pipelines; afterwards the model is its own again, bit for bit."""
+    e, lora = control_lora_engine, control_lora_engine.control_lora
+    assert (lora.family, lora.kind) == ("flux", "control_lora")
+    base = {"txt2img": [], "img2img": [raster()], "inpaint": [raster(), mask_layer((16, 48, 16, 48))]}[mode]
+    plain = run1(e, doc(base, seed=2))[0]
+    a = run1(e, doc([*base, control_layer(lora.id, weight=0.9)], seed=2))[0]
+    b = run1(e, doc([*base, control_layer(lora.id, weight=0.9)], seed=2))[0]
+    other = run1(e, doc([*base, control_layer(lora.id, weight=0.9, seed=8)], seed=2))[0]
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, other.image), "the control image steers it"
+    assert a.metadata["controls"][0]["model"]["id"] == lora.id and "loras" not in a.metadata
+    assert np.array_equal(run1(e, doc(base, seed=2))[0].image, plain.image), "the Control LoRA is gone after its job"
+    if mode == "inpaint":
+        outside = np.ones((64, 64), bool)
+        outside[16:48, 16:48] = False
+        assert np.array_equal(a.image[outside], raster().pixels[..., :3][outside])
+
+
+def test_what_a_control_lora_cannot_do_is_a_clear_error(control_lora_engine):
+    from invoke_core.errors import InvalidCanvasError as Invalid
+
+    e, lora = control_lora_engine, control_lora_engine.control_lora.id
+    with pytest.raises(UnsupportedError, match=f"Control LoRA '{lora}' runs alone: hide the other control layers"):
+        run1(e, doc([control_layer(lora), control_layer(layer_id="c2")]))
+    with pytest.raises(UnsupportedError, match="acts over every step: set begin 0 and end 1"):
+        run1(e, doc([control_layer(lora, end=0.5)]))
+    with pytest.raises(UnsupportedError, match="at weight 0 does nothing"):
+        run1(e, doc([control_layer(lora, weight=0.0)]))
+    with pytest.raises(Invalid, match="is a Control LoRA: use it as a control layer's model, not in the LoRA list"):
+        run1(e, doc(loras=(LoraSpec(lora, 1.0),)))
+    with pytest.raises(UnsupportedError, match="FLUX.1 inpaint models cannot run inpaint with a Control LoRA"):
+        run1(e, doc([raster(), control_layer(lora)], model="demo-flux-fill"))
+    with pytest.raises(Invalid, match=f"ControlNet '{lora}' is for flux, the model 'demo-sd3' is sd-3"):
+        run1(e, doc([control_layer(lora)], model="demo-sd3", cfg_scale=4.5))

@@ -252,6 +252,10 @@ export function normaliseLoraRows(rows) {
 export const GENERATING_KINDS = ["main", "inpaint", "edit"];
 /** Whether a model record is one a job can run on. @param {{kind?: string}} m */
 export const generates = (m) => GENERATING_KINDS.includes(String(m && m.kind));
+/** The model kinds a control layer runs with (invoke_core/model_records.py CONTROL_KINDS). */
+export const CONTROL_KINDS = ["controlnet", "control_lora"];
+/** @param {any} m a model record */
+export const controls = (m) => CONTROL_KINDS.includes(String(m && m.kind));
 
 export function mainModel(models, chosen) {
   const usable = (models || []).filter(generates);

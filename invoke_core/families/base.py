@@ -72,6 +72,8 @@ class Family:
     transformer_file: Any = None
     # the control type a preprocessor's map is, for its Union ControlNets (`control_type`)
     preprocessor_control_types: dict[str, str] = field(default_factory=dict)
+    # task -> the pipeline class of a job whose control layer runs a Control LoRA (FLUX.1 Canny/Depth)
+    control_lora_pipelines: dict[str, str] = field(default_factory=dict)
 
     def pipeline_class(self, task: str, control: bool, kind: str = "main") -> str:
         own = [(k, c) for (k, c) in self.kind_pipelines if k == kind]
@@ -153,6 +155,11 @@ class Family:
         """Whether a single .safetensors file (its tensor shapes and header metadata) is a LoRA of this
         family. The SD1.x/SDXL LoRA probe (invoke_core/model_probe.py) runs when no family claims."""
         return False
+
+    def lora_kind(self, shapes: dict[str, tuple[int, ...]]) -> str:
+        """The record kind of a LoRA this family claimed: "lora", or "control_lora" for one that conditions on
+        a control image (run on a control layer through `control_lora_pipelines`)."""
+        return "lora"
 
     def uses_cfg(self, pipe: Any, params: GenerationParams) -> bool:
         """Whether the job runs classifier-free guidance (a negative branch)."""

@@ -81,7 +81,10 @@ class FluxFamily(Family):
         from ..errors import ModelInstallError
 
         if cls in _UNSUPPORTED_PIPELINES:
-            raise ModelInstallError(f"{_UNSUPPORTED_PIPELINES[cls]} are not supported yet: install FLUX.1 dev or schnell")
+            raise ModelInstallError(
+                f"{_UNSUPPORTED_PIPELINES[cls]} are not supported yet: install their Control LoRA"
+                " (flux1-canny-dev-lora, flux1-depth-dev-lora) and use it on a control layer"
+            )
         transformer = read_config("transformer/config.json") or {}
         if transformer.get("_class_name") != "FluxTransformer2DModel":
             raise ModelInstallError("a Flux pipeline folder without transformer/config.json: the folder is incomplete")
@@ -110,6 +113,12 @@ class FluxFamily(Family):
         if not tl.is_lora(shapes):
             return False
         return tl.flux_markers(shapes) or tl.transformer_width(shapes) in tl.FLUX_WIDTHS or "flux" in tl.declared(metadata)
+
+    def lora_kind(self, shapes: dict[str, tuple[int, ...]]) -> str:
+        from . import transformer_lora as tl
+
+        channels = tl.input_channels(shapes)
+        return "control_lora" if channels is not None and channels > 64 else "lora"
 
     def uses_cfg(self, pipe: Any, params: Any) -> bool:
         # guidance-distilled: one branch, the guidance goes in as an embedding; true CFG adds a negative one
@@ -184,6 +193,10 @@ class FluxFamily(Family):
         return contextlib.nullcontext()  # the mask travels in the call's joint_attention_kwargs
 
     def control_inputs(self, request: Any, task: str, records: list[Any]) -> dict[str, Any]:
+        if any(r.kind == "control_lora" for r in records):
+            # the Control LoRA's weight is its adapter weight (invoke_core/lora.py); the image goes in as latents
+            (image,) = transformer_control_inputs(self.label, request, images_only=True)
+            return {"control_image": image}
         args = transformer_control_inputs(self.label, request)
         if any(self.control_types(r) for r in records):
             # Union ControlNets: each control's type as the model's mode index (None for a ControlNet of one kind)
@@ -238,6 +251,11 @@ FAMILY = FluxFamily(
     # the maps of our preprocessors a Union ControlNet knows; others (a depth map painted or made
     # elsewhere: "none") name their control type
     preprocessor_control_types={"canny": "canny", "tile": "tile", "blur": "blur"},
+    control_lora_pipelines={
+        "txt2img": "FluxControlPipeline",
+        "img2img": "FluxControlImg2ImgPipeline",
+        "inpaint": "FluxControlInpaintPipeline",
+    },
     guidance_label="Guidance",  # distilled: an input of the model, not CFG's two branches
     transformer_file=flux_file.TRANSFORMER_FILE,
     demos=(

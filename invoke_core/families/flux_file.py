@@ -110,7 +110,7 @@ class FluxTransformerFile(TransformerFile):
         if channels == _FILL_CHANNELS:
             return "inpaint"  # FLUX.1 Fill
         what = "FLUX.1 Canny/Depth control models" if channels == _CONTROL_CHANNELS else f"a FLUX.1 transformer of {channels} input channels"
-        raise ModelInstallError(f"{what} are not supported yet: install FLUX.1 dev, schnell or Fill")
+        raise ModelInstallError(f"{what} are not supported yet: install FLUX.1 dev, schnell or Fill (Canny/Depth: their Control LoRA)")
 
     def config(self, shapes: Shapes, base: dict[str, Any]) -> dict[str, Any]:
         inner = shapes["img_in.weight"][0]

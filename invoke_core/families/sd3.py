@@ -24,8 +24,9 @@ from .base import Defaults, DemoModel, Family
 _OPTIONAL_T5 = ("text_encoder_3", "tokenizer_3")
 
 
-def transformer_control_inputs(label: str, request: Any) -> dict[str, Any]:
-    """Control maps at the generation size, as the SD 3 and Flux ControlNet pipelines take them."""
+def transformer_control_inputs(label: str, request: Any, images_only: bool = False) -> Any:
+    """Control maps at the generation size, as the SD 3 and Flux ControlNet pipelines take them (the maps
+    alone, a list, with `images_only`)."""
     from .. import masks
     from ..errors import UnsupportedError
     from ..preprocess import preprocess
@@ -38,6 +39,8 @@ def transformer_control_inputs(label: str, request: Any) -> dict[str, Any]:
         Image.fromarray(preprocess(masks.resize_image(np.asarray(c.image), request.size), c.settings.preprocessor))
         for c in request.controls
     ]
+    if images_only:
+        return images
 
     def one_or_list(values: list) -> Any:
         return values[0] if len(values) == 1 else values

@@ -52,6 +52,46 @@ def flux_markers(keys) -> bool:
     )
 
 
+_INPUT_DOWN = re.compile(r"(^|\.)(x_embedder|img_in)\.(lora_A|lora_down)\.weight$")
+
+
+def input_channels(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+    """The input channels a LoRA's patch embedding takes, where it has one: a FLUX.1 Control LoRA (Canny,
+    Depth) widens it from 64 to 128, the control image's latents beside the noise."""
+    for key, shape in shapes.items():
+        if _INPUT_DOWN.search(key) and len(shape) == 2:
+            return int(shape[1])
+    return None
+
+
+def build_control_lora(model_folder: Path, dest: Path, seed: int = 0, rank: int = 4) -> Path:
+    """A random FLUX.1 Control LoRA in diffusers' layout for the pipeline folder `model_folder`: a patch
+    embedding that takes twice the channels (noise and control latents), and attention projections."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    config = json.loads((Path(model_folder) / "transformer" / "config.json").read_text())
+    inner = config["num_attention_heads"] * config["attention_head_dim"]
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator) * 0.1
+
+    state = {
+        "transformer.x_embedder.lora_A.weight": rand(rank, 2 * config["in_channels"]),
+        "transformer.x_embedder.lora_B.weight": rand(inner, rank),
+    }
+    for block in range(config["num_layers"]):
+        for proj in ("to_q", "to_k", "to_v"):
+            state[f"transformer.transformer_blocks.{block}.attn.{proj}.lora_A.weight"] = rand(rank, inner)
+            state[f"transformer.transformer_blocks.{block}.attn.{proj}.lora_B.weight"] = rand(inner, rank)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(dest), metadata={"format": "pt", "modelspec.architecture": "flux-1-dev/lora"})
+    return dest
+
+
 def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: int = 0, rank: int = 4) -> Path:
     """A random diffusers-layout LoRA (`transformer.<module>.lora_A/B.weight`) on the attention projections
     of the transformer of the pipeline folder `model_folder`, its header declaring `family`."""

@@ -1,7 +1,7 @@
 // Recall: a generated image's parameters into Generate, its region and control layers back onto the
 // canvas, and gallery images onto the canvas (as a new layer, or as a control layer's picture).
 
-import { DEFAULT_SETTINGS, generates, normaliseLoraRows, regionStrength } from "../document.js";
+import { DEFAULT_SETTINGS, controls as runsControl, generates, normaliseLoraRows, regionStrength } from "../document.js";
 import { loadBitmap } from "../panels/dom.js";
 import { asOneStep } from "../panels/layers.js";
 
@@ -75,7 +75,7 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
         skipped.push(`${what} (its image was deleted)`);
         return false;
       }
-      if (kind === "control" && (item.installed === false || !item.model || !models.some((m) => m.id === item.model && m.kind === "controlnet"))) {
+      if (kind === "control" && (item.installed === false || !item.model || !models.some((m) => m.id === item.model && runsControl(m)))) {
         skipped.push(`${what} (ControlNet ${item.model_name || item.model || "?"} is not installed)`);
         return false;
       }

@@ -1,7 +1,7 @@
 // The Layers panel: add (raster, inpaint mask, regional guidance, control), select, rename, reorder by
 // drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
 // Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
-import { SERVER_CONFIG, newLayer, regionStrength } from "../document.js";
+import { SERVER_CONFIG, controls, newLayer, regionStrength } from "../document.js";
 import { h, iconButton, loadBitmap } from "./dom.js";
 import { icon } from "./icons.js";
 
@@ -91,7 +91,7 @@ export function createLayerOps({ store, history, getCanvas, getActive, setActive
   /** A new layer on top of the stack, selected. */
   function add(kind, extra = {}) {
     const index = nextLayerIndex(kind, layers());
-    const controlModel = (models().find((m) => m.kind === "controlnet") || {}).id || "";
+    const controlModel = (models().find((m) => m.kind === "controlnet") || {}).id || ""; // a ControlNet first
     const layer = { ...newLayer(kind, { z: topZ() + 1, index, control_model: controlModel }), ...extra };
     store.apply({ put: [layer] });
     setActive(layer.id);
@@ -474,12 +474,12 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
     if (layer.kind === "control") {
       const c = layer.control || { model: "", preprocessor: "none", weight: 1, begin: 0, end: 1 };
       const setC = (patch) => ops.update(layer.id, { control: { ...c, ...patch } });
-      const cn = models().filter((m) => m.kind === "controlnet");
+      const cn = models().filter(controls);
       const model = h(
         "select",
         { "data-testid": "control-model", "aria-label": "ControlNet model" },
         h("option", { value: "" }, cn.length ? "Choose a ControlNet…" : "No ControlNet installed"),
-        cn.map((m) => h("option", { value: m.id }, m.label ? `${m.name} · random weights` : m.name)),
+        cn.map((m) => h("option", { value: m.id }, `${m.name}${m.kind === "control_lora" ? " · Control LoRA" : ""}${m.label ? " · random weights" : ""}`)),
       );
       model.value = c.model || "";
       /** A Union ControlNet's kinds of control image (GET /api/v1/models `control_types`), else []. */
