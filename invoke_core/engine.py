@@ -21,7 +21,7 @@ from . import __version__, families, masks
 from .devices import DeviceChoice, choose_device
 from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
 from .model_cache import ModelCache
-from .model_records import CONTROL_KINDS, GENERATING_KINDS, ModelRecord, ModelRegistry, check_control_loras, check_edit_request
+from .model_records import CONTROL_KINDS, GENERATING_KINDS, ModelRecord, ModelRegistry, check_edit_request
 from .root import resolve_root
 from .schedulers import make_scheduler
 from .types import (
@@ -77,8 +77,9 @@ class Engine:
             )
         return record
 
-    def resolve_controlnets(self, controls: tuple[ControlInput, ...], main: ModelRecord) -> list[ModelRecord]:
-        """The ControlNet record of each control, checked against the main model's family and each other."""
+    def resolve_controlnets(self, controls: tuple[ControlInput, ...], main: ModelRecord, strength: float = 1.0) -> list[ModelRecord]:
+        """The ControlNet record of each control, checked against the main model's family and each other
+        (`strength`: the job's, which some ControlNets need at 1)."""
         from .compile import validate_control_settings
 
         records = []
@@ -98,7 +99,7 @@ class Engine:
                 )
             families.get(main.family).control_type(settings, record, f"control {number}")
             records.append(record)
-        check_control_loras([c.settings for c in controls], records)
+        families.get(main.family).check_controls([c.settings for c in controls], records, strength)
         modes = [c.settings.mode for c in controls]
         if ControlMode.CONTROL in modes and set(modes) != {ControlMode.CONTROL}:
             raise UnsupportedError(
@@ -131,7 +132,7 @@ class Engine:
             loras=bool(params.loras),
             true_cfg=params.true_cfg_scale > 1,
         )
-        control_records = self.resolve_controlnets(request.controls, record)
+        control_records = self.resolve_controlnets(request.controls, record, params.strength)
         with self._job_lock, job_loras(self, request, control_records) as add_lora_metadata:
             return add_lora_metadata(self._run(request, record, control_records, on_progress, is_cancelled))
 
@@ -161,7 +162,7 @@ class Engine:
             inputs.update(width=request.size[0], height=request.size[1])
         extra_meta: dict[str, Any] = {}
         if request.controls:
-            inputs.update(family.control_inputs(request, task, control_records))
+            inputs = family.control_inputs(request, task, control_records, inputs)
             extra_meta["controls"] = _control_metadata(family, request.controls, control_records)
 
         prompt_args: dict[str, Any] = {"prompt": params.prompt, "negative_prompt": params.negative_prompt or None}
@@ -214,7 +215,7 @@ class Engine:
                 raise UnsupportedError(f"{family.label} {record.kind} models cannot run {task} with a Control LoRA")
             cls = getattr(diffusers, name)
         else:
-            cls = getattr(diffusers, family.pipeline_class(task, bool(controlnets), record.kind))
+            cls = getattr(diffusers, family.control_pipeline_class(task, list(controlnets), record.kind))
         # Share the loaded modules with a pipeline of the task's class. Like `from_pipe`, minus its
         # `.to(dtype)` pass over every module, its warnings and its re-enabled progress bar.
         expected, optional = cls._get_signature_keys(cls)

@@ -13,7 +13,7 @@ from db.queue import NewJob
 from db.session import Database
 from invoke_core import families
 from invoke_core.compile import generation_size, validate_document
-from invoke_core.model_records import CONTROL_KINDS, GENERATING_KINDS, check_control_loras, check_edit_request
+from invoke_core.model_records import CONTROL_KINDS, GENERATING_KINDS, check_edit_request
 from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
@@ -69,7 +69,7 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
             families.get(model.family).control_type(settings, record, f"control layer {layer_label(layer)}")
             controls.append((settings, record))
         db_images.get_image(db, layer.image_id)  # NotFound names the id
-    check_control_loras([s for s, _ in controls], [r for _, r in controls])
+    families.get(model.family).check_controls([s for s, _ in controls], [r for _, r in controls], params.strength)
 
 
 def _check_canvas(document: JobDocumentIn) -> None:

@@ -5,6 +5,8 @@ core and through the API."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import rgba
@@ -157,6 +159,48 @@ def test_sd3_control_mistakes_are_clear(engine):
     assert (record.family, record.kind) == ("sd-3", "controlnet")
 
 
+INPAINTING = "demo-sd3-inpaint-controlnet"
+
+
+def test_an_sd3_inpainting_controlnet_repaints_the_mask_from_the_canvas_and_keeps_the_rest(engine):
+    record = engine.registry.get(INPAINTING)
+    assert (record.family, record.kind) == ("sd-3", "controlnet")
+    init = rgba(64, 64, seed=2)
+    painted = [Layer("img", LayerKind.RASTER, 0, 0, init), mask_layer(64, (16, 48, 16, 48))]
+    control = control_layer(INPAINTING)
+    a = run1(engine, doc([*painted, control], strength=1.0))[0]
+    b = run1(engine, doc([*painted, control], strength=1.0))[0]
+    plain = run1(engine, doc(painted, strength=1.0))[0]
+    assert a.metadata["mode"] == "inpaint" and a.metadata["controls"][0]["model"]["id"] == INPAINTING
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, plain.image)
+    outside = np.ones((64, 64), bool)
+    outside[16:48, 16:48] = False
+    assert np.array_equal(a.image[outside], init[..., :3][outside]), "outside the mask byte-identical"
+    # it conditions on the canvas under the box, not on the control layer's pixels
+    other = Layer("c", LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=9), control=control.control)
+    assert np.array_equal(run1(engine, doc([*painted, other], strength=1.0))[0].image, a.image)
+    repainted = [Layer("img", LayerKind.RASTER, 0, 0, rgba(64, 64, seed=3)), painted[1]]
+    assert not np.array_equal(run1(engine, doc([*repainted, control], strength=1.0))[0].image[~outside], a.image[~outside])
+
+
+def test_sd3_inpainting_controlnet_mistakes_are_clear(engine):
+    init = Layer("img", LayerKind.RASTER, 0, 0, rgba(64, 64, seed=2))
+    painted = [init, mask_layer(64, (16, 48, 16, 48))]
+    with pytest.raises(UnsupportedError, match="inpainting ControlNet 'demo-sd3-inpaint-controlnet' repaints the masked area from noise: set strength to 1"):
+        run1(engine, doc([*painted, control_layer(INPAINTING)], strength=0.7))
+    second = dataclasses.replace(control_layer(), id="c2")
+    with pytest.raises(UnsupportedError, match="runs alone: hide the other control layers"):
+        run1(engine, doc([*painted, control_layer(INPAINTING), second], strength=1.0))
+    canny = control_layer(INPAINTING)
+    canny = dataclasses.replace(canny, control=dataclasses.replace(canny.control, preprocessor="canny"))
+    with pytest.raises(UnsupportedError, match="set its preprocessor to none"):
+        run1(engine, doc([*painted, canny], strength=1.0))
+    with pytest.raises(UnsupportedError, match="inpainting ControlNet repaints a mask: paint an inpaint mask"):
+        run1(engine, doc([control_layer(INPAINTING)], strength=1.0))
+    with pytest.raises(UnsupportedError, match="ControlNets steer text to image; inpaint and outpaint take an SD 3 inpainting ControlNet"):
+        run1(engine, doc([*painted, control_layer()], strength=1.0))
+
+
 def test_a_region_changes_the_image_and_is_reproducible(engine):
     plain = run1(engine, doc())[0]
     a = run1(engine, doc([region_layer()]))[0]
@@ -216,8 +260,10 @@ def test_without_regions_the_output_is_the_plain_pipelines(engine):
 
 
 def test_the_api_refuses_sd3_jobs_it_cannot_run_with_422(tmp_path):
+    from invoke_core.model_records import ModelRegistry
     from server.app import create_app, shutdown
 
+    ModelRegistry(tmp_path).ensure_demo_built(INPAINTING)  # what it is shows in its config (a demo's: once built)
     app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
     try:
         client = app.test_client()
@@ -232,6 +278,21 @@ def test_the_api_refuses_sd3_jobs_it_cannot_run_with_422(tmp_path):
             assert r.status_code == 422, (change, r.status_code, r.json)
             assert message in r.json["message"], r.json
         ok = client.post("/api/v1/canvas/jobs", json={"document": document}, headers={"Origin": "http://localhost"})
+        assert ok.status_code in (200, 201), ok.json
+        # an inpainting ControlNet below strength 1
+        import io
+
+        from PIL import Image
+
+        png = io.BytesIO()
+        Image.new("RGBA", (64, 64), (255, 255, 255, 255)).save(png, "PNG")
+        up = client.post("/api/v1/images", data={"file": (io.BytesIO(png.getvalue()), "c.png")}, content_type="multipart/form-data", headers={"Origin": "http://localhost"})
+        layer = {"id": "c", "kind": "control", "image_id": up.json["id"], "control": {"model": INPAINTING}}
+        body = {"document": {**document, "layers": [layer], "params": {**document["params"], "strength": 0.5}}}
+        r = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})
+        assert r.status_code == 422 and "repaints the masked area from noise: set strength to 1" in r.json["message"], r.json
+        body["document"]["params"]["strength"] = 1.0
+        ok = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})
         assert ok.status_code in (200, 201), ok.json
     finally:
         shutdown(app)

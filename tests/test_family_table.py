@@ -19,8 +19,10 @@ SIZE = 32
 MODES = ("txt2img", "img2img", "inpaint", "outpaint")
 FEATURES = ("plain", "region", "controlnet", "lora", "long_prompt")
 DEMOS = {"flux": ("demo-flux", "demo-flux-controlnet", 3.5), "sd-3": ("demo-sd3", "demo-sd3-controlnet", 4.5)}
-# what does not run, and the message that says so
-REFUSED = {("sd-3", mode, "controlnet"): "cannot run" for mode in ("img2img", "inpaint", "outpaint")}
+# SD 3 inpaints and outpaints with an inpainting ControlNet (from noise: strength 1)
+INPAINTING = {"sd-3": "demo-sd3-inpaint-controlnet"}
+# what does not run, and the message that says so (diffusers has no SD 3 ControlNet img2img)
+REFUSED = {("sd-3", "img2img", "controlnet"): "cannot run img2img with ControlNet"}
 LONG = " ".join(["a detailed painting of a lighthouse at dusk with a red boat on the blue sea"] * 8)
 
 
@@ -43,6 +45,9 @@ def table_engine(tmp_path_factory):
 
 def document(family: str, mode: str, feature: str, loras: dict[str, str]) -> tuple[CanvasDocument, np.ndarray | None]:
     model, controlnet, guidance = DEMOS[family]
+    strength = 0.8
+    if feature == "controlnet" and mode in ("inpaint", "outpaint") and family in INPAINTING:
+        controlnet, strength = INPAINTING[family], 1.0
     layers: list[Layer] = []
     keep = None  # pixels that must come back unchanged
     if mode != "txt2img":
@@ -68,7 +73,7 @@ def document(family: str, mode: str, feature: str, loras: dict[str, str]) -> tup
         layers.append(Layer("c", LayerKind.CONTROL, 0, 0, rgba(SIZE, SIZE, seed=5), control=control))
     params = GenerationParams(
         prompt=LONG if feature == "long_prompt" else "a lighthouse at dusk",
-        model=model, steps=2, seed=11, cfg_scale=guidance, strength=0.8, mask_blur=0, infill="color",
+        model=model, steps=2, seed=11, cfg_scale=guidance, strength=strength, mask_blur=0, infill="color",
         loras=(LoraSpec(loras[family], 1.0),) if feature == "lora" else (),
     )
     return CanvasDocument(Bounds(0, 0, SIZE, SIZE), tuple(layers), params), keep
@@ -96,6 +101,7 @@ def test_family_mode_feature(table_engine, family, mode, feature):
         assert meta["regions"]["items"][0]["use"] == "region"
     if feature == "controlnet":
         assert meta["controls"][0]["model"]["family"] == family
+        assert meta["controls"][0]["model"]["id"] == doc.layers[-1].control.model
     if feature == "lora":
         assert meta["loras"][0]["id"] == table_engine.table_loras[family]
 

@@ -9,6 +9,8 @@ and the family's defaults, size rule, schedulers and features (served to the web
 
 from __future__ import annotations
 
+import functools
+import json
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,30 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ..types import ControlInput, ControlSettings, GenerationRequest, GenerationParams
+
+@functools.lru_cache(maxsize=256)
+def _read_config(path: str, _mtime: float) -> dict[str, Any]:
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def cached_config(path: Path) -> dict[str, Any]:
+    """A model's JSON config, read again only when it changes; {} when missing or unreadable."""
+    try:
+        return _read_config(str(path), path.stat().st_mtime)
+    except OSError:
+        return {}
+
+
+def controlnet_config(record: Any) -> dict[str, Any]:
+    """A diffusers ControlNet record's config.json; {} for other records."""
+    if record.kind != "controlnet" or record.format != "diffusers":
+        return {}
+    return cached_config(Path(record.path) / "config.json")
+
 
 # What a family can do on the canvas; the web disables what the chosen model's family lacks.
 FEATURES = ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg")
@@ -85,6 +111,17 @@ class Family:
             what = f"{task} with ControlNet" if control else task
             models = f"{self.label} {kind} models" if own else f"{self.label} models"
             raise UnsupportedError(f"{models} cannot run {what}") from None
+
+    def control_pipeline_class(self, task: str, controlnets: list[Any], kind: str = "main") -> str:
+        """The pipeline class of a task run with these loaded ControlNets (none: the task's own)."""
+        return self.pipeline_class(task, bool(controlnets), kind)
+
+    def check_controls(self, settings: list[ControlSettings], records: list[Any], strength: float) -> None:
+        """Refuse control layers this family cannot run together (`settings`, `records`: each layer's), at
+        enqueue (the API answers 422) and in the engine. Control LoRAs run alone, over every step."""
+        from ..model_records import check_control_loras
+
+        check_control_loras(settings, records)
 
     def describe(self) -> dict[str, Any]:
         """What the API serves about the family (GET /api/v1/config `families`)."""
@@ -182,8 +219,9 @@ class Family:
         """While the job runs: the regional processor installed (nothing when `processor` is None)."""
         raise NotImplementedError
 
-    def control_inputs(self, request: GenerationRequest, task: str, records: list[Any]) -> dict[str, Any]:
-        """The pipeline call's control arguments (`records`: each control's ControlNet record)."""
+    def control_inputs(self, request: GenerationRequest, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        """The pipeline call's image inputs for a job with controls: the task's `inputs` (init image, mask,
+        size) with the control arguments (`records`: each control's ControlNet record)."""
         raise NotImplementedError
 
     def control_types(self, record: Any) -> tuple[str, ...]:

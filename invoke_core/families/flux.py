@@ -15,9 +15,7 @@ an instruction, a mask keeps the edit inside it (an empty box: text to image).
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from . import flux_demo, flux_file
-from .base import Defaults, DemoModel, Family
+from .base import Defaults, DemoModel, Family, cached_config, controlnet_config
 from .sd3 import rough_rgb, transformer_control_inputs
 
 _T5_MAX = 512  # Flux.1's longest prompt, in T5 tokens
@@ -38,27 +36,8 @@ _UNSUPPORTED_PIPELINES = {"FluxControlPipeline": "FLUX.1 Canny/Depth control mod
 UNION_TYPES = ("canny", "tile", "depth", "blur", "pose", "gray", "low_quality")
 
 
-@functools.lru_cache(maxsize=256)
-def _union_modes(folder: str, _mtime: float) -> int:
-    try:
-        config = json.loads((Path(folder) / "config.json").read_text())
-    except (OSError, ValueError):
-        return 0
-    modes = config.get("num_mode") if isinstance(config, dict) else None
-    return modes if isinstance(modes, int) and modes > 0 else 0
-
-
 # FLUX.1 schnell: timestep-distilled to a few steps, no guidance input (its value is ignored)
 SCHNELL = Defaults(steps=4, cfg_scale=1.0, scheduler="euler", width=1024, height=1024)
-
-
-@functools.lru_cache(maxsize=256)
-def _is_schnell(folder: str, _mtime: float) -> bool:
-    try:
-        config = json.loads((Path(folder) / "transformer" / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("guidance_embeds") is False
 
 
 @dataclass(frozen=True)
@@ -68,11 +47,9 @@ class FluxFamily(Family):
         declared = super().model_defaults(record)
         if declared or record.format != "diffusers":
             return declared
-        try:
-            mtime = (Path(record.path) / "transformer" / "config.json").stat().st_mtime
-        except OSError:
-            return None
-        return SCHNELL if _is_schnell(str(record.path), mtime) else None
+        # schnell is timestep-distilled: no guidance embedding
+        schnell = cached_config(Path(record.path) / "transformer" / "config.json").get("guidance_embeds") is False
+        return SCHNELL if schnell else None
 
     def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
         cls = str(index.get("_class_name", ""))
@@ -192,12 +169,12 @@ class FluxFamily(Family):
     def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
         return contextlib.nullcontext()  # the mask travels in the call's joint_attention_kwargs
 
-    def control_inputs(self, request: Any, task: str, records: list[Any]) -> dict[str, Any]:
+    def control_inputs(self, request: Any, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
         if any(r.kind == "control_lora" for r in records):
             # the Control LoRA's weight is its adapter weight (invoke_core/lora.py); the image goes in as latents
             (image,) = transformer_control_inputs(self.label, request, images_only=True)
-            return {"control_image": image}
-        args = transformer_control_inputs(self.label, request)
+            return inputs | {"control_image": image}
+        args = inputs | transformer_control_inputs(self.label, request)
         if any(self.control_types(r) for r in records):
             # Union ControlNets: each control's type as the model's mode index (None for a ControlNet of one kind)
             modes = [
@@ -209,13 +186,8 @@ class FluxFamily(Family):
 
     def control_types(self, record: Any) -> tuple[str, ...]:
         """A Union ControlNet's (its config's `num_mode`), in InstantX's numbering."""
-        if record.kind != "controlnet" or record.format != "diffusers":
-            return ()
-        try:
-            mtime = (Path(record.path) / "config.json").stat().st_mtime
-        except OSError:
-            return ()
-        return UNION_TYPES[: _union_modes(str(record.path), mtime)]
+        modes = controlnet_config(record).get("num_mode")
+        return UNION_TYPES[:modes] if isinstance(modes, int) and modes > 0 else ()
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()

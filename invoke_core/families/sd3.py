@@ -4,7 +4,8 @@
 Text to image, image to image, inpaint and outpaint on diffusers' StableDiffusion3 pipelines, prompts as
 the pipeline encodes them (a model installed without its T5 runs with `text_encoder_3=None`), regional
 prompts through a bias on the joint attention (families/joint_attention.py), SD3 ControlNets on text to
-image; LoRA stacks (diffusers/peft files, families/transformer_lora.py).
+image and SD3 inpainting ControlNets on inpaint and outpaint; LoRA stacks (diffusers/peft files,
+families/transformer_lora.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ import numpy as np
 from PIL import Image
 
 from . import sd3_demo, sd3_file
-from .base import Defaults, DemoModel, Family
+from .base import Defaults, DemoModel, Family, controlnet_config
 
 _OPTIONAL_T5 = ("text_encoder_3", "tokenizer_3")
+_INPAINTING_EXAMPLE = "alimama-creative SD3-Controlnet-Inpainting"
+
+
+def is_inpainting_controlnet(record: Any) -> bool:
+    """An SD 3 inpainting ControlNet conditions on the masked image's latents plus the mask: one channel
+    more than the latents (`extra_conditioning_channels`)."""
+    extra = controlnet_config(record).get("extra_conditioning_channels")
+    return isinstance(extra, int) and extra > 0
 
 
 def transformer_control_inputs(label: str, request: Any, images_only: bool = False) -> Any:
@@ -144,8 +153,62 @@ class SD3Family(Family):
         said = tl.declared(metadata)
         return tl.transformer_width(shapes) in tl.SD3_WIDTHS or any(s in said for s in ("stable-diffusion-v3", "stable-diffusion-3", "sd3"))
 
-    def control_inputs(self, request: Any, task: str, records: list[Any]) -> dict[str, Any]:
-        return transformer_control_inputs(self.label, request)
+    def check_controls(self, settings: list[Any], records: list[Any], strength: float) -> None:
+        """An inpainting ControlNet runs alone and repaints the masked area from noise (its pipeline has no
+        strength); it conditions on the job's own image and mask, so its layer's pixels and preprocessor
+        are not used."""
+        from ..errors import UnsupportedError
+
+        super().check_controls(settings, records, strength)
+        inpainting = [(s, r) for s, r in zip(settings, records) if is_inpainting_controlnet(r)]
+        if not inpainting:
+            return
+        (chosen, record), *_ = inpainting
+        if len(records) > 1:
+            raise UnsupportedError(f"inpainting ControlNet {record.id!r} runs alone: hide the other control layers")
+        if strength < 1:
+            raise UnsupportedError(
+                f"inpainting ControlNet {record.id!r} repaints the masked area from noise: set strength to 1"
+            )
+        if chosen.preprocessor != "none":
+            raise UnsupportedError(
+                f"inpainting ControlNet {record.id!r} conditions on the canvas under the box and the inpaint mask,"
+                f" not on a preprocessed layer: set its preprocessor to none"
+            )
+
+    def control_pipeline_class(self, task: str, controlnets: list[Any], kind: str = "main") -> str:
+        from ..errors import UnsupportedError
+
+        inpainting = any(getattr(c.config, "extra_conditioning_channels", 0) for c in controlnets)
+        if inpainting and task != "inpaint":
+            raise UnsupportedError(
+                f"an {self.label} inpainting ControlNet repaints a mask: paint an inpaint mask, or choose a canny,"
+                f" depth or blur ControlNet for {task}"
+            )
+        if controlnets and task == "inpaint" and not inpainting:
+            raise UnsupportedError(
+                f"{self.label} ControlNets steer text to image; inpaint and outpaint take an SD 3 inpainting"
+                f" ControlNet (such as {_INPAINTING_EXAMPLE}) on the control layer"
+            )
+        return super().control_pipeline_class(task, controlnets, kind)
+
+    def control_inputs(self, request: Any, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        if task != "inpaint":
+            return inputs | transformer_control_inputs(self.label, request)
+        (control,) = request.controls  # check_controls: an inpainting ControlNet runs alone
+        s = control.settings
+        if s.mode.value != "balanced":
+            transformer_control_inputs(self.label, request)  # its error names the modes
+        # the job's image and mask as the ControlNet's inputs; the pipeline starts from noise
+        return {
+            "width": inputs["width"],
+            "height": inputs["height"],
+            "control_image": inputs["image"],
+            "control_mask": inputs["mask_image"],
+            "controlnet_conditioning_scale": float(s.weight),
+            "control_guidance_start": float(s.begin),
+            "control_guidance_end": float(s.end),
+        }
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
@@ -164,13 +227,21 @@ FAMILY = SD3Family(
         ("txt2img", False): "StableDiffusion3Pipeline",
         ("img2img", False): "StableDiffusion3Img2ImgPipeline",
         ("inpaint", False): "StableDiffusion3InpaintPipeline",
-        # diffusers runs SD 3 ControlNets on text to image (its inpainting one needs an inpainting ControlNet)
         ("txt2img", True): "StableDiffusion3ControlNetPipeline",
+        # an inpainting ControlNet (control_pipeline_class); diffusers has no SD 3 ControlNet img2img
+        ("inpaint", True): "StableDiffusion3ControlNetInpaintingPipeline",
     },
     controlnet_class="SD3ControlNetModel",
     transformer_file=sd3_file.TRANSFORMER_FILE,
     demos=(
         DemoModel("demo-sd3", "Demo SD 3.5 (tiny)", "sd3", "main", sd3_demo.build_main),
         DemoModel("demo-sd3-controlnet", "Demo SD 3.5 ControlNet (tiny)", "sd3-controlnet", "controlnet", sd3_demo.build_controlnet),
+        DemoModel(
+            "demo-sd3-inpaint-controlnet",
+            "Demo SD 3.5 inpainting ControlNet (tiny)",
+            "sd3-inpaint-controlnet",
+            "controlnet",
+            sd3_demo.build_inpaint_controlnet,
+        ),
     ),
 )

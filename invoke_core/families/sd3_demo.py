@@ -57,9 +57,10 @@ def build_sd3_demo(dest: Path, t5: bool = False) -> Path:
     return dest
 
 
-def build_sd3_controlnet_demo(dest: Path, sd3_folder: Path) -> Path:
+def build_sd3_controlnet_demo(dest: Path, sd3_folder: Path, inpainting: bool = False) -> Path:
     """A tiny SD3 ControlNet (one joint block) derived from the demo's transformer; its zero-initialised
-    output projections get random weights, so a control image visibly changes the result."""
+    output projections get random weights, so a control image visibly changes the result. `inpainting`:
+    one extra input channel for the mask, as SD 3 inpainting ControlNets have."""
     import torch
     from diffusers import SD3ControlNetModel, SD3Transformer2DModel
 
@@ -67,7 +68,7 @@ def build_sd3_controlnet_demo(dest: Path, sd3_folder: Path) -> Path:
 
     transformer = SD3Transformer2DModel.from_pretrained(sd3_folder / "transformer", local_files_only=True)
     torch.manual_seed(15)
-    controlnet = SD3ControlNetModel.from_transformer(transformer, num_layers=1, num_extra_conditioning_channels=0)
+    controlnet = SD3ControlNetModel.from_transformer(transformer, num_layers=1, num_extra_conditioning_channels=int(inpainting))
     torch.manual_seed(16)
     for block in controlnet.controlnet_blocks:
         block.reset_parameters()
@@ -85,3 +86,10 @@ def build_controlnet(dest: Path, demo_dir: Path) -> Path:
     if not main.exists():
         build_sd3_demo(main)
     return build_sd3_controlnet_demo(dest, main)
+
+
+def build_inpaint_controlnet(dest: Path, demo_dir: Path) -> Path:
+    main = demo_dir / "sd3"
+    if not main.exists():
+        build_sd3_demo(main)
+    return build_sd3_controlnet_demo(dest, main, inpainting=True)

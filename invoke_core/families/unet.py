@@ -65,7 +65,7 @@ class UNetFamily(Family):
 
         return regional_attention([pipe.unet, *controlnets], processor)
 
-    def control_inputs(self, request: GenerationRequest, task: str, records: list[Any]) -> dict[str, Any]:
+    def control_inputs(self, request: GenerationRequest, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
         """Control maps at the generation size and how to apply them, as the ControlNet pipelines take them."""
         from ..preprocess import preprocess
 
@@ -79,7 +79,7 @@ class UNetFamily(Family):
         def one_or_list(values: list) -> Any:
             return values[0] if len(values) == 1 else values
 
-        return {
+        return inputs | {
             "image" if task == "txt2img" else "control_image": one_or_list(images),
             "controlnet_conditioning_scale": one_or_list([float(s.weight) for s in settings]),
             "control_guidance_start": one_or_list([float(s.begin) for s in settings]),
