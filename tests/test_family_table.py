@@ -1,7 +1,7 @@
 """The family x mode x feature table of the transformer families (flux, sd-3) on their tiny demos,
 through invoke_core.run: each cell runs twice (same seed, same pixels), keeps every pixel outside the mask
 in inpaint and outpaint (blur 0), and records its feature in the metadata; a cell the family cannot run
-is a clear error naming it. The table the issue note reports is this one (`EXPECTED`)."""
+is a clear error naming it. The table the issue note reports is this one (`REFUSED`: what does not run)."""
 
 from __future__ import annotations
 
