@@ -62,7 +62,7 @@ def _tokenizer(folder: Path, pad_token: str = "<|endoftext|>"):
     return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77, pad_token=pad_token)
 
 
-def _text_encoder(vocab_size: int, bos: int, eos: int, hidden: int, projection: int | None, seed: int):
+def _text_encoder(vocab_size: int, bos: int, eos: int, hidden: int, projection: int | None, seed: int, positions: int = 77):
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
@@ -72,7 +72,7 @@ def _text_encoder(vocab_size: int, bos: int, eos: int, hidden: int, projection: 
         intermediate_size=hidden * 2,
         num_hidden_layers=2,
         num_attention_heads=4,
-        max_position_embeddings=77,
+        max_position_embeddings=positions,  # HiDream's CLIPs read 128 tokens
         bos_token_id=bos,
         eos_token_id=eos,
         pad_token_id=eos,

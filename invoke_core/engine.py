@@ -156,7 +156,10 @@ class Engine:
         load_seconds = time.perf_counter() - started
         control_lora = any(r.kind == "control_lora" for r in control_records)
         pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets, control_lora=control_lora)
+        family.configure_pipeline(pipe, request.size)
         inputs = _pipeline_inputs(request, record, task)
+        # a task without a native pipeline: the generic flow-matching path over the text-to-image one
+        flow = task in family.flow_tasks and not control_records
         if task == "img2img" and _takes(pipe, "width"):
             # Pipelines that take a size (Flux) would otherwise resize the init image to their default.
             inputs.update(width=request.size[0], height=request.size[1])
@@ -181,7 +184,7 @@ class Engine:
                 seed = (params.seed + index) % (1 << 32)
                 item_started = time.perf_counter()
                 generated = self._denoise(
-                    pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args
+                    pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args, flow
                 )
                 image = _finish(request, generated)
                 timings = {
@@ -228,20 +231,31 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         return pipe, task
 
-    def _denoise(self, pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args) -> np.ndarray:
+    def _denoise(
+        self, pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args, flow=False
+    ) -> np.ndarray:
         import torch
 
         params = request.params
         if is_cancelled and is_cancelled():
             raise GenerationCancelled(f"cancelled before batch item {index + 1}")
         # One scheduler per job: schedulers keep state and are not thread-safe.
-        pipe.scheduler = make_scheduler(params.scheduler, pipe.scheduler.config, seed, family.sampling)
+        config = family.scheduler_config(pipe.scheduler.config)
+        pipe.scheduler = make_scheduler(params.scheduler, config, seed, family.sampling)
         generator = torch.Generator(device="cpu").manual_seed(seed)
+        blend = None
+        if flow:
+            from .flow_tasks import flow_start
+
+            start = flow_start(pipe, family, inputs, params.steps, generator)
+            inputs, blend = start.call_args, start.blend
 
         def on_step_end(p, step, timestep, callback_kwargs):
             if is_cancelled and is_cancelled():
                 # Raising leaves the denoising loop at once and skips the VAE decode of a half-done image.
                 raise GenerationCancelled(f"cancelled at step {step + 1} of {p.num_timesteps}")
+            if blend is not None:
+                callback_kwargs["latents"] = blend(p, callback_kwargs["latents"])
             if on_progress is not None:
                 on_progress(Progress(index, step + 1, p.num_timesteps, family.preview(callback_kwargs["latents"], request.size)))
             return callback_kwargs

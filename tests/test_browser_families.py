@@ -4,6 +4,7 @@ defaults and schedulers, and a job runs through the server to a staged result.""
 from __future__ import annotations
 
 import browser_helpers
+import numpy as np
 from browser_helpers import BOX, fill_rect, last_item, queue_ids, set_up_job, wait_staged
 
 server, browser, app = browser_helpers.server, browser_helpers.browser, browser_helpers.app
@@ -144,3 +145,41 @@ def test_a_union_controlnet_asks_what_the_control_image_shows(app, server, tmp_p
         app.wait("(id) => window.__app.store.get(id).control.control_type === null", control["id"])
     finally:
         registry.remove(union)
+
+
+def test_a_hidream_model_disables_what_it_lacks_in_its_words_and_inpaints(app, server):
+    from browser_helpers import add_layer, brush, image_rgba, selected_layer
+
+    choose_model(app, "demo-hidream")
+    s = app.record("settings")
+    assert (s["steps"], s["cfg_scale"], s["scheduler"]) == (16, 1.0, "euler"), "the demo's own (Fast's) defaults"
+    for testid, words in (
+        ("layer-add-regional_guidance", "HiDream-I1 models have no regional prompts"),
+        ("layer-add-control", "HiDream-I1 models have no ControlNet"),
+    ):
+        assert not app.tid(testid).is_enabled(), testid
+        assert app.tid(testid).get_attribute("title") == words, testid
+    assert app.tid("negative-prompt").is_enabled(), "Full runs CFG with a negative prompt"
+
+    set_up_job(app, "a lighthouse at dusk", steps=2)
+    raster = selected_layer(app)
+    fill_rect(app, -16, -16, BOX + 16, BOX + 16, color="#3a7bd5")
+    painted = app.export_pixels(raster)
+    add_layer(app, "inpaint_mask")
+    brush(app, [(32, 40), (64, 64), (96, 88)], size=24)
+    app.shot("hidream-mask")
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    staged = wait_staged(app)
+    image_id = staged["items"][0]["image_id"]
+    meta = server.get(f"/api/v1/images/{image_id}/metadata").json()
+    assert (meta["mode"], meta["model"]["family"]) == ("inpaint", "hidream"), meta
+    result = image_rgba(server, image_id)
+    x, y, px = painted
+    blue = px[-y : -y + BOX, -x : -x + BOX]  # the canvas under the box (the layer starts at x, y <= 0)
+    corner = (slice(0, 16), slice(0, 16))  # far from the stroke: kept byte for byte
+    assert np.array_equal(result[corner][..., :3], blue[corner][..., :3]), "outside the mask: the canvas's pixels"
+    app.shot("hidream-staged")

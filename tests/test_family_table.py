@@ -1,4 +1,4 @@
-"""The family x mode x feature table of the transformer families (flux, sd-3) on their tiny demos,
+"""The family x mode x feature table of the transformer families (flux, sd-3, hidream) on their tiny demos,
 through invoke_core.run: each cell runs twice (same seed, same pixels), keeps every pixel outside the mask
 in inpaint and outpaint (blur 0), and records its feature in the metadata; a cell the family cannot run
 is a clear error naming it. The table the issue note reports is this one (`REFUSED`: what does not run)."""
@@ -18,11 +18,19 @@ from invoke_core.types import Bounds, CanvasDocument, ControlSettings, Generatio
 SIZE = 32
 MODES = ("txt2img", "img2img", "inpaint", "outpaint")
 FEATURES = ("plain", "region", "controlnet", "lora", "long_prompt")
-DEMOS = {"flux": ("demo-flux", "demo-flux-controlnet", 3.5), "sd-3": ("demo-sd3", "demo-sd3-controlnet", 4.5)}
+DEMOS = {
+    "flux": ("demo-flux", "demo-flux-controlnet", 3.5),
+    "sd-3": ("demo-sd3", "demo-sd3-controlnet", 4.5),
+    # img2img, inpaint and outpaint on the generic flow-matching path (invoke_core/flow_tasks.py)
+    "hidream": ("demo-hidream", None, 5.0),
+}
 # SD 3 inpaints and outpaints with an inpainting ControlNet (from noise: strength 1)
 INPAINTING = {"sd-3": "demo-sd3-inpaint-controlnet"}
 # what does not run, and the message that says so (diffusers has no SD 3 ControlNet img2img)
 REFUSED = {("sd-3", "img2img", "controlnet"): "cannot run img2img with ControlNet"}
+for _mode in MODES:  # HiDream-I1: no regional prompts or ControlNets yet (none in diffusers)
+    REFUSED[("hidream", _mode, "region")] = "HiDream-I1 models have no regional prompts"
+    REFUSED[("hidream", _mode, "controlnet")] = "HiDream-I1 models have no ControlNet"
 LONG = " ".join(["a detailed painting of a lighthouse at dusk with a red boat on the blue sea"] * 8)
 
 
@@ -69,7 +77,7 @@ def document(family: str, mode: str, feature: str, loras: dict[str, str]) -> tup
         pixels[:, : SIZE // 2, 3] = 255
         layers.append(Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt="a red boat")))
     if feature == "controlnet":
-        control = ControlSettings(model=controlnet, preprocessor="none")
+        control = ControlSettings(model=controlnet or "demo-flux-controlnet", preprocessor="none")
         layers.append(Layer("c", LayerKind.CONTROL, 0, 0, rgba(SIZE, SIZE, seed=5), control=control))
     params = GenerationParams(
         prompt=LONG if feature == "long_prompt" else "a lighthouse at dusk",

@@ -6,10 +6,10 @@ Adding a family: a module with its `FAMILY`, one line below, its tiny test-model
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from . import flux, sd1, sd3, sdxl
+from . import flux, hidream, sd1, sd3, sdxl
 from .base import FEATURES, Defaults, Family
 
-_REGISTRY: dict[str, Family] = {f.name: f for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, flux.FAMILY)}
+_REGISTRY: dict[str, Family] = {f.name: f for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, flux.FAMILY, hidream.FAMILY)}
 
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 

@@ -100,9 +100,14 @@ class Family:
     preprocessor_control_types: dict[str, str] = field(default_factory=dict)
     # task -> the pipeline class of a job whose control layer runs a Control LoRA (FLUX.1 Canny/Depth)
     control_lora_pipelines: dict[str, str] = field(default_factory=dict)
+    # the tasks ("img2img", "inpaint") it runs on the generic flow-matching path over its text-to-image
+    # pipeline (invoke_core/flow_tasks.py), having no native pipeline for them (HiDream-I1)
+    flow_tasks: frozenset[str] = frozenset()
 
     def pipeline_class(self, task: str, control: bool, kind: str = "main") -> str:
         own = [(k, c) for (k, c) in self.kind_pipelines if k == kind]
+        if not own and not control and task in self.flow_tasks:
+            return self.pipelines[("txt2img", False)]
         try:
             return self.kind_pipelines[(kind, control)] if own else self.pipelines[(task, control)]
         except KeyError:
@@ -253,6 +258,23 @@ class Family:
     def control_modes(self, controlnets: list[Any], controls: tuple[ControlInput, ...]) -> AbstractContextManager[None]:
         """While the job runs: the ControlNets adjusted for their control modes."""
         raise NotImplementedError
+
+    def configure_pipeline(self, pipe: Any, size: tuple[int, int]) -> None:
+        """Per-job settings of the task's pipeline before it runs at `size` (width, height): HiDream's
+        keeps the generation size instead of rescaling to its own sample area."""
+
+    def scheduler_config(self, config: Any) -> Any:
+        """The model's scheduler config as the family's schedulers (invoke_core/schedulers.py) read it."""
+        return config
+
+    def pack_latents(self, pipe: Any, latents: Any) -> Any:
+        """(B, C, h, w) latents in the layout its pipeline denoises (the generic flow path, flow_tasks.py)."""
+        return latents
+
+    def flow_mu(self, pipe: Any, size: tuple[int, int]) -> float | None:
+        """The resolution shift `mu` its pipeline gives a dynamically shifting scheduler at `size` (the
+        generic flow path starts at the shifted sigma); None where it has none."""
+        return None
 
     def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
         """A cheap preview of a step's latents (no VAE decode); `size`: the generation (width, height)."""

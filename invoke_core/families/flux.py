@@ -192,6 +192,20 @@ class FluxFamily(Family):
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
 
+    def pack_latents(self, pipe: Any, latents: Any) -> Any:
+        b, c, h, w = latents.shape
+        return pipe._pack_latents(latents, b, c, h, w)  # 2x2 patches: (B, tokens, 4C)
+
+    def flow_mu(self, pipe: Any, size: tuple[int, int]) -> float | None:
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+        width, height = size
+        c = pipe.scheduler.config
+        return calculate_shift(
+            (height // 16) * (width // 16), c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
+            c.get("base_shift", 0.5), c.get("max_shift", 1.15),
+        )
+
     def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
         """Unpack the (B, tokens, 64) latents of 2x2 patches to (16, h, w), then the 16-channel preview."""
         width, height = size
