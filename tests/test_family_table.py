@@ -1,4 +1,4 @@
-"""The family x mode x feature table of the transformer families (flux, sd-3, hidream) on their tiny demos,
+"""The family x mode x feature table of the transformer families (flux, sd-3, hidream, chroma) on their tiny demos,
 through invoke_core.run: each cell runs twice (same seed, same pixels), keeps every pixel outside the mask
 in inpaint and outpaint (blur 0), and records its feature in the metadata; a cell the family cannot run
 is a clear error naming it. The table the issue note reports is this one (`REFUSED`: what does not run)."""
@@ -23,6 +23,8 @@ DEMOS = {
     "sd-3": ("demo-sd3", "demo-sd3-controlnet", 4.5),
     # img2img, inpaint and outpaint on the generic flow-matching path (invoke_core/flow_tasks.py)
     "hidream": ("demo-hidream", None, 5.0),
+    # inpaint and outpaint on the generic path (diffusers 0.42's ChromaInpaintPipeline cannot run Chroma)
+    "chroma": ("demo-chroma", None, 3.0),
 }
 # SD 3 inpaints and outpaints with an inpainting ControlNet (from noise: strength 1)
 INPAINTING = {"sd-3": "demo-sd3-inpaint-controlnet"}
@@ -31,6 +33,7 @@ REFUSED = {("sd-3", "img2img", "controlnet"): "cannot run img2img with ControlNe
 for _mode in MODES:  # HiDream-I1: no regional prompts or ControlNets yet (none in diffusers)
     REFUSED[("hidream", _mode, "region")] = "HiDream-I1 models have no regional prompts"
     REFUSED[("hidream", _mode, "controlnet")] = "HiDream-I1 models have no ControlNet"
+    REFUSED[("chroma", _mode, "controlnet")] = "Chroma models have no ControlNet"
 LONG = " ".join(["a detailed painting of a lighthouse at dusk with a red boat on the blue sea"] * 8)
 
 
