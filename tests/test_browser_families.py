@@ -148,19 +148,21 @@ def test_a_union_controlnet_asks_what_the_control_image_shows(app, server, tmp_p
         registry.remove(union)
 
 
-# a family without native inpaint pipelines (the generic flow-matching path), what it lacks in its own words
-GENERIC = {
+# a model of each newer family: its defaults, what it lacks in its own words (HiDream and Chroma inpaint on
+# the generic flow-matching path)
+INPAINTS = {
     "demo-hidream": ((16, 1.0), {"layer-add-regional_guidance": "HiDream-I1 models have no regional prompts",
                                  "layer-add-control": "HiDream-I1 models have no ControlNet"}),
     "demo-chroma": ((40, 3.0), {"layer-add-control": "Chroma models have no ControlNet"}),
+    "demo-zimage": ((9, 0.0), {"layer-add-regional_guidance": "Z-Image models have no regional prompts"}),
 }
 
 
-@pytest.mark.parametrize("model", sorted(GENERIC))
+@pytest.mark.parametrize("model", sorted(INPAINTS))
 def test_a_family_disables_what_it_lacks_in_its_words_and_inpaints(app, server, model):
     from browser_helpers import add_layer, brush, image_rgba, selected_layer
 
-    (steps, cfg), gaps = GENERIC[model]
+    (steps, cfg), gaps = INPAINTS[model]
     choose_model(app, model)
     s = app.record("settings")
     assert (s["steps"], s["cfg_scale"], s["scheduler"]) == (steps, cfg, "euler"), "the model's defaults"

@@ -6,13 +6,13 @@ Adding a family: a module with its `FAMILY`, one line below, its tiny test-model
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from . import chroma, flux, hidream, sd1, sd3, sdxl
+from . import chroma, flux, hidream, sd1, sd3, sdxl, zimage
 from .base import FEATURES, Defaults, Family
 
 # The first family that claims a file owns it: Chroma before FLUX.1, whose LoRA keys its LoRAs share
 # (Chroma claims only those it can tell apart)
 _REGISTRY: dict[str, Family] = {
-    f.name: f for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, chroma.FAMILY, flux.FAMILY, hidream.FAMILY)
+    f.name: f for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, chroma.FAMILY, flux.FAMILY, hidream.FAMILY, zimage.FAMILY)
 }
 
 NAMES: tuple[str, ...] = tuple(_REGISTRY)

@@ -1,4 +1,4 @@
-"""LoRA files of the transformer families (SD 3.x, Flux.1, Chroma, HiDream-I1): telling them apart by their keys and widths,
+"""LoRA files of the transformer families (SD 3.x, Flux.1, Chroma, HiDream-I1, Z-Image): telling them apart by their keys and widths,
 and building small random ones for tests and benchmarks.
 
 Loading is diffusers' (`pipe.load_lora_weights`, see invoke_core/lora.py): for Flux it takes the
@@ -24,9 +24,11 @@ METADATA = {
     "sd-3": {"format": "pt", "modelspec.architecture": "stable-diffusion-v3-medium/lora"},
     "hidream": {"format": "pt", "modelspec.architecture": "hidream-i1/lora"},
     "chroma": {"format": "pt", "modelspec.architecture": "chroma/lora"},
+    "z-image": {"format": "pt", "modelspec.architecture": "z-image/lora"},
 }
 # the attention projections a test LoRA adapts, per family (HiDream's output projection is one Linear)
-_TARGETS = {"flux": ["to_q", "to_k", "to_v", "to_out.0"], "sd-3": ["to_q", "to_k", "to_v", "to_out.0"], "hidream": ["to_q", "to_k", "to_v", "to_out"], "chroma": ["to_q", "to_k", "to_v", "to_out.0"]}
+_TARGETS = {"flux": ["to_q", "to_k", "to_v", "to_out.0"], "sd-3": ["to_q", "to_k", "to_v", "to_out.0"], "hidream": ["to_q", "to_k", "to_v", "to_out"], "chroma": ["to_q", "to_k", "to_v", "to_out.0"],
+            "z-image": ["to_q", "to_k", "to_v", "to_out.0"]}
 
 
 def is_lora(shapes: Mapping[str, tuple[int, ...]]) -> bool:
@@ -100,12 +102,19 @@ def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: in
     """A random diffusers-layout LoRA (`transformer.<module>.lora_A/B.weight`) on the attention projections
     of the transformer of the pipeline folder `model_folder`, its header declaring `family`."""
     import torch
-    from diffusers import ChromaTransformer2DModel, FluxTransformer2DModel, HiDreamImageTransformer2DModel, SD3Transformer2DModel
+    from diffusers import (
+        ChromaTransformer2DModel,
+        FluxTransformer2DModel,
+        HiDreamImageTransformer2DModel,
+        SD3Transformer2DModel,
+        ZImageTransformer2DModel,
+    )
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    cls = {"flux": FluxTransformer2DModel, "sd-3": SD3Transformer2DModel, "hidream": HiDreamImageTransformer2DModel, "chroma": ChromaTransformer2DModel}[family]
+    cls = {"flux": FluxTransformer2DModel, "sd-3": SD3Transformer2DModel, "hidream": HiDreamImageTransformer2DModel, "chroma": ChromaTransformer2DModel,
+           "z-image": ZImageTransformer2DModel}[family]
     transformer = cls.from_pretrained(Path(model_folder) / "transformer", local_files_only=True)
     torch.manual_seed(seed)
     transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=_TARGETS[family], init_lora_weights=False))
