@@ -104,7 +104,7 @@ def _probe_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
         config = _read_json(folder / "config.json", forbidden)
         from . import families
 
-        for family in families.all_families():
+        for family in families.claiming_families():
             if family.claims_controlnet(config):
                 return ModelInfo(family.name, "controlnet", "diffusers")
         if config.get("_class_name") == "ControlNetModel":
@@ -126,7 +126,7 @@ def _probe_pipeline_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
         path = folder / relative
         return _read_json(path, forbidden) if path.is_file() else None
 
-    for family in families.all_families():
+    for family in families.claiming_families():
         kind = family.claims_folder(index, read_config)
         if kind is not None:
             return ModelInfo(family.name, kind, "diffusers")
@@ -223,12 +223,12 @@ def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
     from . import families
 
     metadata = _header_metadata(path)
-    for family in families.all_families():
+    for family in families.claiming_families():
         if family.claims_lora(dict(shapes), metadata):
             return ModelInfo(family.name, family.lora_kind(dict(shapes)), "single-file")
     if _is_lora(keys):
         return ModelInfo(_lora_family(path, shapes), "lora", "single-file")
-    for family in families.all_families():  # a transformer alone (FLUX.1, SD 3.x) or an SD 3.x all-in-one file
+    for family in families.claiming_families():  # a transformer alone (FLUX.1, SD 3.x) or an SD 3.x all-in-one file
         kind = family.transformer_file.claims(shapes) if family.transformer_file else None
         if kind is not None:
             return ModelInfo(family.name, kind, "single-file")

@@ -1,4 +1,4 @@
-"""The family x mode x feature table of the transformer families (flux, sd-3, hidream, chroma, z-image) on their tiny demos,
+"""The family x mode x feature table of the transformer families (flux, sd-3, hidream, chroma, z-image, qwen-image) on their tiny demos,
 through invoke_core.run: each cell runs twice (same seed, same pixels), keeps every pixel outside the mask
 in inpaint and outpaint (blur 0), and records its feature in the metadata; a cell the family cannot run
 is a clear error naming it. The table the issue note reports is this one (`REFUSED`: what does not run)."""
@@ -26,6 +26,7 @@ DEMOS = {
     # inpaint and outpaint on the generic path (diffusers 0.42's ChromaInpaintPipeline cannot run Chroma)
     "chroma": ("demo-chroma", None, 3.0),
     "z-image": ("demo-zimage", "demo-zimage-controlnet", 4.0),
+    "qwen-image": ("demo-qwen", "demo-qwen-controlnet", 4.0),
 }
 # SD 3 inpaints and outpaints with an inpainting ControlNet (from noise: strength 1)
 INPAINTING = {"sd-3": "demo-sd3-inpaint-controlnet", "z-image": "demo-zimage-controlnet"}
@@ -33,12 +34,17 @@ INPAINTING = {"sd-3": "demo-sd3-inpaint-controlnet", "z-image": "demo-zimage-con
 REFUSED = {
     ("sd-3", "img2img", "controlnet"): "cannot run img2img with ControlNet",
     ("z-image", "img2img", "controlnet"): "cannot run img2img with ControlNet",
+    ("qwen-image", "img2img", "controlnet"): "cannot run img2img with ControlNet",
+    # inpaint and outpaint take an inpainting ControlNet (test_family_qwenimage.py)
+    ("qwen-image", "inpaint", "controlnet"): "Qwen-Image ControlNets steer text to image",
+    ("qwen-image", "outpaint", "controlnet"): "Qwen-Image ControlNets steer text to image",
 }
 for _mode in MODES:  # HiDream-I1: no regional prompts or ControlNets yet (none in diffusers)
     REFUSED[("hidream", _mode, "region")] = "HiDream-I1 models have no regional prompts"
     REFUSED[("hidream", _mode, "controlnet")] = "HiDream-I1 models have no ControlNet"
     REFUSED[("chroma", _mode, "controlnet")] = "Chroma models have no ControlNet"
     REFUSED[("z-image", _mode, "region")] = "Z-Image models have no regional prompts"
+    REFUSED[("qwen-image", _mode, "region")] = "Qwen-Image models have no regional prompts"
 LONG = " ".join(["a detailed painting of a lighthouse at dusk with a red boat on the blue sea"] * 8)
 
 

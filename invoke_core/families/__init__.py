@@ -6,14 +6,17 @@ Adding a family: a module with its `FAMILY`, one line below, its tiny test-model
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from . import chroma, flux, hidream, sd1, sd3, sdxl, zimage
+from . import chroma, flux, hidream, qwenimage, sd1, sd3, sdxl, zimage
 from .base import FEATURES, Defaults, Family
 
-# The first family that claims a file owns it: Chroma before FLUX.1, whose LoRA keys its LoRAs share
-# (Chroma claims only those it can tell apart)
 _REGISTRY: dict[str, Family] = {
-    f.name: f for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, chroma.FAMILY, flux.FAMILY, hidream.FAMILY, zimage.FAMILY)
+    f.name: f
+    for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, flux.FAMILY, chroma.FAMILY, hidream.FAMILY, zimage.FAMILY, qwenimage.FAMILY)
 }
+# The first family that claims a file owns it: Qwen-Image before SD 3 and FLUX.1 (its blocks are 3072 wide,
+# as FLUX.1's), Chroma before FLUX.1 (its LoRA keys are FLUX.1's); each claims only the LoRAs it can tell
+# apart by their keys or header
+_CLAIM_ORDER = ("qwen-image", "chroma")
 
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
@@ -30,9 +33,15 @@ def all_families() -> tuple[Family, ...]:
     return tuple(_REGISTRY.values())
 
 
+def claiming_families() -> tuple[Family, ...]:
+    """Every family in the order the model probe asks them to claim a folder or file."""
+    first = tuple(_REGISTRY[name] for name in _CLAIM_ORDER)
+    return first + tuple(f for f in _REGISTRY.values() if f not in first)
+
+
 def describe() -> dict[str, dict]:
     """Every family's description for the API."""
     return {name: f.describe() for name, f in _REGISTRY.items()}
 
 
-__all__ = ["FEATURES", "NAMES", "Defaults", "Family", "all_families", "describe", "get"]
+__all__ = ["FEATURES", "NAMES", "Defaults", "Family", "all_families", "claiming_families", "describe", "get"]

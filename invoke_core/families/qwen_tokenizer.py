@@ -20,6 +20,13 @@ CHAT_TEMPLATE = (
 )
 
 
+# the words of Qwen-Image's prompt template, whole tokens as in Qwen's vocabulary: its system prefix is the
+# 34 tokens the pipeline drops from the encoder's states
+TEMPLATE_WORDS = (
+    "system Describe image by detailing color shape size texture quantity text spatial relationships objects background"
+).split()
+
+
 def _bpe(form: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     symbols = list(form)
     while len(symbols) > 1:
@@ -30,7 +37,7 @@ def _bpe(form: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     return symbols
 
 
-def qwen_tokenizer(max_tokens: int = 512):
+def qwen_tokenizer(max_tokens: int = 1024):
     from transformers import Qwen2Tokenizer
 
     from ..clip_vocab import bytes_to_unicode
@@ -40,7 +47,7 @@ def qwen_tokenizer(max_tokens: int = 512):
     vocab: dict[str, int] = {c: i for i, c in enumerate(alphabet)}
     merges: list[tuple[str, str]] = []
     ranks: dict[tuple[str, str], int] = {}
-    for word in [*_DEMO_WORDS, "user", "assistant"]:
+    for word in [*_DEMO_WORDS, "user", "assistant", *TEMPLATE_WORDS]:
         for form in ("\u0120" + word, word):  # after a space ('Ġ') and at the start of a line
             # add merges until BPE (lowest rank first, as the tokenizer applies them) yields the whole form
             while len(parts := _bpe(form, ranks)) > 1:

@@ -1,4 +1,4 @@
-"""LoRA files of the transformer families (SD 3.x, Flux.1, Chroma, HiDream-I1, Z-Image): telling them apart by their keys and widths,
+"""LoRA files of the transformer families (SD 3.x, Flux.1, Chroma, HiDream-I1, Z-Image, Qwen-Image): telling them apart by their keys and widths,
 and building small random ones for tests and benchmarks.
 
 Loading is diffusers' (`pipe.load_lora_weights`, see invoke_core/lora.py): for Flux it takes the
@@ -25,10 +25,11 @@ METADATA = {
     "hidream": {"format": "pt", "modelspec.architecture": "hidream-i1/lora"},
     "chroma": {"format": "pt", "modelspec.architecture": "chroma/lora"},
     "z-image": {"format": "pt", "modelspec.architecture": "z-image/lora"},
+    "qwen-image": {"format": "pt", "modelspec.architecture": "qwen-image/lora"},
 }
 # the attention projections a test LoRA adapts, per family (HiDream's output projection is one Linear)
 _TARGETS = {"flux": ["to_q", "to_k", "to_v", "to_out.0"], "sd-3": ["to_q", "to_k", "to_v", "to_out.0"], "hidream": ["to_q", "to_k", "to_v", "to_out"], "chroma": ["to_q", "to_k", "to_v", "to_out.0"],
-            "z-image": ["to_q", "to_k", "to_v", "to_out.0"]}
+            "z-image": ["to_q", "to_k", "to_v", "to_out.0"], "qwen-image": ["to_q", "to_k", "to_v", "to_out.0", "img_mlp.net.2"]}
 
 
 def is_lora(shapes: Mapping[str, tuple[int, ...]]) -> bool:
@@ -106,6 +107,7 @@ def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: in
         ChromaTransformer2DModel,
         FluxTransformer2DModel,
         HiDreamImageTransformer2DModel,
+        QwenImageTransformer2DModel,
         SD3Transformer2DModel,
         ZImageTransformer2DModel,
     )
@@ -114,7 +116,7 @@ def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: in
     from safetensors.torch import save_file
 
     cls = {"flux": FluxTransformer2DModel, "sd-3": SD3Transformer2DModel, "hidream": HiDreamImageTransformer2DModel, "chroma": ChromaTransformer2DModel,
-           "z-image": ZImageTransformer2DModel}[family]
+           "z-image": ZImageTransformer2DModel, "qwen-image": QwenImageTransformer2DModel}[family]
     transformer = cls.from_pretrained(Path(model_folder) / "transformer", local_files_only=True)
     torch.manual_seed(seed)
     transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=_TARGETS[family], init_lora_weights=False))

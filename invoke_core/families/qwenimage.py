@@ -1,0 +1,163 @@
+"""Qwen-Image (Alibaba Qwen): an MMDiT of dual-stream blocks over [text, image] tokens, Qwen2.5-VL as the
+text encoder (its last layer's states of the templated prompt, the template's system prefix dropped),
+its own causal 3D VAE with per-channel latent statistics, packed 2x2 latents, flow matching with an
+exponential resolution shift.
+
+Text to image, image to image, inpaint and outpaint on diffusers' Qwen-Image pipelines; the CFG scale is
+the pipeline's `true_cfg_scale` (a negative branch, " " when the negative prompt is empty, as Qwen's
+examples); Qwen-Image ControlNets (QwenImageControlNetModel, one at a time) on text to image;
+inpainting ControlNets (InstantX Qwen-Image-ControlNet-Inpainting: `extra_condition_channels` in the
+config) on inpaint and outpaint, conditioned on the canvas under the box and the mask, alone and from
+noise (strength 1); LoRA stacks in diffusers' layout. Not yet: regional prompts (its attention processor
+takes only the text padding mask) and Qwen-Image-Edit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from . import qwenimage_demo
+from .base import Defaults, DemoModel, Family, controlnet_config
+
+_MAX_TOKENS = 512
+
+
+def is_inpainting_controlnet(record: Any) -> bool:
+    extra = controlnet_config(record).get("extra_condition_channels")
+    return isinstance(extra, int) and extra > 0
+
+
+@dataclass(frozen=True)
+class QwenImageFamily(Family):
+    def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
+        cls = str(index.get("_class_name", ""))
+        if not cls.startswith("QwenImage"):
+            return None
+        from ..errors import ModelInstallError
+
+        if cls != "QwenImagePipeline":
+            raise ModelInstallError(f"{cls} models (Qwen-Image-Edit, Layered) are not supported yet: install Qwen-Image")
+        transformer = read_config("transformer/config.json") or {}
+        if transformer.get("_class_name") != "QwenImageTransformer2DModel":
+            raise ModelInstallError("a Qwen-Image pipeline folder without transformer/config.json: the folder is incomplete")
+        return "main"
+
+    def claims_controlnet(self, config: dict[str, Any]) -> bool:
+        return config.get("_class_name") == "QwenImageControlNetModel"
+
+    def claims_lora(self, shapes: dict[str, tuple[int, ...]], metadata: dict[str, str]) -> bool:
+        """Its blocks' keys (`transformer_blocks.N.img_mlp`, `txt_mlp`, `img_mod`) or its header."""
+        from . import transformer_lora as tl
+
+        return tl.is_lora(shapes) and (
+            any(part in k for k in shapes for part in (".img_mlp.", ".txt_mlp.", ".img_mod.", ".txt_mod."))
+            or "qwen-image" in tl.declared(metadata)
+        )
+
+    def check_controls(self, settings: list[Any], records: list[Any], strength: float) -> None:
+        """One ControlNet at a time (diffusers' QwenImageMultiControlNetModel takes one); an inpainting
+        ControlNet repaints the mask from noise (its pipeline has no strength), conditioned on the job's
+        image and mask (not its layer's pixels)."""
+        from ..errors import UnsupportedError
+
+        super().check_controls(settings, records, strength)
+        inpainting_alone = any(is_inpainting_controlnet(r) for r in records)
+        if len(records) > 1 and not inpainting_alone:
+            raise UnsupportedError(f"{self.label} ControlNets run one at a time: hide the other control layers")
+        inpainting = [(s, r) for s, r in zip(settings, records) if is_inpainting_controlnet(r)]
+        if not inpainting:
+            return
+        (chosen, record), *_ = inpainting
+        if len(records) > 1:
+            raise UnsupportedError(f"inpainting ControlNet {record.id!r} runs alone: hide the other control layers")
+        if strength < 1:
+            raise UnsupportedError(f"inpainting ControlNet {record.id!r} repaints the masked area from noise: set strength to 1")
+        if chosen.preprocessor != "none":
+            raise UnsupportedError(
+                f"inpainting ControlNet {record.id!r} conditions on the canvas under the box and the inpaint mask,"
+                " not on a preprocessed layer: set its preprocessor to none"
+            )
+
+    def control_pipeline_class(self, task: str, controlnets: list[Any], kind: str = "main") -> str:
+        from ..errors import UnsupportedError
+
+        inpainting = any(getattr(c.config, "extra_condition_channels", 0) for c in controlnets)
+        if inpainting and task != "inpaint":
+            raise UnsupportedError(f"a {self.label} inpainting ControlNet repaints a mask: paint an inpaint mask, or choose another ControlNet for {task}")
+        if controlnets and task == "inpaint" and not inpainting:
+            raise UnsupportedError(
+                f"{self.label} ControlNets steer text to image; inpaint and outpaint take a {self.label} inpainting"
+                " ControlNet (such as InstantX Qwen-Image-ControlNet-Inpainting) on the control layer"
+            )
+        return super().control_pipeline_class(task, controlnets, kind)
+
+    def uses_cfg(self, pipe: Any, params: Any) -> bool:
+        return params.cfg_scale > 1
+
+    def encode_prompts(self, pipe: Any, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
+        # The pipeline runs its negative branch only when it has a negative prompt: " " for none
+        return {"prompt": prompt, "negative_prompt": (negative_prompt or " ") if do_cfg else None, "max_sequence_length": _MAX_TOKENS}
+
+    def guidance_args(self, pipe: Any, params: Any) -> dict[str, Any]:
+        return {"true_cfg_scale": params.cfg_scale}  # its `guidance_scale` is for guidance-distilled models
+
+    def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
+        return contextlib.nullcontext()
+
+    def control_inputs(self, request: Any, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        from .sd3 import transformer_control_inputs
+
+        if task != "inpaint":
+            return inputs | transformer_control_inputs(self.label, request)
+        (control,) = request.controls  # check_controls: an inpainting ControlNet runs alone
+        s = control.settings
+        if s.mode.value != "balanced":
+            transformer_control_inputs(self.label, request)  # its error names the modes
+        return {
+            "width": inputs["width"],
+            "height": inputs["height"],
+            "control_image": inputs["image"],
+            "control_mask": inputs["mask_image"],
+            "controlnet_conditioning_scale": float(s.weight),
+            "control_guidance_start": float(s.begin),
+            "control_guidance_end": float(s.end),
+        }
+
+    def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
+        return contextlib.nullcontext()
+
+    def pack_latents(self, pipe: Any, latents: Any) -> Any:
+        b, c, h, w = latents.shape
+        return pipe._pack_latents(latents, b, c, h, w)
+
+    def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
+        from .flux import FAMILY as FLUX
+
+        return FLUX.preview(latents, size)  # the same 2x2 packing of 16 channels
+
+
+FAMILY = QwenImageFamily(
+    name="qwen-image",
+    label="Qwen-Image",
+    # Qwen-Image's model card: 50 steps, true CFG 4
+    defaults=Defaults(steps=50, cfg_scale=4.0, scheduler="euler", width=1024, height=1024),
+    size_multiple=16,  # 8x VAE and 2x2 packed patches
+    sampling="flow-sigmas",  # its pipelines pass their own sigmas and resolution shift
+    features=frozenset({"negative_prompt", "controlnet", "lora"}),
+    pipelines={
+        ("txt2img", False): "QwenImagePipeline",
+        ("img2img", False): "QwenImageImg2ImgPipeline",
+        ("inpaint", False): "QwenImageInpaintPipeline",
+        ("txt2img", True): "QwenImageControlNetPipeline",
+        ("inpaint", True): "QwenImageControlNetInpaintPipeline",  # an inpainting ControlNet; none for img2img
+    },
+    controlnet_class="QwenImageControlNetModel",
+    demos=(
+        DemoModel("demo-qwen", "Demo Qwen-Image (tiny)", "qwen", "main", qwenimage_demo.build_main),
+        DemoModel("demo-qwen-controlnet", "Demo Qwen-Image ControlNet (tiny)", "qwen-controlnet", "controlnet", qwenimage_demo.build_controlnet),
+    ),
+)
