@@ -77,3 +77,40 @@ def test_the_api_publishes_every_family(tmp_path):
     for name, described in published.items():
         assert described == families.get(name).describe()
 
+
+
+def _readme_family_rows() -> dict[str, list[str]]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("<!-- families:start -->", 1)[1].split("<!-- families:end -->", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.strip().splitlines()]
+    header, body = rows[0], rows[2:]
+    assert header[:2] == ["family", "demo"], header
+    return {row[0].split("`")[1]: row for row in body}
+
+
+def test_the_readme_family_table_says_what_each_family_declares():
+    """The README's capabilities table, row by row, against the families' own declarations (the table
+    test runs them)."""
+    from invoke_core.model_records import DEMO_MODELS
+
+    rows = _readme_family_rows()
+    assert list(rows) == list(families.NAMES), "one row per family, in the families' order"
+    demos = {spec[0]: spec[4] for spec in DEMO_MODELS}
+
+    def task(family, name: str) -> str:
+        if (name, False) in family.pipelines:
+            return "yes"
+        return "flow path" if name in family.flow_tasks else "-"
+
+    for name, row in rows.items():
+        family = families.get(name)
+        assert family.label in row[0], row[0]
+        for demo in [d.strip("` ") for d in row[1].split(",") if d.strip() != "-"]:
+            assert demos.get(demo) == name, (name, demo)
+        expected = [task(family, "txt2img"), task(family, "img2img"), task(family, "inpaint")]
+        expected.append("yes" if any(kind == "edit" for kind, _ in family.kind_pipelines) else "-")
+        expected += ["yes" if f in family.features else "-" for f in
+                     ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg")]
+        assert row[2:] == expected, (name, row[2:], expected)
