@@ -210,7 +210,7 @@ class Engine:
         if record.kind in ("inpaint", "edit"):
             task = record.kind
         else:
-            task = {Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint")
+            task = families.get(record.family).task_for({Mode.TXT2IMG: "txt2img", Mode.IMG2IMG: "img2img"}.get(mode, "inpaint"))
         family = families.get(record.family)
         if control_lora:
             name = family.control_lora_pipelines.get(task) if record.kind == "main" else None

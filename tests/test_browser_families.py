@@ -156,6 +156,7 @@ INPAINTS = {
     "demo-chroma": ((40, 3.0), {"layer-add-control": "Chroma models have no ControlNet"}),
     "demo-zimage": ((9, 0.0), {"layer-add-regional_guidance": "Z-Image models have no regional prompts"}),
     "demo-qwen": ((50, 4.0), {"layer-add-regional_guidance": "Qwen-Image models have no regional prompts"}),
+    "demo-flux2": ((50, 4.0), {"layer-add-control": "FLUX.2 models have no ControlNet"}),
 }
 
 

@@ -6,17 +6,20 @@ Adding a family: a module with its `FAMILY`, one line below, its tiny test-model
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from . import chroma, flux, hidream, qwenimage, sd1, sd3, sdxl, zimage
+from . import chroma, flux, flux2, hidream, qwenimage, sd1, sd3, sdxl, zimage
 from .base import FEATURES, Defaults, Family
 
 _REGISTRY: dict[str, Family] = {
     f.name: f
-    for f in (sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, flux.FAMILY, chroma.FAMILY, hidream.FAMILY, zimage.FAMILY, qwenimage.FAMILY)
+    for f in (
+        sd1.FAMILY, sdxl.FAMILY, sd3.FAMILY, flux.FAMILY, flux2.FAMILY, chroma.FAMILY, hidream.FAMILY, zimage.FAMILY,
+        qwenimage.FAMILY,
+    )
 }
 # The first family that claims a file owns it: Qwen-Image before SD 3 and FLUX.1 (its blocks are 3072 wide,
-# as FLUX.1's), Chroma before FLUX.1 (its LoRA keys are FLUX.1's); each claims only the LoRAs it can tell
-# apart by their keys or header
-_CLAIM_ORDER = ("qwen-image", "chroma")
+# as FLUX.1's), Chroma and FLUX.2 before FLUX.1 (their LoRA keys are mostly FLUX.1's); each claims only
+# the LoRAs it can tell apart by their keys or header
+_CLAIM_ORDER = ("qwen-image", "chroma", "flux2")
 
 NAMES: tuple[str, ...] = tuple(_REGISTRY)
 

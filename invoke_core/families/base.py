@@ -104,7 +104,13 @@ class Family:
     # pipeline (invoke_core/flow_tasks.py), having no native pipeline for them (HiDream-I1)
     flow_tasks: frozenset[str] = frozenset()
 
+    def task_for(self, task: str) -> str:
+        """The task whose pipeline runs a canvas task ("img2img" -> "inpaint" with the whole box masked,
+        for a family without an image-to-image pipeline: FLUX.2 [klein])."""
+        return task
+
     def pipeline_class(self, task: str, control: bool, kind: str = "main") -> str:
+        task = self.task_for(task)
         own = [(k, c) for (k, c) in self.kind_pipelines if k == kind]
         if not own and not control and task in self.flow_tasks:
             return self.pipelines[("txt2img", False)]

@@ -1,4 +1,4 @@
-"""LoRA files of the transformer families (SD 3.x, Flux.1, Chroma, HiDream-I1, Z-Image, Qwen-Image): telling them apart by their keys and widths,
+"""LoRA files of the transformer families (SD 3.x, FLUX.1, FLUX.2, Chroma, HiDream-I1, Z-Image, Qwen-Image): telling them apart by their keys and widths,
 and building small random ones for tests and benchmarks.
 
 Loading is diffusers' (`pipe.load_lora_weights`, see invoke_core/lora.py): for Flux it takes the
@@ -26,10 +26,12 @@ METADATA = {
     "chroma": {"format": "pt", "modelspec.architecture": "chroma/lora"},
     "z-image": {"format": "pt", "modelspec.architecture": "z-image/lora"},
     "qwen-image": {"format": "pt", "modelspec.architecture": "qwen-image/lora"},
+    "flux2": {"format": "pt", "modelspec.architecture": "flux-2-klein/lora"},
 }
 # the attention projections a test LoRA adapts, per family (HiDream's output projection is one Linear)
 _TARGETS = {"flux": ["to_q", "to_k", "to_v", "to_out.0"], "sd-3": ["to_q", "to_k", "to_v", "to_out.0"], "hidream": ["to_q", "to_k", "to_v", "to_out"], "chroma": ["to_q", "to_k", "to_v", "to_out.0"],
-            "z-image": ["to_q", "to_k", "to_v", "to_out.0"], "qwen-image": ["to_q", "to_k", "to_v", "to_out.0", "img_mlp.net.2"]}
+            "z-image": ["to_q", "to_k", "to_v", "to_out.0"], "qwen-image": ["to_q", "to_k", "to_v", "to_out.0", "img_mlp.net.2"],
+            "flux2": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj"]}
 
 
 def is_lora(shapes: Mapping[str, tuple[int, ...]]) -> bool:
@@ -105,6 +107,7 @@ def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: in
     import torch
     from diffusers import (
         ChromaTransformer2DModel,
+        Flux2Transformer2DModel,
         FluxTransformer2DModel,
         HiDreamImageTransformer2DModel,
         QwenImageTransformer2DModel,
@@ -116,7 +119,8 @@ def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: in
     from safetensors.torch import save_file
 
     cls = {"flux": FluxTransformer2DModel, "sd-3": SD3Transformer2DModel, "hidream": HiDreamImageTransformer2DModel, "chroma": ChromaTransformer2DModel,
-           "z-image": ZImageTransformer2DModel, "qwen-image": QwenImageTransformer2DModel}[family]
+           "z-image": ZImageTransformer2DModel, "qwen-image": QwenImageTransformer2DModel,
+           "flux2": Flux2Transformer2DModel}[family]
     transformer = cls.from_pretrained(Path(model_folder) / "transformer", local_files_only=True)
     torch.manual_seed(seed)
     transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=_TARGETS[family], init_lora_weights=False))

@@ -1,0 +1,159 @@
+"""FLUX.2 [klein] through the family seam, on the tiny random-weight `demo-flux2` (a small Qwen3 read at
+layers 9, 18 and 27, an MMDiT of one double and one single block, FLUX.2's batch-normalised VAE): every
+canvas mode (image to image on the inpaint pipeline, the whole box masked), CFG with a negative prompt
+as embeddings, regions at the attention level, LoRA told from FLUX.1's, and its rules as clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import rgba
+
+from invoke_core import families
+from invoke_core.compile import compile_canvas
+from invoke_core.errors import ModelInstallError, UnsupportedError
+from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LayerKind, LoraSpec, RegionPrompt
+
+MODEL = "demo-flux2"
+
+
+def params(**kw) -> GenerationParams:
+    base = dict(prompt="a lighthouse at dusk", model=MODEL, steps=3, seed=7, cfg_scale=4.0, mask_blur=0, infill="color")
+    base.update(kw)
+    return GenerationParams(**base)
+
+
+def doc(layers=(), size=64, **kw) -> CanvasDocument:
+    return CanvasDocument(Bounds(0, 0, size, size), tuple(layers), params(**kw))
+
+
+def run1(engine, document, **kw):
+    return engine.run(compile_canvas(document), **kw)
+
+
+def region_layer(columns: slice = slice(0, 32)) -> Layer:
+    pixels = np.zeros((64, 64, 4), np.uint8)
+    pixels[:, columns, 3] = 255
+    return Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt="a red boat"))
+
+
+def test_the_demo_is_a_flux2_klein_base_labelled_random_weights(engine):
+    record = engine.resolve_model(MODEL)
+    assert record.family == "flux2" and record.builtin and "random weights" in record.description
+    family = families.get("flux2")
+    assert family.model_defaults(record).steps == 50 and family.defaults.steps == 4, "base's own; distilled the family's"
+
+
+def test_txt2img_is_the_plain_pipelines_and_the_negative_prompt_counts_with_cfg(engine):
+    import torch
+    from diffusers import Flux2KleinPipeline
+
+    seen = []
+    ours = run1(engine, doc(seed=5), on_progress=seen.append)[0]
+    assert [p.step for p in seen] == [1, 2, 3] and seen[-1].preview.size == (8, 8)
+    raw = Flux2KleinPipeline(**engine.cache.get(engine.resolve_model(MODEL), engine.device).model.components)
+    raw.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        out = raw(prompt="a lighthouse at dusk", num_inference_steps=3, guidance_scale=4.0, width=64, height=64,
+                  generator=torch.Generator().manual_seed(5), output_type="np", max_sequence_length=512).images[0]
+    assert np.array_equal(ours.image, (out * 255).round().clip(0, 255).astype(np.uint8))
+    negative = run1(engine, doc(seed=5, negative_prompt="fog"))[0]
+    assert not np.array_equal(negative.image, ours.image)
+    off = run1(engine, doc(seed=5, cfg_scale=1.0))[0]
+    assert np.array_equal(off.image, run1(engine, doc(seed=5, cfg_scale=1.0, negative_prompt="fog"))[0].image)
+
+
+def test_img2img_runs_on_the_inpaint_pipeline_with_the_whole_box_and_inpaint_keeps_the_rest(engine):
+    init = rgba(64, 64, seed=1)
+    layer = [Layer("img", LayerKind.RASTER, 0, 0, init)]
+    weak = run1(engine, doc(layer, strength=0.3, steps=4))[0]
+    strong = run1(engine, doc(layer, strength=0.9, steps=4))[0]
+    assert weak.metadata["mode"] == "img2img"
+    # (the random VAE does not reconstruct, so nearness to the image says little here)
+    txt2img = run1(engine, doc(steps=4))[0]
+    assert len({weak.image.tobytes(), strong.image.tobytes(), txt2img.image.tobytes()}) == 3
+    assert np.array_equal(weak.image, run1(engine, doc(layer, strength=0.3, steps=4))[0].image)
+    mask = np.zeros((64, 64, 4), np.uint8)
+    mask[16:48, 16:48, 3] = 255
+    inpaint = run1(engine, doc([*layer, Layer("mask", LayerKind.INPAINT_MASK, 0, 0, mask)], strength=1.0))[0]
+    outside = np.ones((64, 64), bool)
+    outside[16:48, 16:48] = False
+    assert np.array_equal(inpaint.image[outside], init[..., :3][outside])
+    assert not np.array_equal(inpaint.image[~outside], init[..., :3][~outside])
+
+
+def test_image_tokens_outside_a_region_give_its_text_zero_attention(engine, monkeypatch):
+    import torch
+    import torch.nn.functional as F
+
+    from invoke_core.regions import plan_regions
+    from invoke_core.types import Mode
+
+    request = compile_canvas(doc([region_layer()], steps=2))
+    record = engine.resolve_model(MODEL)
+    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
+    args, _bias = families.get("flux2").regional(pipe, request, plan)
+    calls, sdpa = [], F.scaled_dot_product_attention
+
+    def recording(query, key, value, attn_mask=None, **kw):
+        scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        calls.append({"probs": scores.float().softmax(-1), "masked": attn_mask is not None})
+        return sdpa(query, key, value, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    with torch.inference_mode():
+        pipe(**args, num_inference_steps=2, guidance_scale=4.0, width=64, height=64, output_type="np",
+             generator=torch.Generator().manual_seed(1))
+    tokens = args["prompt_embeds"].shape[1] // 2  # main + one region, each padded alike
+    n_txt, n_img = 2 * tokens, 16
+    inside = torch.arange(n_img) % 4 < 2
+    config = pipe.transformer.config
+    masked = [c for c in calls if c["masked"]]
+    assert len(masked) == 2 * 2 * (config.num_layers + config.num_single_layers), "both branches, every block, each step"
+    region_cols = slice(tokens, 2 * tokens)
+    for call in masked:
+        probs = call["probs"]
+        image_rows = probs[:, :, n_txt:]
+        assert torch.count_nonzero(image_rows[:, :, ~inside][..., region_cols]) == 0
+        assert torch.all(image_rows[:, :, inside][..., region_cols].sum(-1) > 0)
+        assert torch.count_nonzero(probs[:, :, :tokens, region_cols]) == 0
+        assert torch.count_nonzero(probs[:, :, region_cols, n_txt:][..., ~inside]) == 0
+
+
+def test_a_flux2_lora_is_told_from_a_flux1_one_and_changes_the_image(tmp_path):
+    from invoke_core.engine import Engine
+    from invoke_core.families.transformer_lora import build_transformer_lora
+    from invoke_core.model_install import install_model
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    lora = install_model(engine.registry, str(build_transformer_lora(engine.registry.get(MODEL).path, tmp_path / "f2.safetensors", "flux2", seed=1)), name="flux2 a")
+    assert (lora.family, lora.kind) == ("flux2", "lora")
+    small = dict(size=32, steps=2)
+    plain = run1(engine, doc(**small))[0]
+    one = run1(engine, doc(**small, loras=(LoraSpec(lora.id, 1.0),)))[0]
+    assert not np.array_equal(one.image, plain.image) and np.array_equal(run1(engine, doc(**small))[0].image, plain.image)
+
+
+def test_flux2_rules_are_clear(engine, tmp_path):
+    from invoke_core.families.flux2_demo import build_flux2_demo
+    from invoke_core.model_install import install_model
+
+    control = Layer("c", LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=5), control=ControlSettings(model="demo-flux-controlnet", preprocessor="none"))
+    with pytest.raises(UnsupportedError, match="FLUX.2 models have no ControlNet"):
+        run1(engine, doc([control]))
+    folder = build_flux2_demo(tmp_path / "klein")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "is_distilled": True}))
+    record = install_model(engine.registry, str(folder), name="my klein")
+    try:
+        assert (record.family, families.get("flux2").model_defaults(record).steps) == ("flux2", 4), "distilled: 4 steps"
+        (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "Flux2Pipeline"}))
+        with pytest.raises(ModelInstallError, match="FLUX.2 \\[dev\\].* not supported yet"):
+            install_model(engine.registry, str(folder), name="dev")
+    finally:
+        engine.registry.remove(record.id)
