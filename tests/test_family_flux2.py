@@ -10,33 +10,18 @@ import json
 import numpy as np
 import pytest
 from conftest import rgba
+from family_jobs import Jobs, region_layer, run1
 
 from invoke_core import families
 from invoke_core.compile import compile_canvas
 from invoke_core.errors import ModelInstallError, UnsupportedError
-from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LayerKind, LoraSpec, RegionPrompt
+from invoke_core.types import ControlSettings, Layer, LayerKind, LoraSpec
 
 MODEL = "demo-flux2"
 
 
-def params(**kw) -> GenerationParams:
-    base = dict(prompt="a lighthouse at dusk", model=MODEL, steps=3, seed=7, cfg_scale=4.0, mask_blur=0, infill="color")
-    base.update(kw)
-    return GenerationParams(**base)
-
-
-def doc(layers=(), size=64, **kw) -> CanvasDocument:
-    return CanvasDocument(Bounds(0, 0, size, size), tuple(layers), params(**kw))
-
-
-def run1(engine, document, **kw):
-    return engine.run(compile_canvas(document), **kw)
-
-
-def region_layer(columns: slice = slice(0, 32)) -> Layer:
-    pixels = np.zeros((64, 64, 4), np.uint8)
-    pixels[:, columns, 3] = 255
-    return Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt="a red boat"))
+jobs = Jobs(MODEL, cfg_scale=4.0)
+params, doc = jobs.params, jobs.doc
 
 
 def test_the_demo_is_a_flux2_klein_base_labelled_random_weights(engine):

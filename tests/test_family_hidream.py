@@ -12,34 +12,22 @@ import shutil
 import numpy as np
 import pytest
 from conftest import rgba
+from family_jobs import Jobs, inpaint_layers, run1
 
 from invoke_core import families
 from invoke_core.compile import compile_canvas
 from invoke_core.errors import InvalidCanvasError, ModelInstallError, UnsupportedError
-from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind, LoraSpec, RegionPrompt
+from invoke_core.types import Layer, LayerKind, LoraSpec, RegionPrompt
 
 MODEL = "demo-hidream"
 
 
-def params(**kw) -> GenerationParams:
-    base = dict(prompt="a lighthouse at dusk", model=MODEL, steps=3, seed=7, cfg_scale=5.0, mask_blur=0, infill="color")
-    base.update(kw)
-    return GenerationParams(**base)
+jobs = Jobs(MODEL, cfg_scale=5.0)
+params, doc = jobs.params, jobs.doc
 
 
-def doc(layers=(), width=64, height=64, **kw) -> CanvasDocument:
-    return CanvasDocument(Bounds(0, 0, width, height), tuple(layers), params(**kw))
-
-
-def run1(engine, document, **kw):
-    return engine.run(compile_canvas(document), **kw)
-
-
-def mask_layer(box: tuple[int, int, int, int], size: int = 64) -> Layer:
-    pixels = np.zeros((size, size, 4), np.uint8)
-    y0, y1, x0, x1 = box
-    pixels[y0:y1, x0:x1, 3] = 255
-    return Layer("mask", LayerKind.INPAINT_MASK, 0, 0, pixels)
+def mask_layer(box: tuple[int, int, int, int]) -> Layer:
+    return inpaint_layers(box=box)[0][1]
 
 
 def test_the_demo_is_a_hidream_model_labelled_random_weights_with_fasts_defaults(engine):

@@ -11,41 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import rgba
+from family_jobs import Jobs, inpaint_layers, run1
+from family_jobs import control_layer as shared_control_layer
 
 from invoke_core import families
 from invoke_core.compile import compile_canvas
 from invoke_core.errors import ModelInstallError, UnsupportedError
-from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LayerKind, LoraSpec, RegionPrompt
+from invoke_core.types import Layer, LayerKind, LoraSpec, RegionPrompt
 
 MODEL = "demo-qwen"
 CONTROLNET = "demo-qwen-controlnet"
 
 
-def params(**kw) -> GenerationParams:
-    base = dict(prompt="a lighthouse at dusk", model=MODEL, steps=3, seed=7, cfg_scale=4.0, mask_blur=0, infill="color")
-    base.update(kw)
-    return GenerationParams(**base)
-
-
-def doc(layers=(), size=64, **kw) -> CanvasDocument:
-    return CanvasDocument(Bounds(0, 0, size, size), tuple(layers), params(**kw))
-
-
-def run1(engine, document, **kw):
-    return engine.run(compile_canvas(document), **kw)
+jobs = Jobs(MODEL, cfg_scale=4.0)
+params, doc = jobs.params, jobs.doc
 
 
 def control_layer(model: str = CONTROLNET, layer_id: str = "c", **kw) -> Layer:
-    return Layer(layer_id, LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=5), control=ControlSettings(model=model, **{"preprocessor": "none", **kw}))
-
-
-def inpaint_layers() -> tuple[list[Layer], np.ndarray, np.ndarray]:
-    init = rgba(64, 64, seed=2)
-    mask = np.zeros((64, 64, 4), np.uint8)
-    mask[16:48, 16:48, 3] = 255
-    outside = np.ones((64, 64), bool)
-    outside[16:48, 16:48] = False
-    return [Layer("img", LayerKind.RASTER, 0, 0, init), Layer("mask", LayerKind.INPAINT_MASK, 0, 0, mask)], init, outside
+    return shared_control_layer(model, layer_id, **kw)
 
 
 def test_the_demo_is_a_qwen_image_model_labelled_random_weights_whose_template_prefix_is_34_tokens(engine):
