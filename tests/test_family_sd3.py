@@ -197,7 +197,7 @@ def test_sd3_inpainting_controlnet_mistakes_are_clear(engine):
         run1(engine, doc([*painted, canny], strength=1.0))
     with pytest.raises(UnsupportedError, match="inpainting ControlNet repaints a mask: paint an inpaint mask"):
         run1(engine, doc([control_layer(INPAINTING)], strength=1.0))
-    with pytest.raises(UnsupportedError, match="ControlNets steer text to image; inpaint and outpaint take an SD 3 inpainting ControlNet"):
+    with pytest.raises(UnsupportedError, match="ControlNets steer text to image; inpaint and outpaint take a Stable Diffusion 3.5 inpainting ControlNet"):
         run1(engine, doc([*painted, control_layer()], strength=1.0))
 
 

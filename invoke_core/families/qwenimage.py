@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import qwenimage_demo
+from . import inpainting_controlnet, qwenimage_demo
 from .base import Defaults, DemoModel, Family, controlnet_config
 
 _MAX_TOKENS = 512
@@ -59,40 +59,17 @@ class QwenImageFamily(Family):
         )
 
     def check_controls(self, settings: list[Any], records: list[Any], strength: float) -> None:
-        """One ControlNet at a time (diffusers' QwenImageMultiControlNetModel takes one); an inpainting
-        ControlNet repaints the mask from noise (its pipeline has no strength), conditioned on the job's
-        image and mask (not its layer's pixels)."""
+        """One ControlNet at a time (diffusers' QwenImageMultiControlNetModel takes one)."""
         from ..errors import UnsupportedError
 
         super().check_controls(settings, records, strength)
-        inpainting_alone = any(is_inpainting_controlnet(r) for r in records)
-        if len(records) > 1 and not inpainting_alone:
+        if len(records) > 1 and not any(is_inpainting_controlnet(r) for r in records):
             raise UnsupportedError(f"{self.label} ControlNets run one at a time: hide the other control layers")
-        inpainting = [(s, r) for s, r in zip(settings, records) if is_inpainting_controlnet(r)]
-        if not inpainting:
-            return
-        (chosen, record), *_ = inpainting
-        if len(records) > 1:
-            raise UnsupportedError(f"inpainting ControlNet {record.id!r} runs alone: hide the other control layers")
-        if strength < 1:
-            raise UnsupportedError(f"inpainting ControlNet {record.id!r} repaints the masked area from noise: set strength to 1")
-        if chosen.preprocessor != "none":
-            raise UnsupportedError(
-                f"inpainting ControlNet {record.id!r} conditions on the canvas under the box and the inpaint mask,"
-                " not on a preprocessed layer: set its preprocessor to none"
-            )
+        inpainting_controlnet.check(settings, records, strength, is_inpainting_controlnet)
 
     def control_pipeline_class(self, task: str, controlnets: list[Any], kind: str = "main") -> str:
-        from ..errors import UnsupportedError
-
         inpainting = any(getattr(c.config, "extra_condition_channels", 0) for c in controlnets)
-        if inpainting and task != "inpaint":
-            raise UnsupportedError(f"a {self.label} inpainting ControlNet repaints a mask: paint an inpaint mask, or choose another ControlNet for {task}")
-        if controlnets and task == "inpaint" and not inpainting:
-            raise UnsupportedError(
-                f"{self.label} ControlNets steer text to image; inpaint and outpaint take a {self.label} inpainting"
-                " ControlNet (such as InstantX Qwen-Image-ControlNet-Inpainting) on the control layer"
-            )
+        inpainting_controlnet.check_task(self.label, task, controlnets, inpainting, "InstantX Qwen-Image-ControlNet-Inpainting")
         return super().control_pipeline_class(task, controlnets, kind)
 
     def uses_cfg(self, pipe: Any, params: Any) -> bool:
@@ -113,19 +90,7 @@ class QwenImageFamily(Family):
 
         if task != "inpaint":
             return inputs | transformer_control_inputs(self.label, request)
-        (control,) = request.controls  # check_controls: an inpainting ControlNet runs alone
-        s = control.settings
-        if s.mode.value != "balanced":
-            transformer_control_inputs(self.label, request)  # its error names the modes
-        return {
-            "width": inputs["width"],
-            "height": inputs["height"],
-            "control_image": inputs["image"],
-            "control_mask": inputs["mask_image"],
-            "controlnet_conditioning_scale": float(s.weight),
-            "control_guidance_start": float(s.begin),
-            "control_guidance_end": float(s.end),
-        }
+        return inpainting_controlnet.call_inputs(self.label, request, inputs)
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import sd3_demo, sd3_file
+from . import inpainting_controlnet, sd3_demo, sd3_file
 from .base import Defaults, DemoModel, Family, controlnet_config
 
 _OPTIONAL_T5 = ("text_encoder_3", "tokenizer_3")
@@ -154,61 +154,18 @@ class SD3Family(Family):
         return tl.transformer_width(shapes) in tl.SD3_WIDTHS or any(s in said for s in ("stable-diffusion-v3", "stable-diffusion-3", "sd3"))
 
     def check_controls(self, settings: list[Any], records: list[Any], strength: float) -> None:
-        """An inpainting ControlNet runs alone and repaints the masked area from noise (its pipeline has no
-        strength); it conditions on the job's own image and mask, so its layer's pixels and preprocessor
-        are not used."""
-        from ..errors import UnsupportedError
-
         super().check_controls(settings, records, strength)
-        inpainting = [(s, r) for s, r in zip(settings, records) if is_inpainting_controlnet(r)]
-        if not inpainting:
-            return
-        (chosen, record), *_ = inpainting
-        if len(records) > 1:
-            raise UnsupportedError(f"inpainting ControlNet {record.id!r} runs alone: hide the other control layers")
-        if strength < 1:
-            raise UnsupportedError(
-                f"inpainting ControlNet {record.id!r} repaints the masked area from noise: set strength to 1"
-            )
-        if chosen.preprocessor != "none":
-            raise UnsupportedError(
-                f"inpainting ControlNet {record.id!r} conditions on the canvas under the box and the inpaint mask,"
-                f" not on a preprocessed layer: set its preprocessor to none"
-            )
+        inpainting_controlnet.check(settings, records, strength, is_inpainting_controlnet)
 
     def control_pipeline_class(self, task: str, controlnets: list[Any], kind: str = "main") -> str:
-        from ..errors import UnsupportedError
-
         inpainting = any(getattr(c.config, "extra_conditioning_channels", 0) for c in controlnets)
-        if inpainting and task != "inpaint":
-            raise UnsupportedError(
-                f"an {self.label} inpainting ControlNet repaints a mask: paint an inpaint mask, or choose a canny,"
-                f" depth or blur ControlNet for {task}"
-            )
-        if controlnets and task == "inpaint" and not inpainting:
-            raise UnsupportedError(
-                f"{self.label} ControlNets steer text to image; inpaint and outpaint take an SD 3 inpainting"
-                f" ControlNet (such as {_INPAINTING_EXAMPLE}) on the control layer"
-            )
+        inpainting_controlnet.check_task(self.label, task, controlnets, inpainting, _INPAINTING_EXAMPLE)
         return super().control_pipeline_class(task, controlnets, kind)
 
     def control_inputs(self, request: Any, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
         if task != "inpaint":
             return inputs | transformer_control_inputs(self.label, request)
-        (control,) = request.controls  # check_controls: an inpainting ControlNet runs alone
-        s = control.settings
-        if s.mode.value != "balanced":
-            transformer_control_inputs(self.label, request)  # its error names the modes
-        # the job's image and mask as the ControlNet's inputs; the pipeline starts from noise
-        return {
-            "width": inputs["width"],
-            "height": inputs["height"],
-            "control_image": inputs["image"],
-            "control_mask": inputs["mask_image"],
-            "controlnet_conditioning_scale": float(s.weight),
-            "control_guidance_start": float(s.begin),
-            "control_guidance_end": float(s.end),
-        }
+        return inpainting_controlnet.call_inputs(self.label, request, inputs)
 
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
