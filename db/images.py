@@ -337,7 +337,7 @@ def recall(db: Database, image_id: str) -> dict[str, Any]:
     still exists; see png_metadata.recall_extras)."""
     meta = get_metadata(db, image_id)
     out = {**normalise(meta), **recall_extras(meta)}
-    items = [*out.get("regions", ()), *out.get("controls", ())]
+    items = [*out.get("regions", ()), *out.get("controls", ()), *out.get("references", ())]
     asset_ids = {i["image_id"] for i in items if i.get("image_id")}
     if asset_ids:
         with db.read() as s:

@@ -593,7 +593,8 @@ def recall_extras(meta: Any) -> dict[str, Any]:
     """What our own metadata holds beyond the flat parameters, for recall: model_id, mask_blur, infill, scale,
     bbox, and the lists loras [{model, name, hash, weight}], regions [{layer_id, name, color, prompt,
     negative_prompt, strength, image_id, x, y}] and controls [{layer_id, name, model, model_name, preprocessor,
-    weight, begin, end, mode, image_id, x, y}]. Keys without a value are left out; never raises."""
+    weight, begin, end, mode, image_id, x, y}] and references [{layer_id, name, image_id, x, y}]. Keys without
+    a value are left out; never raises."""
     try:
         meta = _loads_dict(meta)
         out: dict[str, Any] = {}
@@ -652,6 +653,11 @@ def recall_extras(meta: Any) -> dict[str, Any]:
                 }
             )
         out["controls"] = controls
+        out["references"] = [
+            {k: v for k, v in _layer_ref(item).items() if k != "color"}
+            for item in _items(meta.get("references"), limits.MAX_REFERENCES)
+            if isinstance(item, dict)
+        ]
         return {k: v for k, v in out.items() if v not in (None, [], "")}
     except Exception:  # noqa: BLE001 - malformed metadata never raises
         return {}

@@ -27,6 +27,7 @@ from .types import (
     Layer,
     LayerKind,
     Mode,
+    ReferenceInput,
     RegionInput,
 )
 
@@ -161,6 +162,11 @@ def validate_document(document: CanvasDocument) -> tuple[int, int]:
             f"generation size {size[0]}x{size[1]} (bbox x scale {params.scale:g}) exceeds {MAX_GENERATION_SIDE}"
             f" per side: lower the scale or shrink the bbox"
         )
+    references = sum(1 for layer in document.layers if layer.visible and layer.kind is LayerKind.REFERENCE)
+    if references > limits.MAX_REFERENCES:
+        raise InvalidCanvasError(
+            f"{references} reference layers: a job takes at most {limits.MAX_REFERENCES}, hide the others"
+        )
     seen: set[str] = set()
     for layer in document.layers:
         if layer.id in seen:
@@ -175,6 +181,18 @@ def _control_image(layer: Layer, bbox: Bounds) -> np.ndarray:
     alone = composite_layers([Layer(layer.id, LayerKind.RASTER, layer.x, layer.y, layer.pixels, layer.opacity)], bbox)
     a = alone[..., 3:].astype(np.float32) / np.float32(255)
     return np.rint(alone[..., :3] * a).astype(np.uint8)
+
+
+def reference_image(layer: Layer) -> np.ndarray:
+    """A reference layer's painted part (cropped to where its alpha is) as RGB over white, at its own
+    size: the picture, not its place on the canvas, is the reference (the opacity is only how it shows)."""
+    alpha = layer.pixels[..., 3]
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if not rows.size:
+        raise InvalidCanvasError(f"reference layer {layer.id!r} is empty: load a picture into it or hide it")
+    crop = layer.pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    a = crop[..., 3:].astype(np.float32) / np.float32(255)
+    return np.rint(crop[..., :3] * a + np.float32(255) * (1 - a)).astype(np.uint8)
 
 
 def compile_canvas(document: CanvasDocument) -> GenerationRequest:
@@ -239,6 +257,11 @@ def compile_canvas(document: CanvasDocument) -> GenerationRequest:
         for layer in layers
         if layer.visible and layer.kind is LayerKind.CONTROL and layer.control is not None
     )
+    references = tuple(
+        ReferenceInput(reference_image(layer), layer.id)
+        for layer in layers
+        if layer.visible and layer.kind is LayerKind.REFERENCE
+    )
     return GenerationRequest(
         mode=mode,
         params=params,
@@ -249,4 +272,5 @@ def compile_canvas(document: CanvasDocument) -> GenerationRequest:
         mask=mask,
         regions=regions,
         controls=controls,
+        references=references,
     )

@@ -131,6 +131,7 @@ class Engine:
             controls=bool(request.controls),
             loras=bool(params.loras),
             true_cfg=params.true_cfg_scale > 1,
+            references=bool(request.references),
         )
         control_records = self.resolve_controlnets(request.controls, record, params.strength)
         with self._job_lock, job_loras(self, request, control_records) as add_lora_metadata:
@@ -167,6 +168,9 @@ class Engine:
         if request.controls:
             inputs = family.control_inputs(request, task, control_records, inputs)
             extra_meta["controls"] = _control_metadata(family, request.controls, control_records)
+        if request.references:
+            inputs = family.reference_inputs(pipe, task, request, inputs)
+            extra_meta["references"] = [{"layer_id": r.layer_id, "width": r.image.shape[1], "height": r.image.shape[0]} for r in request.references]
 
         prompt_args: dict[str, Any] = {"prompt": params.prompt, "negative_prompt": params.negative_prompt or None}
         processor = None

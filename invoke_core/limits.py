@@ -44,4 +44,5 @@ OPACITY = Range(0, 1, step=0.01)
 PROMPT_MAX_CHARS = 10_000
 SEARCH_MAX_CHARS = 500
 MAX_LAYERS = 200
+MAX_REFERENCES = 10  # reference layers per job (FLUX.2 takes up to 10 reference images)
 DEFAULT_BBOX_SIDE = 512  # a new canvas's box (a multiple of BBOX_MULTIPLE inside BBOX_SIDE)

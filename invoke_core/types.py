@@ -53,6 +53,7 @@ class LayerKind(str, enum.Enum):
     INPAINT_MASK = "inpaint_mask"
     REGIONAL_GUIDANCE = "regional_guidance"
     CONTROL = "control"
+    REFERENCE = "reference"  # its pixels go in as a reference image (FLUX.2), not into the init image
 
 
 class Mode(str, enum.Enum):
@@ -231,6 +232,18 @@ class ControlInput:
 
 
 @dataclass(frozen=True, eq=False)
+class ReferenceInput:
+    """A reference layer's picture (HxWx3 uint8, its painted part over white): the family's reference image
+    input steers the job with it. `layer_id` names the layer (metadata, messages)."""
+
+    image: np.ndarray
+    layer_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _frozen(self.image))
+
+
+@dataclass(frozen=True, eq=False)
 class GenerationRequest:
     """Everything a generation needs, at bbox size.
 
@@ -250,6 +263,7 @@ class GenerationRequest:
     mask: np.ndarray | None = None
     regions: tuple[RegionInput, ...] = ()
     controls: tuple[ControlInput, ...] = ()
+    references: tuple[ReferenceInput, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _enum(Mode, self.mode, "mode"))
@@ -257,6 +271,7 @@ class GenerationRequest:
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "regions", tuple(self.regions))
         object.__setattr__(self, "controls", tuple(self.controls))
+        object.__setattr__(self, "references", tuple(self.references))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
         controls=any(layer.control is not None for layer in visible),
         loras=bool(params.loras),
         true_cfg=params.true_cfg_scale > 1,
+        references=any(layer.kind == "reference" for layer in visible),
     )
     for lora in document.params.loras:
         record = known.get(lora.model)
@@ -171,7 +172,7 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
 
 
 def link_layer_assets(meta: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """The result's metadata with each region and control item pointing at the layer it came from: the
+    """The result's metadata with each region, control and reference item pointing at the layer it came from: the
     layer's asset (`image_id`), canvas position and UI name/colour, from the stored request. That is what
     recall needs to rebuild the layers. Returns a new dict; items without a known layer are left as they are."""
     layers = {layer.get("id"): layer for layer in request.get("layers") or () if isinstance(layer, dict)}
@@ -187,6 +188,7 @@ def link_layer_assets(meta: dict[str, Any], request: dict[str, Any]) -> dict[str
     regions = meta.get("regions")
     if isinstance(regions, dict) and isinstance(regions.get("items"), list):
         out["regions"] = {**regions, "items": [linked(i) if isinstance(i, dict) else i for i in regions["items"]]}
-    if isinstance(meta.get("controls"), list):
-        out["controls"] = [linked(c) if isinstance(c, dict) else c for c in meta["controls"]]
+    for key in ("controls", "references"):
+        if isinstance(meta.get(key), list):
+            out[key] = [linked(c) if isinstance(c, dict) else c for c in meta[key]]
     return out

@@ -37,6 +37,7 @@ from invoke_core.types import (
     INFILL_LABELS,
     ControlSettings,
     GenerationParams,
+    LayerKind,
     LoraSpec,
     RegionPrompt,
 )
@@ -68,6 +69,7 @@ def default_of(cls: type, name: str) -> Any:
 # options as Literal types, in the order the UI lists them
 InfillName = Literal[tuple(m.value for m in INFILL_LABELS)]  # type: ignore[valid-type]
 ControlModeName = Literal[tuple(m.value for m in CONTROL_MODE_LABELS)]  # type: ignore[valid-type]
+LayerKindName = Literal[tuple(k.value for k in LayerKind)]  # type: ignore[valid-type]
 
 
 class Strict(BaseModel):
@@ -121,7 +123,7 @@ class LayerIn(Strict):
     ignores. The list order is the stacking order, bottom first."""
 
     id: str = Field(min_length=1, max_length=100)
-    kind: Literal["raster", "inpaint_mask", "regional_guidance", "control"]
+    kind: LayerKindName
     x: int = Field(0, ge=-1_000_000, le=1_000_000)
     y: int = Field(0, ge=-1_000_000, le=1_000_000)
     image_id: str | None = Field(

@@ -26,9 +26,10 @@ def test_an_sd3_model_brings_its_defaults_disables_what_it_lacks_and_runs(app, s
     # lists only SD 3.5 LoRAs; families.test.js covers a family that lacks a feature)
     for testid in ("layer-add-regional_guidance", "layer-add-control", "negative-prompt"):
         assert app.tid(testid).is_enabled(), testid
-    # its CFG scale is classifier-free guidance already: the one gap is FLUX.1's true CFG
+    # its CFG scale is classifier-free guidance already: the gaps are FLUX.1's true CFG and FLUX.2's
+    # reference images
     gaps = app.js("() => [...document.querySelectorAll('[data-family-gap]')].map((e) => e.dataset.testid)")
-    assert gaps == ["true-cfg"], gaps
+    assert sorted(gaps) == ["layer-add-reference", "true-cfg"], gaps
 
     set_up_job(app, "a lighthouse at dusk", steps=3)
     known = queue_ids(server)
@@ -196,3 +197,39 @@ def test_a_family_disables_what_it_lacks_in_its_words_and_inpaints(app, server, 
     assert np.array_equal(result[corner][..., :3], blue[corner][..., :3]), "outside the mask: the canvas's pixels"
     assert not np.array_equal(result[56:72, 56:72][..., :3], blue[56:72, 56:72][..., :3]), "under the stroke: repainted"
     app.shot(f"{model}-staged")
+
+
+def test_a_reference_layer_steers_a_flux2_job_and_other_families_disable_it(app, server, tmp_path):
+    from browser_helpers import add_layer, png_bytes, selected_layer
+
+    choose_model(app, "demo-flux")
+    assert not app.tid("layer-add-reference").is_enabled()
+    assert app.tid("layer-add-reference").get_attribute("title") == "FLUX.1 models have no reference images"
+    choose_model(app, "demo-flux2")
+    assert app.tid("layer-add-reference").is_enabled()
+    set_up_job(app, "a lighthouse at dusk", steps=2)
+    reference = add_layer(app, "reference")
+    assert "reference image" in app.tid("reference-hint").inner_text()
+    picture = np.zeros((240, 160, 4), np.uint8)
+    picture[..., :3] = np.random.default_rng(2).integers(0, 256, (240, 160, 3), dtype=np.uint8)
+    picture[..., 3] = 255
+    path = tmp_path / "mood.png"
+    path.write_bytes(png_bytes(picture))
+    app.tid("reference-image-file").set_input_files(str(path))
+    app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", reference["id"], timeout=10_000)
+    x, y, px = app.export_pixels(reference["id"])
+    b = app.record("bbox")
+    # its own shape (no taller than the box), beside the box
+    assert (x, y, px.shape[1], px.shape[0]) == (b["x"] + b["width"] + 16, b["y"], round(160 * BOX / 240), BOX)
+    app.settle()
+    app.shot("flux2-reference")
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    staged = wait_staged(app)
+    meta = server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()
+    assert meta["mode"] == "txt2img" and [r["layer_id"] for r in meta["references"]] == [reference["id"]], meta
+    assert selected_layer(app) == reference["id"]
+    choose_model(app, "demo")

@@ -114,5 +114,5 @@ def test_the_readme_family_table_says_what_each_family_declares():
         expected = [task(family, "txt2img"), task(family, "img2img"), task(family, "inpaint")]
         expected.append("yes" if any(kind == "edit" for kind, _ in family.kind_pipelines) else "-")
         expected += ["yes" if f in family.features else "-" for f in
-                     ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg")]
+                     ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg", "reference")]
         assert row[2:] == expected, (name, row[2:], expected)

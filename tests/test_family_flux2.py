@@ -142,3 +142,114 @@ def test_flux2_rules_are_clear(engine, tmp_path):
             install_model(engine.registry, str(folder), name="dev")
     finally:
         engine.registry.remove(record.id)
+
+
+def reference_layer(layer_id: str = "ref", seed: int = 3, x: int = 200, y: int = -80) -> Layer:
+    """A picture of 40 x 24 with a transparent border, off the box (where it lies does not matter)."""
+    pixels = np.zeros((32, 48, 4), np.uint8)
+    pixels[4:28, 4:44] = rgba(24, 40, seed=seed)
+    return Layer(layer_id, LayerKind.REFERENCE, x, y, pixels)
+
+
+def test_a_reference_layer_is_its_painted_part_over_white_and_not_the_init_image():
+    from invoke_core.compile import reference_image
+
+    layer = reference_layer()
+    pixels = layer.pixels.copy()
+    pixels[4, 4, 3] = 0  # a transparent pixel inside: white
+    image = reference_image(Layer("ref", LayerKind.REFERENCE, 0, 0, pixels))
+    assert image.shape == (24, 40, 3) and tuple(image[0, 0]) == (255, 255, 255)
+    assert np.array_equal(image[1:, 1:], pixels[5:28, 5:44, :3])
+    request = compile_canvas(doc([reference_layer()]))
+    assert request.mode.value == "txt2img" and request.init_image is None and len(request.references) == 1
+    with pytest.raises(Exception, match="reference layer 'e' is empty: load a picture into it or hide it"):
+        compile_canvas(doc([Layer("e", LayerKind.REFERENCE, 0, 0, np.zeros((8, 8, 4), np.uint8))]))
+    many = [reference_layer(f"r{n}") for n in range(11)]
+    with pytest.raises(Exception, match="11 reference layers: a job takes at most 10"):
+        compile_canvas(doc(many))
+
+
+def test_reference_layers_go_in_as_the_text_to_image_pipelines_reference_images(engine):
+    import torch
+    from diffusers import Flux2KleinPipeline
+    from PIL import Image
+
+    plain = run1(engine, doc(seed=5, steps=2))[0]
+    ours = run1(engine, doc([reference_layer()], seed=5, steps=2))[0]
+    assert ours.metadata["references"] == [{"layer_id": "ref", "width": 40, "height": 24}]
+    assert not np.array_equal(ours.image, plain.image)
+    other = run1(engine, doc([reference_layer(seed=9)], seed=5, steps=2))[0]
+    assert not np.array_equal(other.image, ours.image), "the picture steers the job"
+    moved = run1(engine, doc([reference_layer(x=-500, y=7)], seed=5, steps=2))[0]
+    assert np.array_equal(moved.image, ours.image), "its place on the canvas does not"
+    two = run1(engine, doc([reference_layer(), reference_layer("ref2", seed=9)], seed=5, steps=2))[0]
+    assert len(two.metadata["references"]) == 2 and not np.array_equal(two.image, ours.image)
+    # the same as the pipeline given the picture, at whole tokens and the pipeline's shortest side
+    from invoke_core import masks
+    from invoke_core.families.flux2 import reference_size
+
+    assert reference_size(40, 24) == (96, 64) and reference_size(4096, 2048) == (1440, 720)
+    with pytest.raises(UnsupportedError, match="a 900x100 reference picture is narrower than FLUX.2 takes \\(at most 8:1\\): crop it"):
+        reference_size(900, 100)
+    raw = Flux2KleinPipeline(**engine.cache.get(engine.resolve_model(MODEL), engine.device).model.components)
+    raw.set_progress_bar_config(disable=True)
+    picture = Image.fromarray(masks.resize_image(np.asarray(compile_canvas(doc([reference_layer()])).references[0].image), (96, 64)))
+    with torch.inference_mode():
+        out = raw(prompt="a lighthouse at dusk", image=[picture], num_inference_steps=2, guidance_scale=4.0, width=64, height=64,
+                  generator=torch.Generator().manual_seed(5), output_type="np", max_sequence_length=512).images[0]
+    assert np.array_equal(ours.image, (out * 255).round().clip(0, 255).astype(np.uint8))
+
+
+def test_a_reference_steers_inpaint_and_image_to_image_and_the_rest_is_kept(engine):
+    from family_jobs import inpaint_layers
+
+    layers, init, outside = inpaint_layers()
+    plain = run1(engine, doc(layers, strength=1.0, steps=2))[0]
+    ours = run1(engine, doc([*layers, reference_layer()], strength=1.0, steps=2))[0]
+    assert ours.metadata["mode"] == "inpaint" and len(ours.metadata["references"]) == 1
+    assert np.array_equal(ours.image[outside], init[..., :3][outside])
+    assert not np.array_equal(ours.image, plain.image)
+    img2img = run1(engine, doc([layers[0], reference_layer()], strength=0.6, steps=3))[0]
+    assert img2img.metadata["mode"] == "img2img"
+    with pytest.raises(UnsupportedError, match="FLUX.2 takes one reference layer when it repaints the canvas \\(2 are shown\\)"):
+        run1(engine, doc([*layers, reference_layer(), reference_layer("ref2")], strength=1.0, steps=2))
+
+
+@pytest.mark.parametrize("inpaint", [False, True])
+def test_regions_with_a_reference_cover_its_tokens(engine, inpaint):
+    from family_jobs import inpaint_layers
+
+    layers = inpaint_layers()[0] if inpaint else []
+    with_ref = run1(engine, doc([*layers, region_layer(), reference_layer()], strength=1.0, steps=2))[0]
+    assert with_ref.metadata["regions"]["items"][0]["use"] == "region" and len(with_ref.metadata["references"]) == 1
+    assert not np.array_equal(with_ref.image, run1(engine, doc([*layers, region_layer()], strength=1.0, steps=2))[0].image)
+
+
+def test_families_without_reference_images_refuse_the_layer_in_core_and_the_api(engine, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from server.app import create_app, shutdown
+
+    with pytest.raises(UnsupportedError, match="FLUX.1 models have no reference images: hide the reference layers"):
+        run1(engine, doc([reference_layer()], model="demo-flux", cfg_scale=3.5))
+    app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
+    try:
+        client = app.test_client()
+        buffer = io.BytesIO()
+        Image.fromarray(reference_layer().pixels).save(buffer, format="PNG")
+        up = client.post("/api/v1/images", data={"file": (io.BytesIO(buffer.getvalue()), "ref.png"), "category": "layer"},
+                         content_type="multipart/form-data", headers={"Origin": "http://localhost"})
+        assert up.status_code == 201, up.json
+        layer = {"id": "ref", "kind": "reference", "x": 90, "y": 0, "image_id": up.json["id"]}
+        document = {"bbox": {"x": 0, "y": 0, "width": 64, "height": 64}, "layers": [layer], "params": {"prompt": "p", "steps": 2}}
+        for model, status in (("demo-sd3", 422), ("demo-zimage", 422), (MODEL, 201)):
+            body = {"document": {**document, "params": {**document["params"], "model": model}}}
+            r = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})
+            assert r.status_code == status, (model, r.json)
+            if status == 422:
+                assert "have no reference images: hide the reference layers" in r.json["message"], r.json
+        assert "reference" in client.get("/api/v1/config").json["families"]["flux2"]["features"]
+    finally:
+        shutdown(app)

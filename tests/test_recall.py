@@ -129,12 +129,30 @@ def test_regions_controls_and_loras_are_recalled_and_reproduce_the_image(app):
     assert later["loras"][0]["installed"] is False and later["loras"][0]["model"] is None
 
 
+def test_a_flux2_reference_layer_is_recalled_and_reproduces_the_image(app):
+    client = app.test_client()
+    picture = np.zeros((80, 96, 4), np.uint8)
+    picture[8:72, 8:88] = np.random.default_rng(4).integers(0, 256, (64, 80, 4), dtype=np.uint8) | np.uint8(1)
+    ref_id = upload(client, picture, "layer")
+    layers = [{"id": "ref-1", "kind": "reference", "x": 300, "y": -40, "image_id": ref_id, "name": "Mood"}]
+    params = {"prompt": "a harbour", "model": "demo-flux2", "steps": 2, "seed": 3, "cfg_scale": 4.0}
+    document = {"bbox": {"x": 0, "y": 0, "width": SIZE, "height": SIZE}, "layers": layers, "params": params}
+    original = run_job(client, document)["image_ids"][0]
+    recall = client.get(f"{API}/images/{original}/recall").json
+    assert recall["references"] == [{"layer_id": "ref-1", "name": "Mood", "image_id": ref_id, "x": 300, "y": -40, "available": True}]
+    rebuilt = {**document, "layers": [{"id": r["layer_id"], "kind": "reference", "x": r["x"], "y": r["y"], "image_id": r["image_id"]}
+                                      for r in recall["references"]]}
+    assert np.array_equal(pixels(client, run_job(client, rebuilt)["image_ids"][0]), pixels(client, original))
+    without = run_job(client, {**document, "layers": []})["image_ids"][0]
+    assert not np.array_equal(pixels(client, without), pixels(client, original)), "the reference mattered"
+
+
 def test_recall_of_images_without_layers_and_unknown_ids(app):
     client = app.test_client()
     plain = run_job(client, {"bbox": {"x": 0, "y": 0, "width": SIZE, "height": SIZE}, "layers": [],
                              "params": {"prompt": "a lighthouse", "steps": 1, "seed": 2}})["image_ids"][0]
     recall = client.get(f"{API}/images/{plain}/recall").json
-    assert not {"loras", "regions", "controls"} & recall.keys() and recall["model_id"] == "demo"
+    assert not {"loras", "regions", "controls", "references"} & recall.keys() and recall["model_id"] == "demo"
     photo = upload(client, np.full((8, 8, 3), 90, np.uint8), "general")
     assert client.get(f"{API}/images/{photo}/recall").json == {}
     missing = client.get(f"{API}/images/{'0' * 32}/recall")

@@ -6,7 +6,7 @@ import { createStore } from "./state/store.js";
 import { createHistory } from "./state/history.js";
 import { createCanvas } from "./canvas/index.js";
 import { ApiError, createApi } from "./api.js";
-import { createDocumentBuilder, loraMisfit, mainModel } from "./document.js";
+import { createDocumentBuilder, loraMisfit, mainModel, referenceRect } from "./document.js";
 import { installCanvasDrops } from "./app/canvas_drops.js";
 import { createHistoryButtons } from "./app/history_buttons.js";
 import { createJobs } from "./app/jobs.js";
@@ -92,10 +92,12 @@ async function main() {
   const ops = createLayerOps({ store, history, getCanvas: () => canvas, getActive, setActive, models: () => models });
   const layersPanel = createLayersPanel({
     el: $("layers"), store, history, ops, getActive, setActive, models: () => models, guard, pixels,
-    loadControlImage: (layerId, file) =>
+    loadLayerImage: (layerId, file) =>
       guard(async () => {
         const bitmap = await createImageBitmap(file);
-        await ops.replacePixels(layerId, bitmap, store.get("bbox"));
+        // a control image fills the box; a reference keeps its shape, beside the box
+        const bbox = store.get("bbox");
+        await ops.replacePixels(layerId, bitmap, store.get(layerId)?.kind === "reference" ? referenceRect(bitmap, bbox) : bbox);
       }),
   });
   const queue = createQueuePanel({
@@ -114,6 +116,7 @@ async function main() {
       recallLayers: (image, params) => recall.recallLayers(params),
       sendToCanvas: (image) => recall.sendImageToCanvas(image),
       useAsControl: (image) => recall.useAsControl(image),
+      useAsReference: (image) => recall.useAsReference(image),
       setStarred: (id, starred) => gallery.setStarred(id, starred),
       deleteImage: (id) => gallery.deleteImage(id),
       setCover: async (image) => {

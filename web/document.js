@@ -14,7 +14,7 @@
 //
 // The pure parts (mapping, fingerprint, tracker, restore) need no DOM and are unit-tested.
 
-/** @typedef {"raster"|"inpaint_mask"|"regional_guidance"|"control"} LayerKind */
+/** @typedef {"raster"|"inpaint_mask"|"regional_guidance"|"control"|"reference"} LayerKind */
 /**
  * @typedef {{id: string, type: "layer", kind: LayerKind, name: string, z: number, x: number, y: number,
  *   opacity: number, visible: boolean, locked: boolean, color?: string, prompt?: string,
@@ -26,7 +26,7 @@
  * @typedef {{image_id: string, x: number, y: number}} Asset
  */
 
-export const LAYER_KINDS = /** @type {const} */ (["raster", "inpaint_mask", "regional_guidance", "control"]);
+export const LAYER_KINDS = /** @type {const} */ (["raster", "inpaint_mask", "regional_guidance", "control", "reference"]);
 
 // The defaults and LoRA limits below are the server's as of writing; `applyServerConfig` replaces them
 // with the ones GET /api/v1/config publishes (built from invoke_core), so they are live bindings.
@@ -135,7 +135,7 @@ const REGION_COLORS = ["#e0533d", "#3d8be0", "#4fbf6a", "#d9a400", "#a35be0", "#
  */
 export function newLayer(kind, o = {}) {
   if (!LAYER_KINDS.includes(kind)) throw new Error(`unknown layer kind ${JSON.stringify(kind)}`);
-  const names = { raster: "Raster", inpaint_mask: "Inpaint mask", regional_guidance: "Region", control: "Control" };
+  const names = { raster: "Raster", inpaint_mask: "Inpaint mask", regional_guidance: "Region", control: "Control", reference: "Reference" };
   const index = o.index ?? 1;
   /** @type {LayerRecord} */
   const layer = {
@@ -161,6 +161,21 @@ export function newLayer(kind, o = {}) {
     layer.control = { model: o.control_model || "", preprocessor: "none", weight: 1, begin: 0, end: 1 };
   }
   return layer;
+}
+
+/**
+ * Where a picture loaded into a reference layer goes: at its own shape (the picture is the reference,
+ * not its place), no taller than the box, beside the box so it does not cover what the job repaints.
+ * @param {{width: number, height: number}} picture @param {{x: number, y: number, width: number, height: number}} bbox
+ */
+export function referenceRect(picture, bbox) {
+  const s = Math.min(1, bbox.height / picture.height);
+  return {
+    x: bbox.x + bbox.width + 16,
+    y: bbox.y,
+    width: Math.max(1, Math.round(picture.width * s)),
+    height: Math.max(1, Math.round(picture.height * s)),
+  };
 }
 
 /** A random id (letters and digits), unique enough for layers. */

@@ -11,6 +11,7 @@ export const FEATURE_NAMES = Object.freeze({
   lora: "LoRA",
   inpaint_model: "inpainting models",
   true_cfg: "true CFG (their CFG scale is classifier-free guidance already)",
+  reference: "reference images",
 });
 
 /** The family description of a model record, or null (no config yet, an unknown family). */

@@ -46,7 +46,7 @@ def controlnet_config(record: Any) -> dict[str, Any]:
 
 
 # What a family can do on the canvas; the web disables what the chosen model's family lacks.
-FEATURES = ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg")
+FEATURES = ("negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "true_cfg", "reference")
 TASKS = ("txt2img", "img2img", "inpaint")  # "inpaint" serves inpaint and outpaint
 
 
@@ -152,7 +152,15 @@ class Family:
         return scheduler_names(self.sampling)
 
     def check_job(
-        self, *, scheduler: str, size: tuple[int, int], regions: bool, controls: bool, loras: bool, true_cfg: bool = False
+        self,
+        *,
+        scheduler: str,
+        size: tuple[int, int],
+        regions: bool,
+        controls: bool,
+        loras: bool,
+        true_cfg: bool = False,
+        references: bool = False,
     ) -> None:
         """Refuse what this family cannot run, with a message naming the fix (the API answers 422)."""
         from ..errors import InvalidCanvasError, UnsupportedError
@@ -173,6 +181,7 @@ class Family:
             (controls, "controlnet", "ControlNet: hide the control layers"),
             (loras, "lora", "LoRA: disable the LoRAs"),
             (true_cfg, "true_cfg", "true CFG (their CFG scale is classifier-free guidance already): set True CFG to 1"),
+            (references, "reference", "reference images: hide the reference layers"),
         ):
             if wanted and feature not in self.features:
                 raise UnsupportedError(f"{models} have no {what}")
@@ -233,6 +242,11 @@ class Family:
     def control_inputs(self, request: GenerationRequest, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
         """The pipeline call's image inputs for a job with controls: the task's `inputs` (init image, mask,
         size) with the control arguments (`records`: each control's ControlNet record)."""
+        raise NotImplementedError
+
+    def reference_inputs(self, pipe: Any, task: str, request: GenerationRequest, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The pipeline call's inputs with the job's reference images (`request.references`), for a family
+        with the "reference" feature (check_job refuses them elsewhere)."""
         raise NotImplementedError
 
     def control_types(self, record: Any) -> tuple[str, ...]:

@@ -8,8 +8,9 @@ the inpaint pipeline with the whole box masked (diffusers has no Klein image-to-
 mask is image to image). The distilled models run one branch (CFG 1, 4 steps); the base models CFG with a
 negative prompt (its embeddings: the pipelines take no negative text). Regional prompts as an attention
 mask in every double and single block (token order [text, image]; families/joint_attention.py), as
-FLUX.1's; LoRA stacks in diffusers' layout. Not yet: FLUX.2 [dev] (a Mistral encoder) and reference images
-from canvas layers.
+FLUX.1's; LoRA stacks in diffusers' layout. Reference layers go in as its reference images (their tokens
+join the sequence after the image's): several on text to image, one on the inpaint pipeline (which takes
+one besides the image under the box). Not yet: FLUX.2 [dev] (a Mistral encoder).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from .base import Defaults, DemoModel, Family
 from .sd3 import rough_rgb
 
 _MAX_TOKENS = 512
+# the pipelines' rules for a reference image: they shrink a larger one to this area, refuse a smaller side
+# or a narrower picture
+_REFERENCE_AREA, _REFERENCE_SIDE, _REFERENCE_RATIO = 1024 * 1024, 64, 8
+_PATCH = 16  # pixels per token: 8x VAE, 2x2 patches
 _LORA_MARKERS = ("to_qkv_mlp_proj", ".ff.linear_in", ".ff_context.linear_in", "stream_modulation")
 
 # Klein distilled (its model card): 4 steps, no CFG; base: 50 steps, CFG 4
@@ -43,14 +48,26 @@ def _is_distilled(record: Any) -> bool | None:
     return bool(index.get("is_distilled", False))
 
 
-def _with_reference_tokens(bias: Any, text_tokens: int, main_tokens: int) -> Any:
-    """The bias over [text, image, reference]: the inpaint pipeline appends the image under the box as
-    reference tokens after the image's (as many). They attend and are attended without bias, and read only
-    the main prompt's text (a region's text is for its own image tokens)."""
+def reference_size(width: int, height: int) -> tuple[int, int]:
+    """The size a reference image runs at, in whole tokens (so the pipelines keep it): a larger one shrunk
+    to their area, a smaller one grown to their shortest side; one narrower than they take is an error."""
+    if max(width, height) > _REFERENCE_RATIO * min(width, height):
+        from ..errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"a {width}x{height} reference picture is narrower than FLUX.2 takes (at most {_REFERENCE_RATIO}:1): crop it"
+        )
+    scale = min(max(1.0, _REFERENCE_SIDE / min(width, height)), (_REFERENCE_AREA / (width * height)) ** 0.5)
+    return tuple(max(_REFERENCE_SIDE, int(side * scale) // _PATCH * _PATCH) for side in (width, height))
+
+
+def _with_reference_tokens(bias: Any, text_tokens: int, main_tokens: int, reference_tokens: int) -> Any:
+    """The bias over [text, image, references]: reference tokens follow the image's (the inpaint pipeline's
+    image under the box, then the reference layers'). They attend and are attended without bias, and read
+    only the main prompt's text (a region's text is for its own image tokens)."""
     import torch
 
-    image_tokens = bias.shape[0] - text_tokens
-    size = bias.shape[0] + image_tokens
+    size = bias.shape[0] + reference_tokens
     full = torch.zeros(size, size, dtype=bias.dtype)
     full[: bias.shape[0], : bias.shape[0]] = bias
     full[bias.shape[0] :, main_tokens:text_tokens] = float("-inf")
@@ -129,8 +146,11 @@ class Flux2Family(Family):
             region_masks, [e.shape[1] for e in embeds], (height // patch, width // patch),
             [r.strength for r in plan.regions], text_first=True,
         )
+        references = sum(w // _PATCH * (h // _PATCH) for w, h in (reference_size(r.image.shape[1], r.image.shape[0]) for r in request.references))
         if type(pipe).__name__ == self.pipelines[("inpaint", False)]:
-            bias = _with_reference_tokens(bias, sum(e.shape[1] for e in embeds), embeds[0].shape[1])
+            references += (height // patch) * (width // patch)  # the image under the box
+        if references:
+            bias = _with_reference_tokens(bias, sum(e.shape[1] for e in embeds), embeds[0].shape[1], references)
         bias = bias.to(device=embeds[0].device, dtype=pipe.transformer.dtype)[None, None]
         args: dict[str, Any] = {"prompt_embeds": torch.cat(embeds, dim=1), "attention_kwargs": {"attention_mask": bias}}
         if self.uses_cfg(pipe, request.params):
@@ -138,6 +158,24 @@ class Flux2Family(Family):
             negatives = [self._embed(pipe, t) for t in [main] + [r.negative_prompt or main for r in plan.regions]]
             args["negative_prompt_embeds"] = torch.cat(negatives, dim=1)
         return args, bias  # the bias stands for the processor: FLUX.2's own one applies it
+
+    def reference_inputs(self, pipe: Any, task: str, request: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        from .. import masks
+
+        images = [
+            Image.fromarray(masks.resize_image(np.asarray(r.image), reference_size(r.image.shape[1], r.image.shape[0])))
+            for r in request.references
+        ]
+        if task == "txt2img":
+            return inputs | {"image": images}
+        if len(images) > 1:
+            from ..errors import UnsupportedError
+
+            raise UnsupportedError(
+                f"{self.label} takes one reference layer when it repaints the canvas ({len(images)} are shown):"
+                " hide the others, or generate in an empty box"
+            )
+        return inputs | {"image_reference": images[0]}
 
     def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
         return contextlib.nullcontext()  # the mask travels in the call's attention_kwargs
@@ -160,7 +198,7 @@ FAMILY = Flux2Family(
     defaults=DISTILLED,
     size_multiple=16,  # 8x VAE and 2x2 patches
     sampling="flow-sigmas",  # its pipelines pass their own sigmas and shift
-    features=frozenset({"negative_prompt", "regions", "lora"}),
+    features=frozenset({"negative_prompt", "regions", "lora", "reference"}),
     pipelines={("txt2img", False): "Flux2KleinPipeline", ("inpaint", False): "Flux2KleinInpaintPipeline"},
     demos=(DemoModel("demo-flux2", "Demo FLUX.2 [klein] base (tiny)", "flux2", "main", flux2_demo.build_main, BASE),),
 )

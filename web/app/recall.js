@@ -1,7 +1,7 @@
-// Recall: a generated image's parameters into Generate, its region and control layers back onto the
-// canvas, and gallery images onto the canvas (as a new layer, or as a control layer's picture).
+// Recall: a generated image's parameters into Generate, its region, control and reference layers back
+// onto the canvas, and gallery images onto the canvas (as a new layer, a control or a reference layer).
 
-import { DEFAULT_SETTINGS, controls as runsControl, generates, normaliseLoraRows, regionStrength } from "../document.js";
+import { DEFAULT_SETTINGS, controls as runsControl, generates, normaliseLoraRows, referenceRect, regionStrength } from "../document.js";
 import { loadBitmap } from "../panels/dom.js";
 import { asOneStep } from "../panels/layers.js";
 
@@ -54,14 +54,15 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
   }
 
   /**
-   * The regional-guidance and control layers of a generated image (its recall's `regions` and
-   * `controls`) added back to the canvas as ONE undo step: each with its settings and its pixels
+   * The regional-guidance, control and reference layers of a generated image (its recall's `regions`,
+   * `controls` and `references`) added back to the canvas as ONE undo step: each with its settings and its pixels
    * (the asset the job used) at its canvas position. Items whose asset was deleted, or whose
    * ControlNet is not installed, are skipped with one warning.
    */
   async function recallLayers(params) {
     const regions = Array.isArray(params?.regions) ? params.regions : [];
     const controls = Array.isArray(params?.controls) ? params.controls : [];
+    const references = Array.isArray(params?.references) ? params.references : [];
     /** @type {string[]} */
     const skipped = [];
     const models = listModels();
@@ -69,8 +70,9 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
     const usable = [
       ...regions.map((r) => ({ kind: "regional_guidance", item: r })),
       ...controls.map((c) => ({ kind: "control", item: c })),
+      ...references.map((r) => ({ kind: "reference", item: r })),
     ].filter(({ kind, item }) => {
-      const what = label(item, kind === "control" ? "control" : "region");
+      const what = label(item, kind === "regional_guidance" ? "region" : kind);
       if (item.available === false || !item.image_id) {
         skipped.push(`${what} (its image was deleted)`);
         return false;
@@ -93,7 +95,7 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
             extra.prompt = item.prompt || "";
             extra.negative_prompt = item.negative_prompt || "";
             extra.strength = regionStrength(item.strength);
-          } else {
+          } else if (kind === "control") {
             extra.control = {
               model: item.model,
               preprocessor: item.preprocessor || "none",
@@ -112,9 +114,11 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
           store.apply({ put: [{ ...store.get("bbox"), x: bb[0], y: bb[1], width: bb[2], height: bb[3] }] });
         }
       });
-      const nr = loaded.filter((l) => l.kind === "regional_guidance").length;
-      const nc = loaded.length - nr;
-      const parts = [nr ? `${nr} region layer${nr === 1 ? "" : "s"}` : "", nc ? `${nc} control layer${nc === 1 ? "" : "s"}` : ""].filter(Boolean);
+      const count = (kind, what) => {
+        const n = loaded.filter((l) => l.kind === kind).length;
+        return n ? `${n} ${what} layer${n === 1 ? "" : "s"}` : "";
+      };
+      const parts = [count("regional_guidance", "region"), count("control", "control"), count("reference", "reference")].filter(Boolean);
       toasts.success(`Recalled ${parts.join(" and ")} onto the canvas`);
     }
     if (skipped.length) toasts.warning(`Skipped ${skipped.join(", ")}`);
@@ -138,5 +142,12 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
     toasts.success("A new control layer uses the image");
   }
 
-  return { recallParameters, recallLayers, sendImageToCanvas, useAsControl };
+  async function useAsReference(image) {
+    const bitmap = await loadBitmap(api.url(image.url));
+    const rect = referenceRect(bitmap, store.get("bbox"));
+    await ops.addFromBitmap(bitmap, { kind: "reference", x: rect.x, y: rect.y, fit: rect });
+    toasts.success("A new reference layer uses the image");
+  }
+
+  return { recallParameters, recallLayers, sendImageToCanvas, useAsControl, useAsReference };
 }

@@ -214,7 +214,7 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame, 
     ctx.restore();
   }
 
-  /** One layer drawn alone: masks and regions tinted, control layers outlined. */
+  /** One layer drawn alone: masks and regions tinted, control and reference layers outlined. */
   function drawLayer(ctx, layer, v, pr, vis, W, H, level) {
     const opacity = layer.opacity ?? 1;
     if (isOverlay(layer)) {
@@ -224,7 +224,7 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame, 
     ctx.globalAlpha = opacity;
     drawTiles(ctx, layer, v, pr, vis, level);
     ctx.globalAlpha = 1;
-    if (layer.kind === "control") outline(ctx, layer, v, pr);
+    if (layer.kind === "control" || layer.kind === "reference") outline(ctx, layer, v, pr);
   }
 
   /**

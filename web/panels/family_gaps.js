@@ -8,6 +8,7 @@ import { missing } from "../families.js";
 const GAPS = [
   ["layer-add-regional_guidance", "regions"],
   ["layer-add-control", "controlnet"],
+  ["layer-add-reference", "reference"],
   ["negative-prompt", "negative_prompt"],
   ["true-cfg", "true_cfg"],
 ];

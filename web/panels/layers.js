@@ -1,5 +1,5 @@
-// The Layers panel: add (raster, inpaint mask, regional guidance, control), select, rename, reorder by
-// drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
+// The Layers panel: add (raster, inpaint mask, regional guidance, control, reference), select, rename,
+// reorder by drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
 // Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
 import { SERVER_CONFIG, controls, newLayer, regionStrength } from "../document.js";
 import { h, iconButton, loadBitmap } from "./dom.js";
@@ -10,8 +10,9 @@ export const KIND_LABELS = {
   inpaint_mask: "Inpaint mask",
   regional_guidance: "Regional guidance",
   control: "Control",
+  reference: "Reference",
 };
-const KIND_SHORT = { raster: "RST", inpaint_mask: "MASK", regional_guidance: "REG", control: "CTL" };
+const KIND_SHORT = { raster: "RST", inpaint_mask: "MASK", regional_guidance: "REG", control: "CTL", reference: "REF" };
 
 
 /**
@@ -245,9 +246,9 @@ export function createLayerOps({ store, history, getCanvas, getActive, setActive
 /**
  * @param {{el: HTMLElement, store: any, history: any, ops: ReturnType<typeof createLayerOps>,
  *   getActive: () => string|null, setActive: (id: string|null) => void, models: () => any[],
- *   loadControlImage: (layerId: string, file: File) => void, guard: (fn: () => any) => any}} o
+ *   loadLayerImage: (layerId: string, file: File) => void, guard: (fn: () => any) => any}} o
  */
-export function createLayersPanel({ el, store, history, ops, getActive, setActive, models, loadControlImage, guard, pixels }) {
+export function createLayersPanel({ el, store, history, ops, getActive, setActive, models, loadLayerImage, guard, pixels }) {
   // ---- thumbnails: redrawn (debounced) for layers whose pixels or colour changed ----------------
   /** @type {Map<string, HTMLCanvasElement>} */
   const thumbs = new Map();
@@ -523,7 +524,7 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       };
       const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, "data-testid": "control-image-file" });
       file.addEventListener("change", () => {
-        if (file.files && file.files[0]) loadControlImage(layer.id, file.files[0]);
+        if (file.files && file.files[0]) loadLayerImage(layer.id, file.files[0]);
         file.value = "";
       });
       rows.push(
@@ -549,6 +550,27 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
           h("label", { class: "field" }, h("span", { class: "field-label" }, "Weight"), numIn("weight", ...limit("control_weight", 0, 2, 0.05), "control-weight")),
           h("label", { class: "field" }, h("span", { class: "field-label" }, "Begin"), numIn("begin", ...limit("control_begin", 0, 1, 0.05), "control-begin")),
           h("label", { class: "field" }, h("span", { class: "field-label" }, "End"), numIn("end", ...limit("control_end", 0, 1, 0.05), "control-end")),
+        ),
+      );
+    }
+    if (layer.kind === "reference") {
+      const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, "data-testid": "reference-image-file" });
+      file.addEventListener("change", () => {
+        if (file.files && file.files[0]) loadLayerImage(layer.id, file.files[0]);
+        file.value = "";
+      });
+      rows.push(
+        h(
+          "div",
+          { class: "field" },
+          h("span", { class: "field-label" }, "Reference picture"),
+          h(
+            "div",
+            { class: "row-buttons" },
+            h("button", { class: "btn small", "data-testid": "reference-image", onclick: () => file.click() }, icon("image", 14), "Load image…"),
+          ),
+          file,
+          h("span", { class: "muted small", "data-testid": "reference-hint" }, "Its picture steers the job as a reference image; where it lies on the canvas does not matter"),
         ),
       );
     }

@@ -6,7 +6,7 @@ import { icon } from "./icons.js";
 
 /**
  * @param {{api: any, guard: (fn: () => any) => any, actions: {
- *   recall: (image: any, params: any) => void, recallLayers: (image: any, params: any) => Promise<number>, sendToCanvas: (image: any) => any, useAsControl: (image: any) => any,
+ *   recall: (image: any, params: any) => void, recallLayers: (image: any, params: any) => Promise<number>, sendToCanvas: (image: any) => any, useAsControl: (image: any) => any, useAsReference: (image: any) => any,
  *   setStarred: (id: string, starred: boolean) => Promise<any>, deleteImage: (id: string) => Promise<any>,
  *   setCover: (image: any) => Promise<any>, boardName: (id: string|null) => string|null}}} o
  */
@@ -122,6 +122,7 @@ export function createViewer({ api, guard, actions }) {
             layersBtn,
             h("button", { class: "btn", "data-testid": "viewer-to-canvas", title: "Add it to the canvas as a new raster layer in the box", onclick: () => guard(async () => (await actions.sendToCanvas(image), close())) }, icon("layers", 16), "Send to canvas"),
             h("button", { class: "btn", "data-testid": "viewer-to-control", title: "A new control layer with this image, fitted to the box", onclick: () => guard(async () => (await actions.useAsControl(image), close())) }, icon("image", 16), "Use as control"),
+            h("button", { class: "btn", "data-testid": "viewer-to-reference", title: "A new reference layer with this image, beside the box (models that take reference images: FLUX.2)", onclick: () => guard(async () => (await actions.useAsReference(image), close())) }, icon("image", 16), "Use as reference"),
             starBtn,
             image.board_id
               ? h("button", { class: "btn", "data-testid": "viewer-set-cover", title: `Make it the cover of ${boardName}`, onclick: () => guard(() => actions.setCover(image)) }, icon("folder", 16), "Set as cover")
@@ -156,12 +157,12 @@ export function createViewer({ api, guard, actions }) {
 
     recalled.then((params) => {
       if (mine !== token || !root || !params) return;
-      const n = (Array.isArray(params.regions) ? params.regions.length : 0) + (Array.isArray(params.controls) ? params.controls.length : 0);
-      if (!n) return;
+      const count = (key) => (Array.isArray(params[key]) ? params[key].length : 0);
+      const parts = [["regions", "region"], ["controls", "control layer"], ["references", "reference layer"]]
+        .filter(([key]) => count(key))
+        .map(([key, what]) => `${count(key)} ${what}${count(key) === 1 ? "" : "s"}`);
+      if (!parts.length) return;
       layersBtn.hidden = false;
-      const parts = [];
-      if (params.regions?.length) parts.push(`${params.regions.length} region${params.regions.length === 1 ? "" : "s"}`);
-      if (params.controls?.length) parts.push(`${params.controls.length} control layer${params.controls.length === 1 ? "" : "s"}`);
       layersBtn.title = `Add its ${parts.join(" and ")} to the canvas, where they were (one undo step)`;
     });
 

@@ -17,6 +17,7 @@ import {
   newLayer,
   paramsFromSettings,
   recordsFromDocument,
+  referenceRect,
   uiState,
 } from "../document.js";
 
@@ -88,6 +89,16 @@ test("layerToJson adds region prompts and control settings", () => {
   assert.equal(mask.region, undefined);
   assert.equal(mask.control, undefined);
   assert.equal(mask.color, "#e0533d", "the mask tint is saved");
+});
+
+test("a reference layer carries no settings, and a picture loaded into one keeps its shape beside the box", () => {
+  const ref = newLayer("reference", { id: "f", index: 2 });
+  assert.equal(ref.name, "Reference 2");
+  const json = layerToJson(ref, { image_id: "f".repeat(32), x: 600, y: 0 });
+  assert.deepEqual([json.kind, json.region, json.control], ["reference", undefined, undefined]);
+  const box = { x: 0, y: 0, width: 512, height: 512 };
+  assert.deepEqual(referenceRect({ width: 1600, height: 1024 }, box), { x: 528, y: 0, width: 800, height: 512 });
+  assert.deepEqual(referenceRect({ width: 200, height: 100 }, { ...box, x: -64, y: 32 }), { x: 464, y: 32, width: 200, height: 100 }, "not enlarged");
 });
 
 test("a control layer without a model is a clear error for a job, and saved without control", () => {
