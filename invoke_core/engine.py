@@ -159,6 +159,13 @@ class Engine:
         pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets, control_lora=control_lora)
         family.configure_pipeline(pipe, request.size)
         inputs = _pipeline_inputs(request, record, task)
+        if task == "edit":
+            if inputs["image"] is None and not family.edit_from_empty_box:
+                raise UnsupportedError(
+                    f"{family.label} edit models edit the picture under the box, and the box is empty: paint or place"
+                    f" a picture under it, or choose a {family.label} model for text to image"
+                )
+            inputs = {k: v for k, v in inputs.items() if _takes(pipe, k)}  # Kontext's sizing arguments
         # a task without a native pipeline: the generic flow-matching path over the text-to-image one
         flow = task in family.flow_tasks and not control_records
         if task == "img2img" and _takes(pipe, "width"):
@@ -222,7 +229,8 @@ class Engine:
                 raise UnsupportedError(f"{family.label} {record.kind} models cannot run {task} with a Control LoRA")
             cls = getattr(diffusers, name)
         else:
-            cls = getattr(diffusers, family.control_pipeline_class(task, list(controlnets), record.kind))
+            own = None if controlnets else family.loaded_pipeline_class(type(base).__name__, record.kind)
+            cls = getattr(diffusers, own or family.control_pipeline_class(task, list(controlnets), record.kind))
         # Share the loaded modules with a pipeline of the task's class. Like `from_pipe`, minus its
         # `.to(dtype)` pass over every module, its warnings and its re-enabled progress bar.
         expected, optional = cls._get_signature_keys(cls)

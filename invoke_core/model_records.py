@@ -69,7 +69,7 @@ def check_edit_request(edit: bool, record: ModelRecord, records: Sequence[ModelR
     editors = ", ".join(r.id for r in records if r.kind == "edit") or "none is installed"
     raise UnsupportedError(
         f"model {record.id!r} is a {families.get(record.family).label} {record.kind} model, which cannot run an"
-        f" edit job: choose an edit model (FLUX.1 Kontext): {editors}"
+        f" edit job: choose an edit model (FLUX.1 Kontext, Qwen-Image-Edit): {editors}"
     )
 
 

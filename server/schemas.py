@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .canvas_tiles import TILE_SIDE
+from invoke_core.families.base import FEATURES
 from invoke_core.limits import (
     BATCH_SIZE,
     BBOX_SIDE,
@@ -325,11 +326,12 @@ class FamilyOut(BaseModel):
     label: str
     size_multiple: int = Field(description="generation sizes are multiples of this")
     defaults: FamilyDefaultsOut
-    features: list[str] = Field(
-        description="what its models can do: negative_prompt, weighted_prompts, regions, controlnet, lora, inpaint_model"
-    )
+    features: list[str] = Field(description=f"what its models can do, of: {', '.join(FEATURES)}")
     schedulers: list[str] = Field(description="the scheduler names valid for its models (of `schedulers`)")
     guidance_label: str = Field(description="what `cfg_scale` is for its models: 'CFG scale', or distilled guidance")
+    edit_from_empty_box: bool = Field(
+        description="whether its edit models run an empty box as text to image (FLUX.1 Kontext); else it is refused (Qwen-Image-Edit)"
+    )
 
 
 class ConfigOut(BaseModel):

@@ -108,6 +108,23 @@ def test_a_kontext_model_shows_edit_and_edits_the_box(app, server):
     app.wait("() => document.querySelector('[data-testid=mode-badge]')?.dataset.mode === 'img2img'", timeout=10_000)
 
 
+def test_a_qwen_edit_model_asks_for_a_picture_then_edits_it(app, server):
+    choose_model(app, "demo-qwen-edit")
+    set_up_job(app, "make the sky red", steps=2)
+    app.wait("() => document.querySelector('[data-testid=mode-badge]')?.dataset.mode === 'edit-empty'", timeout=10_000)
+    assert badge(app) == ("edit-empty", "Edit: empty box")
+    assert "paint or place a picture under it" in app.tid("mode-badge").get_attribute("title")
+    fill_rect(app, -16, -16, BOX + 16, BOX + 16, color="#3a7bd5")
+    app.wait("() => document.querySelector('[data-testid=mode-badge]')?.dataset.mode === 'edit'", timeout=10_000)
+    app.shot("qwen-edit")
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    wait_staged(app)
+
+
 def test_a_union_controlnet_asks_what_the_control_image_shows(app, server, tmp_path):
     from pathlib import Path
 

@@ -273,7 +273,7 @@ def test_the_api_refuses_flux_jobs_it_cannot_run_with_422(tmp_path):
         for change, message in [
             ({"scheduler": "heun"}, "does not suit FLUX.1 models: choose one of euler"),
             ({"scale": 1.125}, "not a multiple of 16"),
-            ({"edit": True}, "is a FLUX.1 main model, which cannot run an edit job: choose an edit model (FLUX.1 Kontext): demo-flux-kontext"),
+            ({"edit": True}, "is a FLUX.1 main model, which cannot run an edit job: choose an edit model (FLUX.1 Kontext, Qwen-Image-Edit): demo-flux-kontext, demo-qwen-edit"),
         ]:
             body = {"document": {**document, "params": {**document["params"], **change}}}
             r = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})

@@ -118,7 +118,7 @@ def test_a_qwen_image_lora_is_told_from_a_flux_one_and_changes_the_image(tmp_pat
     assert not np.array_equal(one.image, plain.image) and np.array_equal(run1(engine, doc(**small))[0].image, plain.image)
 
 
-def test_regions_and_edit_models_are_refused_naming_what(engine, tmp_path):
+def test_regions_and_layered_models_are_refused_naming_what(engine, tmp_path):
     from invoke_core.families.qwenimage_demo import build_qwenimage_demo
     from invoke_core.model_install import install_model
 
@@ -127,11 +127,90 @@ def test_regions_and_edit_models_are_refused_naming_what(engine, tmp_path):
     region = Layer("r", LayerKind.REGIONAL_GUIDANCE, 0, 0, pixels, region=RegionPrompt(prompt="a red boat"))
     with pytest.raises(UnsupportedError, match="Qwen-Image models have no regional prompts"):
         run1(engine, doc([region]))
-    folder = build_qwenimage_demo(tmp_path / "edit")
+    folder = build_qwenimage_demo(tmp_path / "layered")
     index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "QwenImageLayeredPipeline"}))
+    with pytest.raises(ModelInstallError, match="QwenImageLayeredPipeline models .* are not supported yet"):
+        install_model(engine.registry, str(folder), name="layered")
     (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "QwenImageEditPipeline"}))
-    with pytest.raises(ModelInstallError, match="QwenImageEditPipeline models .* are not supported yet"):
+    with pytest.raises(ModelInstallError, match="without processor/preprocessor_config.json"):
         install_model(engine.registry, str(folder), name="edit")
+
+
+EDIT = "demo-qwen-edit"
+
+
+def raster(seed: int = 1) -> Layer:
+    return Layer("img", LayerKind.RASTER, 0, 0, rgba(64, 64, seed=seed))
+
+
+def test_the_edit_demo_drops_the_64_token_prefix_of_its_template(engine):
+    record = engine.resolve_model(EDIT)
+    assert (record.family, record.kind) == ("qwen-image", "edit") and "random weights" in record.description
+    pipe = engine.cache.get(record, engine.device).model
+    assert type(pipe).__name__ == "QwenImageEditPipeline"
+    prefix = pipe.prompt_template_encode.split("<|vision_start|>")[0]
+    assert len(pipe.tokenizer(prefix).input_ids) == pipe.prompt_template_encode_start_idx == 64
+
+
+def test_an_edit_model_edits_the_picture_under_the_box_as_the_raw_pipeline_does(engine):
+    import torch
+    from diffusers import QwenImageEditPipeline
+    from PIL import Image
+
+    instruction = dict(model=EDIT, prompt="make the sky red", steps=2, negative_prompt="fog")
+    a = run1(engine, doc([raster(seed=1)], **instruction))[0]
+    assert a.metadata["mode"] == "edit" and a.image.shape == (64, 64, 3)
+    raw = QwenImageEditPipeline(**engine.cache.get(engine.resolve_model(EDIT), engine.device).model.components)
+    raw.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        out = raw(image=Image.fromarray(raster(seed=1).pixels[..., :3]), prompt="make the sky red", negative_prompt="fog",
+                  true_cfg_scale=4.0, num_inference_steps=2, width=64, height=64,
+                  generator=torch.Generator().manual_seed(7), output_type="np").images[0]
+    assert np.array_equal(a.image, (out * 255).round().clip(0, 255).astype(np.uint8))
+    other = run1(engine, doc([raster(seed=2)], **instruction))[0]
+    assert not np.array_equal(a.image, other.image), "the picture steers the edit"
+    # a mask keeps the edit inside it; asking for an edit is the same job
+    layers, init, outside = inpaint_layers()
+    masked = run1(engine, doc(layers, **instruction, edit=True))[0]
+    assert masked.metadata["mode"] == "edit" and np.array_equal(masked.image[outside], init[..., :3][outside])
+    assert not np.array_equal(masked.image[~outside], init[..., :3][~outside])
+
+
+def test_what_a_qwen_edit_cannot_do_is_a_clear_error(engine):
+    with pytest.raises(UnsupportedError, match="Qwen-Image edit models edit the picture under the box, and the box is empty"):
+        run1(engine, doc([], model=EDIT, steps=2))
+    with pytest.raises(UnsupportedError, match="Qwen-Image edit models cannot run edit with ControlNet"):
+        run1(engine, doc([raster(), control_layer()], model=EDIT, steps=2))
+    with pytest.raises(UnsupportedError, match="'demo-qwen' is a Qwen-Image main model, which cannot run an edit job: .*demo-qwen-edit"):
+        run1(engine, doc([raster()], steps=2, edit=True))
+
+
+def test_an_edit_plus_folder_installs_and_runs_through_its_own_pipeline(engine, tmp_path):
+    """Qwen-Image-Edit 2509/2511 folders: the same parts, QwenImageEditPlusPipeline (several pictures)."""
+    from diffusers import QwenImageEditPlusPipeline
+
+    from invoke_core.demo import _save_atomically
+    from invoke_core.engine import Engine
+    from invoke_core.model_install import install_model
+
+    edit = engine.cache.get(engine.resolve_model(EDIT), engine.device).model
+    folder = tmp_path / "edit-plus"
+    plus = QwenImageEditPlusPipeline(**edit.components)
+    plus.register_to_config(processor=("transformers", "Qwen2VLProcessor"))
+    _save_atomically(plus, folder)
+    mine = Engine(root=tmp_path / "root", device="cpu")
+    record = install_model(mine.registry, str(folder), name="my edit plus")
+    assert (record.family, record.kind) == ("qwen-image", "edit")
+    result = run1(mine, doc([raster()], model=record.id, prompt="make the sky red", steps=2))[0]
+    assert result.metadata["mode"] == "edit" and result.image.shape == (64, 64, 3)
+    assert type(mine.pipeline_for(mine.cache.get(record, mine.device).model, record, result_mode(result))[0]).__name__ == "QwenImageEditPlusPipeline"
+
+
+def result_mode(result):
+    from invoke_core.types import Mode
+
+    return Mode(result.metadata["mode"])
 
 
 def test_a_qwen_image_folder_installs_by_path_and_runs(tmp_path):

@@ -173,6 +173,7 @@ async function main() {
   const modeBadge = createModeBadge({
     el: stageWrap, store, pixels,
     modelKind: () => (mainModel(models, (store.get("settings") || {}).model) || {}).kind || null,
+    emptyBoxEdits: () => settings.family?.edit_from_empty_box !== false,
   });
 
   // ---- document, jobs (invoke, staging, server events), persistence ------------------------------------------

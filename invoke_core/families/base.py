@@ -103,6 +103,8 @@ class Family:
     # the tasks ("img2img", "inpaint") it runs on the generic flow-matching path over its text-to-image
     # pipeline (invoke_core/flow_tasks.py), having no native pipeline for them (HiDream-I1)
     flow_tasks: frozenset[str] = frozenset()
+    # whether its edit models run an empty box as text to image (FLUX.1 Kontext); else it is refused
+    edit_from_empty_box: bool = True
 
     def task_for(self, task: str) -> str:
         """The task whose pipeline runs a canvas task ("img2img" -> "inpaint" with the whole box masked,
@@ -122,6 +124,11 @@ class Family:
             what = f"{task} with ControlNet" if control else task
             models = f"{self.label} {kind} models" if own else f"{self.label} models"
             raise UnsupportedError(f"{models} cannot run {what}") from None
+
+    def loaded_pipeline_class(self, loaded: str, kind: str) -> str | None:
+        """The pipeline class a model of `kind` that loaded as `loaded` runs every task through, where the
+        folder's own class decides (Qwen-Image-Edit and Edit Plus); None: `pipeline_class`'s."""
+        return None
 
     def control_pipeline_class(self, task: str, controlnets: list[Any], kind: str = "main") -> str:
         """The pipeline class of a task run with these loaded ControlNets (none: the task's own)."""
@@ -143,6 +150,7 @@ class Family:
             "features": sorted(self.features),
             "schedulers": list(self.schedulers),
             "guidance_label": self.guidance_label,
+            "edit_from_empty_box": self.edit_from_empty_box,
         }
 
     @property

@@ -37,7 +37,9 @@ def _bpe(form: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     return symbols
 
 
-def qwen_tokenizer(max_tokens: int = 1024):
+def qwen_tokenizer(max_tokens: int = 1024, extra_words: tuple[str, ...] = ()):
+    """`extra_words`: more whole tokens (a pipeline's own template words), after the shared ones, so the
+    other demos' token ids stay as they are."""
     from transformers import Qwen2Tokenizer
 
     from ..clip_vocab import bytes_to_unicode
@@ -47,7 +49,7 @@ def qwen_tokenizer(max_tokens: int = 1024):
     vocab: dict[str, int] = {c: i for i, c in enumerate(alphabet)}
     merges: list[tuple[str, str]] = []
     ranks: dict[tuple[str, str], int] = {}
-    for word in [*_DEMO_WORDS, "user", "assistant", *TEMPLATE_WORDS]:
+    for word in [*_DEMO_WORDS, "user", "assistant", *TEMPLATE_WORDS, *extra_words]:
         for form in ("\u0120" + word, word):  # after a space ('Ġ') and at the start of a line
             # add merges until BPE (lowest rank first, as the tokenizer applies them) yields the whole form
             while len(parts := _bpe(form, ranks)) > 1:

@@ -8,14 +8,18 @@ the pipeline's `true_cfg_scale` (a negative branch, " " when the negative prompt
 examples); Qwen-Image ControlNets (QwenImageControlNetModel, one at a time) on text to image;
 inpainting ControlNets (InstantX Qwen-Image-ControlNet-Inpainting: `extra_condition_channels` in the
 config) on inpaint and outpaint, conditioned on the canvas under the box and the mask, alone and from
-noise (strength 1); LoRA stacks in diffusers' layout. Not yet: regional prompts (its attention processor
-takes only the text padding mask) and Qwen-Image-Edit.
+noise (strength 1); LoRA stacks in diffusers' layout. Qwen-Image-Edit models (kind edit: Edit, and Edit
+Plus 2509/2511 through their own pipeline) run edit jobs as FLUX.1 Kontext does: the pixels under the box
+are the picture to edit (Qwen2.5-VL sees it, its VAE latents join the image tokens at a megapixel, as the
+model was trained), the prompt an instruction, a mask keeps the edit inside it; an empty box is refused.
+Not yet: regional prompts (its attention processor takes only the text padding mask).
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -24,6 +28,8 @@ from . import inpainting_controlnet, qwenimage_demo
 from .base import Defaults, DemoModel, Family, controlnet_config
 
 _MAX_TOKENS = 512
+# Qwen-Image-Edit folders: each runs every task through its own pipeline (Edit Plus takes several pictures)
+_EDIT_PIPELINES = ("QwenImageEditPipeline", "QwenImageEditPlusPipeline")
 
 
 def is_inpainting_controlnet(record: Any) -> bool:
@@ -39,12 +45,27 @@ class QwenImageFamily(Family):
             return None
         from ..errors import ModelInstallError
 
-        if cls != "QwenImagePipeline":
-            raise ModelInstallError(f"{cls} models (Qwen-Image-Edit, Layered) are not supported yet: install Qwen-Image")
+        if cls not in ("QwenImagePipeline", *_EDIT_PIPELINES):
+            raise ModelInstallError(f"{cls} models (Qwen-Image-Layered) are not supported yet: install Qwen-Image or Qwen-Image-Edit")
         transformer = read_config("transformer/config.json") or {}
         if transformer.get("_class_name") != "QwenImageTransformer2DModel":
             raise ModelInstallError("a Qwen-Image pipeline folder without transformer/config.json: the folder is incomplete")
+        if cls in _EDIT_PIPELINES:
+            if not read_config("processor/preprocessor_config.json"):
+                raise ModelInstallError(f"a {cls} folder without processor/preprocessor_config.json: the folder is incomplete")
+            return "edit"
         return "main"
+
+    def load_extras(self, kind: str, path: str | Path | None = None) -> dict[str, Any]:
+        """An edit model's processor, built from its parts (families/qwen_processor.py)."""
+        if kind != "edit" or path is None:
+            return {}
+        from .qwen_processor import load_processor
+
+        return {"processor": load_processor(Path(path))}
+
+    def loaded_pipeline_class(self, loaded: str, kind: str) -> str | None:
+        return loaded if kind == "edit" and loaded in _EDIT_PIPELINES else None
 
     def claims_controlnet(self, config: dict[str, Any]) -> bool:
         return config.get("_class_name") == "QwenImageControlNetModel"
@@ -120,9 +141,12 @@ FAMILY = QwenImageFamily(
         ("txt2img", True): "QwenImageControlNetPipeline",
         ("inpaint", True): "QwenImageControlNetInpaintPipeline",  # an inpainting ControlNet; none for img2img
     },
+    kind_pipelines={("edit", False): "QwenImageEditPipeline"},
+    edit_from_empty_box=False,  # its pipelines need a picture to edit
     controlnet_class="QwenImageControlNetModel",
     demos=(
         DemoModel("demo-qwen", "Demo Qwen-Image (tiny)", "qwen", "main", qwenimage_demo.build_main),
         DemoModel("demo-qwen-controlnet", "Demo Qwen-Image ControlNet (tiny)", "qwen-controlnet", "controlnet", qwenimage_demo.build_controlnet),
+        DemoModel("demo-qwen-edit", "Demo Qwen-Image-Edit (tiny)", "qwen-edit", "edit", qwenimage_demo.build_edit),
     ),
 )

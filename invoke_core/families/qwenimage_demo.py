@@ -1,6 +1,7 @@
-"""The tiny Qwen-Image-architecture demo models (`demo-qwen`, `demo-qwen-controlnet`): random weights, built
-in code in seconds, the tokenizer too (families/qwen_tokenizer.py, whose vocabulary holds the pipeline's
-prompt template as whole words, so the 34-token system prefix it drops is the same 34 tokens). A small
+"""The tiny Qwen-Image-architecture demo models (`demo-qwen`, `demo-qwen-controlnet`, `demo-qwen-edit`): random
+weights, built in code in seconds, the tokenizer too (families/qwen_tokenizer.py, whose vocabulary holds the
+pipelines' prompt templates as whole words, so the system prefix they drop is the same 34 tokens, 64 for
+Qwen-Image-Edit's). The edit model's Qwen2-VL processor sees the picture at 56x56 px (4 vision tokens). A small
 Qwen2.5-VL (its language model reads the prompt; its vision tower is there as in the released encoder), an
 MMDiT of two dual-stream blocks over [text, image] tokens, Qwen-Image's causal 3D VAE (16 channels, its
 per-channel latent mean and deviation), flow matching with the resolution shift; a ControlNet of one
@@ -62,7 +63,7 @@ def _transformer(seed: int):
 
 
 def build_qwenimage_demo(dest: Path) -> Path:
-    from diffusers import FlowMatchEulerDiscreteScheduler, QwenImagePipeline
+    from diffusers import QwenImagePipeline
 
     from ..demo import _save_atomically
     from .qwen_tokenizer import qwen_tokenizer
@@ -70,15 +71,54 @@ def build_qwenimage_demo(dest: Path) -> Path:
     tokenizer = qwen_tokenizer()
     pipe = QwenImagePipeline(
         transformer=_transformer(seed=71),
-        # Qwen-Image's schedule: the shift grows with the image's token count, exponentially
-        scheduler=FlowMatchEulerDiscreteScheduler(
-            num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9,
-            base_image_seq_len=256, max_image_seq_len=8192, time_shift_type="exponential",
-        ),
+        scheduler=_scheduler(),
         vae=_vae(72),
         text_encoder=_text_encoder(len(tokenizer), seed=73),
         tokenizer=tokenizer,
     )
+    _save_atomically(pipe, dest)
+    return dest
+
+
+def _scheduler():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    # Qwen-Image's schedule: the shift grows with the image's token count, exponentially
+    return FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9,
+        base_image_seq_len=256, max_image_seq_len=8192, time_shift_type="exponential",
+    )
+
+
+# the words of Qwen-Image-Edit's template (and "(", "'s", "),", as Qwen's vocabulary has them): its system
+# prefix is the 64 tokens the pipeline drops
+EDIT_TEMPLATE_WORDS = (
+    *"Describe the key features of the input image color shape size texture objects background then explain how user"
+    " text instruction should alter or modify Generate a new that meets requirements while maintaining consistency"
+    " with original where appropriate".split(),
+    "(", "'s", "),",
+)
+
+
+def build_qwenimage_edit_demo(dest: Path) -> Path:
+    from diffusers import QwenImageEditPipeline
+    from transformers import Qwen2VLImageProcessor
+
+    from ..demo import _save_atomically
+    from .qwen_processor import PictureProcessor
+    from .qwen_tokenizer import qwen_tokenizer
+
+    tokenizer = qwen_tokenizer(extra_words=EDIT_TEMPLATE_WORDS)
+    pictures = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2)
+    pipe = QwenImageEditPipeline(
+        transformer=_transformer(seed=81),
+        scheduler=_scheduler(),
+        vae=_vae(82),
+        text_encoder=_text_encoder(len(tokenizer), seed=83),
+        tokenizer=tokenizer,
+        processor=PictureProcessor(image_processor=pictures, tokenizer=tokenizer, chat_template=tokenizer.chat_template),
+    )
+    pipe.register_to_config(processor=("transformers", "Qwen2VLProcessor"))  # as the released folders name it
     _save_atomically(pipe, dest)
     return dest
 
@@ -114,3 +154,7 @@ def build_controlnet(dest: Path, demo_dir: Path) -> Path:
     if not main.exists():
         build_qwenimage_demo(main)
     return build_qwenimage_controlnet_demo(dest, main)
+
+
+def build_edit(dest: Path, demo_dir: Path) -> Path:
+    return build_qwenimage_edit_demo(dest)

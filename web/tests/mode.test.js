@@ -75,4 +75,9 @@ test("an edit model edits whatever the box holds; an empty box stays text to ima
   assert.match(withModel(inpaint, "edit").reason, /inside the mask/);
   assert.equal(withModel(empty, "edit").mode, "txt2img");
   assert.equal(withModel(img2img, "main"), img2img, "other models: the canvas's own mode");
+  // a family whose edit models need a picture (Qwen-Image-Edit): the badge says so before Invoke
+  const refused = withModel(empty, "edit", false);
+  assert.equal(refused.mode, "edit-empty");
+  assert.match(refused.reason, /box is empty: paint or place a picture under it/);
+  assert.equal(withModel(img2img, "edit", false).mode, "edit");
 });
