@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEMOS = ("demo-sd3", "demo-flux", "demo-flux2", "demo-chroma", "demo-hidream", "demo-zimage", "demo-qwen")
+DEMOS = ("demo-sd3", "demo-flux", "demo-flux2", "demo-flux2-dev", "demo-chroma", "demo-hidream", "demo-zimage", "demo-qwen")
 
 
 def _one_family(model: str, rounds: int, size: int, steps: int, root: str) -> dict:

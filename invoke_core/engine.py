@@ -132,6 +132,7 @@ class Engine:
             loras=bool(params.loras),
             true_cfg=params.true_cfg_scale > 1,
             references=bool(request.references),
+            negative=bool(params.negative_prompt) or any(r.negative_prompt for r in request.regions),
         )
         control_records = self.resolve_controlnets(request.controls, record, params.strength)
         with self._job_lock, job_loras(self, request, control_records) as add_lora_metadata:
@@ -176,7 +177,6 @@ class Engine:
             inputs = family.control_inputs(request, task, control_records, inputs)
             extra_meta["controls"] = _control_metadata(family, request.controls, control_records)
         if request.references:
-            inputs = family.reference_inputs(pipe, task, request, inputs)
             extra_meta["references"] = [{"layer_id": r.layer_id, "width": r.image.shape[1], "height": r.image.shape[0]} for r in request.references]
 
         prompt_args: dict[str, Any] = {"prompt": params.prompt, "negative_prompt": params.negative_prompt or None}
@@ -261,6 +261,8 @@ class Engine:
 
             start = flow_start(pipe, family, inputs, params.steps, generator)
             inputs, blend = start.call_args, start.blend
+        if request.references:  # after the flow start, which reads `image` as the picture to repaint
+            inputs = family.reference_inputs(pipe, request, inputs)
 
         def on_step_end(p, step, timestep, callback_kwargs):
             if is_cancelled and is_cancelled():

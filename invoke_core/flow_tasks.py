@@ -10,7 +10,8 @@ from outside.
   image itself; the canvas paste-back (invoke_core/masks.py) keeps the pixels, as in every mode.
 
 A flow model's latent at sigma is `sigma * noise + (1 - sigma) * image`. The family says how its pipeline
-lays latents out (`Family.pack_latents`: Flux packs 2x2 patches) and which resolution shift its pipeline
+lays latents out (`Family.pack_latents`: Flux packs 2x2 patches; `start_latents`: as its pipeline takes
+them), how its VAE's latents are normalised (`normalise_latents`) and which resolution shift its pipeline
 applies (`Family.flow_mu`); the rest is the same for every family.
 """
 
@@ -48,7 +49,7 @@ def _shifted_first_sigma(pipe: Any, sigmas: np.ndarray, mu: float | None) -> flo
     return float(scratch.sigmas[0])
 
 
-def _encode(pipe: Any, image: Any, width: int, height: int, generator: Any):
+def _encode(pipe: Any, family: Any, image: Any, width: int, height: int, generator: Any):
     """The image's normalised VAE latents (1, C, h, w), sampled with the job's generator."""
     import torch
 
@@ -56,8 +57,7 @@ def _encode(pipe: Any, image: Any, width: int, height: int, generator: Any):
     pixels = pipe.image_processor.preprocess(image, height=height, width=width).to(device=vae.device, dtype=vae.dtype)
     with torch.inference_mode():
         latents = vae.encode(pixels).latent_dist.sample(generator)
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return (latents - shift) * vae.config.scaling_factor
+    return family.normalise_latents(pipe, latents)
 
 
 def _latent_mask(mask_image: Any, latent_size: tuple[int, int]):
@@ -81,11 +81,11 @@ def flow_start(pipe: Any, family: Any, inputs: dict[str, Any], steps: int, gener
     dtype = pipe.transformer.dtype
     device = pipe.transformer.device
     # the draws of the native pipelines, in their order: the image's latent sample, then the noise
-    image = _encode(pipe, inputs["image"], width, height, generator).to(dtype)
+    image = _encode(pipe, family, inputs["image"], width, height, generator).to(dtype)
     noise = torch.randn(image.shape, generator=generator, dtype=image.dtype, device=generator.device).to(device)
     image = image.to(device)
-    sigma = _shifted_first_sigma(pipe, sigmas, family.flow_mu(pipe, (width, height)))
-    latents = family.pack_latents(pipe, sigma * noise + (1.0 - sigma) * image)
+    sigma = _shifted_first_sigma(pipe, sigmas, family.flow_mu(pipe, (width, height), steps))
+    latents = family.start_latents(pipe, sigma * noise + (1.0 - sigma) * image)
     call_args = {"width": width, "height": height, "latents": latents, "sigmas": list(sigmas)}
     if "mask_image" not in inputs:
         return FlowStart(call_args, None)

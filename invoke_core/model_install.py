@@ -45,9 +45,9 @@ def install_model(
     entry that is not a regular file or a folder (FIFO, socket, device, broken link): the whole folder
     is checked up front, since all of it is hashed and loaded. Every failure is a ModelInstallError.
 
-    A family's transformer alone (a FLUX.1 or SD 3.x file) runs with the text encoders and VAE of an
-    installed diffusers model of its family: `base` (a model id), `config` (a folder), or else the first
-    installed one whose encoders fit the file's widths.
+    A family's transformer alone (a FLUX.1, SD 3.x, Chroma, HiDream-I1, Z-Image or Qwen-Image file) runs
+    with the text encoders and VAE of an installed diffusers model of its family: `base` (a model id),
+    `config` (a folder), or else the first installed one whose encoders fit the file's widths.
     """
     guard = as_forbidden(forbidden)
     path = Path(source).expanduser()

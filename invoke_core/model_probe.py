@@ -22,7 +22,8 @@ from .safe_paths import CONFIG_MAX_BYTES, Forbidden, as_forbidden, check_source,
 
 SUPPORTED = (
     "supported families: Stable Diffusion 1.x (sd-1), SDXL base (sdxl) and, as diffusers folders, LoRA files and"
-    " transformer files, SD 3.x (sd-3) and FLUX.1 (flux)"
+    " transformer files, SD 3.x (sd-3), FLUX.1 (flux), Chroma (chroma), HiDream-I1 (hidream), Z-Image (z-image)"
+    " and Qwen-Image (qwen-image)"
 )
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"})
@@ -228,7 +229,7 @@ def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
             return ModelInfo(family.name, family.lora_kind(dict(shapes)), "single-file")
     if _is_lora(keys):
         return ModelInfo(_lora_family(path, shapes), "lora", "single-file")
-    for family in families.claiming_families():  # a transformer alone (FLUX.1, SD 3.x) or an SD 3.x all-in-one file
+    for family in families.claiming_families():  # a transformer alone (FLUX.1, SD 3.x, Chroma...) or an SD 3.x all-in-one file
         kind = family.transformer_file.claims(shapes) if family.transformer_file else None
         if kind is not None:
             return ModelInfo(family.name, kind, "single-file")

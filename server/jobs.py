@@ -48,6 +48,7 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
         loras=bool(params.loras),
         true_cfg=params.true_cfg_scale > 1,
         references=any(layer.kind == "reference" for layer in visible),
+        negative=bool(params.negative_prompt) or any(layer.region is not None and layer.region.negative_prompt for layer in visible),
     )
     for lora in document.params.loras:
         record = known.get(lora.model)

@@ -42,14 +42,14 @@ def test_a_familys_defaults_fit_its_own_rules(name):
 def test_a_familys_preview_is_the_latent_grid_in_rgb(name):
     # each family's latent layout at 80 x 48: (B, C, 6, 10), or packed 2x2 patches (B, 3 x 5, 64)
     packed, sixteen = {"flux", "chroma", "qwen-image"}, {"sd-3", "hidream", "z-image"}
-    shape = (1, 15, 64) if name in packed else (1, 15, 128) if name == "flux2" else (1, 16 if name in sixteen else 4, 6, 10)
+    shape = (1, 15, 64) if name in packed else (1, 15, 128) if name in ("flux2", "flux2-dev") else (1, 16 if name in sixteen else 4, 6, 10)
     latents = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     image = families.get(name).preview(latents, (80, 48))
     assert image.size == (10, 6) and image.mode == "RGB"
 
 
 def test_an_unknown_family_is_a_clear_error():
-    with pytest.raises(UnsupportedError, match="not supported; supported: sd-1, sdxl, sd-3, flux, flux2, chroma, hidream, z-image, qwen-image"):
+    with pytest.raises(UnsupportedError, match="not supported; supported: sd-1, sdxl, sd-3, flux, flux2, flux2-dev, chroma, hidream, z-image, qwen-image"):
         families.get("flux-9")
 
 

@@ -129,7 +129,7 @@ def test_flux2_rules_are_clear(engine, tmp_path):
     from invoke_core.model_install import install_model
 
     control = Layer("c", LayerKind.CONTROL, 0, 0, rgba(64, 64, seed=5), control=ControlSettings(model="demo-flux-controlnet", preprocessor="none"))
-    with pytest.raises(UnsupportedError, match="FLUX.2 models have no ControlNet"):
+    with pytest.raises(UnsupportedError, match="FLUX.2 \\[klein\\] models have no ControlNet"):
         run1(engine, doc([control]))
     folder = build_flux2_demo(tmp_path / "klein")
     index = json.loads((folder / "model_index.json").read_text())
@@ -137,9 +137,9 @@ def test_flux2_rules_are_clear(engine, tmp_path):
     record = install_model(engine.registry, str(folder), name="my klein")
     try:
         assert (record.family, families.get("flux2").model_defaults(record).steps) == ("flux2", 4), "distilled: 4 steps"
-        (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "Flux2Pipeline"}))
-        with pytest.raises(ModelInstallError, match="FLUX.2 \\[dev\\].* not supported yet"):
-            install_model(engine.registry, str(folder), name="dev")
+        (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "Flux2KleinKVPipeline"}))
+        with pytest.raises(ModelInstallError, match="Flux2KleinKVPipeline models are not supported yet"):
+            install_model(engine.registry, str(folder), name="kv")
     finally:
         engine.registry.remove(record.id)
 
@@ -211,7 +211,7 @@ def test_a_reference_steers_inpaint_and_image_to_image_and_the_rest_is_kept(engi
     assert not np.array_equal(ours.image, plain.image)
     img2img = run1(engine, doc([layers[0], reference_layer()], strength=0.6, steps=3))[0]
     assert img2img.metadata["mode"] == "img2img"
-    with pytest.raises(UnsupportedError, match="FLUX.2 takes one reference layer when it repaints the canvas \\(2 are shown\\)"):
+    with pytest.raises(UnsupportedError, match="FLUX.2 \\[klein\\] takes one reference layer when it repaints the canvas \\(2 are shown\\)"):
         run1(engine, doc([*layers, reference_layer(), reference_layer("ref2")], strength=1.0, steps=2))
 
 

@@ -1,4 +1,5 @@
-"""The family x mode x feature table of the transformer families (flux, sd-3, hidream, chroma, z-image, qwen-image, flux2) on their tiny demos,
+"""The family x mode x feature table of the transformer families (flux, sd-3, hidream, chroma, z-image, qwen-image, flux2,
+flux2-dev) on their tiny demos,
 through invoke_core.run: each cell runs twice (same seed, same pixels), keeps every pixel outside the mask
 in inpaint and outpaint (blur 0), and records its feature in the metadata; a cell the family cannot run
 is a clear error naming it. The table the issue note reports is this one (`REFUSED`: what does not run)."""
@@ -29,6 +30,8 @@ DEMOS = {
     "qwen-image": ("demo-qwen", "demo-qwen-controlnet", 4.0),
     # img2img on its inpaint pipeline with the whole box masked
     "flux2": ("demo-flux2", None, 4.0),
+    # img2img, inpaint and outpaint on the generic flow-matching path
+    "flux2-dev": ("demo-flux2-dev", None, 4.0),
 }
 # SD 3 inpaints and outpaints with an inpainting ControlNet (from noise: strength 1)
 INPAINTING = {"sd-3": "demo-sd3-inpaint-controlnet", "z-image": "demo-zimage-controlnet"}
@@ -47,7 +50,8 @@ for _mode in MODES:  # HiDream-I1: no regional prompts or ControlNets yet (none 
     REFUSED[("chroma", _mode, "controlnet")] = "Chroma models have no ControlNet"
     REFUSED[("z-image", _mode, "region")] = "Z-Image models have no regional prompts"
     REFUSED[("qwen-image", _mode, "region")] = "Qwen-Image models have no regional prompts"
-    REFUSED[("flux2", _mode, "controlnet")] = "FLUX.2 models have no ControlNet"
+    REFUSED[("flux2", _mode, "controlnet")] = "FLUX.2 \\[klein\\] models have no ControlNet"
+    REFUSED[("flux2-dev", _mode, "controlnet")] = "FLUX.2 \\[dev\\] models have no ControlNet"
 LONG = " ".join(["a detailed painting of a lighthouse at dusk with a red boat on the blue sea"] * 8)
 
 

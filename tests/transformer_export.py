@@ -1,6 +1,7 @@
-"""Test helper: a diffusers FLUX.1 or SD 3.x transformer written as one `.safetensors` file in the layout
-the weights are distributed in (Black Forest Labs' for FLUX.1, Stability AI's for SD 3.x): the inverse of
-the conversion on load, every tensor mapped.
+"""Test helper: a diffusers transformer written as one `.safetensors` file in the layout the weights are
+distributed in (Black Forest Labs' for FLUX.1, Stability AI's for SD 3.x, lodestones' for Chroma, NextDiT's
+for Z-Image; HiDream-I1's and Qwen-Image's are diffusers' own): the inverse of the conversion on load,
+every tensor mapped.
 """
 
 from __future__ import annotations
@@ -108,13 +109,51 @@ def sd3_to_sai(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def export_transformer(folder: Path, dest: Path, layout: str, prefix: str = "", extra: dict | None = None) -> Path:
-    """The transformer of the diffusers pipeline folder as one file (`layout`: "bfl" | "sai"), keys under
-    `prefix` ("model.diffusion_model." as some tools save them); `extra` tensors (a bundled encoder) added."""
-    files = sorted((Path(folder) / "transformer").glob("*.safetensors"))
+def chroma_to_lodestones(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers ChromaTransformer2DModel tensors -> lodestones' Chroma tensors: FLUX.1's blocks in BFL's
+    names, the approximator's MLPs `in_layer`/`out_layer` and its norms' `scale`."""
+    approximator = "distilled_guidance_layer."
+    out = flux_to_bfl({k: v for k, v in state.items() if not k.startswith(approximator)})
+    for key, t in state.items():
+        if key.startswith(approximator):
+            key = key.replace(".linear_1.", ".in_layer.").replace(".linear_2.", ".out_layer.")
+            out[key[: -len("weight")] + "scale" if ".norms." in key else key] = t
+    return out
+
+
+def zimage_to_nextdit(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers ZImageTransformer2DModel tensors -> NextDiT (ComfyUI's Z-Image) tensors: q/k/v fused."""
+    out: dict[str, torch.Tensor] = {}
+    for key, t in state.items():
+        if ".attention.to_k." in key or ".attention.to_v." in key:
+            continue
+        if ".attention.to_q." in key:
+            out[key.replace(".to_q.", ".qkv.")] = torch.cat([t, *(state[key.replace(".to_q.", p)] for p in (".to_k.", ".to_v."))])
+            continue
+        key = key.replace("all_x_embedder.2-1.", "x_embedder.").replace("all_final_layer.2-1.", "final_layer.")
+        key = key.replace(".attention.to_out.0.", ".attention.out.").replace(".attention.norm_q.", ".attention.q_norm.")
+        out[key.replace(".attention.norm_k.", ".attention.k_norm.")] = t
+    return out
+
+
+def _same(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return dict(state)
+
+
+LAYOUTS = {"bfl": flux_to_bfl, "sai": sd3_to_sai, "lodestones": chroma_to_lodestones, "nextdit": zimage_to_nextdit, "diffusers": _same}
+
+
+def transformer_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The diffusers tensors of a pipeline folder's transformer."""
     state = {}
-    for file in files:
+    for file in sorted((Path(folder) / "transformer").glob("*.safetensors")):
         state.update(load_file(str(file)))
-    converted = flux_to_bfl(state) if layout == "bfl" else sd3_to_sai(state)
-    save_file({prefix + k: v for k, v in converted.items()} | (extra or {}), str(dest))
+    return state
+
+
+def export_transformer(folder: Path, dest: Path, layout: str, prefix: str = "", extra: dict | None = None) -> Path:
+    """The transformer of the diffusers pipeline folder as one file (`layout`: one of LAYOUTS), keys under
+    `prefix` ("model.diffusion_model." as some tools save them); `extra` tensors (a bundled encoder) added."""
+    converted = LAYOUTS[layout](transformer_state(folder))
+    save_file({prefix + k: v.contiguous() for k, v in converted.items()} | (extra or {}), str(dest))
     return dest

@@ -7,6 +7,7 @@ import { createHistory } from "./state/history.js";
 import { createCanvas } from "./canvas/index.js";
 import { ApiError, createApi } from "./api.js";
 import { createDocumentBuilder, loraMisfit, mainModel, referenceRect } from "./document.js";
+import { missing } from "./families.js";
 import { installCanvasDrops } from "./app/canvas_drops.js";
 import { createHistoryButtons } from "./app/history_buttons.js";
 import { createJobs } from "./app/jobs.js";
@@ -180,7 +181,9 @@ async function main() {
   /** Why a LoRA row cannot go with a job now (not installed, another family than the main model), or null. */
   const loraProblem = (row) => loraMisfit(row, models, mainModel(models, store.get("settings")?.model));
   const uiExtras = () => ({ board: gallery.selection, jobs: jobs.running.map() });
-  const builder = createDocumentBuilder({ store, pixels, api, uiExtras, loraFits: (row) => !loraProblem(row) });
+  const builder = createDocumentBuilder({
+    store, pixels, api, uiExtras, loraFits: (row) => !loraProblem(row), negatives: () => !missing(settings.family, "negative_prompt"),
+  });
   const jobs = createJobs({
     store, api, canvas, builder, queue, gallery, settings, toasts, guard, ops, firstRun, loraProblem, statusEl: $("status"),
     onJobsChanged: () => persistence.markDirty(),

@@ -469,6 +469,7 @@ export function createAssetTracker() {
  *   forJob?: boolean,                  true: only visible layers with pixels (a generation); false: all (a save)
  *   ui?: Record<string, any>|null,     the front end's state, saved as `ui` (saves only)
  *   loraFits?: (row: LoraRow) => boolean,  which enabled LoRA rows go into params (default: all)
+ *   negatives?: boolean,               false: a job's negative prompts go empty (a family without them)
  * }} o
  * @returns {Promise<{document: {bbox: any, layers: any[], params: any, ui?: any}, empty: string[]}>}
  *   `empty`: ids of layers with no pixels (saved without an image_id; left out of a job)
@@ -499,6 +500,11 @@ export async function buildDocument(o) {
     params: paramsFromSettings(o.settings, { loraFits: o.loraFits }),
   };
   if (!o.forJob && o.ui) document.ui = o.ui;
+  if (o.forJob && o.negatives === false) {
+    // the family reads no negative prompt: the job goes without, the text stays for another model
+    document.params.negative_prompt = "";
+    for (const layer of document.layers) if (layer.region) layer.region.negative_prompt = "";
+  }
   return { document, empty };
 }
 
@@ -650,11 +656,12 @@ export function canvasToPng(canvas) {
 /**
  * The document builder bound to the store, the canvas pixels and the API.
  * @param {{store: any, pixels: any, api: any, uiExtras?: () => {board?: string|null, jobs?: Iterable<[number, any]>},
- *   loraFits?: (row: LoraRow) => boolean}} deps
+ *   loraFits?: (row: LoraRow) => boolean, negatives?: () => boolean}} deps
  *   uiExtras: state the store does not hold (the gallery's board, running jobs), saved in `ui`;
- *   loraFits: which enabled LoRA rows go into `params.loras` (installed, of the main model's family)
+ *   loraFits: which enabled LoRA rows go into `params.loras` (installed, of the main model's family);
+ *   negatives: whether the main model's family reads negative prompts (else a job goes without)
  */
-export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}), loraFits = () => true }) {
+export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}), loraFits = () => true, negatives = () => true }) {
   const tracker = createAssetTracker();
 
   async function upload(exported, layer) {
@@ -679,6 +686,7 @@ export function createDocumentBuilder({ store, pixels, api, uiExtras = () => ({}
       tracker,
       forJob: !!o.forJob,
       loraFits,
+      negatives: negatives(),
       ui: o.forJob ? null : uiState({ settings, staging: store.get("staging"), ...uiExtras() }),
     });
     return { document: result.document, empty: result.empty };

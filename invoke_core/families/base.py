@@ -169,8 +169,10 @@ class Family:
         loras: bool,
         true_cfg: bool = False,
         references: bool = False,
+        negative: bool = False,
     ) -> None:
-        """Refuse what this family cannot run, with a message naming the fix (the API answers 422)."""
+        """Refuse what this family cannot run, with a message naming the fix (the API answers 422).
+        `negative`: the job has a negative prompt (its own or a region's)."""
         from ..errors import InvalidCanvasError, UnsupportedError
         from ..schedulers import check_scheduler_name
 
@@ -190,6 +192,7 @@ class Family:
             (loras, "lora", "LoRA: disable the LoRAs"),
             (true_cfg, "true_cfg", "true CFG (their CFG scale is classifier-free guidance already): set True CFG to 1"),
             (references, "reference", "reference images: hide the reference layers"),
+            (negative, "negative_prompt", "negative prompts (they are guidance-distilled): clear the negative prompts"),
         ):
             if wanted and feature not in self.features:
                 raise UnsupportedError(f"{models} have no {what}")
@@ -252,9 +255,10 @@ class Family:
         size) with the control arguments (`records`: each control's ControlNet record)."""
         raise NotImplementedError
 
-    def reference_inputs(self, pipe: Any, task: str, request: GenerationRequest, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The pipeline call's inputs with the job's reference images (`request.references`), for a family
-        with the "reference" feature (check_job refuses them elsewhere)."""
+    def reference_inputs(self, pipe: Any, request: GenerationRequest, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The call inputs of `pipe` (the one that runs: the text-to-image pipeline on the generic flow path)
+        with the job's reference images (`request.references`), for a family with the "reference" feature
+        (check_job refuses them elsewhere)."""
         raise NotImplementedError
 
     def control_types(self, record: Any) -> tuple[str, ...]:
@@ -299,9 +303,19 @@ class Family:
         """(B, C, h, w) latents in the layout its pipeline denoises (the generic flow path, flow_tasks.py)."""
         return latents
 
-    def flow_mu(self, pipe: Any, size: tuple[int, int]) -> float | None:
-        """The resolution shift `mu` its pipeline gives a dynamically shifting scheduler at `size` (the
-        generic flow path starts at the shifted sigma); None where it has none."""
+    def start_latents(self, pipe: Any, latents: Any) -> Any:
+        """(B, C, h, w) latents as its text-to-image pipeline's `latents` argument takes them (FLUX.2's:
+        patchified, not yet packed); the generic flow path starts from them."""
+        return self.pack_latents(pipe, latents)
+
+    def normalise_latents(self, pipe: Any, latents: Any) -> Any:
+        """The VAE's (B, C, h, w) latents of an image in the space its transformer denoises."""
+        config = pipe.vae.config
+        return (latents - (getattr(config, "shift_factor", None) or 0.0)) * config.scaling_factor
+
+    def flow_mu(self, pipe: Any, size: tuple[int, int], steps: int) -> float | None:
+        """The resolution shift `mu` its pipeline gives a dynamically shifting scheduler at `size` and
+        `steps` (the generic flow path starts at the shifted sigma); None where it has none."""
         return None
 
     def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:

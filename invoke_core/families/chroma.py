@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import chroma_demo
+from . import chroma_demo, chroma_file
 from .base import Defaults, DemoModel, Family
 
 _T5_MAX = 512  # Chroma's prompt length, in T5 tokens
@@ -137,10 +137,10 @@ class ChromaFamily(Family):
 
         return FLUX.pack_latents(pipe, latents)  # FLUX.1's 2x2 packing
 
-    def flow_mu(self, pipe: Any, size: tuple[int, int]) -> float | None:
+    def flow_mu(self, pipe: Any, size: tuple[int, int], steps: int) -> float | None:
         from .flux import FAMILY as FLUX
 
-        return FLUX.flow_mu(pipe, size)  # FLUX.1's resolution shift, as its pipelines compute it
+        return FLUX.flow_mu(pipe, size, steps)  # FLUX.1's resolution shift, as its pipelines compute it
 
     def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
         from .flux import FAMILY as FLUX
@@ -158,5 +158,6 @@ FAMILY = ChromaFamily(
     features=frozenset({"negative_prompt", "regions", "lora"}),
     pipelines={("txt2img", False): "ChromaPipeline", ("img2img", False): "ChromaImg2ImgPipeline"},
     flow_tasks=frozenset({"inpaint"}),
+    transformer_file=chroma_file.TRANSFORMER_FILE,
     demos=(DemoModel("demo-chroma", "Demo Chroma (tiny)", "chroma", "main", chroma_demo.build_main),),
 )

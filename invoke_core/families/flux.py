@@ -196,7 +196,7 @@ class FluxFamily(Family):
         b, c, h, w = latents.shape
         return pipe._pack_latents(latents, b, c, h, w)  # 2x2 patches: (B, tokens, 4C)
 
-    def flow_mu(self, pipe: Any, size: tuple[int, int]) -> float | None:
+    def flow_mu(self, pipe: Any, size: tuple[int, int], steps: int) -> float | None:
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
         width, height = size

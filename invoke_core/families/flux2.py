@@ -10,7 +10,8 @@ negative prompt (its embeddings: the pipelines take no negative text). Regional 
 mask in every double and single block (token order [text, image]; families/joint_attention.py), as
 FLUX.1's; LoRA stacks in diffusers' layout. Reference layers go in as its reference images (their tokens
 join the sequence after the image's): several on text to image, one on the inpaint pipeline (which takes
-one besides the image under the box). Not yet: FLUX.2 [dev] (a Mistral encoder).
+one besides the image under the box). FLUX.2 [dev] is its own family (families/flux2_dev.py), on these
+helpers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import flux2_demo
+from . import flux2_demo, flux2_file
 from .base import Defaults, DemoModel, Family
 from .sd3 import rough_rgb
 
@@ -79,12 +80,12 @@ def _with_reference_tokens(bias: Any, text_tokens: int, main_tokens: int, refere
 class Flux2Family(Family):
     def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
         cls = str(index.get("_class_name", ""))
-        if not cls.startswith("Flux2"):
+        if not cls.startswith("Flux2") or cls == "Flux2Pipeline":  # FLUX.2 [dev]: families/flux2_dev.py
             return None
         from ..errors import ModelInstallError
 
         if cls != "Flux2KleinPipeline":
-            raise ModelInstallError(f"{cls} models (FLUX.2 [dev], its Mistral encoder) are not supported yet: install FLUX.2 [klein]")
+            raise ModelInstallError(f"{cls} models are not supported yet: install FLUX.2 [klein] or [dev]")
         transformer = read_config("transformer/config.json") or {}
         if transformer.get("_class_name") != "Flux2Transformer2DModel":
             raise ModelInstallError("a FLUX.2 pipeline folder without transformer/config.json: the folder is incomplete")
@@ -147,7 +148,7 @@ class Flux2Family(Family):
             [r.strength for r in plan.regions], text_first=True,
         )
         references = sum(w // _PATCH * (h // _PATCH) for w, h in (reference_size(r.image.shape[1], r.image.shape[0]) for r in request.references))
-        if type(pipe).__name__ == self.pipelines[("inpaint", False)]:
+        if type(pipe).__name__ == self.pipelines.get(("inpaint", False)):
             references += (height // patch) * (width // patch)  # the image under the box
         if references:
             bias = _with_reference_tokens(bias, sum(e.shape[1] for e in embeds), embeds[0].shape[1], references)
@@ -159,15 +160,15 @@ class Flux2Family(Family):
             args["negative_prompt_embeds"] = torch.cat(negatives, dim=1)
         return args, bias  # the bias stands for the processor: FLUX.2's own one applies it
 
-    def reference_inputs(self, pipe: Any, task: str, request: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    def reference_inputs(self, pipe: Any, request: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         from .. import masks
 
         images = [
             Image.fromarray(masks.resize_image(np.asarray(r.image), reference_size(r.image.shape[1], r.image.shape[0])))
             for r in request.references
         ]
-        if task == "txt2img":
-            return inputs | {"image": images}
+        if type(pipe).__name__ != self.pipelines.get(("inpaint", False)):
+            return inputs | {"image": images}  # its text-to-image pipelines take them all
         if len(images) > 1:
             from ..errors import UnsupportedError
 
@@ -194,11 +195,12 @@ class Flux2Family(Family):
 
 FAMILY = Flux2Family(
     name="flux2",
-    label="FLUX.2",
+    label="FLUX.2 [klein]",
     defaults=DISTILLED,
     size_multiple=16,  # 8x VAE and 2x2 patches
     sampling="flow-sigmas",  # its pipelines pass their own sigmas and shift
     features=frozenset({"negative_prompt", "regions", "lora", "reference"}),
     pipelines={("txt2img", False): "Flux2KleinPipeline", ("inpaint", False): "Flux2KleinInpaintPipeline"},
+    transformer_file=flux2_file.KLEIN,
     demos=(DemoModel("demo-flux2", "Demo FLUX.2 [klein] base (tiny)", "flux2", "main", flux2_demo.build_main, BASE),),
 )

@@ -1,9 +1,14 @@
-"""The tiny FLUX.2 [klein]-architecture demo model (`demo-flux2`): random weights, built in code in seconds,
-the tokenizer too (families/qwen_tokenizer.py). A small Qwen3 causal LM whose layers 9, 18 and 27 side by
-side are the prompt's states (as Klein reads its Qwen3), an MMDiT of one double and one single block
-without guidance embedding, FLUX.2's VAE (32 channels, 2x2 patchified to 128 and normalised by its batch
-norm's running statistics), flow matching with FLUX.2's empirical shift; CFG as the base (undistilled)
-Klein models run it."""
+"""The tiny FLUX.2-architecture demo models: random weights, built in code in seconds, the tokenizers too.
+
+- `demo-flux2` (FLUX.2 [klein] base): a small Qwen3 causal LM (families/qwen_tokenizer.py) whose layers 9,
+  18 and 27 side by side are the prompt's states (as Klein reads its Qwen3), an MMDiT of one double and one
+  single block without guidance embedding; CFG as the base (undistilled) Klein models run it.
+- `demo-flux2-dev` (FLUX.2 [dev]): a small Mistral 3 (its language model of 30 layers read at 10, 20 and
+  30, a Pixtral vision tower as in the released encoder; families/mistral_tokenizer.py), an MMDiT with
+  guidance embedding (dev is guidance-distilled), wider than Klein's demo (24, where Klein's is 16).
+
+Both: FLUX.2's VAE (32 channels, 2x2 patchified to 128 and normalised by its batch norm's running
+statistics), flow matching with FLUX.2's empirical shift."""
 
 from __future__ import annotations
 
@@ -25,15 +30,40 @@ def _qwen3(vocab_size: int, seed: int):
     return Qwen3ForCausalLM(config).eval()
 
 
-def _transformer(seed: int):
+_MISTRAL_WIDTH = 16
+_MISTRAL_LAYERS = 30  # dev reads hidden states 10, 20 and 30
+
+
+def _mistral3(tokenizer, seed: int):
+    import torch
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    config = Mistral3Config(
+        text_config={
+            "model_type": "mistral", "vocab_size": len(tokenizer), "hidden_size": _MISTRAL_WIDTH, "intermediate_size": 2 * _MISTRAL_WIDTH,
+            "num_hidden_layers": _MISTRAL_LAYERS, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
+            "max_position_embeddings": 1024, "sliding_window": None,
+        },
+        vision_config={
+            "model_type": "pixtral", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "head_dim": 8, "image_size": 64, "patch_size": 16,
+        },
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
+        spatial_merge_size=2,
+    )
+    torch.manual_seed(seed)
+    return Mistral3ForConditionalGeneration(config).eval()
+
+
+def _transformer(seed: int, heads: int = 2, text_width: int = 3 * _QWEN_WIDTH, guidance: bool = False):
     import torch
     from diffusers import Flux2Transformer2DModel
 
     torch.manual_seed(seed)
     return Flux2Transformer2DModel(
-        patch_size=1, in_channels=128, num_layers=1, num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
-        joint_attention_dim=3 * _QWEN_WIDTH, timestep_guidance_channels=16, mlp_ratio=2.0, axes_dims_rope=(2, 2, 2, 2),
-        guidance_embeds=False,
+        patch_size=1, in_channels=128, num_layers=1, num_single_layers=1, attention_head_dim=8, num_attention_heads=heads,
+        joint_attention_dim=text_width, timestep_guidance_channels=16, mlp_ratio=2.0, axes_dims_rope=(2, 2, 2, 2),
+        guidance_embeds=guidance,
     ).eval()
 
 
@@ -70,5 +100,27 @@ def build_flux2_demo(dest: Path) -> Path:
     return dest
 
 
+def build_flux2_dev_demo(dest: Path) -> Path:
+    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2Pipeline
+
+    from ..demo import _save_atomically
+    from .mistral_tokenizer import mistral_tokenizer
+
+    tokenizer = mistral_tokenizer()
+    pipe = Flux2Pipeline(
+        transformer=_transformer(seed=91, heads=3, text_width=3 * _MISTRAL_WIDTH, guidance=True),
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True),
+        vae=_vae(92),
+        text_encoder=_mistral3(tokenizer, seed=93),
+        tokenizer=tokenizer,
+    )
+    _save_atomically(pipe, dest)
+    return dest
+
+
 def build_main(dest: Path, demo_dir: Path) -> Path:
     return build_flux2_demo(dest)
+
+
+def build_dev(dest: Path, demo_dir: Path) -> Path:
+    return build_flux2_dev_demo(dest)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ModelInstallError
-from .transformer_file import ReadConfig, Shapes, TransformerFile, block_count
+from .transformer_file import ReadConfig, Shapes, TransformerFile, block_count, mismatches, rope_axes
 
 _FILL_CHANNELS = 384
 _CONTROL_CHANNELS = 128  # FLUX.1 Canny/Depth: the control image's latents beside the noise
@@ -59,8 +59,9 @@ def _param(name: str) -> str:
     return "weight" if name == "scale" else name  # the RMSNorms' `scale` is diffusers' `weight`
 
 
-def convert(state: dict[str, Any]) -> dict[str, Any]:
-    """BFL tensors -> diffusers FluxTransformer2DModel tensors (pure; every tensor mapped or an error)."""
+def convert(state: dict[str, Any], label: str = "FLUX.1") -> dict[str, Any]:
+    """BFL tensors -> diffusers FluxTransformer2DModel tensors (pure; every tensor mapped or an error). Chroma's
+    blocks are these without their modulation (`label` names the family in the error)."""
     import torch
 
     inner = state["img_in.weight"].shape[0]
@@ -88,7 +89,7 @@ def convert(state: dict[str, Any]) -> dict[str, Any]:
             shift, scale = tensor.chunk(2, dim=0)  # BFL's order; diffusers' AdaLayerNormContinuous: scale first
             out[f"norm_out.linear.{param}"] = torch.cat([scale, shift], dim=0)
         else:
-            raise ModelInstallError(f"a FLUX.1 file with an unknown tensor {key}")
+            raise ModelInstallError(f"a {label} file with an unknown tensor {key}")
     return out
 
 
@@ -97,7 +98,12 @@ class FluxTransformerFile(TransformerFile):
     layout = "Black Forest Labs"
 
     def is_transformer(self, shapes: Shapes) -> bool:
-        return "img_in.weight" in shapes and "double_blocks.0.img_attn.qkv.weight" in shapes
+        # the time embedder: Chroma's blocks have the same names, but its modulation comes from an approximator
+        # and not FLUX.2's (its blocks share one modulation: families/flux2_file.py)
+        return (
+            "img_in.weight" in shapes and "double_blocks.0.img_attn.qkv.weight" in shapes and "time_in.in_layer.weight" in shapes
+            and "double_stream_modulation_img.lin.weight" not in shapes
+        )
 
     def owns(self, key: str) -> bool:
         head = key.split(".", 1)[0]
@@ -115,9 +121,7 @@ class FluxTransformerFile(TransformerFile):
     def config(self, shapes: Shapes, base: dict[str, Any]) -> dict[str, Any]:
         inner = shapes["img_in.weight"][0]
         head_dim = shapes["double_blocks.0.img_attn.norm.query_norm.scale"][0]
-        axes = list(base.get("axes_dims_rope") or (16, 56, 56))
-        if sum(axes) != head_dim:
-            raise ModelInstallError(f"the base transformer's rope axes {axes} do not fit the file's {head_dim}-wide attention heads")
+        axes = rope_axes(base, "axes_dims_rope", head_dim, (16, 56, 56))
         return {
             "patch_size": 1,
             "in_channels": shapes["img_in.weight"][1],
@@ -143,7 +147,7 @@ class FluxTransformerFile(TransformerFile):
             ("latent channels (x4 packed)", shapes["final_layer.linear.weight"][0], 4 * vae.get("latent_channels", 0)),
             ("attention head width", shapes["double_blocks.0.img_attn.norm.query_norm.scale"][0], sum(rope) or None),
         ]
-        return [f"{what} {want} (the file's transformer takes {got})" for what, got, want in facts if got != want]
+        return mismatches(facts)
 
     def convert(self, state: dict[str, Any]) -> dict[str, Any]:
         return convert(state)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from . import hidream_demo
+from . import hidream_demo, hidream_file
 from .base import Defaults, DemoModel, Family, cached_config
 from .sd3 import rough_rgb
 
@@ -33,8 +34,12 @@ DEV = Defaults(steps=28, cfg_scale=1.0, scheduler="euler", width=1024, height=10
 FAST = Defaults(steps=16, cfg_scale=1.0, scheduler="euler", width=1024, height=1024)
 
 
-def _scheduler(record: Any) -> dict[str, Any]:
-    return cached_config(Path(record.path) / "scheduler" / "scheduler_config.json")
+_VARIANTS = {"full": FULL, "dev": DEV, "fast": FAST}
+_VARIANT = re.compile(r"(?<![a-z])(full|dev|fast)(?![a-z])")  # in a file's name: hidream_i1_dev_bf16
+
+
+def _scheduler(folder: str | Path) -> dict[str, Any]:
+    return cached_config(Path(folder) / "scheduler" / "scheduler_config.json")
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,19 @@ class HiDreamFamily(Family):
 
     def model_defaults(self, record: Any) -> Defaults | None:
         """Full's, Dev's or Fast's, told by the scheduler the folder ships (Full: UniPC; Dev: Euler shifted
-        by 6; Fast: by 3)."""
+        by 6; Fast: by 3). A transformer file (the three have the same shapes): its name's, else its base's."""
         declared = super().model_defaults(record)
-        if declared or record.format != "diffusers":
+        if declared:
             return declared
-        scheduler = _scheduler(record)
+        folder = record.path
+        if record.format != "diffusers":
+            if record.kind != "main" or not record.config_path:
+                return None
+            named = _VARIANT.search(f"{record.name} {Path(record.path).name}".lower())
+            if named:
+                return _VARIANTS[named.group(1)]
+            folder = record.config_path
+        scheduler = _scheduler(folder)
         if scheduler.get("_class_name") == "UniPCMultistepScheduler":
             return FULL
         return DEV if float(scheduler.get("shift", 3.0)) >= 6.0 else FAST
@@ -115,7 +128,7 @@ class HiDreamFamily(Family):
     def control_modes(self, controlnets: list[Any], controls: tuple) -> Any:
         return contextlib.nullcontext()
 
-    def flow_mu(self, pipe: Any, size: tuple[int, int]) -> float | None:
+    def flow_mu(self, pipe: Any, size: tuple[int, int], steps: int) -> float | None:
         # the pipeline's shift is the transformer's largest sequence's, whatever the size (schedulers that
         # shift dynamically use it; HiDream's own shift by a fixed factor)
         from diffusers.pipelines.hidream_image.pipeline_hidream_image import calculate_shift
@@ -135,5 +148,6 @@ FAMILY = HiDreamFamily(
     features=frozenset({"negative_prompt", "lora"}),
     pipelines={("txt2img", False): "HiDreamImagePipeline"},
     flow_tasks=frozenset({"img2img", "inpaint"}),
+    transformer_file=hidream_file.TRANSFORMER_FILE,
     demos=(DemoModel("demo-hidream", "Demo HiDream-I1 (tiny)", "hidream", "main", hidream_demo.build_main, FAST),),
 )

@@ -37,26 +37,34 @@ def _bpe(form: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     return symbols
 
 
-def qwen_tokenizer(max_tokens: int = 1024, extra_words: tuple[str, ...] = ()):
-    """`extra_words`: more whole tokens (a pipeline's own template words), after the shared ones, so the
-    other demos' token ids stay as they are."""
-    from transformers import Qwen2Tokenizer
-
+def byte_level_vocab(words) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level BPE's vocabulary and merges: every byte, then each word (after a space, 'Ġ', and at the
+    start of a line) built up by merges until BPE yields it whole."""
     from ..clip_vocab import bytes_to_unicode
-    from ..demo import _DEMO_WORDS
 
     alphabet = list(bytes_to_unicode().values())
     vocab: dict[str, int] = {c: i for i, c in enumerate(alphabet)}
     merges: list[tuple[str, str]] = []
     ranks: dict[tuple[str, str], int] = {}
-    for word in [*_DEMO_WORDS, "user", "assistant", *TEMPLATE_WORDS, *extra_words]:
-        for form in ("\u0120" + word, word):  # after a space ('Ġ') and at the start of a line
+    for word in words:
+        for form in ("\u0120" + word, word):
             # add merges until BPE (lowest rank first, as the tokenizer applies them) yields the whole form
             while len(parts := _bpe(form, ranks)) > 1:
                 pair = (parts[0], parts[1])
                 ranks[pair] = len(ranks)
                 merges.append(pair)
                 vocab.setdefault(pair[0] + pair[1], len(vocab))
+    return vocab, merges
+
+
+def qwen_tokenizer(max_tokens: int = 1024, extra_words: tuple[str, ...] = ()):
+    """`extra_words`: more whole tokens (a pipeline's own template words), after the shared ones, so the
+    other demos' token ids stay as they are."""
+    from transformers import Qwen2Tokenizer
+
+    from ..demo import _DEMO_WORDS
+
+    vocab, merges = byte_level_vocab([*_DEMO_WORDS, "user", "assistant", *TEMPLATE_WORDS, *extra_words])
     for special in SPECIALS:
         vocab[special] = len(vocab)
     tokenizer = Qwen2Tokenizer(

@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import inpainting_controlnet, qwenimage_demo
+from . import inpainting_controlnet, qwenimage_demo, qwenimage_file
 from .base import Defaults, DemoModel, Family, controlnet_config
 
 _MAX_TOKENS = 512
@@ -144,6 +144,7 @@ FAMILY = QwenImageFamily(
     kind_pipelines={("edit", False): "QwenImageEditPipeline"},
     edit_from_empty_box=False,  # its pipelines need a picture to edit
     controlnet_class="QwenImageControlNetModel",
+    transformer_file=qwenimage_file.TRANSFORMER_FILE,
     demos=(
         DemoModel("demo-qwen", "Demo Qwen-Image (tiny)", "qwen", "main", qwenimage_demo.build_main),
         DemoModel("demo-qwen-controlnet", "Demo Qwen-Image ControlNet (tiny)", "qwen-controlnet", "controlnet", qwenimage_demo.build_controlnet),

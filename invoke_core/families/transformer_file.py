@@ -1,6 +1,7 @@
 """A family's transformer alone in one `.safetensors` file, as the weights are distributed (FLUX.1 in Black
-Forest Labs' layout, SD 3.x in Stability AI's), run with the text encoders, tokenizers, VAE and scheduler of
-an installed diffusers model of the family (its "base").
+Forest Labs' layout, SD 3.x in Stability AI's, Chroma, HiDream-I1, Z-Image and Qwen-Image as their makers
+and ComfyUI name them), run with the text encoders, tokenizers, VAE and scheduler of an installed diffusers
+model of the family (its "base").
 
 The file says the architecture (depth, width, channels: read from its tensor shapes, never assumed); the
 base's transformer config says the rest (rope axes, sample size). A family describes its layout by
@@ -67,7 +68,14 @@ class TransformerFile:
     def claims(self, shapes: Shapes) -> str | None:
         """The kind of a single file holding this layout's transformer, or None when it holds none."""
         own = self.transformer_shapes(shapes)
-        return self.kind(own) if own and self.is_transformer(own) else None
+        if not own or not self.is_transformer(own):
+            return None
+        # ComfyUI's scaled fp8 (each weight times its own scale): refused at install, not at the first job
+        if any(self.strip(k) == "scaled_fp8" or k.endswith((".scale_weight", ".weight_scale")) for k in shapes):
+            raise ModelInstallError(
+                "scaled fp8 files (ComfyUI's `scaled_fp8`, a scale per weight) are not supported: install the bf16 or plain fp8 file"
+            )
+        return self.kind(own)
 
 
 def block_count(shapes: Iterable[str], prefix: str) -> int:
@@ -76,6 +84,19 @@ def block_count(shapes: Iterable[str], prefix: str) -> int:
     if found and found != set(range(len(found))):
         raise ModelInstallError(f"the file's {prefix.rstrip('.')} are numbered {sorted(found)[:8]}...: blocks are missing")
     return len(found)
+
+
+def rope_axes(base: dict[str, Any], key: str, head_dim: int, default: tuple[int, ...]) -> list[int]:
+    """The base transformer's rope axes (`key` of its config), which must add up to the file's head width."""
+    axes = list(base.get(key) or default)
+    if sum(axes) != head_dim:
+        raise ModelInstallError(f"the base transformer's rope axes {axes} do not fit the file's {head_dim}-wide attention heads")
+    return axes
+
+
+def mismatches(facts: Iterable[tuple[str, Any, Any]]) -> list[str]:
+    """`misfit`'s reasons from (what, the file's value, the base's value) facts that differ."""
+    return [f"{what} {want} (the file's transformer takes {got})" for what, got, want in facts if got != want]
 
 
 def folder_config(folder: Path) -> ReadConfig:

@@ -27,11 +27,12 @@ METADATA = {
     "z-image": {"format": "pt", "modelspec.architecture": "z-image/lora"},
     "qwen-image": {"format": "pt", "modelspec.architecture": "qwen-image/lora"},
     "flux2": {"format": "pt", "modelspec.architecture": "flux-2-klein/lora"},
+    "flux2-dev": {"format": "pt", "modelspec.architecture": "flux-2-dev/lora"},
 }
 # the attention projections a test LoRA adapts, per family (HiDream's output projection is one Linear)
 _TARGETS = {"flux": ["to_q", "to_k", "to_v", "to_out.0"], "sd-3": ["to_q", "to_k", "to_v", "to_out.0"], "hidream": ["to_q", "to_k", "to_v", "to_out"], "chroma": ["to_q", "to_k", "to_v", "to_out.0"],
             "z-image": ["to_q", "to_k", "to_v", "to_out.0"], "qwen-image": ["to_q", "to_k", "to_v", "to_out.0", "img_mlp.net.2"],
-            "flux2": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj"]}
+            "flux2": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj"], "flux2-dev": ["to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj"]}
 
 
 def is_lora(shapes: Mapping[str, tuple[int, ...]]) -> bool:
@@ -120,7 +121,7 @@ def build_transformer_lora(model_folder: Path, dest: Path, family: str, seed: in
 
     cls = {"flux": FluxTransformer2DModel, "sd-3": SD3Transformer2DModel, "hidream": HiDreamImageTransformer2DModel, "chroma": ChromaTransformer2DModel,
            "z-image": ZImageTransformer2DModel, "qwen-image": QwenImageTransformer2DModel,
-           "flux2": Flux2Transformer2DModel}[family]
+           "flux2": Flux2Transformer2DModel, "flux2-dev": Flux2Transformer2DModel}[family]
     transformer = cls.from_pretrained(Path(model_folder) / "transformer", local_files_only=True)
     torch.manual_seed(seed)
     transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=_TARGETS[family], init_lora_weights=False))

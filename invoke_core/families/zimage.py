@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import zimage_demo
+from . import zimage_demo, zimage_file
 from .base import Defaults, DemoModel, Family
 from .sd3 import rough_rgb
 
@@ -129,6 +129,7 @@ FAMILY = ZImageFamily(
         ("inpaint", True): "ZImageControlNetInpaintPipeline",  # Union 2.x ControlNets; none for img2img
     },
     controlnet_class="ZImageControlNetModel",
+    transformer_file=zimage_file.TRANSFORMER_FILE,
     demos=(
         DemoModel("demo-zimage", "Demo Z-Image Turbo (tiny)", "zimage", "main", zimage_demo.build_main, TURBO),
         DemoModel("demo-zimage-controlnet", "Demo Z-Image ControlNet (tiny)", "zimage-controlnet", "controlnet", zimage_demo.build_controlnet),

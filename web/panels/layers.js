@@ -13,6 +13,8 @@ export const KIND_LABELS = {
   reference: "Reference",
 };
 const KIND_SHORT = { raster: "RST", inpaint_mask: "MASK", regional_guidance: "REG", control: "CTL", reference: "REF" };
+// the add buttons' words: five kinds on one row of a narrow panel (the tooltip says the whole name)
+const ADD_LABELS = { raster: "Raster", inpaint_mask: "Mask", regional_guidance: "Region", control: "Control", reference: "Ref" };
 
 
 /**
@@ -307,7 +309,7 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         "button",
         { class: `chip kind-${kind}`, "data-testid": `layer-add-${kind}`, title: `Add ${/^[aeiou]/i.test(label) ? "an" : "a"} ${label.toLowerCase()} layer`, onclick: () => ops.add(kind) },
         icon("plus", 12),
-        h("span", null, kind === "regional_guidance" ? "Region" : kind === "inpaint_mask" ? "Mask" : label),
+        h("span", null, ADD_LABELS[kind] || label),
       ),
     ),
   );

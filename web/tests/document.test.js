@@ -134,6 +134,22 @@ test("fingerprint changes with pixels and position, not otherwise", () => {
   assert.equal(fa, fingerprint(Array.from(a.canvas.data), 4, 4, 0, 0));
 });
 
+test("a job for a family without negative prompts goes without them; a save keeps them", async () => {
+  const region = { ...newLayer("regional_guidance", { id: "g", z: 1 }), prompt: "a boat", negative_prompt: "fog" };
+  const canvas = fakeCanvas({ g: exported(0, 0, 8, 8, 255) });
+  const settings = { ...DEFAULT_SETTINGS, prompt: "p", negative_prompt: "blur" };
+  const args = { layers: [region], bbox: BBOX, settings, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: fakeUploader().upload, tracker: createAssetTracker() };
+  const job = (await buildDocument({ ...args, forJob: true, negatives: false })).document;
+  assert.equal(job.params.negative_prompt, "");
+  assert.equal(job.layers[0].region.negative_prompt, "");
+  assert.equal(job.layers[0].region.prompt, "a boat");
+  const kept = (await buildDocument({ ...args, forJob: true })).document;
+  assert.equal(kept.params.negative_prompt, "blur");
+  const saved = (await buildDocument({ ...args, negatives: false })).document;
+  assert.equal(saved.params.negative_prompt, "blur", "the text stays for another model");
+  assert.equal(saved.layers[0].region.negative_prompt, "fog");
+});
+
 test("buildDocument uploads each layer once and re-uploads only changed layers", async () => {
   const r1 = newLayer("raster", { id: "r1", z: 1 });
   const m1 = newLayer("inpaint_mask", { id: "m1", z: 2 });
