@@ -46,3 +46,35 @@ def inpaint_layers(seed: int = 2, box: tuple[int, int, int, int] = (16, 48, 16, 
     outside = np.ones((64, 64), bool)
     outside[y0:y1, x0:x1] = False
     return [Layer("img", LayerKind.RASTER, 0, 0, init), Layer("mask", LayerKind.INPAINT_MASK, 0, 0, mask)], init, outside
+
+
+def regional_call(engine, model: str, request):
+    """`model`'s text-to-image pipeline and its family's regional call arguments and processor for `request`."""
+    from invoke_core import families
+    from invoke_core.regions import plan_regions
+    from invoke_core.types import Mode
+
+    record = engine.resolve_model(model)
+    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
+    args, processor = families.get(record.family).regional(pipe, request, plan)
+    return pipe, args, processor
+
+
+def record_attention(monkeypatch) -> list[dict]:
+    """Every scaled-dot-product attention from now on (the test's): its probabilities with the mask added
+    (rows masked whole read 0) and whether it had a mask."""
+    import torch
+    import torch.nn.functional as F
+
+    calls, sdpa = [], F.scaled_dot_product_attention
+
+    def recording(query, key, value, attn_mask=None, **kw):
+        scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        calls.append({"probs": torch.nan_to_num(scores.float().softmax(-1)), "masked": attn_mask is not None})
+        return sdpa(query, key, value, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    return calls

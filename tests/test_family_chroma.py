@@ -71,27 +71,12 @@ def test_image_tokens_outside_a_region_give_its_text_zero_attention_in_both_cfg_
     attention from image tokens outside it, the prompts do not mix, and the padding past each slot's first
     pad token stays masked as the pipeline masks it."""
     import torch
-    import torch.nn.functional as F
-
-    from invoke_core.regions import plan_regions
-    from invoke_core.types import Mode
+    from family_jobs import record_attention, regional_call
 
     request = compile_canvas(doc([region_layer()], steps=2))
-    record = engine.resolve_model(MODEL)
-    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
+    pipe, args, processor = regional_call(engine, MODEL, request)
     family = families.get("chroma")
-    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
-    args, processor = family.regional(pipe, request, plan)
-    calls, sdpa = [], F.scaled_dot_product_attention
-
-    def recording(query, key, value, attn_mask=None, **kw):
-        scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
-        if attn_mask is not None:
-            scores = scores + attn_mask
-        calls.append({"probs": torch.nan_to_num(scores.float().softmax(-1)), "masked": attn_mask is not None})
-        return sdpa(query, key, value, attn_mask=attn_mask, **kw)
-
-    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    calls = record_attention(monkeypatch)
     with torch.inference_mode(), family.attention(pipe, [], processor):
         pipe(**args, num_inference_steps=2, guidance_scale=3.0, width=64, height=64, output_type="np",
              generator=torch.Generator().manual_seed(1), max_sequence_length=pipe.tokenizer.model_max_length)

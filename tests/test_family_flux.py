@@ -142,27 +142,11 @@ def test_image_tokens_outside_a_region_give_its_text_zero_attention(engine, monk
     """At the attention level: the mask reaches SDPA in every double and single block, every step; the
     probabilities are computed from the real queries and keys of each call."""
     import torch
-    import torch.nn.functional as F
-
-    from invoke_core.regions import plan_regions
-    from invoke_core.types import Mode
+    from family_jobs import record_attention, regional_call
 
     request = compile_canvas(doc([region_layer(columns=slice(0, 32))], steps=2))
-    record = engine.resolve_model(MODEL)
-    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
-    family = families.get("flux")
-    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
-    args, _processor = family.regional(pipe, request, plan)
-    calls, sdpa = [], F.scaled_dot_product_attention
-
-    def recording(query, key, value, attn_mask=None, **kw):
-        scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
-        if attn_mask is not None:
-            scores = scores + attn_mask
-        calls.append({"probs": scores.float().softmax(-1), "masked": attn_mask is not None})
-        return sdpa(query, key, value, attn_mask=attn_mask, **kw)
-
-    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    pipe, args, _processor = regional_call(engine, MODEL, request)
+    calls = record_attention(monkeypatch)
     with torch.inference_mode():
         pipe(**args, num_inference_steps=2, guidance_scale=3.5, width=64, height=64, output_type="np",
              generator=torch.Generator().manual_seed(1))

@@ -71,26 +71,11 @@ def test_img2img_runs_on_the_inpaint_pipeline_with_the_whole_box_and_inpaint_kee
 
 def test_image_tokens_outside_a_region_give_its_text_zero_attention(engine, monkeypatch):
     import torch
-    import torch.nn.functional as F
-
-    from invoke_core.regions import plan_regions
-    from invoke_core.types import Mode
+    from family_jobs import record_attention, regional_call
 
     request = compile_canvas(doc([region_layer()], steps=2))
-    record = engine.resolve_model(MODEL)
-    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
-    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
-    args, _bias = families.get("flux2").regional(pipe, request, plan)
-    calls, sdpa = [], F.scaled_dot_product_attention
-
-    def recording(query, key, value, attn_mask=None, **kw):
-        scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
-        if attn_mask is not None:
-            scores = scores + attn_mask
-        calls.append({"probs": scores.float().softmax(-1), "masked": attn_mask is not None})
-        return sdpa(query, key, value, attn_mask=attn_mask, **kw)
-
-    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    pipe, args, _bias = regional_call(engine, MODEL, request)
+    calls = record_attention(monkeypatch)
     with torch.inference_mode():
         pipe(**args, num_inference_steps=2, guidance_scale=4.0, width=64, height=64, output_type="np",
              generator=torch.Generator().manual_seed(1))

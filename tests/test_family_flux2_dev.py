@@ -89,29 +89,15 @@ def test_reference_layers_steer_every_task(engine):
 
 def test_image_tokens_outside_a_region_give_its_text_zero_attention_with_references(engine, monkeypatch):
     import torch
-    import torch.nn.functional as F
+    from family_jobs import record_attention, regional_call
 
     from invoke_core.compile import compile_canvas
-    from invoke_core.regions import plan_regions
-    from invoke_core.types import Mode
 
     request = compile_canvas(doc([region_layer(), reference_layer()], steps=2))
-    record = engine.resolve_model(MODEL)
-    pipe, _task = engine.pipeline_for(engine.cache.get(record, engine.device).model, record, Mode.TXT2IMG)
-    plan = plan_regions(request.regions, request.params.prompt, request.params.negative_prompt)
-    args, _bias = families.get("flux2-dev").regional(pipe, request, plan)
+    pipe, args, _bias = regional_call(engine, MODEL, request)
     assert "negative_prompt_embeds" not in args, "guidance-distilled: one branch"
-    calls, sdpa = [], F.scaled_dot_product_attention
-
-    def recording(query, key, value, attn_mask=None, **kw):
-        scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
-        if attn_mask is not None:
-            scores = scores + attn_mask
-        calls.append({"probs": scores.float().softmax(-1), "masked": attn_mask is not None})
-        return sdpa(query, key, value, attn_mask=attn_mask, **kw)
-
     inputs = families.get("flux2-dev").reference_inputs(pipe, request, {"width": 64, "height": 64})
-    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    calls = record_attention(monkeypatch)
     with torch.inference_mode():
         pipe(**args, **inputs, num_inference_steps=2, guidance_scale=4.0, output_type="np", generator=torch.Generator().manual_seed(1))
     tokens = args["prompt_embeds"].shape[1] // 2  # main + one region, each padded to 512
