@@ -12,6 +12,8 @@ import os
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,8 @@ from PIL import Image
 
 from . import __version__, families, masks
 from .devices import DeviceChoice, choose_device
-from .errors import GenerationCancelled, InvalidCanvasError, UnsupportedError
+from .errors import GenerationCancelled, InvalidCanvasError, OutOfMemoryError, UnsupportedError
+from .limits import VAE_TILING_AREA, VAE_TILING_MODES
 from .model_cache import ModelCache
 from .model_records import CONTROL_KINDS, GENERATING_KINDS, ModelRecord, ModelRegistry, check_edit_request
 from .root import resolve_root
@@ -53,6 +56,7 @@ class Engine:
         ram_cache_gb: float | None = None,
         vram_cache_gb: float | None = None,
         compile_backend: str | None = None,
+        vae_tiling: str = "auto",
     ):
         self.root: Path = resolve_root(root)
         self.registry = ModelRegistry(self.root)
@@ -62,6 +66,11 @@ class Engine:
         self.cache = ModelCache(
             self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram, compile_backend=compile_backend
         )
+        if vae_tiling not in VAE_TILING_MODES:
+            raise UnsupportedError(f"VAE tiling {vae_tiling!r}: use one of {', '.join(VAE_TILING_MODES)}")
+        self.vae_tiling = vae_tiling
+        # called before every denoiser forward while set (tests inject a failure there: an out-of-memory)
+        self.denoiser_hook: Callable[[], None] | None = None
         self._job_lock = threading.Lock()  # pipelines and the device are used by one job at a time
         from .lora import LoraStacks
 
@@ -135,7 +144,8 @@ class Engine:
             negative=bool(params.negative_prompt) or any(r.negative_prompt for r in request.regions),
         )
         control_records = self.resolve_controlnets(request.controls, record, params.strength)
-        with self._job_lock, job_loras(self, request, control_records) as add_lora_metadata:
+        # the job's components stay pinned in the cache until it ends
+        with self._job_lock, self.cache.job(), job_loras(self, request, control_records) as add_lora_metadata:
             return add_lora_metadata(self._run(request, record, control_records, on_progress, is_cancelled))
 
     def _run(
@@ -159,6 +169,7 @@ class Engine:
         control_lora = any(r.kind == "control_lora" for r in control_records)
         pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets, control_lora=control_lora)
         family.configure_pipeline(pipe, request.size)
+        tiling = _set_vae_tiling(pipe, self.vae_tiling, request.size)
         inputs = _pipeline_inputs(request, record, task)
         if task == "edit":
             if inputs["image"] is None and not family.edit_from_empty_box:
@@ -172,7 +183,7 @@ class Engine:
         if task == "img2img" and _takes(pipe, "width"):
             # Pipelines that take a size (Flux) would otherwise resize the init image to their default.
             inputs.update(width=request.size[0], height=request.size[1])
-        extra_meta: dict[str, Any] = {}
+        extra_meta: dict[str, Any] = {"vae_tiling": True} if tiling else {}
         if request.controls:
             inputs = family.control_inputs(request, task, control_records, inputs)
             extra_meta["controls"] = _control_metadata(family, request.controls, control_records)
@@ -190,7 +201,8 @@ class Engine:
             prompt_args = family.encode_prompts(pipe, prompt_args["prompt"], prompt_args["negative_prompt"], do_cfg)
 
         results = []
-        with family.control_modes(controlnets, request.controls), family.attention(pipe, controlnets, processor):
+        with _out_of_memory(self.device, request.size, tiling), _before_denoiser(pipe, self.denoiser_hook), \
+                family.control_modes(controlnets, request.controls), family.attention(pipe, controlnets, processor):
             for index in range(params.batch_size):
                 seed = (params.seed + index) % (1 << 32)
                 item_started = time.perf_counter()
@@ -289,6 +301,70 @@ class Engine:
                 **inputs,
             )
         return (np.asarray(output.images[0]) * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def _set_vae_tiling(pipe: Any, mode: str, size: tuple[int, int]) -> bool:
+    """Tile the VAE for this job (`mode` "on", or "auto" above VAE_TILING_AREA), else not: its VAE may be
+    shared with other models and jobs. Whether it tiles."""
+    vae = getattr(pipe, "vae", None)
+    on = mode == "on" or (mode == "auto" and size[0] * size[1] > VAE_TILING_AREA)
+    if not hasattr(vae, "enable_tiling"):
+        return False
+    if on and getattr(vae, "tile_sample_min_size", _MIN_TILE) < _MIN_TILE and hasattr(vae, "tile_latent_min_size"):
+        # tiles of at least 512 px (diffusers takes the config's sample size, which a small VAE sets low):
+        # a few dozen tiles for a 2048 px box, not thousands
+        factor = vae.tile_sample_min_size // max(1, vae.tile_latent_min_size)
+        vae.tile_sample_min_size, vae.tile_latent_min_size = _MIN_TILE, _MIN_TILE // max(1, factor)
+    vae.enable_tiling() if on else vae.disable_tiling()
+    return on
+
+
+_MIN_TILE = 512
+
+
+@contextmanager
+def _before_denoiser(pipe: Any, hook: Callable[[], None] | None):
+    """`hook` called before each forward of the pipeline's UNet or transformer, while the job runs."""
+    if hook is None:
+        yield
+        return
+    denoiser = getattr(pipe, "unet", None)
+    if denoiser is None:  # (not `or`: a compiled module has no truth value)
+        denoiser = getattr(pipe, "transformer", None)
+    if denoiser is None:
+        yield
+        return
+    handle = denoiser.register_forward_pre_hook(lambda _module, _args: hook())
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def _out_of_memory(device: DeviceChoice, size: tuple[int, int], tiling: bool):
+    """A device out of memory during the job: the memory it held let go, and an error that names what to
+    change (the worker fails the item and takes the next one)."""
+    import gc
+
+    import torch
+
+    try:
+        yield
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc).lower():
+            raise
+        del exc
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        width, height = size
+        tiles = "" if tiling else ", turn VAE tiling on (--vae-tiling on)"
+        raise OutOfMemoryError(
+            f"out of memory on {device.device} generating {width}x{height}: make the box smaller or lower the scale{tiles},"
+            " lower the model cache's budget (--vram-cache-gb, --ram-cache-gb) so fewer models stay loaded, or use a"
+            " smaller or quantised model"
+        ) from None
 
 
 def _takes(pipe: Any, argument: str) -> bool:

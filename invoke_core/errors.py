@@ -29,3 +29,7 @@ class UnsupportedError(InvokeCoreError, ValueError):
 
 class GenerationCancelled(InvokeCoreError):
     """The job was cancelled; it produced no result."""
+
+
+class OutOfMemoryError(InvokeCoreError, MemoryError):
+    """The device ran out of memory during a job; the message names the settings that make it fit."""

@@ -18,6 +18,10 @@ class Range(NamedTuple):
 
 
 MAX_GENERATION_SIDE = 4096  # pixels a side the model generates at (bbox x scale)
+# VAE tiling "auto": on above this many generated pixels (the VAE's attention and activations grow with the
+# area; diffusers' tiles are 512 px for SD, with overlap blended)
+VAE_TILING_AREA = 1536 * 1536
+VAE_TILING_MODES = ("auto", "on", "off")
 BBOX_MULTIPLE = 8  # bbox sides (and generation sizes) are multiples of this
 
 STEPS = Range(1, 500, step=1)

@@ -1,7 +1,17 @@
-"""Load models and keep them loaded: an LRU cache keyed by (model, device, dtype) with a memory budget.
+"""Load models and keep them loaded, as components shared across models, within a RAM and a VRAM budget.
 
-A second job on a loaded model loads nothing. Models on the CPU count against the RAM budget, models on
-an accelerator against the VRAM budget; the least recently used are dropped first.
+A diffusers pipeline folder is loaded component by component where it can be: each torch component (text
+encoders, UNet or transformer, VAE) is cached under its content hash (invoke_core/component_hashes.py), so
+a component several installed models ship (the T5 of FLUX.1 dev, schnell, Fill and Kontext) is loaded once
+and shared, and the next model's first job reads only what differs. ControlNets, single files and
+transformer files are one component each. A loaded model (`LoadedModel`) is its pipeline, assembled from
+its components (diffusers reads its tokenizers and scheduler, which are small).
+
+Two tiers: a component on an accelerator counts against the VRAM budget, on the CPU against the RAM
+budget. Every component a job gets is pinned until the job ends (`ModelCache.job`); nothing pinned is
+evicted, even over budget. When a model is loaded, the least recently used unpinned components go until
+each tier fits: from VRAM to RAM (moved, and moved back when a job needs them), from RAM dropped. A second
+job on a loaded model loads nothing.
 """
 
 from __future__ import annotations
@@ -9,14 +19,33 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .devices import DeviceChoice
 from .errors import ModelInstallError
-from .model_records import ModelRecord
+from .model_records import GENERATING_KINDS, ModelRecord
+
+
+@dataclass
+class Component:
+    """A cached module: a pipeline component, or a whole model loaded as one."""
+
+    key: str  # its content hash with the device and dtype it is loaded for
+    name: str  # its name in the pipeline ("text_encoder_2", "transformer"), or the record's kind
+    module: Any
+    size_bytes: int
+    load_seconds: float
+    users: set[str] = field(default_factory=set)  # the models whose pipelines use it
+    last_used: float = field(default_factory=time.monotonic)
+    pins: int = 0  # jobs using it now
+
+    @property
+    def tier(self) -> str:
+        return "ram" if _module_device(self.module) == "cpu" else "vram"
 
 
 @dataclass
@@ -27,16 +56,34 @@ class LoadedModel:
     size_bytes: int
     load_seconds: float
     last_used: float = field(default_factory=time.monotonic)
+    components: tuple[str, ...] = ()  # its components' keys
+    loaded: tuple[str, ...] = ()  # the names of the components its load read from disk (not shared)
+
+
+@dataclass(frozen=True)
+class ComponentStats:
+    name: str
+    key: str
+    tier: str
+    size_bytes: int
+    last_used: float  # time.monotonic() of its last use
+    pinned: bool
+    models: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class CacheStats:
-    loads: int
-    hits: int
-    evictions: int
+    loads: int  # models loaded (at least one component read from disk)
+    hits: int  # jobs on a loaded model
+    evictions: int  # components dropped
     ram_used: int
     vram_used: int
-    loaded: tuple[str, ...]
+    loaded: tuple[str, ...]  # model ids, least recently used first
+    components: tuple[ComponentStats, ...] = ()
+    component_loads: int = 0  # components read from disk
+    offloads: int = 0  # components moved from VRAM to RAM
+    ram_budget: int = 0
+    vram_budget: int = 0
 
 
 def _module_bytes(model: Any) -> int:
@@ -51,8 +98,23 @@ def _module_bytes(model: Any) -> int:
     return total
 
 
-def load_model(record: ModelRecord, device: DeviceChoice, cache_dir: Path, compile_backend: str | None = None) -> Any:
+def _module_device(module: Any) -> str:
+    """Where a module's (or a pipeline's first module's) weights are: "cpu" or the accelerator."""
+    import torch
+
+    modules = module.components.values() if hasattr(module, "components") else [module]
+    for m in modules:
+        if isinstance(m, torch.nn.Module):
+            for t in m.parameters():
+                return "cpu" if t.device.type == "cpu" else str(t.device)
+    return "cpu"
+
+
+def load_model(
+    record: ModelRecord, device: DeviceChoice, cache_dir: Path, compile_backend: str | None = None, shared: dict[str, Any] | None = None
+) -> Any:
     """Read a model from disk onto the device, offline. Pickle files never reach here (refused at install).
+    `shared`: components of a diffusers pipeline folder already loaded (by name), used instead of reading them.
 
     `compile_backend` ("inductor" on a GPU; "eager" only checks the wiring) wraps the UNet in
     torch.compile: the first job pays the compilation, later jobs of the same size run faster.
@@ -81,7 +143,7 @@ def load_model(record: ModelRecord, device: DeviceChoice, cache_dir: Path, compi
 
             extra = families.get(record.family).load_extras(record.kind, path)
             model = diffusers.DiffusionPipeline.from_pretrained(
-                path, dtype=dtype, local_files_only=True, use_safetensors=True, **extra
+                path, dtype=dtype, local_files_only=True, use_safetensors=True, **(shared or {}), **extra
             )
     except ModelInstallError:
         raise
@@ -113,67 +175,164 @@ class ModelCache:
     ):
         self.cache_dir = cache_dir
         self.compile_backend = compile_backend
-        # Told (model id, "started" | "finished", seconds) around each load from disk.
-        self.on_load: Callable[[str, str, float | None], None] | None = None
+        # Told (model id, "started" | "finished", seconds, components) around each load from disk;
+        # `components`: [{"name", "bytes", "shared"}] once finished.
+        self.on_load: Callable[..., None] | None = None
         self.ram_budget = ram_budget_bytes
         self.vram_budget = vram_budget_bytes
-        self._entries: OrderedDict[tuple[str, str, str, str], LoadedModel] = OrderedDict()
+        self._models: OrderedDict[tuple[str, str, str, str], LoadedModel] = OrderedDict()
+        self._components: OrderedDict[str, Component] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
-        self._loads = self._hits = self._evictions = 0
+        self._scope = threading.local()  # the pins of the job running on this thread
+        self._loads = self._hits = self._evictions = self._component_loads = self._offloads = 0
 
     @staticmethod
     def _key(record: ModelRecord, device: DeviceChoice) -> tuple[str, str, str, str]:
         # The hash is part of the key so a reinstalled model under the same id is loaded afresh.
         return (record.id, record.hash, device.device, device.dtype)
 
+    # ---- jobs ---------------------------------------------------------------------------------------------
+    @contextmanager
+    def job(self) -> Iterator[None]:
+        """While a job runs: every component it gets is pinned (never evicted), until it ends."""
+        stack = self._scope.__dict__.setdefault("stack", [])
+        pinned: list[str] = []
+        stack.append(pinned)
+        try:
+            yield
+        finally:
+            stack.pop()
+            with self._lock:
+                for key in pinned:
+                    if key in self._components:
+                        self._components[key].pins -= 1
+
+    def _pin(self, entry: LoadedModel) -> None:
+        stack = getattr(self._scope, "stack", None)
+        if not stack:
+            return
+        for key in entry.components:
+            self._components[key].pins += 1
+            stack[-1].append(key)
+
+    # ---- get ----------------------------------------------------------------------------------------------
     def get(self, record: ModelRecord, device: DeviceChoice) -> LoadedModel:
         key = self._key(record, device)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                entry.last_used = time.monotonic()
+            entry = self._models.get(key)
+            if entry is not None and all(k in self._components for k in entry.components):
+                self._models.move_to_end(key)
+                self._touch(entry, device)
                 self._hits += 1
+                self._pin(entry)
                 return entry
-            if self.on_load:
-                self.on_load(record.id, "started", None)
-            started = time.perf_counter()
-            model = load_model(record, device, self.cache_dir, self.compile_backend)
-            entry = LoadedModel(record, device, model, _module_bytes(model), time.perf_counter() - started)
-            if self.on_load:
-                self.on_load(record.id, "finished", entry.load_seconds)
-            self._entries[key] = entry
-            self._loads += 1
-            self._evict(keep=key)
+            self._models.pop(key, None)  # a component of it was dropped: assemble it again
+            entry = self._load(record, device)
+            self._models[key] = entry
+            self._pin(entry)
+            self._evict()
             return entry
 
-    def _used(self, on_accelerator: bool) -> int:
-        return sum(e.size_bytes for e in self._entries.values() if (e.device.device != "cpu") == on_accelerator)
+    def _touch(self, entry: LoadedModel, device: DeviceChoice) -> None:
+        now = time.monotonic()
+        entry.last_used = now
+        for key in entry.components:
+            component = self._components[key]
+            component.last_used = now
+            self._components.move_to_end(key)
+            if component.tier == "ram" and device.device != "cpu":
+                component.module.to(device.torch_device)  # offloaded to RAM earlier: back for the job
 
-    def _evict(self, keep: tuple[str, str, str, str]) -> None:
-        freed_accelerator = False
-        for on_accelerator, budget in ((False, self.ram_budget), (True, self.vram_budget)):
-            for key in list(self._entries):  # oldest first
-                if self._used(on_accelerator) <= budget:
+    def _load(self, record: ModelRecord, device: DeviceChoice) -> LoadedModel:
+        from .component_hashes import component_hashes
+
+        suffix = f"|{device.device}|{device.dtype}"
+        by_parts = record.format == "diffusers" and record.kind in GENERATING_KINDS
+        hashes = component_hashes(Path(record.path), self.cache_dir / "component-hashes.json") if by_parts else {}
+        keys = {name: f"sha256:{digest}{suffix}" for name, digest in hashes.items()}
+        shared = {name: self._components[k].module for name, k in keys.items() if k in self._components}
+        if self.on_load:
+            self.on_load(record.id, "started", None, None)
+        started = time.perf_counter()
+        model = load_model(record, device, self.cache_dir, self.compile_backend, shared=shared)
+        seconds = time.perf_counter() - started
+        now = time.monotonic()
+        used: list[str] = []
+        read: list[str] = []
+        if keys:
+            parts = getattr(model, "components", {})
+            for name, k in keys.items():
+                module = parts.get(name)
+                if module is None:
+                    continue  # a component the family leaves out (SD 3's T5)
+                if k not in self._components:
+                    self._components[k] = Component(k, name, module, _module_bytes(module), seconds, last_used=now)
+                    self._component_loads += 1
+                    read.append(name)
+                self._components[k].users.add(record.id)
+                self._components[k].last_used = now
+                self._components.move_to_end(k)
+                used.append(k)
+        else:
+            k = f"model:{record.hash}:{record.id}{suffix}"
+            self._components[k] = Component(k, record.kind, model, _module_bytes(model), seconds, users={record.id}, last_used=now)
+            self._component_loads += 1
+            used, read = [k], [record.kind]
+        self._loads += 1
+        entry = LoadedModel(
+            record, device, model, sum(self._components[k].size_bytes for k in used), seconds, components=tuple(used), loaded=tuple(read)
+        )
+        if self.on_load:
+            parts = [{"name": self._components[k].name, "bytes": self._components[k].size_bytes, "shared": self._components[k].name not in read}
+                     for k in used]
+            self.on_load(record.id, "finished", seconds, parts)
+        return entry
+
+    # ---- budgets ------------------------------------------------------------------------------------------
+    def _used(self, tier: str) -> int:
+        return sum(c.size_bytes for c in self._components.values() if c.tier == tier)
+
+    def _evict(self) -> None:
+        """Least recently used first, unpinned only: VRAM to RAM, then RAM dropped, until each fits."""
+        freed = False
+        for tier, budget in (("vram", self.vram_budget), ("ram", self.ram_budget)):
+            for key in list(self._components):
+                if self._used(tier) <= budget:
                     break
-                if key == keep or (self._entries[key].device.device != "cpu") != on_accelerator:
+                component = self._components[key]
+                if component.tier != tier or component.pins:
                     continue
-                del self._entries[key]
-                self._evictions += 1
-                freed_accelerator |= on_accelerator
-        if freed_accelerator:
+                if tier == "vram":
+                    component.module.to("cpu")
+                    self._offloads += 1
+                else:
+                    self._drop_component(key)
+                    self._evictions += 1
+                freed = True
+        if freed:
             import torch
 
-            torch.cuda.empty_cache()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def _drop_component(self, key: str) -> None:
+        del self._components[key]
+        for model_key in [m for m, e in self._models.items() if key in e.components]:
+            del self._models[model_key]
 
     def drop(self, model_id: str) -> None:
         with self._lock:
-            for key in [k for k in self._entries if k[0] == model_id]:
-                del self._entries[key]
+            for key in [k for k in self._models if k[0] == model_id]:
+                del self._models[key]
+            for key, component in list(self._components.items()):
+                component.users.discard(model_id)
+                if not component.users:
+                    self._drop_component(key)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._models.clear()
+            self._components.clear()
 
     def stats(self) -> CacheStats:
         with self._lock:
@@ -181,7 +340,15 @@ class ModelCache:
                 loads=self._loads,
                 hits=self._hits,
                 evictions=self._evictions,
-                ram_used=self._used(False),
-                vram_used=self._used(True),
-                loaded=tuple(k[0] for k in self._entries),
+                ram_used=self._used("ram"),
+                vram_used=self._used("vram"),
+                loaded=tuple(k[0] for k in self._models),
+                components=tuple(
+                    ComponentStats(c.name, k, c.tier, c.size_bytes, c.last_used, c.pins > 0, tuple(sorted(c.users)))
+                    for k, c in self._components.items()
+                ),
+                component_loads=self._component_loads,
+                offloads=self._offloads,
+                ram_budget=self.ram_budget,
+                vram_budget=self.vram_budget,
             )

@@ -6,9 +6,11 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from invoke_core.limits import VAE_TILING_MODES
 
 from invoke_core.root import ENV_VAR, resolve_root
 
@@ -31,6 +33,8 @@ class ServerConfig(BaseModel):
     ram_cache_gb: float | None = Field(None, gt=0)
     vram_cache_gb: float | None = Field(None, gt=0)
     compile: str | None = None  # torch.compile backend for the UNet ("inductor" on a GPU)
+    # tile the VAE: "auto" above invoke_core.limits.VAE_TILING_AREA generated pixels
+    vae_tiling: Literal[VAE_TILING_MODES] = "auto"  # type: ignore[valid-type]
     cors_origins: list[str] = Field(default_factory=list)
     # Host names the server answers to beyond loopback and the bound address ("*": any; see server/guard.py)
     allowed_hosts: list[str] = Field(default_factory=list)
@@ -62,7 +66,7 @@ class ServerConfig(BaseModel):
         return f"http://{host}:{self.port}"
 
 
-_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "cors_origins", "allowed_hosts")
+_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "cors_origins", "allowed_hosts")
 _LIST_FIELDS = ("cors_origins", "allowed_hosts")
 
 

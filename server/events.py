@@ -61,6 +61,8 @@ class ModelLoad:
     model_id: str
     status: str  # started, finished
     seconds: float | None = None
+    # once finished: each component of the model, {"name", "bytes", "shared"} (shared: already loaded for another)
+    components: list[dict] | None = None
 
 
 _NAMES = {

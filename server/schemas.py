@@ -405,13 +405,30 @@ class ModelInstallOut(BaseModel):
     status: str
 
 
+class CacheComponentOut(BaseModel):
+    """A cached component: a part of one or more models' pipelines (or a whole ControlNet or single file)."""
+
+    name: str = Field(description="its name in the pipeline (text_encoder, unet, transformer, vae), or the model's kind")
+    key: str = Field(description="its content hash, the device and dtype it is loaded for")
+    tier: Literal["ram", "vram"]
+    bytes: int
+    idle_seconds: float = Field(description="since a job last used it")
+    pinned: bool = Field(description="a running job uses it: it is not evicted")
+    models: list[str] = Field(description="the model ids whose pipelines share it")
+
+
 class CacheOut(BaseModel):
-    loaded: list[str]
+    loaded: list[str] = Field(description="model ids, least recently used first")
     ram_used: int
     vram_used: int
-    loads: int
-    hits: int
-    evictions: int
+    ram_budget: int = 0
+    vram_budget: int = 0
+    loads: int = Field(description="models loaded (a component or more read from disk)")
+    hits: int = Field(description="jobs on a model already loaded")
+    evictions: int = Field(description="components dropped")
+    component_loads: int = 0
+    offloads: int = Field(0, description="components moved from VRAM to RAM")
+    components: list[CacheComponentOut] = []
 
 
 # --- boards ---------------------------------------------------------------------------------------------

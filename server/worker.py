@@ -93,12 +93,15 @@ class QueueWorker:
                 ram_cache_gb=cfg.ram_cache_gb,
                 vram_cache_gb=cfg.vram_cache_gb,
                 compile_backend=cfg.compile,
+                vae_tiling=cfg.vae_tiling,
             )
         except InvokeCoreError as exc:
             self.engine_error = str(exc)
             log.error("generation engine unavailable: %s", exc)
             return None
-        engine.cache.on_load = lambda model_id, status, seconds: self.s.events.publish(ModelLoad(model_id, status, seconds))
+        engine.cache.on_load = lambda model_id, status, seconds, components: self.s.events.publish(
+            ModelLoad(model_id, status, seconds, components)
+        )
         return engine
 
     def _loop(self) -> None:

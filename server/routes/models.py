@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import Blueprint
 
@@ -14,7 +15,7 @@ from invoke_core.model_install import check_install_source, install_model
 from ..api import API_PREFIX, route
 from ..errors import ApiError
 from ..events import ModelInstallProgress
-from ..schemas import CacheOut, ModelInstallIn, ModelInstallOut, ModelOut
+from ..schemas import CacheComponentOut, CacheOut, ModelInstallIn, ModelInstallOut, ModelOut
 from ..services import services
 
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX + "/models")
@@ -103,6 +104,13 @@ def cache():
     if engine is None:
         return CacheOut(loaded=[], ram_used=0, vram_used=0, loads=0, hits=0, evictions=0)
     stats = engine.cache.stats()
+    now = time.monotonic()
+    components = [
+        CacheComponentOut(name=c.name, key=c.key, tier=c.tier, bytes=c.size_bytes, idle_seconds=round(now - c.last_used, 3), pinned=c.pinned, models=list(c.models))
+        for c in stats.components
+    ]
     return CacheOut(
-        loaded=list(stats.loaded), ram_used=stats.ram_used, vram_used=stats.vram_used, loads=stats.loads, hits=stats.hits, evictions=stats.evictions
+        loaded=list(stats.loaded), ram_used=stats.ram_used, vram_used=stats.vram_used, ram_budget=stats.ram_budget,
+        vram_budget=stats.vram_budget, loads=stats.loads, hits=stats.hits, evictions=stats.evictions,
+        component_loads=stats.component_loads, offloads=stats.offloads, components=components,
     )

@@ -1,0 +1,122 @@
+"""The model cache as components: a component two installed models ship is loaded once and shared, a
+job pins what it uses, over a budget the least recently used unpinned components go first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from family_jobs import Jobs, run1
+
+from invoke_core.engine import Engine
+
+
+@pytest.fixture()
+def two_fluxes(tmp_path):
+    """demo-flux and a FLUX.1 schnell built the same way: the same CLIP, T5 and VAE files, another transformer."""
+    from invoke_core.families.flux_demo import build_flux_demo
+    from invoke_core.model_install import install_model
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    engine.resolve_model("demo-flux")  # built
+    schnell = install_model(engine.registry, str(build_flux_demo(tmp_path / "schnell", schnell=True)), name="tiny schnell")
+    return engine, schnell
+
+
+def job(model: str, **kw):
+    return Jobs(model, cfg_scale=3.5).doc(size=32, steps=2, **kw)
+
+
+def test_two_flux_models_sharing_their_encoders_load_them_once(two_fluxes):
+    engine, schnell = two_fluxes
+    dev = run1(engine, job("demo-flux"))[0]
+    first = engine.cache.stats()
+    assert first.loads == 1 and first.component_loads == 4, "CLIP, T5, transformer, VAE"
+    told = []
+    engine.cache.on_load = lambda *event: told.append(event)
+    run1(engine, job(schnell.id))
+    stats = engine.cache.stats()
+    (_, started, _, _), (model_id, finished, seconds, parts) = told
+    assert (model_id, started, finished) == (schnell.id, "started", "finished") and seconds > 0
+    assert {p["name"]: p["shared"] for p in parts} == {"text_encoder": True, "text_encoder_2": True, "transformer": False, "vae": True}
+    assert all(p["bytes"] > 0 for p in parts), "the model_load event says what was read and its size"
+    loaded = engine.cache.get(schnell, engine.device)
+    assert loaded.loaded == ("transformer",), "the second model's first job reads only what differs"
+    assert stats.component_loads == 5 and stats.loads == 2
+    shared = {c.name: c.models for c in stats.components if len(c.models) == 2}
+    assert set(shared) == {"text_encoder", "text_encoder_2", "vae"}, "one copy each, used by both"
+    assert stats.ram_used < first.ram_used * 2, "not two copies"
+    dev_pipe = engine.cache.get(engine.resolve_model("demo-flux"), engine.device).model
+    assert dev_pipe.text_encoder_2 is loaded.model.text_encoder_2
+    assert np.array_equal(run1(engine, job("demo-flux"))[0].image, dev.image), "sharing changes no pixel"
+
+
+def test_over_the_ram_budget_the_least_recently_used_go_first(two_fluxes):
+    engine, schnell = two_fluxes
+    run1(engine, job("demo"))
+    run1(engine, job("demo-flux"))
+    flux_bytes = engine.cache.stats().ram_used - engine.cache.get(engine.resolve_model("demo"), engine.device).size_bytes
+    # room for one of them and schnell's own transformer, not for all three
+    run1(engine, job("demo"))  # demo-flux is now the least recently used
+    engine.cache.ram_budget = flux_bytes + 1
+    told = []
+    engine.cache.on_load = lambda *event: told.append(event)
+    run1(engine, job(schnell.id))
+    stats = engine.cache.stats()
+    (_, started, _, _), (model_id, finished, seconds, parts) = told
+    assert (model_id, started, finished) == (schnell.id, "started", "finished") and seconds > 0
+    assert {p["name"]: p["shared"] for p in parts} == {"text_encoder": True, "text_encoder_2": True, "transformer": False, "vae": True}
+    assert all(p["bytes"] > 0 for p in parts), "the model_load event says what was read and its size"
+    assert "demo" not in stats.loaded and schnell.id in stats.loaded, stats.loaded
+    assert stats.evictions >= 1 and stats.ram_used <= engine.cache.ram_budget
+
+
+def test_a_pinned_component_is_never_evicted_even_over_budget(two_fluxes):
+    engine, schnell = two_fluxes
+    engine.cache.ram_budget = 1  # nothing fits
+    with engine.cache.job():
+        engine.cache.get(engine.resolve_model("demo-flux"), engine.device)
+        engine.cache.get(schnell, engine.device)  # an insertion, with demo-flux's components pinned
+        stats = engine.cache.stats()
+        assert set(stats.loaded) == {"demo-flux", schnell.id} and all(c.pinned for c in stats.components)
+        assert stats.evictions == 0 and stats.ram_used > engine.cache.ram_budget
+    assert not any(c.pinned for c in engine.cache.stats().components), "unpinned when the job ends"
+    run1(engine, job("demo"))  # the next insertion evicts them
+    stats = engine.cache.stats()
+    assert stats.loaded == ("demo",) and {m for c in stats.components for m in c.models} == {"demo"}
+
+
+def test_a_job_pins_what_it_uses_and_runs_over_budget(two_fluxes):
+    engine, _schnell = two_fluxes
+    engine.cache.ram_budget = 1
+    seen = []
+
+    def during(progress):
+        seen.append([c.pinned for c in engine.cache.stats().components])
+
+    result = run1(engine, job("demo-flux"), on_progress=during)[0]
+    assert result.image.shape == (32, 32, 3) and seen and all(all(p) for p in seen)
+
+
+def test_the_api_shows_the_components(tmp_path):
+    from server.app import create_app, shutdown
+
+    app = create_app({"root": str(tmp_path), "device": "cpu"})
+    try:
+        client = app.test_client()
+        body = {"document": {"bbox": {"x": 0, "y": 0, "width": 32, "height": 32}, "layers": [], "params": {"prompt": "p", "steps": 2}}}
+        r = client.post("/api/v1/canvas/jobs", json=body, headers={"Origin": "http://localhost"})
+        assert r.status_code == 201, r.json
+        import time
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            cache = client.get("/api/v1/models/cache").json
+            if cache["loaded"]:
+                break
+            time.sleep(0.2)
+        assert cache["loaded"] == ["demo"] and cache["ram_budget"] > 0
+        names = sorted(c["name"] for c in cache["components"])
+        assert names == ["text_encoder", "unet", "vae"], names
+        assert all(c["tier"] == "ram" and c["bytes"] > 0 and c["models"] == ["demo"] for c in cache["components"])
+    finally:
+        shutdown(app)
