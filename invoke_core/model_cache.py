@@ -11,7 +11,8 @@ Two tiers: a component on an accelerator counts against the VRAM budget, on the 
 budget. Every component a job gets is pinned until the job ends (`ModelCache.job`); nothing pinned is
 evicted, even over budget. When a model is loaded, the least recently used unpinned components go until
 each tier fits: from VRAM to RAM (moved, and moved back when a job needs them), from RAM dropped. A second
-job on a loaded model loads nothing.
+job on a loaded model loads nothing. Resident models (`ModelCache.resident`: the "keep loaded" ones) are
+evicted only when the others are gone and they still do not fit.
 """
 
 from __future__ import annotations
@@ -172,8 +173,10 @@ class ModelCache:
         ram_budget_bytes: int = 8 << 30,
         vram_budget_bytes: int = 16 << 30,
         compile_backend: str | None = None,
+        share_components: bool = True,
     ):
         self.cache_dir = cache_dir
+        self.share_components = share_components  # False: every model loads its own (bench/bench_cache.py)
         self.compile_backend = compile_backend
         # Told (model id, "started" | "finished", seconds, components) around each load from disk;
         # `components`: [{"name", "bytes", "shared"}] once finished.
@@ -184,6 +187,7 @@ class ModelCache:
         self._components: OrderedDict[str, Component] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
         self._scope = threading.local()  # the pins of the job running on this thread
+        self.resident: set[str] = set()  # model ids kept loaded while they fit
         self._loads = self._hits = self._evictions = self._component_loads = self._offloads = 0
 
     @staticmethod
@@ -250,6 +254,8 @@ class ModelCache:
         by_parts = record.format == "diffusers" and record.kind in GENERATING_KINDS
         hashes = component_hashes(Path(record.path), self.cache_dir / "component-hashes.json") if by_parts else {}
         keys = {name: f"sha256:{digest}{suffix}" for name, digest in hashes.items()}
+        if not self.share_components:
+            keys = {name: f"{k}|{record.id}" for name, k in keys.items()}
         shared = {name: self._components[k].module for name, k in keys.items() if k in self._components}
         if self.on_load:
             self.on_load(record.id, "started", None, None)
@@ -296,11 +302,13 @@ class ModelCache:
         """Least recently used first, unpinned only: VRAM to RAM, then RAM dropped, until each fits."""
         freed = False
         for tier, budget in (("vram", self.vram_budget), ("ram", self.ram_budget)):
-            for key in list(self._components):
+            # the others first, then resident models' components (least recently used first in each)
+            order = sorted(self._components, key=lambda k: bool(self._components[k].users & self.resident))
+            for key in order:
                 if self._used(tier) <= budget:
                     break
-                component = self._components[key]
-                if component.tier != tier or component.pins:
+                component = self._components.get(key)
+                if component is None or component.tier != tier or component.pins:
                     continue
                 if tier == "vram":
                     component.module.to("cpu")

@@ -128,7 +128,26 @@ class ModelRegistry:
         self.root = root
         self.models_dir = root / "models"
         self.file = self.models_dir / "registry.json"
+        self.resident_file = self.models_dir / "resident.json"  # the models to keep loaded ("keep loaded")
         self._lock = threading.RLock()
+
+    # --- keep loaded ---------------------------------------------------------------------------
+    def resident_ids(self) -> set[str]:
+        """The models marked "keep loaded" that are still installed."""
+        try:
+            ids = json.loads(self.resident_file.read_text())
+        except (OSError, ValueError):
+            return set()
+        known = {r.id for r in self.list()}
+        return {i for i in ids if isinstance(i, str) and i in known} if isinstance(ids, list) else set()
+
+    def set_resident(self, model_id: str, keep: bool) -> ModelRecord:
+        with self._lock:
+            record = self.get(model_id)  # ModelNotFoundError for an unknown id
+            ids = (self.resident_ids() | {model_id}) if keep else (self.resident_ids() - {model_id})
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.resident_file, json.dumps(sorted(ids)).encode(), temp_prefix=".resident.")
+            return record
 
     # --- storage -----------------------------------------------------------------------------
     def _read(self) -> dict[str, ModelRecord]:

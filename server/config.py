@@ -35,6 +35,8 @@ class ServerConfig(BaseModel):
     compile: str | None = None  # torch.compile backend for the UNet ("inductor" on a GPU)
     # tile the VAE: "auto" above invoke_core.limits.VAE_TILING_AREA generated pixels
     vae_tiling: Literal[VAE_TILING_MODES] = "auto"  # type: ignore[valid-type]
+    # models loaded at start and kept loaded while they fit (with those marked "keep loaded" in the UI)
+    resident_models: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     # Host names the server answers to beyond loopback and the bound address ("*": any; see server/guard.py)
     allowed_hosts: list[str] = Field(default_factory=list)
@@ -66,8 +68,8 @@ class ServerConfig(BaseModel):
         return f"http://{host}:{self.port}"
 
 
-_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "cors_origins", "allowed_hosts")
-_LIST_FIELDS = ("cors_origins", "allowed_hosts")
+_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "resident_models", "cors_origins", "allowed_hosts")
+_LIST_FIELDS = ("cors_origins", "allowed_hosts", "resident_models")
 
 
 def _from_env() -> dict[str, Any]:

@@ -388,6 +388,11 @@ class ModelOut(BaseModel):
     control_types: list[str] | None = Field(
         None, description="a Union ControlNet's kinds of control image (a control layer's `control_type`)"
     )
+    keep_loaded: bool = Field(False, description="kept loaded while it fits, loaded at start (PATCH to change)")
+
+
+class ModelPatchIn(Strict):
+    keep_loaded: bool = Field(description="keep the model loaded (loaded now, at every start, evicted last)")
 
 
 class ModelInstallIn(Strict):

@@ -42,6 +42,8 @@ class QueueWorker:
         self.engine = None
         self.engine_error: str | None = None
         self.engine_ready = threading.Event()
+        self._preload: list[str] = []  # models to load between items ("keep loaded" turned on)
+        self._preload_lock = threading.Lock()
 
     # --- control (called from request threads) -------------------------------------------------------
     def start(self) -> None:
@@ -55,6 +57,18 @@ class QueueWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def keep_loaded(self, model_id: str, keep: bool) -> None:
+        """Keep a model loaded (loaded by the worker between items) or let it be evicted again."""
+        if self.engine is None:
+            return
+        if keep:
+            self.engine.cache.resident.add(model_id)
+            with self._preload_lock:
+                self._preload.append(model_id)
+            self._wake.set()
+        else:
+            self.engine.cache.resident.discard(model_id)
 
     @property
     def paused(self) -> bool:
@@ -106,8 +120,13 @@ class QueueWorker:
 
     def _loop(self) -> None:
         self.engine = self._make_engine()
+        if self.engine is not None:
+            resident = set(self.s.config.resident_models) | self.s.registry.resident_ids()
+            self.engine.cache.resident |= resident
+            self._preload.extend(sorted(resident))
         self.engine_ready.set()
         while not self._stop.is_set():
+            self._load_resident()
             if self._paused.is_set() or self.engine is None:
                 self._wake.wait(0.5)
                 self._wake.clear()
@@ -123,6 +142,20 @@ class QueueWorker:
                 self._wake.clear()
                 continue
             self._process(item)
+
+    def _load_resident(self) -> None:
+        """Load the models waiting to be kept loaded (in this thread: never beside a job)."""
+        while self.engine is not None:
+            with self._preload_lock:
+                if not self._preload:
+                    return
+                model_id = self._preload.pop(0)
+            if model_id not in self.engine.cache.resident:
+                continue  # turned off again meanwhile
+            try:
+                self.engine.cache.get(self.engine.registry.get(model_id), self.engine.device)
+            except InvokeCoreError as exc:
+                log.warning("could not keep model %s loaded: %s", model_id, exc)
 
     def _publish_status(self, item: queue.QueueItemRecord, image_ids: tuple[str, ...] = ()) -> None:
         self.s.events.publish(

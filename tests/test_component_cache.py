@@ -120,3 +120,52 @@ def test_the_api_shows_the_components(tmp_path):
         assert all(c["tier"] == "ram" and c["bytes"] > 0 and c["models"] == ["demo"] for c in cache["components"])
     finally:
         shutdown(app)
+
+
+def test_a_resident_model_outlives_the_others_and_its_next_job_loads_nothing(two_fluxes):
+    engine, schnell = two_fluxes
+    engine.cache.resident = {"demo-flux"}
+    run1(engine, job("demo-flux"))
+    run1(engine, job("demo"))
+    engine.cache.ram_budget = engine.cache.stats().ram_used - 1  # one of the two has to go
+    run1(engine, job(schnell.id))  # newer than demo-flux; demo is least recently used
+    stats = engine.cache.stats()
+    assert "demo-flux" in stats.loaded and "demo" not in stats.loaded, stats.loaded
+    loads = stats.loads
+    run1(engine, job("demo-flux"))
+    run1(engine, job(schnell.id))  # switching between the kept ones: nothing loaded
+    assert engine.cache.stats().loads == loads
+
+
+def test_keep_loaded_through_the_api_loads_at_start_and_is_listed(tmp_path):
+    import time
+
+    from server.app import create_app, shutdown
+
+    app = create_app({"root": str(tmp_path), "device": "cpu"})
+    try:
+        client = app.test_client()
+        origin = {"Origin": "http://localhost"}
+        r = client.patch("/api/v1/models/demo-inpaint", json={"keep_loaded": True}, headers=origin)
+        assert r.status_code == 200 and r.json["keep_loaded"] is True, r.json
+        assert client.patch("/api/v1/models/nope", json={"keep_loaded": True}, headers=origin).status_code == 404
+        assert client.patch("/api/v1/models/demo", json={"keep_loaded": "yes please"}, headers=origin).status_code in (400, 422)
+        listed = {m["id"]: m["keep_loaded"] for m in client.get("/api/v1/models").json}
+        assert listed["demo-inpaint"] is True and listed["demo"] is False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "demo-inpaint" not in client.get("/api/v1/models/cache").json["loaded"]:
+            time.sleep(0.2)
+        assert "demo-inpaint" in client.get("/api/v1/models/cache").json["loaded"], "loaded without a job"
+    finally:
+        shutdown(app)
+    again = create_app({"root": str(tmp_path), "device": "cpu"})  # the next start loads it again
+    try:
+        client = again.test_client()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "demo-inpaint" not in client.get("/api/v1/models/cache").json["loaded"]:
+            time.sleep(0.2)
+        assert client.get("/api/v1/models/cache").json["loaded"] == ["demo-inpaint"]
+        r = client.patch("/api/v1/models/demo-inpaint", json={"keep_loaded": False}, headers={"Origin": "http://localhost"})
+        assert r.json["keep_loaded"] is False
+    finally:
+        shutdown(again)

@@ -132,6 +132,10 @@ export function createApi({ base = "/api/v1", token = readToken(), onError = () 
     config: () => get("/config"),
     models: {
       list: () => get("/models"),
+      /** What is loaded where (GET /models/cache): models, components, RAM and VRAM against their budgets. */
+      cache: () => get("/models/cache"),
+      /** @param {string} id @param {boolean} keep keep it loaded (loaded now and at every start) */
+      keepLoaded: (id, keep) => patch(`/models/${enc(id)}`, { keep_loaded: keep }),
     },
     images: {
       /**

@@ -25,6 +25,7 @@ import { createModeBadge } from "./panels/mode_badge.js";
 import { createQueuePanel } from "./panels/queue.js";
 import { createSettingsPanel } from "./panels/settings.js";
 import { addShortcutsButton, createShortcutsDialog } from "./panels/shortcuts_dialog.js";
+import { addMemoryButton, createMemoryDialog } from "./panels/memory_dialog.js";
 import { createStagingPanel } from "./panels/staging.js";
 import { createToasts } from "./panels/toasts.js";
 import { DEFAULT_TOOL, TOOLS, createToolbar } from "./panels/toolbar.js";
@@ -209,6 +210,8 @@ async function main() {
   // ---- shortcuts ------------------------------------------------------------------------------------------
   const shortcutsDialog = createShortcutsDialog({ shortcuts: SHORTCUTS, groups: SHORTCUT_GROUPS });
   addShortcutsButton(/** @type {HTMLElement} */ (document.querySelector(".topbar")), () => shortcutsDialog.open());
+  const memoryDialog = createMemoryDialog({ api, guard });
+  addMemoryButton(/** @type {HTMLElement} */ (document.querySelector(".topbar")), () => memoryDialog.open());
   installShortcuts({
     handlers: shortcutHandlers({
       invoke: () => guard(jobs.invoke),

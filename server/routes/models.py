@@ -15,14 +15,14 @@ from invoke_core.model_install import check_install_source, install_model
 from ..api import API_PREFIX, route
 from ..errors import ApiError
 from ..events import ModelInstallProgress
-from ..schemas import CacheComponentOut, CacheOut, ModelInstallIn, ModelInstallOut, ModelOut
+from ..schemas import CacheComponentOut, CacheOut, ModelInstallIn, ModelInstallOut, ModelOut, ModelPatchIn
 from ..services import services
 
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX + "/models")
 log = logging.getLogger(__name__)
 
 
-def _out(record, default: bool = False) -> ModelOut:
+def _out(record, default: bool = False, resident: set[str] | frozenset[str] = frozenset()) -> ModelOut:
     data = record.to_dict()
     label = record.description if record.builtin else None
     family = families.get(record.family) if record.family in families.NAMES else None
@@ -30,8 +30,13 @@ def _out(record, default: bool = False) -> ModelOut:
     types = list(family.control_types(record)) if family else []
     return ModelOut(
         **{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default,
-        defaults=own.as_dict() if own else None, control_types=types or None,
+        defaults=own.as_dict() if own else None, control_types=types or None, keep_loaded=record.id in resident,
     )
+
+
+def _resident() -> set[str]:
+    s = services()
+    return s.registry.resident_ids() | set(s.config.resident_models)
 
 
 @route(bp, "", "GET", summary="Installed models (the built-in demo models labelled, the defaults marked)", response=list[ModelOut], errors=(401,))
@@ -39,7 +44,8 @@ def list_models():
     registry = services().registry
     records = registry.list()
     defaults = {registry.default_model_id(kind) for kind in {r.kind for r in records}}
-    return [_out(r, r.id in defaults) for r in records]
+    resident = _resident()
+    return [_out(r, r.id in defaults, resident) for r in records]
 
 
 @route(bp, "/install", "POST", summary="Install from a local path, in the background", body=ModelInstallIn, response=ModelInstallOut, status=202, errors=(400, 401, 415, 422))
@@ -95,6 +101,15 @@ def remove(model_id: str):
     if s.worker and s.worker.engine:
         s.worker.engine.cache.drop(model_id)
     return _out(record)
+
+
+@route(bp, "/<model_id>", "PATCH", summary="Keep a model loaded, or not", body=ModelPatchIn, response=ModelOut, errors=(400, 401, 404, 422))
+def patch(model_id: str, body: ModelPatchIn):
+    s = services()
+    record = s.registry.set_resident(model_id, body.keep_loaded)
+    if s.worker:
+        s.worker.keep_loaded(model_id, body.keep_loaded or model_id in s.config.resident_models)
+    return _out(record, resident=_resident())
 
 
 @route(bp, "/cache", "GET", summary="What is loaded, RAM and VRAM used", response=CacheOut, errors=(401,))

@@ -1,0 +1,139 @@
+// The memory dialog: what the model cache holds (GET /api/v1/models/cache), RAM and VRAM against their
+// budgets, each loaded component with the models that share it, and a "Keep loaded" switch per model
+// (PATCH /api/v1/models/<id>: loaded now and at every start, evicted last). Opened from the top bar.
+
+import { h } from "./dom.js";
+
+/** "1.5 GB", "320 MB", "12 KB". @param {number} bytes */
+export function formatBytes(bytes) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = Math.max(0, Number(bytes) || 0);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * The rows of the dialog from the API's answers: one per generating or control model, whether it is
+ * loaded, its bytes in memory (its components, shared ones included) and where they are.
+ * @param {any[]} models GET /models @param {any} cache GET /models/cache
+ */
+export function memoryRows(models, cache) {
+  const loaded = new Set(cache?.loaded || []);
+  return models.map((m) => {
+    const parts = (cache?.components || []).filter((c) => (c.models || []).includes(m.id));
+    return {
+      id: m.id,
+      name: m.name,
+      loaded: loaded.has(m.id),
+      bytes: parts.reduce((sum, c) => sum + c.bytes, 0),
+      shared: parts.filter((c) => c.models.length > 1).map((c) => c.name),
+      tiers: [...new Set(parts.map((c) => c.tier))],
+      keep: !!m.keep_loaded,
+    };
+  });
+}
+
+/** @param {{api: any, guard: (fn: () => any) => any}} o */
+export function createMemoryDialog({ api, guard }) {
+  /** @type {HTMLElement | null} */
+  let backdrop = null;
+  const onKey = (/** @type {KeyboardEvent} */ e) => {
+    if (e.key !== "Escape") return;
+    e.preventDefault();
+    e.stopPropagation();
+    close();
+  };
+
+  function budget(label, used, total) {
+    const pct = total > 0 ? Math.min(100, Math.round((100 * used) / total)) : 0;
+    return h(
+      "div",
+      { class: "memory-budget", "data-testid": `memory-${label.toLowerCase()}` },
+      h("span", null, `${label} ${formatBytes(used)} of ${formatBytes(total)}`),
+      h("span", { class: "memory-bar" }, h("span", { style: { width: `${pct}%` } })),
+    );
+  }
+
+  function row(r) {
+    const toggle = h("input", {
+      type: "checkbox", "data-testid": "memory-keep", "data-model": r.id, checked: r.keep,
+      title: "Keep this model loaded: loaded now and at every start, evicted only when nothing else can go",
+      onchange: (/** @type {Event} */ e) => guard(async () => {
+        const box = /** @type {HTMLInputElement} */ (e.target);
+        await api.models.keepLoaded(r.id, box.checked);
+        setTimeout(() => refresh(), 500); // the worker loads it between jobs
+      }),
+    });
+    const where = r.loaded ? `${formatBytes(r.bytes)} in ${r.tiers.join(" and ").toUpperCase()}` : "not loaded";
+    const shares = r.shared.length ? ` · shares ${r.shared.join(", ")}` : "";
+    return h(
+      "tr",
+      { "data-testid": "memory-row", "data-model": r.id, "data-loaded": String(r.loaded) },
+      h("td", null, r.name),
+      h("td", { class: "memory-where" }, where + shares),
+      h("td", null, h("label", { class: "memory-keep" }, toggle, "Keep loaded")),
+    );
+  }
+
+  /** @type {HTMLElement | null} */
+  let body = null;
+  async function refresh() {
+    if (!body) return;
+    const [models, cache] = await Promise.all([api.models.list(), api.models.cache()]);
+    if (!body) return;
+    // loaded first, then the ones kept loaded, then the rest (in the server's order)
+    const rows = memoryRows(models.filter((m) => m.kind !== "lora"), cache);
+    const rank = (r) => (r.loaded ? 0 : r.keep ? 1 : 2);
+    rows.sort((a, b) => rank(a) - rank(b));
+    body.replaceChildren(
+      budget("RAM", cache.ram_used, cache.ram_budget),
+      ...(cache.vram_used ? [budget("VRAM", cache.vram_used, cache.vram_budget)] : []),
+      h("table", { class: "memory-table" }, h("tbody", null, rows.map(row))),
+    );
+  }
+
+  function open() {
+    if (backdrop) return;
+    body = h("div", { class: "memory-body" }, "Reading…");
+    const closeBtn = h("button", { class: "btn", "data-testid": "memory-close", onclick: () => close() }, "Close");
+    const box = h(
+      "div",
+      { class: "dialog", role: "dialog", "aria-modal": "true", "aria-label": "Models in memory", "data-testid": "memory-dialog",
+        style: { width: "min(640px, calc(100% - 32px))", maxHeight: "calc(100vh - 64px)", overflowY: "auto" } },
+      h("h3", null, "Models in memory"),
+      body,
+      h("div", { class: "dialog-buttons" }, closeBtn),
+    );
+    backdrop = h("div", { class: "dialog-backdrop", onclick: (e) => e.target === backdrop && close() }, box);
+    document.body.appendChild(backdrop);
+    document.addEventListener("keydown", onKey, true);
+    closeBtn.focus();
+    guard(refresh);
+  }
+
+  function close() {
+    if (!backdrop) return;
+    backdrop.remove();
+    backdrop = body = null;
+    document.removeEventListener("keydown", onKey, true);
+  }
+
+  return { open, close, refresh };
+}
+
+/** The top bar's memory button, before the "?" one. @param {HTMLElement} topbar @param {() => void} onClick */
+export function addMemoryButton(topbar, onClick) {
+  const button = h(
+    "button",
+    { class: "btn ghost small", type: "button", "data-testid": "memory-button", title: "Models in memory: what is loaded, keep models loaded", onclick: () => onClick() },
+    "Memory",
+  );
+  const before = topbar.querySelector('[data-testid="shortcuts-button"]') || topbar.querySelector("#status");
+  if (before) topbar.insertBefore(button, before);
+  else topbar.append(button);
+  return button;
+}
