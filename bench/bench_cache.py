@@ -8,7 +8,7 @@ between kept-loaded models cost (goal: nothing), and what sharing components sav
    the components once (kept beside the cache), so it is reported with and without that.
 2. The second job's load time on the same model, and a switch between two models kept loaded (demo and
    demo-inpaint, alternating): the engine's own `timings.load`.
-3. Peak RSS of a process that loads two tiny FLUX.1 models which ship the same CLIP, T5 and VAE files
+3. The RSS of a process that loads two tiny FLUX.1 models which ship the same CLIP, T5 and VAE files
    (demo-flux and a schnell built alike), sharing them, against one that loads each model's own.
 
     python bench/bench_cache.py [--rounds 5] [--skip-full] [--workdir DIR]
@@ -104,12 +104,24 @@ def two_fluxes(share: bool, root: str) -> dict:
     if not (folder / "model_index.json").exists():
         build_flux_demo(folder, schnell=True)
     schnell = next((r for r in engine.registry.list() if r.path == str(folder)), None) or install_model(engine.registry, str(folder), name="schnell")
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from diffusers import FluxPipeline  # noqa: F401 (imported before the count: only the weights count)
+    from transformers import CLIPTextModel, T5EncoderModel  # noqa: F401
+
+    before = rss_mb()
     for record in (engine.resolve_model("demo-flux"), schnell):
         engine.cache.get(record, engine.device)
     stats = engine.cache.stats()
-    return {"share": share, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": base,
+    return {"share": share, "rss_mb": rss_mb(), "rss_added_mb": rss_mb() - before,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "cache_bytes": stats.ram_used, "components": len(stats.components)}
+
+
+def rss_mb() -> float:
+    """The process's resident set now (VmRSS; ru_maxrss is a peak that a child inherits across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> int:
@@ -124,12 +136,12 @@ def main() -> int:
         print(json.dumps(two_fluxes(args.child == "share", str(work / "flux-root"))))
         return 0
     out: dict = {}
-    if not args.skip_full:
-        out["full_sd15"] = full_load(work)
-    out["jobs"] = jobs(args.rounds, work / "jobs-root")
-    for mode in ("share", "own"):  # each in a process of its own: its peak RSS is its own
+    for mode in ("share", "own"):  # each in a process of its own (first: this one's peak stays small)
         done = subprocess.run([sys.executable, __file__, "--child", mode, "--workdir", str(work)], capture_output=True, text=True, check=True)
         out[f"flux_{mode}"] = json.loads(done.stdout.strip().splitlines()[-1])
+    out["jobs"] = jobs(args.rounds, work / "jobs-root")
+    if not args.skip_full:
+        out["full_sd15"] = full_load(work)
     if "full_sd15" in out:
         f = out["full_sd15"]
         print(f"full SD1.5 ({f['bytes'] / 2**30:.2f} GiB fp16): read {f['read_s']:.2f} s, load {f['load_s']:.2f} s"
@@ -138,8 +150,10 @@ def main() -> int:
     j = out["jobs"]
     print(f"first job load {j['first_job_load_s']:.3f} s, second job {j['second_job_load_s']:.3f} s, switch between kept models max {j['switch_load_s_max']:.3f} s ({j['loads']} loads)")
     share, own = out["flux_share"], out["flux_own"]
-    print(f"two tiny FLUX.1 sharing encoders: peak RSS {share['peak_rss_mb']:.0f} MB, cache {share['cache_bytes'] / 2**20:.1f} MB in {share['components']} components;"
-          f" not sharing: {own['peak_rss_mb']:.0f} MB, cache {own['cache_bytes'] / 2**20:.1f} MB in {own['components']} ({own['cache_bytes'] / max(1, share['cache_bytes']):.2f}x)")
+    print(f"two tiny FLUX.1 sharing encoders: RSS {share['rss_mb']:.0f} MB (+{share['rss_added_mb']:.1f} MB for the two), cache"
+          f" {share['cache_bytes'] / 2**20:.2f} MB in {share['components']} components; not sharing: RSS {own['rss_mb']:.0f} MB"
+          f" (+{own['rss_added_mb']:.1f} MB), cache {own['cache_bytes'] / 2**20:.2f} MB in {own['components']}"
+          f" ({own['cache_bytes'] / max(1, share['cache_bytes']):.2f}x the bytes)")
     (work / "bench_cache.json").write_text(json.dumps(out, indent=2))
     print(f"wrote {work / 'bench_cache.json'}")
     return 0

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .devices import DeviceChoice
-from .errors import ModelInstallError
+from .errors import ModelInstallError, OutOfMemoryError
+from .memory_estimate import available_memory, loaded_bytes, weight_files
 from .model_records import GENERATING_KINDS, ModelRecord
 
 
@@ -188,6 +189,8 @@ class ModelCache:
         self._lock = threading.RLock()
         self._scope = threading.local()  # the pins of the job running on this thread
         self.resident: set[str] = set()  # model ids kept loaded while they fit
+        # free memory on a device ("cpu", "cuda:0"), asked before each load (a test sets its own)
+        self.available_memory: Callable[[str], int] = available_memory
         self._loads = self._hits = self._evictions = self._component_loads = self._offloads = 0
 
     @staticmethod
@@ -257,6 +260,7 @@ class ModelCache:
         if not self.share_components:
             keys = {name: f"{k}|{record.id}" for name, k in keys.items()}
         shared = {name: self._components[k].module for name, k in keys.items() if k in self._components}
+        self._make_room(record, device, [n for n in keys if n not in shared] if keys else None)
         if self.on_load:
             self.on_load(record.id, "started", None, None)
         started = time.perf_counter()
@@ -293,6 +297,30 @@ class ModelCache:
                      for k in used]
             self.on_load(record.id, "finished", seconds, parts)
         return entry
+
+    def _make_room(self, record: ModelRecord, device: DeviceChoice, names: list[str] | None) -> None:
+        """Before a load: what it will take (from the files' headers) against what the device has free. Short:
+        unpinned components go first (least recently used); still short: OutOfMemoryError, nothing loaded."""
+        import torch
+
+        float_size = torch.empty(0, dtype=device.torch_dtype).element_size()
+        needed = loaded_bytes(weight_files(Path(record.path), names), float_size)
+        tier = "ram" if device.device == "cpu" else "vram"
+        for key in list(self._components):
+            if needed <= self.available_memory(device.device):
+                return
+            component = self._components[key]
+            if component.tier == tier and not component.pins:
+                self._drop_component(key) if tier == "ram" else component.module.to("cpu")
+                self._evictions += tier == "ram"
+                self._offloads += tier == "vram"
+        free = self.available_memory(device.device)
+        if needed > free:
+            where = "RAM" if tier == "ram" else f"memory on {device.device}"
+            raise OutOfMemoryError(
+                f"model {record.id!r} needs about {needed / 2**30:.2f} GB of {where} to load and {free / 2**30:.2f} GB are free:"
+                " close other programs or models (lower --ram-cache-gb / --vram-cache-gb), or use a smaller or quantised model"
+            )
 
     # ---- budgets ------------------------------------------------------------------------------------------
     def _used(self, tier: str) -> int:

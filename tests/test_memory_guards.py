@@ -87,3 +87,31 @@ def test_vae_tiling_decodes_a_2048_box(engine, sdxl_folder):
         assert big.image.std() > 0
     finally:
         engine.registry.remove(record.id)
+
+
+def test_a_load_that_cannot_fit_is_refused_before_it_starts(tmp_path):
+    """The free memory is the cache's to ask (a test hook): too little, and the load is refused with the
+    figures, nothing half-loaded; what is unpinned goes first to make room."""
+    from invoke_core.engine import Engine
+    from invoke_core.memory_estimate import loaded_bytes, weight_files
+
+    engine = Engine(root=tmp_path, device="cpu")
+    doc = Jobs("demo", cfg_scale=7.5).doc(size=64, steps=1)
+    record = engine.resolve_model("demo")
+    needed = loaded_bytes(weight_files(record.path), 4)
+    assert 0.5 * engine.cache.get(record, engine.device).size_bytes < needed <= 1.5 * engine.cache.get(record, engine.device).size_bytes
+    engine.cache.clear()
+    engine.cache.available_memory = lambda device: 1000
+    with pytest.raises(OutOfMemoryError, match=r"model 'demo' needs about 0\.\d\d GB of RAM to load and 0\.00 GB are free: close other programs"):
+        run1(engine, doc)
+    assert engine.cache.stats().loaded == () and engine.cache.stats().components == ()
+    # room made by dropping what is loaded and unpinned
+    engine.cache.available_memory = lambda device: 10 << 30
+    run1(engine, Jobs("demo-inpaint", cfg_scale=7.5).doc(size=64, steps=1))
+
+    def freed(device):  # nothing free until the cache has let go of what it holds
+        return (10 << 30) if not engine.cache.stats().components else 0
+
+    engine.cache.available_memory = freed
+    assert run1(engine, doc)[0].image.shape == (64, 64, 3)
+    assert engine.cache.stats().loaded == ("demo",), "demo-inpaint went to make room"
