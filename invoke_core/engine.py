@@ -24,6 +24,7 @@ from .devices import DeviceChoice, choose_device
 from .errors import GenerationCancelled, InvalidCanvasError, OutOfMemoryError, UnsupportedError
 from .limits import VAE_TILING_AREA, VAE_TILING_MODES
 from .model_cache import ModelCache
+from .offload import offloaded
 from .model_records import CONTROL_KINDS, GENERATING_KINDS, ModelRecord, ModelRegistry, check_edit_request
 from .root import resolve_root
 from .schedulers import make_scheduler
@@ -57,6 +58,7 @@ class Engine:
         vram_cache_gb: float | None = None,
         compile_backend: str | None = None,
         vae_tiling: str = "auto",
+        offload: str = "auto",
     ):
         self.root: Path = resolve_root(root)
         self.registry = ModelRegistry(self.root)
@@ -64,8 +66,12 @@ class Engine:
         ram = int(ram_cache_gb * (1 << 30)) if ram_cache_gb is not None else _physical_memory() // 2
         vram = int(vram_cache_gb * (1 << 30)) if vram_cache_gb is not None else _default_vram_budget(self.device)
         self.cache = ModelCache(
-            self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram, compile_backend=compile_backend
+            self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram, compile_backend=compile_backend,
+            offload=offload,
         )
+        from .offload import choose_offload
+
+        choose_offload(offload, "cpu", 0, 0)  # an unknown mode is an error now, not at the first job
         if vae_tiling not in VAE_TILING_MODES:
             raise UnsupportedError(f"VAE tiling {vae_tiling!r}: use one of {', '.join(VAE_TILING_MODES)}")
         self.vae_tiling = vae_tiling
@@ -184,6 +190,8 @@ class Engine:
             # Pipelines that take a size (Flux) would otherwise resize the init image to their default.
             inputs.update(width=request.size[0], height=request.size[1])
         extra_meta: dict[str, Any] = {"vae_tiling": True} if tiling else {}
+        if loaded.offload != "none":
+            extra_meta["offload"] = loaded.offload
         if request.controls:
             inputs = family.control_inputs(request, task, control_records, inputs)
             extra_meta["controls"] = _control_metadata(family, request.controls, control_records)
@@ -201,7 +209,8 @@ class Engine:
             prompt_args = family.encode_prompts(pipe, prompt_args["prompt"], prompt_args["negative_prompt"], do_cfg)
 
         results = []
-        with _out_of_memory(self.device, request.size, tiling), _before_denoiser(pipe, self.denoiser_hook), \
+        with _out_of_memory(self.device, request.size, tiling), offloaded(pipe, loaded.offload, self.device.torch_device), \
+                _before_denoiser(pipe, self.denoiser_hook), \
                 family.control_modes(controlnets, request.controls), family.attention(pipe, controlnets, processor):
             for index in range(params.batch_size):
                 seed = (params.seed + index) % (1 << 32)

@@ -60,6 +60,7 @@ class LoadedModel:
     last_used: float = field(default_factory=time.monotonic)
     components: tuple[str, ...] = ()  # its components' keys
     loaded: tuple[str, ...] = ()  # the names of the components its load read from disk (not shared)
+    offload: str = "none"  # how its jobs stream it to the device (invoke_core/offload.py); else it is there
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,11 @@ class ModelCache:
         vram_budget_bytes: int = 16 << 30,
         compile_backend: str | None = None,
         share_components: bool = True,
+        offload: str = "auto",
     ):
         self.cache_dir = cache_dir
         self.share_components = share_components  # False: every model loads its own (bench/bench_cache.py)
+        self.offload = offload  # invoke_core/offload.py's modes: a model over the VRAM budget stays in RAM
         self.compile_backend = compile_backend
         # Told (model id, "started" | "finished", seconds, components) around each load from disk;
         # `components`: [{"name", "bytes", "shared"}] once finished.
@@ -247,15 +250,16 @@ class ModelCache:
             component = self._components[key]
             component.last_used = now
             self._components.move_to_end(key)
-            if component.tier == "ram" and device.device != "cpu":
+            if component.tier == "ram" and device.device != "cpu" and entry.offload == "none":
                 component.module.to(device.torch_device)  # offloaded to RAM earlier: back for the job
 
     def _load(self, record: ModelRecord, device: DeviceChoice) -> LoadedModel:
         from .component_hashes import component_hashes
 
-        suffix = f"|{device.device}|{device.dtype}"
         by_parts = record.format == "diffusers" and record.kind in GENERATING_KINDS
         hashes = component_hashes(Path(record.path), self.cache_dir / "component-hashes.json") if by_parts else {}
+        offload, device = self._offload_for(record, device, list(hashes) if hashes else None)
+        suffix = f"|{device.device}|{device.dtype}"
         keys = {name: f"sha256:{digest}{suffix}" for name, digest in hashes.items()}
         if not self.share_components:
             keys = {name: f"{k}|{record.id}" for name, k in keys.items()}
@@ -290,13 +294,32 @@ class ModelCache:
             used, read = [k], [record.kind]
         self._loads += 1
         entry = LoadedModel(
-            record, device, model, sum(self._components[k].size_bytes for k in used), seconds, components=tuple(used), loaded=tuple(read)
+            record, device, model, sum(self._components[k].size_bytes for k in used), seconds, components=tuple(used), loaded=tuple(read),
+            offload=offload,
         )
         if self.on_load:
             parts = [{"name": self._components[k].name, "bytes": self._components[k].size_bytes, "shared": self._components[k].name not in read}
                      for k in used]
             self.on_load(record.id, "finished", seconds, parts)
         return entry
+
+    def _offload_for(self, record: ModelRecord, device: DeviceChoice, names: list[str] | None) -> tuple[str, DeviceChoice]:
+        """The offload a model runs with (from its size against the VRAM budget and free memory), and the
+        device its weights load to: the RAM when it is offloaded. Only diffusers pipeline folders are
+        offloaded (`names`: their components); a ControlNet or a single file loads onto the device."""
+        if device.device == "cpu" or not names:
+            return "none", device
+        import torch
+
+        from .offload import choose_offload
+
+        float_size = torch.empty(0, dtype=device.torch_dtype).element_size()
+        total = loaded_bytes(weight_files(Path(record.path), names), float_size)
+        denoisers = [n for n in names or () if n in ("unet", "transformer")]
+        denoiser = loaded_bytes(weight_files(Path(record.path), denoisers), float_size) if denoisers else None
+        room = min(self.vram_budget, self.available_memory(device.device))
+        mode = choose_offload(self.offload, device.device, total, room, denoiser)
+        return mode, (device if mode == "none" else DeviceChoice("cpu", device.dtype))
 
     def _make_room(self, record: ModelRecord, device: DeviceChoice, names: list[str] | None) -> None:
         """Before a load: what it will take (from the files' headers) against what the device has free. Short:

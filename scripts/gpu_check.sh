@@ -3,7 +3,8 @@
 # with .whl/ carried (made here by scripts/gpu_wheels.sh):
 #     run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=540)
 # It runs tests/test_gpu.py (fp16, bf16, fp32; inpaint + region + ControlNet + LoRA; regional attention in
-# half precision; SDXL; inductor) and bench/bench_overhead.py on CUDA; logs go to $OUT.
+# half precision; SDXL; inductor; offload model/group/sequential) and bench/bench_overhead.py and
+# bench/bench_cache.py on CUDA; logs go to $OUT.
 set -u -o pipefail
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
@@ -17,4 +18,6 @@ timeout 300 python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu.py 2>&1 
 tests=$?
 timeout 200 python3 bench/bench_overhead.py --device cuda --size 512 --steps 20 --rounds 3 --regions --control --lora \
   2>&1 | tee "$out/bench.log"
+# memory: the component cache's loads and switches, and (where the card is lent long enough) offload
+timeout 120 python3 bench/bench_cache.py --skip-full --workdir /tmp/bench-cache 2>&1 | tee "$out/bench_cache.log"
 exit $tests

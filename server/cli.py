@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from invoke_core.limits import VAE_TILING_MODES
+from invoke_core.offload import OFFLOAD_MODES
 from invoke_core.quiet import quiet_libraries
 
 EXIT_USER_ERROR = 2
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ram-cache-gb", type=float, default=None, help="model cache budget in RAM")
     parser.add_argument("--vram-cache-gb", type=float, default=None, help="model cache budget in GPU memory")
     parser.add_argument("--compile", default=None, help="torch.compile the UNet with this backend (inductor, on a GPU)")
+    parser.add_argument("--offload", default=None, choices=OFFLOAD_MODES, help="a model over the VRAM budget: auto (default), none, model, group or sequential")
     parser.add_argument("--vae-tiling", default=None, choices=VAE_TILING_MODES, help="tile the VAE: auto (default: above 1536x1536), on or off")
     sub = parser.add_subparsers(dest="command")
 
@@ -164,6 +166,7 @@ def _serve(args) -> int:
         "vram_cache_gb": args.vram_cache_gb,
         "compile": args.compile,
         "vae_tiling": args.vae_tiling,
+        "offload": args.offload,
     }
     try:
         return serve(overrides)
@@ -175,7 +178,7 @@ def _serve(args) -> int:
 def _engine(args):
     from invoke_core.engine import Engine
 
-    return Engine(root=args.root, device=args.device, dtype=args.dtype, vae_tiling=args.vae_tiling or "auto")
+    return Engine(root=args.root, device=args.device, dtype=args.dtype, vae_tiling=args.vae_tiling or "auto", offload=args.offload or "auto")
 
 
 def _read_rgba(path: str, what: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from invoke_core.limits import VAE_TILING_MODES
+from invoke_core.offload import OFFLOAD_MODES
 
 from invoke_core.root import ENV_VAR, resolve_root
 
@@ -35,6 +36,8 @@ class ServerConfig(BaseModel):
     compile: str | None = None  # torch.compile backend for the UNet ("inductor" on a GPU)
     # tile the VAE: "auto" above invoke_core.limits.VAE_TILING_AREA generated pixels
     vae_tiling: Literal[VAE_TILING_MODES] = "auto"  # type: ignore[valid-type]
+    # a model over the VRAM budget: how it streams to the card (invoke_core/offload.py)
+    offload: Literal[OFFLOAD_MODES] = "auto"  # type: ignore[valid-type]
     # models loaded at start and kept loaded while they fit (with those marked "keep loaded" in the UI)
     resident_models: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
@@ -68,7 +71,7 @@ class ServerConfig(BaseModel):
         return f"http://{host}:{self.port}"
 
 
-_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "resident_models", "cors_origins", "allowed_hosts")
+_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "offload", "resident_models", "cors_origins", "allowed_hosts")
 _LIST_FIELDS = ("cors_origins", "allowed_hosts", "resident_models")
 
 

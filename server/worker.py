@@ -108,6 +108,7 @@ class QueueWorker:
                 vram_cache_gb=cfg.vram_cache_gb,
                 compile_backend=cfg.compile,
                 vae_tiling=cfg.vae_tiling,
+                offload=cfg.offload,
             )
         except InvokeCoreError as exc:
             self.engine_error = str(exc)

@@ -148,3 +148,21 @@ def test_inductor_compile_matches_eager(tmp_path):
     assert alive(b.image) and np.abs(a.image.astype(int) - b.image.astype(int)).mean() <= 2
     c = run1(compiled, loras=())  # a second job on the compiled UNet: no recompilation error
     assert np.abs(b.image.astype(int) - c.image.astype(int)).max() <= 2
+
+
+@pytest.mark.parametrize("mode", ["model", "group", "sequential"])
+def test_an_offloaded_model_gives_the_pixels_of_one_on_the_card(tmp_path, mode):
+    """Forced offload on the demo: its weights stay in RAM, stream to the card per job, and the image is the
+    one the card-resident model makes (within half-precision noise); the hooks come off after the job."""
+    from invoke_core.engine import Engine
+
+    if not DEVICE.startswith("cuda"):
+        pytest.skip("offload needs a CUDA device")
+    resident = Engine(root=tmp_path / "on", device=DEVICE, dtype="float16")
+    streamed = Engine(root=tmp_path / "off", device=DEVICE, dtype="float16", offload=mode)
+    a, b = run1(resident), run1(streamed)
+    assert b.metadata["offload"] == mode and "offload" not in a.metadata and alive(b.image)
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() <= 2
+    loaded = streamed.cache.get(streamed.registry.get("demo"), streamed.device)
+    assert loaded.offload == mode and next(loaded.model.unet.parameters()).device.type == "cpu", "back in RAM after the job"
+    assert np.array_equal(run1(streamed).image, b.image), "a second job: the same"
