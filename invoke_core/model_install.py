@@ -101,16 +101,18 @@ def _transformer_base(
 ) -> tuple[Path, str]:
     """The folder whose text encoders, tokenizers and VAE a transformer file runs with, and its description."""
     from .families.transformer_file import check_base, choose_base
-    from .model_probe import read_safetensors_shapes
+    from .gguf_file import is_gguf, quantisation, read_gguf_shapes
+    from .model_probe import read_weight_shapes
 
     family = families.get(info.family)
-    shapes = read_safetensors_shapes(path)
+    shapes = read_weight_shapes(path)
     if config_path is not None:
         check_base(spec, shapes, config_path, family.label, path.name)
         model_id, folder = str(config_path), config_path
     else:
         model_id, folder = choose_base(spec, shapes, _base_candidates(registry, info.family, base), family.label, path.name)
-    return Path(folder), f"{spec.layout}-layout transformer file; text encoders and VAE from {model_id}"
+    quantised = f", GGUF {quantisation(read_gguf_shapes(path)[1])}" if is_gguf(path) else ""
+    return Path(folder), f"{spec.layout}-layout transformer file{quantised}; text encoders and VAE from {model_id}"
 
 
 def _base_candidates(registry: ModelRegistry, family: str, base: str | None) -> list[tuple[str, Path]]:

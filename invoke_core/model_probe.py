@@ -207,7 +207,41 @@ def read_safetensors_shapes(path: Path, forbidden: Forbidden | Sequence[Path] | 
     return shapes
 
 
+def read_weight_shapes(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of a single weights file: .safetensors, or GGUF (invoke_core/gguf_file.py)."""
+    from .gguf_file import read_gguf_shapes
+
+    if _is_gguf(Path(path), forbidden):
+        return read_gguf_shapes(path)[0]
+    return read_safetensors_shapes(path, forbidden)
+
+
+def _is_gguf(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> bool:
+    """Whether a file starts as GGUF does, opened only after the checks every read here gets."""
+    from .gguf_file import MAGIC
+
+    with open_checked(path, as_forbidden(forbidden)) as fh:
+        try:
+            return fh.read(4) == MAGIC
+        except OSError as exc:
+            raise ModelInstallError(f"Cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _probe_gguf(path: Path, forbidden: Forbidden) -> ModelInfo:
+    """A GGUF file: a quantised transformer alone, of a family with a transformer-file layout."""
+    from . import families
+
+    shapes = read_weight_shapes(path, forbidden)
+    for family in families.claiming_families():
+        kind = family.transformer_file.claims(shapes) if family.transformer_file else None
+        if kind is not None:
+            return ModelInfo(family.name, kind, "single-file")
+    raise _unidentified(path, "a GGUF file with no transformer of a supported family (GGUF UNets, LoRAs and text encoders are not read)")
+
+
 def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
+    if _is_gguf(path, forbidden):
+        return _probe_gguf(path, forbidden)
     shapes = read_safetensors_shapes(path, forbidden)
     keys = shapes.keys()
 

@@ -396,7 +396,7 @@ class ModelPatchIn(Strict):
 
 
 class ModelInstallIn(Strict):
-    source: str = Field(min_length=1, max_length=4096, description="a local path (diffusers folder or .safetensors)")
+    source: str = Field(min_length=1, max_length=4096, description="a local path (diffusers folder, .safetensors or .gguf)")
     name: str | None = Field(None, min_length=1, max_length=200)
     config: str | None = Field(None, max_length=4096)
     base: str | None = Field(

@@ -140,12 +140,15 @@ def load_transformer(spec: TransformerFile, path: Path, base_folder: Path, dtype
     from accelerate import init_empty_weights
     from safetensors import safe_open
 
-    from ..model_probe import read_safetensors_shapes
+    from ..gguf_file import is_gguf
+    from ..model_probe import read_weight_shapes
 
-    shapes = spec.transformer_shapes(read_safetensors_shapes(path))
+    shapes = spec.transformer_shapes(read_weight_shapes(path))
     base = folder_config(base_folder)("transformer/config.json") or {}
     config = spec.config(shapes, base)
     cls = getattr(diffusers, spec.model_class)
+    if is_gguf(path):
+        return _load_gguf(cls, path, config, dtype)
     state = {}
     with safe_open(str(path), framework="pt") as f:
         for key in f.keys():  # noqa: SIM118 (not a dict)
@@ -163,6 +166,30 @@ def load_transformer(spec: TransformerFile, path: Path, base_folder: Path, dtype
         detail = " ".join(line.strip() for line in first[:3])[:300]
         raise ModelInstallError(f"{path.name} does not fit a {spec.model_class} of its own shapes: {detail}") from None
     return model.to(dtype).eval() if dtype is not None else model.eval()
+
+
+def _load_gguf(cls: Any, path: Path, config: dict[str, Any], dtype: Any) -> Any:
+    """A GGUF file's transformer through diffusers' GGUF quantiser (its weights stay quantised, each layer's
+    dequantised to `dtype` as it runs), its config (from the file's shapes) written where diffusers reads it.
+    diffusers maps the keys with its own converter for the family."""
+    import tempfile
+
+    import torch
+    from diffusers import GGUFQuantizationConfig
+
+    compute = dtype or torch.float32
+    with tempfile.TemporaryDirectory(prefix="gguf-config-") as folder:
+        (Path(folder) / "transformer").mkdir()
+        (Path(folder) / "transformer" / "config.json").write_text(json.dumps({"_class_name": cls.__name__, **config}))
+        try:
+            model = cls.from_single_file(
+                str(path), config=folder, subfolder="transformer", local_files_only=True, torch_dtype=compute,
+                quantization_config=GGUFQuantizationConfig(compute_dtype=compute),
+            )
+        except (ValueError, RuntimeError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ModelInstallError(f"{path.name} could not be loaded as a GGUF {cls.__name__}: {first}") from None
+    return model.eval()
 
 
 def load_pipeline(family: Any, path: Path, kind: str, base_folder: Path, dtype: Any) -> Any:
