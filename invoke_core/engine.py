@@ -72,6 +72,7 @@ class Engine:
         from .offload import choose_offload
 
         choose_offload(offload, "cpu", 0, 0)  # an unknown mode is an error now, not at the first job
+        self.cache.weights = lambda record: self.registry.options(record.id)["weights"]
         if vae_tiling not in VAE_TILING_MODES:
             raise UnsupportedError(f"VAE tiling {vae_tiling!r}: use one of {', '.join(VAE_TILING_MODES)}")
         self.vae_tiling = vae_tiling

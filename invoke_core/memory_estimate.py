@@ -4,6 +4,7 @@ operating system killing the worker half way (RAM) or the device failing part wa
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -59,3 +60,28 @@ def available_memory(device: str) -> int:
     except OSError:
         pass
     return 1 << 62  # unknown: do not refuse
+
+
+_DENOISERS = ("unet", "transformer")
+
+
+def model_memory(record, dtype: str, weights: str = "native") -> int | None:
+    """About what a model takes loaded at `dtype` ("float32", "bfloat16"...) with its weight storage (fp8:
+    its denoiser a byte a weight); None where its files cannot be read."""
+    float_size = 4 if dtype == "float32" else 2
+    path = Path(record.path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _memory(str(path), stamp, float_size, weights)
+
+
+@functools.lru_cache(maxsize=512)
+def _memory(path: str, _stamp: int, float_size: int, weights: str) -> int:
+    folder = Path(path)
+    total = loaded_bytes(weight_files(folder), float_size)
+    if weights == "fp8" and folder.is_dir():
+        denoiser = loaded_bytes(weight_files(folder, [n for n in _DENOISERS if (folder / n).is_dir()]), float_size)
+        total -= denoiser - denoiser // float_size
+    return total

@@ -101,6 +101,17 @@ def _module_bytes(model: Any) -> int:
     return total
 
 
+_DENOISERS = ("unet", "transformer")
+
+
+def _store_fp8(module: Any, device: DeviceChoice) -> None:
+    """A denoiser's weights in fp8 (e4m3), each layer cast to the job's dtype as it runs (diffusers'
+    layerwise casting keeps norms and embeddings as they are)."""
+    import torch
+
+    module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=device.torch_dtype)
+
+
 def _module_device(module: Any) -> str:
     """Where a module's (or a pipeline's first module's) weights are: "cpu" or the accelerator."""
     import torch
@@ -187,19 +198,21 @@ class ModelCache:
         self.on_load: Callable[..., None] | None = None
         self.ram_budget = ram_budget_bytes
         self.vram_budget = vram_budget_bytes
-        self._models: OrderedDict[tuple[str, str, str, str], LoadedModel] = OrderedDict()
+        self._models: OrderedDict[tuple[str, str, str, str, str], LoadedModel] = OrderedDict()
         self._components: OrderedDict[str, Component] = OrderedDict()  # least recently used first
         self._lock = threading.RLock()
         self._scope = threading.local()  # the pins of the job running on this thread
         self.resident: set[str] = set()  # model ids kept loaded while they fit
+        # a model's weight storage (limits.WEIGHT_STORAGES), asked at each get (the engine's registry options)
+        self.weights: Callable[[ModelRecord], str] = lambda record: "native"
         # free memory on a device ("cpu", "cuda:0"), asked before each load (a test sets its own)
         self.available_memory: Callable[[str], int] = available_memory
         self._loads = self._hits = self._evictions = self._component_loads = self._offloads = 0
 
-    @staticmethod
-    def _key(record: ModelRecord, device: DeviceChoice) -> tuple[str, str, str, str]:
-        # The hash is part of the key so a reinstalled model under the same id is loaded afresh.
-        return (record.id, record.hash, device.device, device.dtype)
+    def _key(self, record: ModelRecord, device: DeviceChoice) -> tuple[str, str, str, str, str]:
+        # The hash is part of the key so a reinstalled model under the same id is loaded afresh; the
+        # storage, so a change of it loads the model again.
+        return (record.id, record.hash, device.device, device.dtype, self.weights(record))
 
     # ---- jobs ---------------------------------------------------------------------------------------------
     @contextmanager
@@ -260,7 +273,8 @@ class ModelCache:
         hashes = component_hashes(Path(record.path), self.cache_dir / "component-hashes.json") if by_parts else {}
         offload, device = self._offload_for(record, device, list(hashes) if hashes else None)
         suffix = f"|{device.device}|{device.dtype}"
-        keys = {name: f"sha256:{digest}{suffix}" for name, digest in hashes.items()}
+        storage = self.weights(record)
+        keys = {name: f"sha256:{digest}{suffix}" + ("|fp8" if storage == "fp8" and name in _DENOISERS else "") for name, digest in hashes.items()}
         if not self.share_components:
             keys = {name: f"{k}|{record.id}" for name, k in keys.items()}
         shared = {name: self._components[k].module for name, k in keys.items() if k in self._components}
@@ -280,6 +294,8 @@ class ModelCache:
                 if module is None:
                     continue  # a component the family leaves out (SD 3's T5)
                 if k not in self._components:
+                    if k.endswith("|fp8"):
+                        _store_fp8(module, device)
                     self._components[k] = Component(k, name, module, _module_bytes(module), seconds, last_used=now)
                     self._component_loads += 1
                     read.append(name)

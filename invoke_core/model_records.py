@@ -15,7 +15,8 @@ from typing import Any
 
 from . import demo, families
 from .atomic import atomic_write
-from .errors import ModelInstallError, ModelNotFoundError
+from .errors import InvalidCanvasError, ModelInstallError, ModelNotFoundError
+from .limits import WEIGHT_STORAGES
 from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
 
 KINDS = ("main", "inpaint", "edit", "controlnet", "control_lora", "lora")
@@ -128,25 +129,41 @@ class ModelRegistry:
         self.root = root
         self.models_dir = root / "models"
         self.file = self.models_dir / "registry.json"
-        self.resident_file = self.models_dir / "resident.json"  # the models to keep loaded ("keep loaded")
+        self.options_file = self.models_dir / "options.json"  # per model: keep loaded, weight storage
         self._lock = threading.RLock()
 
-    # --- keep loaded ---------------------------------------------------------------------------
+    # --- per-model options (the Memory dialog's) ---------------------------------------------------------
+    def _options(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.options_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+    def options(self, model_id: str) -> dict[str, Any]:
+        """A model's options: `keep_loaded` (bool) and `weights` (limits.WEIGHT_STORAGES), with defaults."""
+        own = self._options().get(model_id, {})
+        return {"keep_loaded": bool(own.get("keep_loaded", False)), "weights": own.get("weights") if own.get("weights") in WEIGHT_STORAGES else "native"}
+
     def resident_ids(self) -> set[str]:
         """The models marked "keep loaded" that are still installed."""
-        try:
-            ids = json.loads(self.resident_file.read_text())
-        except (OSError, ValueError):
-            return set()
         known = {r.id for r in self.list()}
-        return {i for i in ids if isinstance(i, str) and i in known} if isinstance(ids, list) else set()
+        return {i for i, o in self._options().items() if o.get("keep_loaded") and i in known}
 
-    def set_resident(self, model_id: str, keep: bool) -> ModelRecord:
+    def set_options(self, model_id: str, keep_loaded: bool | None = None, weights: str | None = None) -> ModelRecord:
         with self._lock:
             record = self.get(model_id)  # ModelNotFoundError for an unknown id
-            ids = (self.resident_ids() | {model_id}) if keep else (self.resident_ids() - {model_id})
+            if weights is not None and weights not in WEIGHT_STORAGES:
+                raise InvalidCanvasError(f"weights {weights!r}: use one of {', '.join(WEIGHT_STORAGES)}")
+            options = self._options()
+            own = {**self.options(model_id)}
+            if keep_loaded is not None:
+                own["keep_loaded"] = keep_loaded
+            if weights is not None:
+                own["weights"] = weights
+            options[model_id] = own
             self.models_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.resident_file, json.dumps(sorted(ids)).encode(), temp_prefix=".resident.")
+            atomic_write(self.options_file, json.dumps(options, indent=1, sort_keys=True).encode(), temp_prefix=".options.")
             return record
 
     # --- storage -----------------------------------------------------------------------------

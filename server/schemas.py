@@ -31,6 +31,7 @@ from invoke_core.limits import (
     SEED,
     STEPS,
     STRENGTH,
+    WEIGHT_STORAGES,
     Range,
 )
 from invoke_core.types import (
@@ -320,6 +321,9 @@ class FamilyDefaultsOut(BaseModel):
     height: int
 
 
+WeightStorage = Literal[WEIGHT_STORAGES]  # type: ignore[valid-type]
+
+
 class FamilyOut(BaseModel):
     """A model family as invoke_core.families describes it: what the web offers for its models."""
 
@@ -389,10 +393,19 @@ class ModelOut(BaseModel):
         None, description="a Union ControlNet's kinds of control image (a control layer's `control_type`)"
     )
     keep_loaded: bool = Field(False, description="kept loaded while it fits, loaded at start (PATCH to change)")
+    weights: WeightStorage = Field("native", description="how its denoiser's weights are stored in memory (PATCH to change)")
+    memory_bytes: int | None = Field(None, description="about what it takes in memory loaded, with its weight storage")
 
 
 class ModelPatchIn(Strict):
-    keep_loaded: bool = Field(description="keep the model loaded (loaded now, at every start, evicted last)")
+    keep_loaded: bool | None = Field(None, description="keep the model loaded (loaded now, at every start, evicted last)")
+    weights: WeightStorage | None = Field(None, description="native, or fp8: its denoiser in fp8, cast per layer as it runs")
+
+    @model_validator(mode="after")
+    def _something(self) -> "ModelPatchIn":
+        if self.keep_loaded is None and self.weights is None:
+            raise ValueError("give keep_loaded or weights")
+        return self
 
 
 class ModelInstallIn(Strict):

@@ -47,5 +47,12 @@ def test_the_memory_dialog_shows_what_is_loaded_and_keeps_a_model_loaded(app, se
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and {m["id"]: m["keep_loaded"] for m in server.get("/api/v1/models").json()}[target]:
         time.sleep(0.2)
+    # the weight storage of a model: fp8
+    app.page.locator('[data-testid="memory-weights"][data-model="demo-flux"]').select_option("fp8")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and {m["id"]: m["weights"] for m in server.get("/api/v1/models").json()}["demo-flux"] != "fp8":
+        time.sleep(0.2)
+    assert {m["id"]: m["weights"] for m in server.get("/api/v1/models").json()}["demo-flux"] == "fp8"
+    app.shot("memory-fp8")
     app.click("memory-close")
     assert app.page.locator('[data-testid="memory-dialog"]').count() == 0

@@ -169,3 +169,42 @@ def test_keep_loaded_through_the_api_loads_at_start_and_is_listed(tmp_path):
         assert r.json["keep_loaded"] is False
     finally:
         shutdown(again)
+
+
+def test_fp8_storage_keeps_a_denoiser_at_a_byte_a_weight_and_nearly_the_same_pixels(tmp_path):
+    import torch
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    doc = job("demo-flux")
+    native = run1(engine, doc)[0]
+    flux = engine.resolve_model("demo-flux")
+    before = {c.name: c.size_bytes for c in engine.cache.stats().components}
+    engine.registry.set_options("demo-flux", weights="fp8")
+    stored = run1(engine, doc)[0]
+    pipe = engine.cache.get(flux, engine.device).model
+    assert pipe.transformer.transformer_blocks[0].attn.to_q.weight.dtype == torch.float8_e4m3fn
+    after = {c.name: c.size_bytes for c in engine.cache.stats().components if "|fp8" in c.key}
+    assert set(after) == {"transformer"} and after["transformer"] < before["transformer"] / 2
+    assert np.abs(stored.image.astype(int) - native.image.astype(int)).mean() < 4, "fp8 weights: nearly the same image"
+    assert np.array_equal(run1(engine, doc)[0].image, stored.image), "and the same from job to job"
+    engine.registry.set_options("demo-flux", weights="native")
+    assert np.array_equal(run1(engine, doc)[0].image, native.image), "native again: the encoders shared, the transformer as loaded"
+
+
+def test_the_api_sets_a_models_weight_storage_and_says_what_it_takes(tmp_path):
+    from server.app import create_app, shutdown
+
+    app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
+    try:
+        client = app.test_client()
+        origin = {"Origin": "http://localhost"}
+        native = client.patch("/api/v1/models/demo-flux", json={"weights": "native"}, headers=origin).json  # (built when first used)
+        r = client.patch("/api/v1/models/demo-flux", json={"weights": "fp8"}, headers=origin)
+        assert r.status_code == 200 and r.json["weights"] == "fp8" and r.json["keep_loaded"] is False, r.json
+        assert native["weights"] == "native" and 0 < r.json["memory_bytes"] < native["memory_bytes"], (native, r.json)
+        listed = next(m for m in client.get("/api/v1/models").json if m["id"] == "demo-flux")
+        assert (listed["weights"], listed["memory_bytes"]) == ("fp8", r.json["memory_bytes"])
+        for bad in ({"weights": "int4"}, {}, {"keep_loaded": True, "extra": 1}):
+            assert client.patch("/api/v1/models/demo-flux", json=bad, headers=origin).status_code in (400, 422), bad
+    finally:
+        shutdown(app)

@@ -10,6 +10,7 @@ from db.models import new_id
 from db.session import protected_paths
 from invoke_core import families
 from invoke_core.errors import InvokeCoreError
+from invoke_core.memory_estimate import model_memory
 from invoke_core.model_install import check_install_source, install_model
 
 from ..api import API_PREFIX, route
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def _out(record, default: bool = False, resident: set[str] | frozenset[str] = frozenset()) -> ModelOut:
+    s = services()
+    options = s.registry.options(record.id)
+    engine = s.worker.engine if s.worker else None
     data = record.to_dict()
     label = record.description if record.builtin else None
     family = families.get(record.family) if record.family in families.NAMES else None
@@ -31,6 +35,7 @@ def _out(record, default: bool = False, resident: set[str] | frozenset[str] = fr
     return ModelOut(
         **{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default,
         defaults=own.as_dict() if own else None, control_types=types or None, keep_loaded=record.id in resident,
+        weights=options["weights"], memory_bytes=model_memory(record, engine.device.dtype if engine else "float32", options["weights"]),
     )
 
 
@@ -103,11 +108,11 @@ def remove(model_id: str):
     return _out(record)
 
 
-@route(bp, "/<model_id>", "PATCH", summary="Keep a model loaded, or not", body=ModelPatchIn, response=ModelOut, errors=(400, 401, 404, 422))
+@route(bp, "/<model_id>", "PATCH", summary="A model's memory options: keep it loaded, its weight storage", body=ModelPatchIn, response=ModelOut, errors=(400, 401, 404, 422))
 def patch(model_id: str, body: ModelPatchIn):
     s = services()
-    record = s.registry.set_resident(model_id, body.keep_loaded)
-    if s.worker:
+    record = s.registry.set_options(model_id, keep_loaded=body.keep_loaded, weights=body.weights)
+    if s.worker and body.keep_loaded is not None:
         s.worker.keep_loaded(model_id, body.keep_loaded or model_id in s.config.resident_models)
     return _out(record, resident=_resident())
 

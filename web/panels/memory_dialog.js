@@ -1,6 +1,7 @@
 // The memory dialog: what the model cache holds (GET /api/v1/models/cache), RAM and VRAM against their
-// budgets, each loaded component with the models that share it, and a "Keep loaded" switch per model
-// (PATCH /api/v1/models/<id>: loaded now and at every start, evicted last). Opened from the top bar.
+// budgets, each loaded component with the models that share it, a "Keep loaded" switch per model
+// (PATCH /api/v1/models/<id>: loaded now and at every start, evicted last) and its weight storage (fp8:
+// its denoiser a byte a weight, cast per layer as it runs). Opened from the top bar.
 
 import { h } from "./dom.js";
 
@@ -33,6 +34,9 @@ export function memoryRows(models, cache) {
       shared: parts.filter((c) => c.models.length > 1).map((c) => c.name),
       tiers: [...new Set(parts.map((c) => c.tier))],
       keep: !!m.keep_loaded,
+      weights: m.weights || "native",
+      estimate: m.memory_bytes ?? null,
+      storable: m.kind !== "controlnet" && m.format === "diffusers",
     };
   });
 }
@@ -68,13 +72,25 @@ export function createMemoryDialog({ api, guard }) {
         setTimeout(() => refresh(), 500); // the worker loads it between jobs
       }),
     });
-    const where = r.loaded ? `${formatBytes(r.bytes)} in ${r.tiers.join(" and ").toUpperCase()}` : "not loaded";
+    const weights = h(
+      "select",
+      { "data-testid": "memory-weights", "data-model": r.id, disabled: !r.storable, title: "How its denoiser's weights are kept in memory: as loaded, or fp8 (half of bf16, a quarter of fp32; each layer cast as it runs)",
+        onchange: (/** @type {Event} */ e) => guard(async () => {
+          await api.models.setWeights(r.id, /** @type {HTMLSelectElement} */ (e.target).value);
+          await refresh();
+        }) },
+      h("option", { value: "native", selected: r.weights === "native" }, "Native"),
+      h("option", { value: "fp8", selected: r.weights === "fp8" }, "fp8"),
+    );
+    const about = r.estimate ? `not loaded (about ${formatBytes(r.estimate)})` : "not loaded";
+    const where = r.loaded ? `${formatBytes(r.bytes)} in ${r.tiers.join(" and ").toUpperCase()}` : about;
     const shares = r.shared.length ? ` · shares ${r.shared.join(", ")}` : "";
     return h(
       "tr",
       { "data-testid": "memory-row", "data-model": r.id, "data-loaded": String(r.loaded) },
       h("td", null, r.name),
       h("td", { class: "memory-where" }, where + shares),
+      h("td", null, weights),
       h("td", null, h("label", { class: "memory-keep" }, toggle, "Keep loaded")),
     );
   }

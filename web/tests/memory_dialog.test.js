@@ -11,7 +11,11 @@ test("bytes read as people read them", async () => {
 
 test("a model's row counts its components, shared ones included, and says which it shares", async () => {
   const { memoryRows } = await import("../panels/memory_dialog.js");
-  const models = [{ id: "a", name: "A", keep_loaded: true }, { id: "b", name: "B" }, { id: "c", name: "C" }];
+  const models = [
+    { id: "a", name: "A", keep_loaded: true, format: "diffusers", kind: "main", weights: "fp8", memory_bytes: 900 },
+    { id: "b", name: "B", format: "diffusers", kind: "main" },
+    { id: "c", name: "C", format: "diffusers", kind: "controlnet" },
+  ];
   const cache = {
     loaded: ["a", "b"],
     components: [
@@ -24,4 +28,6 @@ test("a model's row counts its components, shared ones included, and says which 
   assert.deepEqual([a.loaded, a.bytes, a.shared, a.tiers, a.keep], [true, 150, ["text_encoder"], ["ram"], true]);
   assert.deepEqual([b.bytes, b.tiers], [170, ["ram", "vram"]]);
   assert.deepEqual([c.loaded, c.bytes, c.keep], [false, 0, false]);
+  assert.deepEqual([a.weights, a.estimate, a.storable], ["fp8", 900, true]);
+  assert.deepEqual([b.weights, b.estimate, c.storable], ["native", null, false], "a ControlNet keeps its weights as loaded");
 });
