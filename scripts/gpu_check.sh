@@ -20,4 +20,5 @@ timeout 200 python3 bench/bench_overhead.py --device cuda --size 512 --steps 20 
   2>&1 | tee "$out/bench.log"
 # memory: the component cache's loads and switches, and (where the card is lent long enough) offload
 timeout 120 python3 bench/bench_cache.py --skip-full --workdir /tmp/bench-cache 2>&1 | tee "$out/bench_cache.log"
+timeout 240 python3 bench/bench_gpu_memory.py --steps 4 --rounds 2 2>&1 | tee "$out/bench_gpu_memory.log"
 exit $tests
