@@ -58,14 +58,8 @@ def test_over_the_ram_budget_the_least_recently_used_go_first(two_fluxes):
     # room for one of them and schnell's own transformer, not for all three
     run1(engine, job("demo"))  # demo-flux is now the least recently used
     engine.cache.ram_budget = flux_bytes + 1
-    told = []
-    engine.cache.on_load = lambda *event: told.append(event)
     run1(engine, job(schnell.id))
     stats = engine.cache.stats()
-    (_, started, _, _), (model_id, finished, seconds, parts) = told
-    assert (model_id, started, finished) == (schnell.id, "started", "finished") and seconds > 0
-    assert {p["name"]: p["shared"] for p in parts} == {"text_encoder": True, "text_encoder_2": True, "transformer": False, "vae": True}
-    assert all(p["bytes"] > 0 for p in parts), "the model_load event says what was read and its size"
     assert "demo" not in stats.loaded and schnell.id in stats.loaded, stats.loaded
     assert stats.evictions >= 1 and stats.ram_used <= engine.cache.ram_budget
 
