@@ -87,6 +87,13 @@ def test_schnell_and_fill_files_are_told_by_their_shapes(own_engine, tmp_path):
     schnell = export_transformer(demo_folder(own_engine, "demo-flux-schnell"), tmp_path / "schnell.safetensors", "bfl")
     config = flux_file.TRANSFORMER_FILE.config(flux_file.TRANSFORMER_FILE.transformer_shapes(_shapes(schnell)), {"axes_dims_rope": [2, 2, 4]})
     assert config["guidance_embeds"] is False and (config["num_layers"], config["num_single_layers"]) == (1, 2)
+    from invoke_core import families
+
+    record = install_model(own_engine.registry, str(schnell), name="tiny schnell file", base="demo-flux-schnell")
+    try:
+        assert families.get("flux").model_defaults(record).steps == 4, "schnell's defaults, told by its shapes"
+    finally:
+        own_engine.registry.remove(record.id)
     fill = export_transformer(demo_folder(own_engine, "demo-flux-fill"), tmp_path / "fill.safetensors", "bfl")
     assert probe_model(fill) == ModelInfo("flux", "inpaint", "single-file")
     record = install_model(own_engine.registry, str(fill), name="tiny fill file")

@@ -15,6 +15,7 @@ an instruction, a mask keeps the edit inside it (an empty box: text to image).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,15 +41,38 @@ UNION_TYPES = ("canny", "tile", "depth", "blur", "pose", "gray", "low_quality")
 SCHNELL = Defaults(steps=4, cfg_scale=1.0, scheduler="euler", width=1024, height=1024)
 
 
+@functools.lru_cache(maxsize=256)
+def _without_guidance(path: str, _mtime: int) -> bool:
+    from ..model_probe import read_weight_shapes
+
+    try:
+        shapes = read_weight_shapes(Path(path))
+    except Exception:  # noqa: BLE001 (an unreadable file: no defaults of its own; loading says why)
+        return False
+    own = flux_file.TRANSFORMER_FILE.transformer_shapes(shapes)
+    return bool(own) and "guidance_in.in_layer.weight" not in own
+
+
+def _file_without_guidance(path: str) -> bool:
+    try:
+        return _without_guidance(path, Path(path).stat().st_mtime_ns)
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class FluxFamily(Family):
     def model_defaults(self, record: Any) -> Defaults | None:
-        """schnell's, for a folder whose transformer has no guidance embedding."""
+        """schnell's, for a model whose transformer has no guidance embedding (a folder's config says it; a
+        transformer file's shapes)."""
         declared = super().model_defaults(record)
-        if declared or record.format != "diffusers":
+        if declared:
             return declared
         # schnell is timestep-distilled: no guidance embedding
-        schnell = cached_config(Path(record.path) / "transformer" / "config.json").get("guidance_embeds") is False
+        if record.format == "diffusers":
+            schnell = cached_config(Path(record.path) / "transformer" / "config.json").get("guidance_embeds") is False
+        else:
+            schnell = record.kind == "main" and _file_without_guidance(record.path)
         return SCHNELL if schnell else None
 
     def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
