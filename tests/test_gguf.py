@@ -69,7 +69,14 @@ def test_a_gguf_file_of_nothing_we_know_is_a_clear_error(tmp_path):
     file = write_gguf({"token_embd.weight": torch.zeros(4, 32)}, tmp_path / "llama.gguf")
     with pytest.raises(ModelInstallError, match="a GGUF file with no transformer of a supported family"):
         probe_model(file)
-    broken = tmp_path / "broken.gguf"
-    broken.write_bytes(b"GGUF" + b"\x00" * 12)
-    with pytest.raises(ModelInstallError, match="broken.gguf is not a readable GGUF file"):
-        probe_model(broken)
+    import struct
+
+    hostile = {
+        "broken.gguf": b"GGUF" + b"\x00" * 12,
+        "huge-counts.gguf": b"GGUF" + struct.pack("<IQQ", 3, 2**40, 2**40),  # a trillion tensors claimed
+        "truncated.gguf": b"GGUF\x03\x00",
+    }
+    for name, data in hostile.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ModelInstallError, match=f"{name} is not a readable GGUF file"):
+            probe_model(tmp_path / name)
