@@ -419,6 +419,21 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
     });
   }
 
+  /**
+   * A layer's "Load image…" field: the button (`testid`), its hidden file input (`testid`-file), `beside`
+   * next to the button and `below` under it. @param {string} layerId @param {string} testid @param {string} label
+   * @param {Node | null} [beside] @param {Node | null} [below]
+   */
+  function imageField(layerId, testid, label, beside = null, below = null) {
+    const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, "data-testid": `${testid}-file` });
+    file.addEventListener("change", () => {
+      if (file.files && file.files[0]) loadLayerImage(layerId, file.files[0]);
+      file.value = "";
+    });
+    const button = h("button", { class: "btn small", "data-testid": testid, onclick: () => file.click() }, icon("image", 14), "Load image…");
+    return h("div", { class: "field" }, h("span", { class: "field-label" }, label), h("div", { class: "row-buttons" }, button, beside), file, below);
+  }
+
   function renderProps(layer) {
     props.replaceChildren();
     if (!layer) {
@@ -524,24 +539,8 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         });
         return input;
       };
-      const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, "data-testid": "control-image-file" });
-      file.addEventListener("change", () => {
-        if (file.files && file.files[0]) loadLayerImage(layer.id, file.files[0]);
-        file.value = "";
-      });
       rows.push(
-        h(
-          "div",
-          { class: "field" },
-          h("span", { class: "field-label" }, "Control image"),
-          h(
-            "div",
-            { class: "row-buttons" },
-            h("button", { class: "btn small", "data-testid": "control-image", onclick: () => file.click() }, icon("image", 14), "Load image…"),
-            h("span", { class: "muted small" }, "or paint, or use one from the gallery"),
-          ),
-          file,
-        ),
+        imageField(layer.id, "control-image", "Control image", h("span", { class: "muted small" }, "or paint, or use one from the gallery")),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Model"), model),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Preprocessor"), pre),
         ...(types.length ? [h("label", { class: "field" }, h("span", { class: "field-label" }, "Control type"), controlType)] : []),
@@ -556,25 +555,8 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       );
     }
     if (layer.kind === "reference") {
-      const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, "data-testid": "reference-image-file" });
-      file.addEventListener("change", () => {
-        if (file.files && file.files[0]) loadLayerImage(layer.id, file.files[0]);
-        file.value = "";
-      });
-      rows.push(
-        h(
-          "div",
-          { class: "field" },
-          h("span", { class: "field-label" }, "Reference picture"),
-          h(
-            "div",
-            { class: "row-buttons" },
-            h("button", { class: "btn small", "data-testid": "reference-image", onclick: () => file.click() }, icon("image", 14), "Load image…"),
-          ),
-          file,
-          h("span", { class: "muted small", "data-testid": "reference-hint" }, "Its picture steers the job as a reference image; where it lies on the canvas does not matter"),
-        ),
-      );
+      const hint = h("span", { class: "muted small", "data-testid": "reference-hint" }, "Its picture steers the job as a reference image; where it lies on the canvas does not matter");
+      rows.push(imageField(layer.id, "reference-image", "Reference picture", null, hint));
     }
     props.append(h("div", { class: "props-title" }, KIND_LABELS[layer.kind], " · ", h("b", null, layer.name)), ...rows);
   }
