@@ -22,9 +22,11 @@ MAX_GENERATION_SIDE = 4096  # pixels a side the model generates at (bbox x scale
 # area; diffusers' tiles are 512 px for SD, with overlap blended)
 VAE_TILING_AREA = 1536 * 1536
 VAE_TILING_MODES = ("auto", "on", "off")
-# how a model's denoiser weights are stored in memory: as loaded, or in fp8 (e4m3), each layer cast to the
-# compute dtype as it runs (diffusers' layerwise casting): half the memory of bf16, a quarter of fp32
-WEIGHT_STORAGES = ("native", "fp8")
+# how a model's denoiser weights are stored in memory (invoke_core/weight_storage.py): as loaded; fp8 (e4m3),
+# each layer cast to the compute dtype as it runs: half the memory of bf16; bitsandbytes nf4 (about a
+# quarter of bf16) or int8 (half), on a CUDA card only
+WEIGHT_STORAGES = ("native", "fp8", "nf4", "int8")
+CUDA_WEIGHT_STORAGES = ("nf4", "int8")
 BBOX_MULTIPLE = 8  # bbox sides (and generation sizes) are multiples of this
 
 STEPS = Range(1, 500, step=1)

@@ -62,12 +62,9 @@ def available_memory(device: str) -> int:
     return 1 << 62  # unknown: do not refuse
 
 
-_DENOISERS = ("unet", "transformer")
-
-
 def model_memory(record, dtype: str, weights: str = "native") -> int | None:
-    """About what a model takes loaded at `dtype` ("float32", "bfloat16"...) with its weight storage (fp8:
-    its denoiser a byte a weight); None where its files cannot be read."""
+    """About what a model takes loaded at `dtype` ("float32", "bfloat16"...) with its weight storage (fp8,
+    int8: its denoiser a byte a weight; nf4 about half that); None where its files cannot be read."""
     float_size = 4 if dtype == "float32" else 2
     path = Path(record.path)
     try:
@@ -81,7 +78,9 @@ def model_memory(record, dtype: str, weights: str = "native") -> int | None:
 def _memory(path: str, _stamp: int, float_size: int, weights: str) -> int:
     folder = Path(path)
     total = loaded_bytes(weight_files(folder), float_size)
-    if weights == "fp8" and folder.is_dir():
-        denoiser = loaded_bytes(weight_files(folder, [n for n in _DENOISERS if (folder / n).is_dir()]), float_size)
-        total -= denoiser - denoiser // float_size
+    if weights != "native" and folder.is_dir():
+        from .weight_storage import DENOISERS, stored_bytes
+
+        denoiser = loaded_bytes(weight_files(folder, [n for n in DENOISERS if (folder / n).is_dir()]), float_size)
+        total -= denoiser - stored_bytes(denoiser, float_size, weights)
     return total

@@ -30,6 +30,7 @@ from .devices import DeviceChoice
 from .errors import ModelInstallError, OutOfMemoryError
 from .memory_estimate import available_memory, loaded_bytes, weight_files
 from .model_records import GENERATING_KINDS, ModelRecord
+from .weight_storage import DENOISERS, check_usable, quantization_config, store_fp8, stored_bytes
 
 
 @dataclass
@@ -101,17 +102,6 @@ def _module_bytes(model: Any) -> int:
     return total
 
 
-_DENOISERS = ("unet", "transformer")
-
-
-def _store_fp8(module: Any, device: DeviceChoice) -> None:
-    """A denoiser's weights in fp8 (e4m3), each layer cast to the job's dtype as it runs (diffusers'
-    layerwise casting keeps norms and embeddings as they are)."""
-    import torch
-
-    module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=device.torch_dtype)
-
-
 def _module_device(module: Any) -> str:
     """Where a module's (or a pipeline's first module's) weights are: "cpu" or the accelerator."""
     import torch
@@ -125,10 +115,12 @@ def _module_device(module: Any) -> str:
 
 
 def load_model(
-    record: ModelRecord, device: DeviceChoice, cache_dir: Path, compile_backend: str | None = None, shared: dict[str, Any] | None = None
+    record: ModelRecord, device: DeviceChoice, cache_dir: Path, compile_backend: str | None = None, shared: dict[str, Any] | None = None,
+    quantization: Any | None = None,
 ) -> Any:
     """Read a model from disk onto the device, offline. Pickle files never reach here (refused at install).
     `shared`: components of a diffusers pipeline folder already loaded (by name), used instead of reading them.
+    `quantization`: a pipeline folder's `quantization_config` (weight_storage.quantization_config).
 
     `compile_backend` ("inductor" on a GPU; "eager" only checks the wiring) wraps the UNet in
     torch.compile: the first job pays the compilation, later jobs of the same size run faster.
@@ -156,6 +148,8 @@ def load_model(
             from . import families
 
             extra = families.get(record.family).load_extras(record.kind, path)
+            if quantization is not None:
+                extra["quantization_config"] = quantization
             model = diffusers.DiffusionPipeline.from_pretrained(
                 path, dtype=dtype, local_files_only=True, use_safetensors=True, **(shared or {}), **extra
             )
@@ -270,19 +264,22 @@ class ModelCache:
         from .component_hashes import component_hashes
 
         by_parts = record.format == "diffusers" and record.kind in GENERATING_KINDS
+        storage = self.weights(record) if by_parts else "native"
+        check_usable(storage, device.device)  # nf4 / int8 on the CPU: refused before anything is read
         hashes = component_hashes(Path(record.path), self.cache_dir / "component-hashes.json") if by_parts else {}
-        offload, device = self._offload_for(record, device, list(hashes) if hashes else None)
+        offload, device = self._offload_for(record, device, list(hashes) if hashes else None, storage)
         suffix = f"|{device.device}|{device.dtype}"
-        storage = self.weights(record)
-        keys = {name: f"sha256:{digest}{suffix}" + ("|fp8" if storage == "fp8" and name in _DENOISERS else "") for name, digest in hashes.items()}
+        keys = {name: f"sha256:{digest}{suffix}" + (f"|{storage}" if storage != "native" and name in DENOISERS else "") for name, digest in hashes.items()}
         if not self.share_components:
             keys = {name: f"{k}|{record.id}" for name, k in keys.items()}
         shared = {name: self._components[k].module for name, k in keys.items() if k in self._components}
-        self._make_room(record, device, [n for n in keys if n not in shared] if keys else None)
+        to_read = [n for n in keys if n not in shared]
+        self._make_room(record, device, to_read if keys else None, storage)
         if self.on_load:
             self.on_load(record.id, "started", None, None)
         started = time.perf_counter()
-        model = load_model(record, device, self.cache_dir, self.compile_backend, shared=shared)
+        quantization = quantization_config(storage, to_read, device.torch_dtype)
+        model = load_model(record, device, self.cache_dir, self.compile_backend, shared=shared, quantization=quantization)
         seconds = time.perf_counter() - started
         now = time.monotonic()
         used: list[str] = []
@@ -295,7 +292,7 @@ class ModelCache:
                     continue  # a component the family leaves out (SD 3's T5)
                 if k not in self._components:
                     if k.endswith("|fp8"):
-                        _store_fp8(module, device)
+                        store_fp8(module, device.torch_dtype)
                     self._components[k] = Component(k, name, module, _module_bytes(module), seconds, last_used=now)
                     self._component_loads += 1
                     read.append(name)
@@ -319,31 +316,42 @@ class ModelCache:
             self.on_load(record.id, "finished", seconds, parts)
         return entry
 
-    def _offload_for(self, record: ModelRecord, device: DeviceChoice, names: list[str] | None) -> tuple[str, DeviceChoice]:
+    @staticmethod
+    def _bytes(record: ModelRecord, device: DeviceChoice, names: list[str] | None, storage: str) -> tuple[int, int | None]:
+        """What the components `names` of a model (all of it: None) take loaded at the device's dtype with
+        the denoiser stored as `storage`, from the files' headers; and the denoiser's part (None: none)."""
+        import torch
+
+        float_size = torch.empty(0, dtype=device.torch_dtype).element_size()
+        if names is None:
+            return loaded_bytes(weight_files(Path(record.path), None), float_size), None
+        others = loaded_bytes(weight_files(Path(record.path), [n for n in names if n not in DENOISERS]), float_size)
+        denoisers = [n for n in names if n in DENOISERS]
+        if not denoisers:
+            return others, None
+        denoiser = stored_bytes(loaded_bytes(weight_files(Path(record.path), denoisers), float_size), float_size, storage)
+        return others + denoiser, denoiser
+
+    def _offload_for(self, record: ModelRecord, device: DeviceChoice, names: list[str] | None, storage: str) -> tuple[str, DeviceChoice]:
         """The offload a model runs with (from its size against the VRAM budget and free memory), and the
         device its weights load to: the RAM when it is offloaded. Only diffusers pipeline folders are
         offloaded (`names`: their components); a ControlNet or a single file loads onto the device."""
         if device.device == "cpu" or not names:
             return "none", device
-        import torch
-
+        from .limits import CUDA_WEIGHT_STORAGES
         from .offload import choose_offload
 
-        float_size = torch.empty(0, dtype=device.torch_dtype).element_size()
-        total = loaded_bytes(weight_files(Path(record.path), names), float_size)
-        denoisers = [n for n in names or () if n in ("unet", "transformer")]
-        denoiser = loaded_bytes(weight_files(Path(record.path), denoisers), float_size) if denoisers else None
+        total, denoiser = self._bytes(record, device, names, storage)
         room = min(self.vram_budget, self.available_memory(device.device))
         mode = choose_offload(self.offload, device.device, total, room, denoiser)
+        if storage in CUDA_WEIGHT_STORAGES and mode in ("group", "sequential"):
+            mode = "model"  # bitsandbytes layers move whole (model offload), not streamed in groups
         return mode, (device if mode == "none" else DeviceChoice("cpu", device.dtype))
 
-    def _make_room(self, record: ModelRecord, device: DeviceChoice, names: list[str] | None) -> None:
+    def _make_room(self, record: ModelRecord, device: DeviceChoice, names: list[str] | None, storage: str = "native") -> None:
         """Before a load: what it will take (from the files' headers) against what the device has free. Short:
         unpinned components go first (least recently used); still short: OutOfMemoryError, nothing loaded."""
-        import torch
-
-        float_size = torch.empty(0, dtype=device.torch_dtype).element_size()
-        needed = loaded_bytes(weight_files(Path(record.path), names), float_size)
+        needed, _ = self._bytes(record, device, names, storage)
         tier = "ram" if device.device == "cpu" else "vram"
         for key in list(self._components):
             if needed <= self.available_memory(device.device):

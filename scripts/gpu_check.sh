@@ -3,7 +3,7 @@
 # with .whl/ carried (made here by scripts/gpu_wheels.sh):
 #     run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=540)
 # It runs tests/test_gpu.py (fp16, bf16, fp32; inpaint + region + ControlNet + LoRA; regional attention in
-# half precision; SDXL; inductor; offload model/group/sequential) and bench/bench_overhead.py and
+# half precision; SDXL; inductor; offload model/group/sequential; nf4 and int8 weights) and bench/bench_overhead.py and
 # bench/bench_cache.py on CUDA; logs go to $OUT.
 set -u -o pipefail
 out=${OUT:-/tmp/gpu-check}

@@ -399,7 +399,7 @@ class ModelOut(BaseModel):
 
 class ModelPatchIn(Strict):
     keep_loaded: bool | None = Field(None, description="keep the model loaded (loaded now, at every start, evicted last)")
-    weights: WeightStorage | None = Field(None, description="native, or fp8: its denoiser in fp8, cast per layer as it runs")
+    weights: WeightStorage | None = Field(None, description="native; fp8: its denoiser in fp8, cast per layer as it runs; nf4 or int8 (bitsandbytes, CUDA only)")
 
     @model_validator(mode="after")
     def _something(self) -> "ModelPatchIn":
@@ -435,6 +435,12 @@ class CacheComponentOut(BaseModel):
     models: list[str] = Field(description="the model ids whose pipelines share it")
 
 
+class WeightStorageOut(BaseModel):
+    name: WeightStorage
+    usable: bool
+    reason: str | None = Field(None, description="why it cannot run here (nf4 and int8 need a CUDA card and bitsandbytes)")
+
+
 class CacheOut(BaseModel):
     loaded: list[str] = Field(description="model ids, least recently used first")
     ram_used: int
@@ -447,6 +453,7 @@ class CacheOut(BaseModel):
     component_loads: int = 0
     offloads: int = Field(0, description="components moved from VRAM to RAM")
     components: list[CacheComponentOut] = []
+    weight_storages: list[WeightStorageOut] = Field([], description="every weight storage, with whether this server's device runs it")
 
 
 # --- boards ---------------------------------------------------------------------------------------------

@@ -47,7 +47,11 @@ def test_the_memory_dialog_shows_what_is_loaded_and_keeps_a_model_loaded(app, se
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and {m["id"]: m["keep_loaded"] for m in server.get("/api/v1/models").json()}[target]:
         time.sleep(0.2)
-    # the weight storage of a model: fp8
+    # the weight storage of a model: nf4 and int8 offered but disabled on this CPU server (their reason shown), fp8 taken
+    options = app.page.locator('[data-testid="memory-weights"][data-model="demo-flux"] option')
+    offered = options.evaluate_all("os => os.map(o => [o.value, o.disabled, o.title])")
+    assert [(v, d) for v, d, _ in offered] == [("native", False), ("fp8", False), ("nf4", True), ("int8", True)], offered
+    assert "CUDA" in offered[2][2]
     app.page.locator('[data-testid="memory-weights"][data-model="demo-flux"]').select_option("fp8")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and {m["id"]: m["weights"] for m in server.get("/api/v1/models").json()}["demo-flux"] != "fp8":

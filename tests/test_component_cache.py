@@ -202,3 +202,46 @@ def test_the_api_sets_a_models_weight_storage_and_says_what_it_takes(tmp_path):
             assert client.patch("/api/v1/models/demo-flux", json=bad, headers=origin).status_code in (400, 422), bad
     finally:
         shutdown(app)
+
+
+def test_nf4_and_int8_are_refused_without_a_cuda_card_and_the_next_job_runs(tmp_path):
+    """bitsandbytes quantises on a CUDA card only: on the CPU the API says so (422, naming what to use) and
+    keeps the option; an options file edited by hand fails the job with that message, and loads nothing."""
+    from server.app import create_app, shutdown
+
+    from invoke_core.errors import UnsupportedError
+
+    app = create_app({"root": str(tmp_path / "app"), "device": "cpu", "start_worker": False})
+    try:
+        client = app.test_client()
+        origin = {"Origin": "http://localhost"}
+        for storage in ("nf4", "int8"):
+            r = client.patch("/api/v1/models/demo-flux", json={"weights": storage}, headers=origin)
+            assert r.status_code == 422 and "CUDA" in r.json["message"] and "native or fp8" in r.json["message"], r.json
+        listed = next(m for m in client.get("/api/v1/models").json if m["id"] == "demo-flux")
+        assert listed["weights"] == "native"
+        storages = {s["name"]: s for s in client.get("/api/v1/models/cache").json["weight_storages"]}
+        assert list(storages) == ["native", "fp8", "nf4", "int8"]
+        assert storages["fp8"]["usable"] and not storages["nf4"]["usable"] and "CUDA" in storages["int8"]["reason"]
+    finally:
+        shutdown(app)
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    engine.registry.set_options("demo-flux", weights="native")
+    engine.registry.options_file.write_text('{"demo-flux": {"weights": "nf4"}}')  # as a hand edit would
+    with pytest.raises(UnsupportedError, match="nf4 weights need a CUDA card"):
+        run1(engine, job("demo-flux"))
+    assert engine.cache.stats().component_loads == 0, "refused before anything was read"
+    engine.registry.set_options("demo-flux", weights="native")
+    assert run1(engine, job("demo-flux"))[0].image.shape == (32, 32, 3)
+
+
+def test_memory_estimates_follow_the_weight_storage(tmp_path):
+    from invoke_core.memory_estimate import model_memory
+    from invoke_core.weight_storage import stored_bytes
+
+    engine = Engine(root=tmp_path / "root", device="cpu")
+    flux = engine.resolve_model("demo-flux")
+    sizes = {s: model_memory(flux, "bfloat16", s) for s in ("native", "fp8", "int8", "nf4")}
+    assert sizes["native"] > sizes["fp8"] == sizes["int8"] > sizes["nf4"] > 0, sizes
+    assert stored_bytes(4096, 4, "nf4") == 576 and stored_bytes(4096, 2, "fp8") == 2048 and stored_bytes(4096, 2, "native") == 4096

@@ -166,3 +166,23 @@ def test_an_offloaded_model_gives_the_pixels_of_one_on_the_card(tmp_path, mode):
     loaded = streamed.cache.get(streamed.registry.get("demo"), streamed.device)
     assert loaded.offload == mode and next(loaded.model.unet.parameters()).device.type == "cpu", "back in RAM after the job"
     assert np.array_equal(run1(streamed).image, b.image), "a second job: the same"
+
+
+@pytest.mark.parametrize("storage", ["nf4", "int8"])
+def test_bitsandbytes_weights_make_an_image_with_a_smaller_denoiser(tmp_path, storage):
+    """The per-model option quantises the denoiser as it loads (bitsandbytes, computing in bf16): it takes
+    less than half its bf16 bytes, the image is alive and the same from job to job."""
+    from invoke_core.engine import Engine
+
+    if not DEVICE.startswith("cuda"):
+        pytest.skip("bitsandbytes quantises on a CUDA device")
+    pytest.importorskip("bitsandbytes")
+    engine = Engine(root=tmp_path, device=DEVICE, dtype="bfloat16")
+    native = run1(engine)
+    unet = {c.key: c.size_bytes for c in engine.cache.stats().components if c.name == "unet"}
+    engine.registry.set_options("demo", weights=storage)
+    first, again = run1(engine), run1(engine)
+    stored = {c.key: c.size_bytes for c in engine.cache.stats().components if c.key.endswith(f"|{storage}")}
+    assert len(stored) == 1 and next(iter(stored.values())) < next(iter(unet.values())) * (0.6 if storage == "int8" else 0.4), (unet, stored)
+    assert alive(first.image) and first.image.shape == native.image.shape
+    assert np.array_equal(first.image, again.image)

@@ -136,7 +136,7 @@ export function createApi({ base = "/api/v1", token = readToken(), onError = () 
       cache: () => get("/models/cache"),
       /** @param {string} id @param {boolean} keep keep it loaded (loaded now and at every start) */
       keepLoaded: (id, keep) => patch(`/models/${enc(id)}`, { keep_loaded: keep }),
-      /** @param {string} id @param {"native"|"fp8"} weights how its denoiser's weights are stored */
+      /** @param {string} id @param {"native"|"fp8"|"nf4"|"int8"} weights how its denoiser's weights are stored */
       setWeights: (id, weights) => patch(`/models/${enc(id)}`, { weights }),
     },
     images: {

@@ -12,11 +12,13 @@ from invoke_core import families
 from invoke_core.errors import InvokeCoreError
 from invoke_core.memory_estimate import model_memory
 from invoke_core.model_install import check_install_source, install_model
+from invoke_core.limits import WEIGHT_STORAGES
+from invoke_core.weight_storage import check_usable, unusable_reason
 
 from ..api import API_PREFIX, route
 from ..errors import ApiError
 from ..events import ModelInstallProgress
-from ..schemas import CacheComponentOut, CacheOut, ModelInstallIn, ModelInstallOut, ModelOut, ModelPatchIn
+from ..schemas import CacheComponentOut, CacheOut, ModelInstallIn, ModelInstallOut, ModelOut, ModelPatchIn, WeightStorageOut
 from ..services import services
 
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX + "/models")
@@ -37,6 +39,17 @@ def _out(record, default: bool = False, resident: set[str] | frozenset[str] = fr
         defaults=own.as_dict() if own else None, control_types=types or None, keep_loaded=record.id in resident,
         weights=options["weights"], memory_bytes=model_memory(record, engine.device.dtype if engine else "float32", options["weights"]),
     )
+
+
+def _device() -> str:
+    """The device the worker runs models on ("cpu", "cuda:0"), chosen as the worker would when it has none yet."""
+    s = services()
+    engine = s.worker.engine if s.worker else None
+    if engine is not None:
+        return engine.device.device
+    from invoke_core.devices import choose_device
+
+    return choose_device(s.config.device, s.config.dtype).device
 
 
 def _resident() -> set[str]:
@@ -111,6 +124,8 @@ def remove(model_id: str):
 @route(bp, "/<model_id>", "PATCH", summary="A model's memory options: keep it loaded, its weight storage", body=ModelPatchIn, response=ModelOut, errors=(400, 401, 404, 422))
 def patch(model_id: str, body: ModelPatchIn):
     s = services()
+    if body.weights is not None:
+        check_usable(body.weights, _device())  # nf4 / int8 without a CUDA card: a 422 naming what to use
     record = s.registry.set_options(model_id, keep_loaded=body.keep_loaded, weights=body.weights)
     if s.worker and body.keep_loaded is not None:
         s.worker.keep_loaded(model_id, body.keep_loaded or model_id in s.config.resident_models)
@@ -121,8 +136,10 @@ def patch(model_id: str, body: ModelPatchIn):
 def cache():
     s = services()
     engine = s.worker.engine if s.worker else None
+    device = _device()
+    storages = [WeightStorageOut(name=n, usable=unusable_reason(n, device) is None, reason=unusable_reason(n, device)) for n in WEIGHT_STORAGES]
     if engine is None:
-        return CacheOut(loaded=[], ram_used=0, vram_used=0, loads=0, hits=0, evictions=0)
+        return CacheOut(loaded=[], ram_used=0, vram_used=0, loads=0, hits=0, evictions=0, weight_storages=storages)
     stats = engine.cache.stats()
     now = time.monotonic()
     components = [
@@ -132,5 +149,5 @@ def cache():
     return CacheOut(
         loaded=list(stats.loaded), ram_used=stats.ram_used, vram_used=stats.vram_used, ram_budget=stats.ram_budget,
         vram_budget=stats.vram_budget, loads=stats.loads, hits=stats.hits, evictions=stats.evictions,
-        component_loads=stats.component_loads, offloads=stats.offloads, components=components,
+        component_loads=stats.component_loads, offloads=stats.offloads, components=components, weight_storages=storages,
     )

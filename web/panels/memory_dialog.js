@@ -1,9 +1,14 @@
 // The memory dialog: what the model cache holds (GET /api/v1/models/cache), RAM and VRAM against their
 // budgets, each loaded component with the models that share it, a "Keep loaded" switch per model
 // (PATCH /api/v1/models/<id>: loaded now and at every start, evicted last) and its weight storage (fp8:
-// its denoiser a byte a weight, cast per layer as it runs). Opened from the top bar.
+// its denoiser a byte a weight, cast per layer as it runs; nf4 and int8 through bitsandbytes, offered only
+// where the server says they run: a CUDA card). Opened from the top bar.
 
 import { h } from "./dom.js";
+
+// labels of the weight storages (the server lists them, with whether its device runs each)
+const STORAGE_LABELS = { native: "Native", nf4: "NF4" };
+const FALLBACK_STORAGES = [{ name: "native", usable: true }, { name: "fp8", usable: true }];
 
 /** "1.5 GB", "320 MB", "12 KB". @param {number} bytes */
 export function formatBytes(bytes) {
@@ -62,7 +67,8 @@ export function createMemoryDialog({ api, guard }) {
     );
   }
 
-  function row(r) {
+  /** @param {any} r a memoryRows row @param {{name: string, usable: boolean, reason?: string}[]} storages the server's */
+  function row(r, storages) {
     const toggle = h("input", {
       type: "checkbox", "data-testid": "memory-keep", "data-model": r.id, checked: r.keep,
       title: "Keep this model loaded: loaded now and at every start, evicted only when nothing else can go",
@@ -74,13 +80,14 @@ export function createMemoryDialog({ api, guard }) {
     });
     const weights = h(
       "select",
-      { "data-testid": "memory-weights", "data-model": r.id, disabled: !r.storable, title: "How its denoiser's weights are kept in memory: as loaded, or fp8 (half of bf16, a quarter of fp32; each layer cast as it runs)",
+      { "data-testid": "memory-weights", "data-model": r.id, disabled: !r.storable, title: "How its denoiser's weights are kept in memory: as loaded; fp8 (half of bf16, each layer cast as it runs); NF4 (about a quarter of bf16) or int8 (half), on a CUDA card",
         onchange: (/** @type {Event} */ e) => guard(async () => {
           await api.models.setWeights(r.id, /** @type {HTMLSelectElement} */ (e.target).value);
           await refresh();
         }) },
-      h("option", { value: "native", selected: r.weights === "native" }, "Native"),
-      h("option", { value: "fp8", selected: r.weights === "fp8" }, "fp8"),
+      ...storages.map((st) => h("option", {
+        value: st.name, selected: r.weights === st.name, disabled: !st.usable, title: st.reason || "",
+      }, STORAGE_LABELS[st.name] || st.name)),
     );
     const about = r.estimate ? `not loaded (about ${formatBytes(r.estimate)})` : "not loaded";
     const where = r.loaded ? `${formatBytes(r.bytes)} in ${r.tiers.join(" and ").toUpperCase()}` : about;
@@ -108,7 +115,7 @@ export function createMemoryDialog({ api, guard }) {
     body.replaceChildren(
       budget("RAM", cache.ram_used, cache.ram_budget),
       ...(cache.vram_used ? [budget("VRAM", cache.vram_used, cache.vram_budget)] : []),
-      h("table", { class: "memory-table" }, h("tbody", null, rows.map(row))),
+      h("table", { class: "memory-table" }, h("tbody", null, rows.map((r) => row(r, cache.weight_storages?.length ? cache.weight_storages : FALLBACK_STORAGES)))),
     );
   }
 
