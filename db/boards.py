@@ -109,7 +109,7 @@ def _subtree(s: Session, board_id: str) -> list[str]:
     rows = s.execute(
         select(tree.c.id, func.min(tree.c.depth).label("d"))
         .join(Board, Board.id == tree.c.id)
-        .group_by(tree.c.id)
+        .group_by(tree.c.id, Board.position, Board.name, Board.id)  # one board a tree id: PostgreSQL wants them named
         .order_by("d", Board.position, Board.name, Board.id)
     ).all()
     return [row[0] for row in rows]

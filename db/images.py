@@ -17,26 +17,20 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     Select,
     String,
     bindparam,
     delete,
     func,
     select,
-    text,
     tuple_,
-    type_coerce,
     update,
 )
 from sqlalchemy.orm import Session
-
-from invoke_core.limits import SEARCH_MAX_CHARS
 
 from .assets import MAX_BYTES, MAX_PIXELS, AssetStore, ImageInfo, StoredFile
 from .errors import InvalidInput, NotFound
@@ -51,6 +45,8 @@ from .png_metadata import (
     recall_parameters,
     recall_source,
 )
+from .dialect_sql import unindexed, utc_day
+from .search_index import count_matches, fts5_query, matching_seqs, search_terms
 from .search_text import region_prompts_text
 from .session import Database
 
@@ -59,7 +55,6 @@ ORDERS = ("newest", "oldest")
 UNCATEGORISED = "none"
 _CHUNK = 500  # ids per IN (...) list
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
 _ORIGINAL_MAX = 64 * 1024  # keep another tool's raw metadata text up to this size
 
 
@@ -428,10 +423,8 @@ def fts_query(search: str) -> str | None:
     plain text here, never syntax. No words at all: None (no search filter). Only the first
     SEARCH_MAX_CHARS characters (the API's limit) and in them the first 32 words are read.
     """
-    words = [m.group() for m in islice(_WORD_RE.finditer(search, 0, SEARCH_MAX_CHARS), 32)]
-    if not words:
-        return None
-    return " ".join(f'"{w}"*' for w in words)
+    terms = search_terms(search)
+    return fts5_query(terms) if terms else None
 
 
 def _board_condition(board_id: str | None, include_sub_boards: bool) -> ColumnElement[bool] | None:
@@ -446,14 +439,6 @@ def _board_condition(board_id: str | None, include_sub_boards: bool) -> ColumnEl
     return Image.board_id.in_(select(tree.c.id))
 
 
-def _unindexed(column: Any) -> ColumnElement[Any]:
-    """The column's value in a form SQLite will not look up in an index (`x || ''`, `x + 0`), so the
-    planner walks the (created_at, id) index in page order and tests this term row by row."""
-    if isinstance(column.type, String):
-        return column.concat("")
-    return type_coerce(column, Integer) + 0
-
-
 @dataclass(frozen=True)
 class _Filters:
     board_id: str | None = None
@@ -463,7 +448,7 @@ class _Filters:
     model_name: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
-    fts: str | None = None  # the FTS5 query made from `search`
+    terms: tuple[str, ...] | None = None  # the words of `search` (db/search_index.py)
 
 
 def _check_filters(
@@ -495,15 +480,11 @@ def _check_filters(
         model_name=model_name,
         created_from=_naive_utc(created_from, "created_from") if created_from is not None else None,
         created_to=_naive_utc(created_to, "created_to") if created_to is not None else None,
-        fts=fts_query(search) if search is not None else None,
+        terms=search_terms(search) if search is not None else None,
     )
 
 
-def _fts_matches(query: str) -> Any:
-    return text("SELECT rowid FROM images_fts WHERE images_fts MATCH :fts").bindparams(fts=query).columns(rowid=Integer)
-
-
-def _conditions(f: _Filters, *, index_model: bool, index_fts: bool) -> list[ColumnElement[bool]]:
+def _conditions(f: _Filters, dialect: str, *, index_model: bool, index_fts: bool) -> list[ColumnElement[bool]]:
     """WHERE terms. starred and origin never use their one-column indexes: with two or three values
     they match too many rows to sort per page; walking the ordered index and skipping is cheaper."""
     conds: list[ColumnElement[bool]] = []
@@ -511,17 +492,17 @@ def _conditions(f: _Filters, *, index_model: bool, index_fts: bool) -> list[Colu
     if board is not None:
         conds.append(board)
     if f.starred is not None:
-        conds.append(_unindexed(Image.starred) == int(f.starred))
+        conds.append(unindexed(Image.starred) == f.starred)
     if f.origin is not None:
-        conds.append(_unindexed(Image.origin) == f.origin)
+        conds.append(unindexed(Image.origin) == f.origin)
     if f.model_name is not None:
-        conds.append((Image.model_name if index_model else _unindexed(Image.model_name)) == f.model_name)
+        conds.append((Image.model_name if index_model else unindexed(Image.model_name)) == f.model_name)
     if f.created_from is not None:
         conds.append(Image.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(Image.created_at < f.created_to)
-    if f.fts is not None:
-        conds.append((Image.seq if index_fts else _unindexed(Image.seq)).in_(_fts_matches(f.fts)))
+    if f.terms is not None:
+        conds.append((Image.seq if index_fts else unindexed(Image.seq)).in_(matching_seqs(dialect, f.terms)))
     return conds
 
 
@@ -532,7 +513,7 @@ def _plan(s: Session, f: _Filters, limit: int) -> tuple[bool, bool]:
     (created_at, id) index in order and skip non-matching rows (cost ~limit * N / M). The counts
     are cheap (an index-only count, an FTS count), so pick the smaller cost: few matches drive.
     """
-    if f.model_name is None and f.fts is None:
+    if f.model_name is None and f.terms is None:
         return False, False
     total = s.scalar(select(func.max(Image.seq))) or 0
     budget = limit * total
@@ -544,9 +525,7 @@ def _plan(s: Session, f: _Filters, limit: int) -> tuple[bool, bool]:
     index_model = f.model_name is not None and few(
         select(func.count()).select_from(Image).where(Image.model_name == f.model_name)
     )
-    index_fts = f.fts is not None and few(
-        text("SELECT count(*) FROM images_fts WHERE images_fts MATCH :fts").bindparams(fts=f.fts)
-    )
+    index_fts = f.terms is not None and few(count_matches(s.get_bind().dialect.name, f.terms))
     return index_model, index_fts
 
 
@@ -558,9 +537,9 @@ def _check_board_filter(s: Session, board_id: Any) -> None:
 
 
 def _list_statement(
-    f: _Filters, *, order: str, limit: int, cursor: str | None, index_model: bool, index_fts: bool
+    f: _Filters, dialect: str, *, order: str, limit: int, cursor: str | None, index_model: bool, index_fts: bool
 ) -> Select:
-    conds = _conditions(f, index_model=index_model, index_fts=index_fts)
+    conds = _conditions(f, dialect, index_model=index_model, index_fts=index_fts)
     key = tuple_(Image.created_at, Image.id)
     if cursor is not None:
         when, last_id = _decode_cursor(cursor, order)
@@ -620,7 +599,7 @@ def list_images(
     with db.read() as s:
         _check_board_filter(s, board_id)
         index_model, index_fts = _plan(s, f, limit)
-        stmt = _list_statement(f, order=order, limit=limit, cursor=cursor, index_model=index_model, index_fts=index_fts)
+        stmt = _list_statement(f, s.get_bind().dialect.name, order=order, limit=limit, cursor=cursor, index_model=index_model, index_fts=index_fts)
         rows = [_record(r) for r in s.scalars(stmt)]
     more = len(rows) > limit
     items = rows[:limit]
@@ -635,7 +614,7 @@ def explain_list_images(
     _check_page(order, limit, cursor)
     with db.read() as s:
         index_model, index_fts = _plan(s, f, limit)
-        stmt = _list_statement(f, order=order, limit=limit, cursor=cursor, index_model=index_model, index_fts=index_fts)
+        stmt = _list_statement(f, s.get_bind().dialect.name, order=order, limit=limit, cursor=cursor, index_model=index_model, index_fts=index_fts)
         sql = str(stmt.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
         return [row[-1] for row in s.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
 
@@ -653,7 +632,7 @@ def count_by_board(db: Database) -> dict[str | None, int]:
 
 def images_by_date(db: Database, board_id: str | None = None) -> list[tuple[str, int]]:
     """(UTC day 'YYYY-MM-DD', image count), newest day first; board_id as in `list_images`."""
-    day = func.substr(Image.created_at, 1, 10)
+    day = utc_day(Image.created_at)
     stmt = select(day, func.count()).group_by(day).order_by(day.desc())
     board = _board_condition(board_id, False)
     if board is not None:

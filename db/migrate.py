@@ -20,5 +20,22 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return config
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that lets one process at a time migrate.
+_MIGRATION_LOCK = 7_211_815_001
+
+
 def upgrade_to_head(engine: Engine) -> None:
-    command.upgrade(alembic_config(engine), "head")
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), "head")  # SQLite: the root lock makes this one process
+        return
+    # Web processes and workers may start together: the first migrates, the others wait, then find head.
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        connection.commit()
+        try:
+            config = alembic_config(engine)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        finally:
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+            connection.commit()

@@ -25,6 +25,10 @@ NAMING_CONVENTION = {
 IMAGE_ORIGINS = ("generated", "uploaded", "canvas")
 IMAGE_CATEGORIES = ("general", "mask", "control", "layer")
 QUEUE_STATUSES = ("pending", "in_progress", "completed", "failed", "canceled")
+# How one run of an item ended: a queue status, "lost" (its worker stopped sending heartbeats) or
+# "requeued" (its worker stopped cleanly and gave it back).
+ATTEMPT_STATUSES = ("in_progress", "completed", "failed", "canceled", "lost", "requeued")
+WORKER_NAME_MAX = 200
 NAME_MAX = 200
 
 
@@ -133,8 +137,56 @@ class QueueItem(Base):
     finished_at: Mapped[datetime | None]
     error_type: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # Runs since it was queued (or retried), the worker that holds (or last held) it, and that worker's
+    # last sign of life: a live lease is never taken away; an expired one puts the item back (db/queue.py).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(WORKER_NAME_MAX))
+    heartbeat_at: Mapped[datetime | None]
 
     generation: Mapped[Generation] = relationship()
+
+
+class QueueAttempt(Base):
+    """One run of a queue item on one worker, and how it ended."""
+
+    __tablename__ = "queue_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("queue_items.id", ondelete="CASCADE"), index=True)
+    worker: Mapped[str] = mapped_column(String(WORKER_NAME_MAX))
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    error_type: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class QueueSetting(Base):
+    """Queue-wide switches every worker reads (today: `paused`), as text values."""
+
+    __tablename__ = "queue_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ModelRow(Base):
+    """An installed model's record (invoke_core.model_records.ModelRecord as JSON), in the shared database
+    so every worker and web process sees the same registry (db/model_store.py)."""
+
+    __tablename__ = "model_records"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ModelOptionsRow(Base):
+    """A model's options (keep loaded, weight storage), also for the built-in demos."""
+
+    __tablename__ = "model_options"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class Canvas(Base):

@@ -2,6 +2,11 @@
 
 Every transition is its own committed transaction, guarded by the status it comes from, so a crash
 or a race can never move an item twice. The generation row mirrors its item's status.
+
+The row is the source of truth wherever the workers run: a claim names the worker and starts an
+attempt (row locked with FOR UPDATE SKIP LOCKED on PostgreSQL, so two workers never take one item);
+the holder's heartbeats keep its lease; only the holder may finish the item; an item whose lease
+expired (its worker died) is put back for another worker by `reclaim_expired`, its attempt "lost".
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from .errors import Conflict, InvalidInput, NotFound
-from .models import QUEUE_STATUSES, Generation, QueueItem, new_id, utcnow
+from .models import QUEUE_STATUSES, Generation, QueueAttempt, QueueItem, QueueSetting, new_id, utcnow
 from .session import Database
 
 FINISHED = ("completed", "failed", "canceled")
+EMBEDDED_WORKER = "embedded"  # the in-process worker thread of the single-user default
+# Runs an item may lose to dead workers before it fails (a job that kills its worker every time).
+MAX_LOST_ATTEMPTS = 3
+# How many of the next pending items of the top priority a worker looks through for one whose model
+# it has loaded (the affinity rule), so no item is passed over by more than this many others.
+AFFINITY_WINDOW = 8
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,21 @@ class QueueItemRecord:
     generation_id: str
     created_at: datetime
     started_at: datetime | None
+    finished_at: datetime | None
+    error_type: str | None
+    error_message: str | None
+    attempts: int = 0
+    worker: str | None = None
+    heartbeat_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    id: int
+    item_id: int
+    worker: str
+    status: str
+    started_at: datetime
     finished_at: datetime | None
     error_type: str | None
     error_message: str | None
@@ -63,6 +89,9 @@ def _record(item: QueueItem) -> QueueItemRecord:
         finished_at=item.finished_at,
         error_type=item.error_type,
         error_message=item.error_message,
+        attempts=item.attempts,
+        worker=item.worker,
+        heartbeat_at=item.heartbeat_at,
     )
 
 
@@ -103,16 +132,119 @@ def _set_status(s, item: QueueItem, status: str, **fields: Any) -> None:
     s.execute(update(Generation).where(Generation.id == item.generation_id).values(status=status, **generation_fields))
 
 
-def claim_next(db: Database) -> QueueItemRecord | None:
-    """Take the oldest pending item of the highest priority and mark it in_progress."""
+def claim_next(
+    db: Database, worker: str = EMBEDDED_WORKER, prefer_models: frozenset[str] | set[str] = frozenset()
+) -> QueueItemRecord | None:
+    """Take the oldest pending item of the highest priority and mark it in_progress, held by `worker`.
+
+    `prefer_models`: the models this worker has loaded; among the first AFFINITY_WINDOW pending items
+    of the top priority, the oldest for one of them is taken first. Rows another worker is claiming
+    right now are skipped (SKIP LOCKED), never waited for.
+    """
     with db.write() as s:
-        item = s.scalars(
-            select(QueueItem).where(QueueItem.status == "pending").order_by(QueueItem.priority.desc(), QueueItem.id).limit(1)
-        ).first()
-        if item is None:
+        candidates = s.scalars(
+            select(QueueItem)
+            .where(QueueItem.status == "pending")
+            .order_by(QueueItem.priority.desc(), QueueItem.id)
+            .limit(AFFINITY_WINDOW if prefer_models else 1)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not candidates:
             return None
-        _set_status(s, item, "in_progress", started_at=utcnow(), finished_at=None, error_type=None, error_message=None)
+        item = candidates[0]
+        if prefer_models and len(candidates) > 1:
+            top = [c for c in candidates if c.priority == item.priority]
+            models = dict(s.execute(
+                select(Generation.id, Generation.model_id).where(Generation.id.in_([c.generation_id for c in top]))
+            ).all())
+            item = next((c for c in top if models.get(c.generation_id) in prefer_models), item)
+        now = utcnow()
+        _set_status(s, item, "in_progress", started_at=now, finished_at=None, error_type=None, error_message=None)
+        item.worker, item.heartbeat_at, item.attempts = worker, now, item.attempts + 1
+        s.add(QueueAttempt(item_id=item.id, worker=worker, status="in_progress", started_at=now))
         return _record(item)
+
+
+def _close_attempt(s, item: QueueItem, status: str, error_type: str | None = None, error_message: str | None = None) -> None:
+    """The item's open attempt (its latest, in_progress) ends with `status`."""
+    s.execute(
+        update(QueueAttempt)
+        .where(QueueAttempt.item_id == item.id, QueueAttempt.status == "in_progress")
+        .values(status=status, finished_at=utcnow(), error_type=error_type, error_message=error_message)
+    )
+
+
+def _check_holder(item: QueueItem, worker: str | None) -> None:
+    if worker is not None and item.worker != worker:
+        raise Conflict(f"queue item {item.id} is held by {item.worker or 'no worker'}, not {worker}")
+
+
+def heartbeat(db: Database, worker: str, item_id: int) -> bool:
+    """The holder is alive: renew its lease. False when the item is no longer in progress on it
+    (finished, canceled, or given to another worker after its lease expired)."""
+    with db.write() as s:
+        done = s.execute(
+            update(QueueItem)
+            .where(QueueItem.id == item_id, QueueItem.worker == worker, QueueItem.status == "in_progress")
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+        return bool(done)
+
+
+def reclaim_expired(db: Database, lease_seconds: float) -> list[QueueItemRecord]:
+    """Items whose holder sent no heartbeat for `lease_seconds` (a worker killed or cut off): the attempt
+    is "lost" and the item goes back to pending (keeping its place) for another worker, or fails once it
+    lost MAX_LOST_ATTEMPTS runs. Returns the items changed."""
+    from datetime import timedelta
+
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    changed = []
+    with db.write() as s:
+        items = s.scalars(
+            select(QueueItem)
+            .where(QueueItem.status == "in_progress", QueueItem.worker != EMBEDDED_WORKER, QueueItem.heartbeat_at < cutoff)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for item in items:
+            message = f"worker {item.worker} stopped responding (no heartbeat for {lease_seconds:g} s)"
+            _close_attempt(s, item, "lost", "WorkerLost", message)
+            lost = s.scalar(
+                select(func.count()).select_from(QueueAttempt).where(QueueAttempt.item_id == item.id, QueueAttempt.status == "lost")
+            )
+            if lost >= MAX_LOST_ATTEMPTS:
+                _set_status(s, item, "failed", finished_at=utcnow(), error_type="WorkerLost",
+                            error_message=f"{message}; {lost} runs lost, not retried again")
+            else:
+                _set_status(s, item, "pending", started_at=None)
+            item.worker, item.heartbeat_at = None, None
+            changed.append(_record(item))
+    return changed
+
+
+def list_attempts(db: Database, item_id: int) -> list[AttemptRecord]:
+    """Every run of the item, oldest first."""
+    with db.read() as s:
+        _get(s, item_id)
+        rows = s.scalars(select(QueueAttempt).where(QueueAttempt.item_id == item_id).order_by(QueueAttempt.id)).all()
+        return [
+            AttemptRecord(r.id, r.item_id, r.worker, r.status, r.started_at, r.finished_at, r.error_type, r.error_message)
+            for r in rows
+        ]
+
+
+def get_setting(db: Database, key: str) -> str | None:
+    with db.read() as s:
+        row = s.get(QueueSetting, key)
+        return row.value if row else None
+
+
+def set_setting(db: Database, key: str, value: str) -> None:
+    with db.write() as s:
+        row = s.get(QueueSetting, key, with_for_update=True)
+        if row is None:
+            s.add(QueueSetting(key=key, value=value))
+        else:
+            row.value = value
 
 
 def finish(
@@ -123,15 +255,19 @@ def finish(
     error_message: str | None = None,
     timings: dict[str, Any] | None = None,
     mode: str | None = None,
+    worker: str | None = None,
 ) -> QueueItemRecord:
     """in_progress -> completed | failed | canceled; `timings` and the `mode` compile chose are
-    recorded on the generation."""
+    recorded on the generation. `worker`: only while that worker still holds the item (Conflict if its
+    lease was lost and the item given to another)."""
     if status not in FINISHED:
         raise InvalidInput(f"cannot finish with status {status!r}: use one of {', '.join(FINISHED)}")
     with db.write() as s:
-        item = _get(s, item_id)
+        item = _get(s, item_id, lock=True)
         if item.status != "in_progress":
             raise Conflict(f"queue item {item_id} is {item.status}, not in_progress")
+        _check_holder(item, worker)
+        _close_attempt(s, item, status, error_type, error_message)
         _set_status(s, item, status, finished_at=utcnow(), error_type=error_type, error_message=error_message)
         extra = {k: v for k, v in (("timings", timings), ("mode", mode)) if v is not None}
         if extra:
@@ -139,13 +275,16 @@ def finish(
         return _record(item)
 
 
-def requeue(db: Database, item_id: int) -> QueueItemRecord:
-    """in_progress -> pending: the server is stopping cleanly and the job will run on the next start."""
+def requeue(db: Database, item_id: int, worker: str | None = None) -> QueueItemRecord:
+    """in_progress -> pending: the server (or worker) is stopping cleanly and the job will run again."""
     with db.write() as s:
-        item = _get(s, item_id)
+        item = _get(s, item_id, lock=True)
         if item.status != "in_progress":
             raise Conflict(f"queue item {item_id} is {item.status}, not in_progress")
+        _check_holder(item, worker)
+        _close_attempt(s, item, "requeued")
         _set_status(s, item, "pending", started_at=None)
+        item.worker, item.heartbeat_at = None, None
         return _record(item)
 
 
@@ -178,6 +317,7 @@ def retry(db: Database, item_ids: Sequence[int]) -> list[QueueItemRecord]:
                 raise Conflict(f"queue item {item.id} is {item.status}: only failed or canceled items can be retried")
         for item in items:
             _set_status(s, item, "pending", started_at=None, finished_at=None, error_type=None, error_message=None)
+            item.attempts, item.worker, item.heartbeat_at = 0, None, None
         return [_record(i) for i in items]
 
 
@@ -188,14 +328,15 @@ def clear_finished(db: Database) -> int:
 
 
 def recover_interrupted(db: Database) -> list[int]:
-    """On start: items left in_progress by a crash become failed with "interrupted" (retry puts them back)."""
+    """On start of the embedded server (the only worker): items left in_progress by a crash become failed
+    with "interrupted" (retry puts them back). Never with remote workers: their items keep their leases."""
     with db.write() as s:
         items = s.scalars(select(QueueItem).where(QueueItem.status == "in_progress")).all()
         now = utcnow()
+        message = "interrupted: the server stopped during this job"
         for item in items:
-            _set_status(
-                s, item, "failed", finished_at=now, error_type="Interrupted", error_message="interrupted: the server stopped during this job"
-            )
+            _close_attempt(s, item, "failed", "Interrupted", message)
+            _set_status(s, item, "failed", finished_at=now, error_type="Interrupted", error_message=message)
         return [i.id for i in items]
 
 
@@ -227,8 +368,9 @@ def status_counts(db: Database) -> dict[str, int]:
     return counts
 
 
-def _get(s, item_id: int) -> QueueItem:
-    item = s.get(QueueItem, item_id) if isinstance(item_id, int) and not isinstance(item_id, bool) else None
+def _get(s, item_id: int, lock: bool = False) -> QueueItem:
+    valid = isinstance(item_id, int) and not isinstance(item_id, bool)
+    item = s.get(QueueItem, item_id, with_for_update=lock or None) if valid else None
     if item is None:
         raise NotFound(f"unknown queue item {item_id!r}")
     return item

@@ -1,7 +1,8 @@
-"""The SQLite database under the data root: engines, sessions, pragmas, migrations on start.
+"""The database: SQLite under the data root (the default), or a PostgreSQL server by URL (scale-out).
 
-Reads use ordinary (deferred) transactions so they never wait on writers (WAL); writes start with
-BEGIN IMMEDIATE so two writers queue on the busy timeout instead of failing on a lock upgrade.
+SQLite: reads use ordinary (deferred) transactions so they never wait on writers (WAL); writes start
+with BEGIN IMMEDIATE so two writers queue on the busy timeout instead of failing on a lock upgrade.
+PostgreSQL: one pool, READ COMMITTED; the queue claims rows with SELECT ... FOR UPDATE SKIP LOCKED.
 One session per request or job, never shared across threads.
 """
 
@@ -16,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 DB_FILE = "invoke_canvas.db"
+# The only URLs --database-url takes: SQLite is the embedded default under the data root, no URL needed.
+URL_SCHEMES = ("postgresql+psycopg://", "postgresql://")
 # SQLite's companion files of DB_FILE (WAL mode uses the first two; the rollback journal the third).
 DB_COMPANIONS = ("-wal", "-shm", "-journal")
 BUSY_TIMEOUT_MS = 30_000
@@ -60,17 +63,41 @@ def _engine(path: Path, begin: str, read_only: bool = False) -> Engine:
     return engine
 
 
-class Database:
-    """Both engines and their session factories for one database file."""
+class DatabaseUrlError(ValueError):
+    """A --database-url this app cannot use; the message says which it takes."""
 
-    def __init__(self, root: Path, *, upgrade: bool = True, read_only: bool = False):
+
+def check_url(url: str) -> str:
+    """The SQLAlchemy URL for PostgreSQL through psycopg 3 (`postgresql://` is taken as that)."""
+    if not isinstance(url, str) or not url.startswith(URL_SCHEMES):
+        raise DatabaseUrlError(
+            "database URL must start with postgresql+psycopg:// (SQLite is the default under the data root: give no URL)"
+        )
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+def _server_engine(url: str) -> Engine:
+    # pre_ping: a connection the server dropped (restart, idle timeout) is replaced, not handed to a job.
+    return create_engine(check_url(url), pool_size=8, max_overflow=16, pool_pre_ping=True)
+
+
+class Database:
+    """The engines and session factories: one SQLite file under `root`, or a PostgreSQL server (`url`)."""
+
+    def __init__(self, root: Path, *, url: str | None = None, upgrade: bool = True, read_only: bool = False):
         """`read_only`: look, change nothing (no migration, no writes): for a database a server is using."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.path = self.root / DB_FILE
+        self.url = url
         self.read_only = read_only
-        self.read_engine = _engine(self.path, "BEGIN", read_only)
-        self.write_engine = _engine(self.path, "BEGIN IMMEDIATE", read_only)
+        if url is not None:
+            self.path = None
+            self.read_engine = self.write_engine = _server_engine(url)
+        else:
+            self.path = self.root / DB_FILE
+            self.read_engine = _engine(self.path, "BEGIN", read_only)
+            self.write_engine = _engine(self.path, "BEGIN IMMEDIATE", read_only)
+        self.dialect = self.write_engine.dialect.name
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         if upgrade and not read_only:
@@ -88,6 +115,11 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._read() as session, session.begin():
             yield session
+
+    @property
+    def shared(self) -> bool:
+        """A database server that other processes and machines use too (not the embedded SQLite file)."""
+        return self.url is not None
 
     def dispose(self) -> None:
         self.read_engine.dispose()

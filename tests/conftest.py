@@ -53,3 +53,58 @@ def rgba(h: int, w: int, seed: int = 0, alpha: int = 255) -> np.ndarray:
     img = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
     img[..., 3] = alpha
     return img
+
+
+# --- real PostgreSQL and Redis (tests/services.py), started once per session --------------------------------
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    from services import start_postgres
+
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server, tmp_path_factory):
+    """A database migrated to head once; each test gets a copy (CREATE DATABASE ... TEMPLATE: milliseconds)."""
+    from services import create_database
+
+    from db.session import Database
+
+    url = create_database(pg_server.url, "invoke_template")
+    Database(tmp_path_factory.mktemp("pg-template-root"), url=url).dispose()
+    return "invoke_template"
+
+
+_pg_count = iter(range(1, 1 << 30))
+
+
+def new_pg_database(pg_server, template: str) -> str:
+    import psycopg
+
+    name = f"t{next(_pg_count)}_{os.getpid()}"
+    dsn = pg_server.url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return pg_server.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    from services import start_redis
+
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request):
+    """None (the embedded SQLite file under the data root) or the URL of a fresh migrated PostgreSQL database:
+    the queue and storage suites run on both."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("pg_server")
+    return new_pg_database(server, request.getfixturevalue("pg_template"))

@@ -52,8 +52,8 @@ def png_with_text(chunks: dict[str, str]) -> bytes:
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path)
+def db(tmp_path, db_url):
+    database = Database(tmp_path, url=db_url)
     yield database
     database.dispose()
 
@@ -748,7 +748,15 @@ def db_row_at(db: Database, offset: int, order: str) -> str:
         )
 
 
-def test_fast_at_100k_rows_with_index_plans(db):
+@pytest.fixture
+def sqlite_db(tmp_path):
+    database = Database(tmp_path)
+    yield database
+    database.dispose()
+
+
+def test_fast_at_100k_rows_with_index_plans(sqlite_db):  # SQLite's planner and its query plans
+    db = sqlite_db
     boards = [make_board(db, f"b{i}") for i in range(10)]
     bulk_load(db, 100_000, boards)
     assert images.count_by_board(db)[None] > 0

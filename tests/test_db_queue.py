@@ -14,8 +14,8 @@ from db.session import Database
 
 
 @pytest.fixture()
-def db(tmp_path):
-    database = Database(tmp_path)
+def db(tmp_path, db_url):
+    database = Database(tmp_path, url=db_url)
     yield database
     database.dispose()
 

@@ -201,7 +201,7 @@ def test_upgrade_from_0001_backfills_region_prompts_and_downgrade_works(tmp_path
     with db.read() as s:  # before: the region prompt is not searchable
         assert s.execute(text("SELECT rowid FROM images_fts WHERE images_fts MATCH 'lighthouse'")).all() == []
 
-    command.upgrade(config, "head")
+    command.upgrade(config, "0002")
     assert _revision(db.write_engine) == "0002"
     assert found(db, "lighthouse") == [f"{4:032x}", f"{0:032x}"]  # both images of g1, newest first
     assert found(db, "foggy") == [f"{4:032x}", f"{0:032x}"]

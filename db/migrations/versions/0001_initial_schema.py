@@ -116,28 +116,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_images_starred'), ['starred'], unique=False)
 
     # Full-text search over prompts and model names: an external-content FTS5 index on images.seq,
-    # kept in step by triggers so no code path can forget it.
-    op.execute(
-        "CREATE VIRTUAL TABLE images_fts USING fts5(prompt, negative_prompt, model_name,"
-        " content='images', content_rowid='seq', tokenize='unicode61 remove_diacritics 2')"
-    )
-    op.execute(
-        "CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN"
-        " INSERT INTO images_fts(rowid, prompt, negative_prompt, model_name)"
-        " VALUES (new.seq, new.prompt, new.negative_prompt, new.model_name); END"
-    )
-    op.execute(
-        "CREATE TRIGGER images_fts_delete AFTER DELETE ON images BEGIN"
-        " INSERT INTO images_fts(images_fts, rowid, prompt, negative_prompt, model_name)"
-        " VALUES ('delete', old.seq, old.prompt, old.negative_prompt, old.model_name); END"
-    )
-    op.execute(
-        "CREATE TRIGGER images_fts_update AFTER UPDATE OF prompt, negative_prompt, model_name ON images BEGIN"
-        " INSERT INTO images_fts(images_fts, rowid, prompt, negative_prompt, model_name)"
-        " VALUES ('delete', old.seq, old.prompt, old.negative_prompt, old.model_name);"
-        " INSERT INTO images_fts(rowid, prompt, negative_prompt, model_name)"
-        " VALUES (new.seq, new.prompt, new.negative_prompt, new.model_name); END"
-    )
+    # kept in step by triggers so no code path can forget it. PostgreSQL's own index comes in 0003.
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute(
+            "CREATE VIRTUAL TABLE images_fts USING fts5(prompt, negative_prompt, model_name,"
+            " content='images', content_rowid='seq', tokenize='unicode61 remove_diacritics 2')"
+        )
+        op.execute(
+            "CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN"
+            " INSERT INTO images_fts(rowid, prompt, negative_prompt, model_name)"
+            " VALUES (new.seq, new.prompt, new.negative_prompt, new.model_name); END"
+        )
+        op.execute(
+            "CREATE TRIGGER images_fts_delete AFTER DELETE ON images BEGIN"
+            " INSERT INTO images_fts(images_fts, rowid, prompt, negative_prompt, model_name)"
+            " VALUES ('delete', old.seq, old.prompt, old.negative_prompt, old.model_name); END"
+        )
+        op.execute(
+            "CREATE TRIGGER images_fts_update AFTER UPDATE OF prompt, negative_prompt, model_name ON images BEGIN"
+            " INSERT INTO images_fts(images_fts, rowid, prompt, negative_prompt, model_name)"
+            " VALUES ('delete', old.seq, old.prompt, old.negative_prompt, old.model_name);"
+            " INSERT INTO images_fts(rowid, prompt, negative_prompt, model_name)"
+            " VALUES (new.seq, new.prompt, new.negative_prompt, new.model_name); END"
+        )
 
     op.create_table('queue_items',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -162,9 +163,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for trigger in ("images_fts_insert", "images_fts_delete", "images_fts_update"):
-        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-    op.execute("DROP TABLE IF EXISTS images_fts")
+    if op.get_bind().dialect.name == 'sqlite':
+        for trigger in ("images_fts_insert", "images_fts_delete", "images_fts_update"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        op.execute("DROP TABLE IF EXISTS images_fts")
     with op.batch_alter_table('queue_items', schema=None) as batch_op:
         batch_op.drop_index('ix_queue_items_status_priority_id')
         batch_op.drop_index(batch_op.f('ix_queue_items_generation_id'))

@@ -31,7 +31,9 @@ _TRIGGERS = ("images_fts_insert", "images_fts_delete", "images_fts_update")
 
 def _create_fts(columns: tuple[str, ...]) -> None:
     """The external-content FTS5 index on images.seq over `columns`, its triggers, and a rebuild from the
-    rows already there."""
+    rows already there. SQLite only: PostgreSQL's index (0003) is a generated column, no triggers."""
+    if op.get_bind().dialect.name != 'sqlite':
+        return
     cols = ", ".join(columns)
     new = ", ".join(f"new.{c}" for c in columns)
     old = ", ".join(f"old.{c}" for c in columns)
@@ -56,6 +58,8 @@ def _create_fts(columns: tuple[str, ...]) -> None:
 
 
 def _drop_fts() -> None:
+    if op.get_bind().dialect.name != 'sqlite':
+        return
     for trigger in _TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     op.execute("DROP TABLE IF EXISTS images_fts")
