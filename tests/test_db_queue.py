@@ -1,4 +1,4 @@
-"""The persistent queue on a real SQLite file: order, transitions, recovery, concurrency."""
+"""The persistent queue on real SQLite and PostgreSQL databases: order, transitions, recovery, concurrency."""
 
 from __future__ import annotations
 
