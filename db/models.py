@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -75,7 +75,8 @@ class Generation(Base):
     model_id: Mapped[str | None] = mapped_column(String(200))
     model_name: Mapped[str | None] = mapped_column(String(NAME_MAX))
     model_hash: Mapped[str | None] = mapped_column(String(64))
-    seed: Mapped[int | None] = mapped_column(Integer)
+    # Seeds are unsigned 32-bit: beyond PostgreSQL's INTEGER (SQLite's INTEGER holds 64 bits already).
+    seed: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     mode: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -331,7 +331,8 @@ def recover_interrupted(db: Database) -> list[int]:
     """On start of the embedded server (the only worker): items left in_progress by a crash become failed
     with "interrupted" (retry puts them back). Never with remote workers: their items keep their leases."""
     with db.write() as s:
-        items = s.scalars(select(QueueItem).where(QueueItem.status == "in_progress")).all()
+        embedded = (QueueItem.worker.is_(None)) | (QueueItem.worker == EMBEDDED_WORKER)
+        items = s.scalars(select(QueueItem).where(QueueItem.status == "in_progress", embedded)).all()
         now = utcnow()
         message = "interrupted: the server stopped during this job"
         for item in items:

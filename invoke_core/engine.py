@@ -59,9 +59,12 @@ class Engine:
         compile_backend: str | None = None,
         vae_tiling: str = "auto",
         offload: str = "auto",
+        registry: ModelRegistry | None = None,
     ):
+        """`registry`: the one the server shares (a database-backed one for remote workers); by default the
+        JSON registry under the root."""
         self.root: Path = resolve_root(root)
-        self.registry = ModelRegistry(self.root)
+        self.registry = registry if registry is not None else ModelRegistry(self.root)
         self.device: DeviceChoice = choose_device(device, dtype)
         ram = int(ram_cache_gb * (1 << 30)) if ram_cache_gb is not None else _physical_memory() // 2
         vram = int(vram_cache_gb * (1 << 30)) if vram_cache_gb is not None else _default_vram_budget(self.device)

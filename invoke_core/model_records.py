@@ -122,23 +122,57 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
 
 
-class ModelRegistry:
-    """Installed models. Demo models are always listed; their folders are built on first use."""
+class JsonRecordStore:
+    """Where the single-user default keeps the registry: two JSON files under <root>/models, written
+    atomically. `db.model_store.DatabaseRecordStore` is the same interface on a shared database."""
 
-    def __init__(self, root: Path):
-        self.root = root
-        self.models_dir = root / "models"
-        self.file = self.models_dir / "registry.json"
-        self.options_file = self.models_dir / "options.json"  # per model: keep loaded, weight storage
-        self._lock = threading.RLock()
+    def __init__(self, models_dir: Path):
+        self.file = models_dir / "registry.json"
+        self.options_file = models_dir / "options.json"  # per model: keep loaded, weight storage
 
-    # --- per-model options (the Memory dialog's) ---------------------------------------------------------
-    def _options(self) -> dict[str, dict[str, Any]]:
+    def load(self) -> list[dict[str, Any]]:
+        if not self.file.exists():
+            return []
+        try:
+            rows = json.loads(self.file.read_text())
+        except (ValueError, RecursionError) as exc:
+            raise ModelInstallError(f"model registry {self.file} is unreadable ({exc}); fix or delete it") from exc
+        if not isinstance(rows, list):
+            raise ModelInstallError(f"model registry {self.file} is unreadable (not a list); fix or delete it")
+        return rows
+
+    def save(self, rows: list[dict[str, Any]]) -> None:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.file, json.dumps(rows, indent=2).encode(), temp_prefix=".registry.")
+
+    def load_options(self) -> dict[str, Any]:
         try:
             data = json.loads(self.options_file.read_text())
         except (OSError, ValueError):
             return {}
-        return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+        return data if isinstance(data, dict) else {}
+
+    def save_options(self, options: dict[str, dict[str, Any]]) -> None:
+        self.options_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.options_file, json.dumps(options, indent=1, sort_keys=True).encode(), temp_prefix=".options.")
+
+
+class ModelRegistry:
+    """Installed models. Demo models are always listed; their folders are built on first use.
+
+    `store`: where the records live (JsonRecordStore under the root by default; a database store when
+    workers on several machines share one registry)."""
+
+    def __init__(self, root: Path, store: Any = None):
+        self.root = root
+        self.models_dir = root / "models"
+        self.store = store if store is not None else JsonRecordStore(self.models_dir)
+        self._lock = threading.RLock()
+
+    # --- per-model options (the Memory dialog's) ---------------------------------------------------------
+    def _options(self) -> dict[str, dict[str, Any]]:
+        data = self.store.load_options()
+        return {k: v for k, v in data.items() if isinstance(v, dict)}
 
     def options(self, model_id: str) -> dict[str, Any]:
         """A model's options: `keep_loaded` (bool) and `weights` (limits.WEIGHT_STORAGES), with defaults."""
@@ -162,24 +196,19 @@ class ModelRegistry:
             if weights is not None:
                 own["weights"] = weights
             options[model_id] = own
-            self.models_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.options_file, json.dumps(options, indent=1, sort_keys=True).encode(), temp_prefix=".options.")
+            self.store.save_options(options)
             return record
 
     # --- storage -----------------------------------------------------------------------------
     def _read(self) -> dict[str, ModelRecord]:
-        if not self.file.exists():
-            return {}
+        rows = self.store.load()
         try:
-            rows = json.loads(self.file.read_text())
             return {r["id"]: ModelRecord(**r) for r in rows}
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
-            raise ModelInstallError(f"model registry {self.file} is unreadable ({exc}); fix or delete it") from exc
+        except (TypeError, KeyError) as exc:
+            raise ModelInstallError(f"model registry is unreadable ({exc}); fix or delete it") from exc
 
     def _write(self, records: dict[str, ModelRecord]) -> None:
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        data = json.dumps([r.to_dict() for r in records.values()], indent=2).encode()
-        atomic_write(self.file, data, temp_prefix=".registry.")
+        self.store.save([r.to_dict() for r in records.values()])
 
     # --- demo models ---------------------------------------------------------------------------
     def _demo_record(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, send_from_directory
@@ -14,7 +13,8 @@ from db import doctor, queue
 from db.assets import AssetStore
 from db.root_lock import RootLock
 from db.session import Database
-from invoke_core.model_records import ModelRegistry
+from db.model_store import DatabaseRecordStore
+from invoke_core.model_records import JsonRecordStore, ModelRegistry
 
 from .auth import effective_token, install_auth, token_ok
 from .config import ServerConfig, load_config
@@ -26,6 +26,8 @@ from .routes import config as config_routes
 from .routes import queue as queue_routes
 from .services import EXTENSION, Services
 from .web_files import WEB_DIR, served_files
+from .scale.broker import SOCKETIO_CHANNEL
+from .scale.remote_queue import RemoteQueue
 from .worker import QueueWorker
 
 log = logging.getLogger(__name__)
@@ -57,42 +59,52 @@ def create_app(config: ServerConfig | dict[str, Any] | None = None) -> Flask:
     policy = AccessPolicy.from_config(cfg)
     socketio = SocketIO()
     # The app's own origins (under every loopback name) and configured ones; threading mode because torch work blocks.
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=policy.socketio_origin_check())
+    # With remote workers, events come through Redis: every web process emits what any worker publishes.
+    queue_options = {"message_queue": cfg.broker_url, "channel": SOCKETIO_CHANNEL} if cfg.distributed else {}
+    socketio.init_app(app, async_mode="threading", cors_allowed_origins=policy.socketio_origin_check(), **queue_options)
     app.extensions["socketio_instance"] = socketio
     app.wsgi_app = AccessGuard(app.wsgi_app, policy)  # outside Socket.IO's middleware: it guards that too
 
-    lock = RootLock.acquire(cfg.root)  # RootInUse when another server has this data folder
+    # RootInUse when another server has this data folder. With remote workers the folder is shared on purpose
+    # (web processes and workers on many machines): the database server, not a lock file, keeps order.
+    lock = RootLock.acquire(cfg.root) if not cfg.distributed else None
     try:
         _build(app, cfg, socketio, token, lock)
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
         raise
     return app
 
 
-def _build(app: Flask, cfg: ServerConfig, socketio: SocketIO, token: str | None, lock: RootLock) -> None:
+def _build(app: Flask, cfg: ServerConfig, socketio: SocketIO, token: str | None, lock: RootLock | None) -> None:
     app.extensions[LOCK_EXTENSION] = lock
-    db = Database(cfg.root)
-    recovered = queue.recover_interrupted(db)
-    if recovered:
-        log.warning("queue items %s were interrupted by a stop and are now failed (retry puts them back)", recovered)
+    db = Database(cfg.root, url=cfg.database_url)
     store = AssetStore(cfg.root)
-    # Files a kill -9 left without rows (between an upload's file and its row): adopted now, while nothing
-    # else writes (the root is locked, the worker not started, no request served yet).
-    adopted = doctor.adopt_orphans(db, store)
-    if adopted.files_imported or adopted.temp_files_removed:
-        log.warning("start-up: adopted %d image file(s) without rows %s; removed %d leftover temporary file(s)",
-                    len(adopted.files_imported), list(adopted.files_imported), adopted.temp_files_removed)
-    for problem in adopted.errors:
-        log.warning("start-up adoption: %s", problem)
+    if not cfg.distributed:
+        # This process is the only worker: what it left in progress was interrupted. (Remote workers' items
+        # keep their leases: a web restart never fails them; an expired lease is a worker's to take back.)
+        recovered = queue.recover_interrupted(db)
+        if recovered:
+            log.warning("queue items %s were interrupted by a stop and are now failed (retry puts them back)", recovered)
+        # Files a kill -9 left without rows (between an upload's file and its row): adopted now, while nothing
+        # else writes (the root is locked, the worker not started, no request served yet). With remote
+        # workers writing, a file may be seconds from its row: `invoke-canvas doctor --repair` does it then.
+        adopted = doctor.adopt_orphans(db, store)
+        if adopted.files_imported or adopted.temp_files_removed:
+            log.warning("start-up: adopted %d image file(s) without rows %s; removed %d leftover temporary file(s)",
+                        len(adopted.files_imported), list(adopted.files_imported), adopted.temp_files_removed)
+        for problem in adopted.errors:
+            log.warning("start-up adoption: %s", problem)
+    records = DatabaseRecordStore(db, import_from=JsonRecordStore(cfg.root / "models")) if db.shared else None
     services = Services(
         config=cfg,
         db=db,
         store=store,
-        registry=ModelRegistry(cfg.root),
+        registry=ModelRegistry(cfg.root, records),
         events=EventBus(socketio, cfg.progress_per_second),
     )
-    services.worker = QueueWorker(services)
+    services.worker = RemoteQueue(services) if cfg.distributed else QueueWorker(services)
     app.extensions[EXTENSION] = services
 
     register_error_handlers(app)

@@ -30,6 +30,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=argparse.SUPPRESS, help="auto (default), float32, float16 or bfloat16")
 
 
+def _add_scale(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--database-url", default=default, metavar="URL",
+        help="a PostgreSQL server (postgresql+psycopg://user@host/db) instead of the SQLite file under the data folder",
+    )
+    parser.add_argument(
+        "--broker", default=default, metavar="URL",
+        help="Redis (redis://host:6379/0): jobs run on `invoke-canvas worker` processes, the web tier under gunicorn",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invoke-canvas",
@@ -46,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", default=None, help="torch.compile the UNet with this backend (inductor, on a GPU)")
     parser.add_argument("--offload", default=None, choices=OFFLOAD_MODES, help="a model over the VRAM budget: auto (default), none, model, group or sequential")
     parser.add_argument("--vae-tiling", default=None, choices=VAE_TILING_MODES, help="tile the VAE: auto (default: above 1536x1536), on or off")
+    _add_scale(parser, None)
     sub = parser.add_subparsers(dest="command")
 
     gen = sub.add_parser("generate", help="generate an image from the command line")
@@ -118,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-age", type=float, default=60.0, help="leave image files younger than this many seconds alone (an upload in flight)"
     )
     _add_common(doctor)
+
+    worker = sub.add_parser(
+        "worker", help="run jobs from the shared queue on one device (with --database-url and --broker, on any machine)"
+    )
+    worker.add_argument("--name", default=None, help="how the queue names this worker (default: host-device-pid)")
+    worker.add_argument("--lease", type=float, default=None, help="seconds without a heartbeat before another worker takes its job (default 15)")
+    _add_scale(worker, argparse.SUPPRESS)
+    _add_common(worker)
     return parser
 
 
@@ -139,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(args)
         if args.command == "doctor":
             return _doctor(args)
+        if args.command == "worker":
+            return _worker(args)
     except InvokeCoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -167,12 +189,39 @@ def _serve(args) -> int:
         "compile": args.compile,
         "vae_tiling": args.vae_tiling,
         "offload": args.offload,
+        "database_url": args.database_url,
+        "broker_url": args.broker,
     }
     try:
         return serve(overrides)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _worker(args) -> int:
+    import logging
+
+    from server.config import ConfigError, load_config
+
+    overrides = {
+        "root": args.root, "device": args.device, "dtype": args.dtype, "ram_cache_gb": args.ram_cache_gb,
+        "vram_cache_gb": args.vram_cache_gb, "compile": args.compile, "vae_tiling": args.vae_tiling,
+        "offload": args.offload, "database_url": args.database_url, "broker_url": args.broker,
+        "lease_seconds": args.lease,
+    }
+    try:
+        cfg = load_config(overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not cfg.distributed:
+        print("error: a worker needs the shared queue: give --database-url postgresql+psycopg://... and --broker redis://...", file=sys.stderr)
+        return EXIT_USER_ERROR
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from server.scale.worker_process import RemoteWorker
+
+    return RemoteWorker(cfg, args.name).serve()
 
 
 def _engine(args):

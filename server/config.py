@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from invoke_core.limits import VAE_TILING_MODES
 from invoke_core.offload import OFFLOAD_MODES
@@ -48,6 +48,14 @@ class ServerConfig(BaseModel):
     max_side: int = Field(8192, gt=0)
     start_worker: bool = True
     progress_per_second: float = Field(10.0, gt=0)
+    # Scale-out (server/scale/): a PostgreSQL server instead of the SQLite file, and a Redis broker for
+    # workers on other machines (`invoke-canvas worker`). Neither set: the single-process default.
+    database_url: str | None = None
+    broker_url: str | None = None
+    # a remote worker's lease on its item: no heartbeat for this long and another worker takes it over
+    lease_seconds: float = Field(15.0, gt=0, le=3600)
+    # the web tier under gunicorn (with a broker): request threads in this process
+    web_threads: int = Field(64, ge=4, le=1000)
 
     @field_validator("token")
     @classmethod
@@ -55,6 +63,33 @@ class ServerConfig(BaseModel):
         if value is not None and len(value) < 16:
             raise ValueError("token must be at least 16 characters")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        from db.session import check_url
+
+        return check_url(value) if value else None
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("the broker must be a Redis URL (redis://host:6379/0)")
+        return value or None
+
+    @model_validator(mode="after")
+    def _scale_out(self) -> "ServerConfig":
+        if self.broker_url and not self.database_url:
+            raise ValueError("workers on other machines need a shared database: give --database-url postgresql+psycopg://... too")
+        if self.broker_url and not self.is_loopback and not self.token:
+            raise ValueError("with workers, set a --token (or INVOKE_CANVAS_TOKEN) so every web process and worker uses the same one")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        """Jobs run on `invoke-canvas worker` processes through the broker, not in this process."""
+        return self.broker_url is not None
 
     @property
     def is_loopback(self) -> bool:
@@ -71,7 +106,10 @@ class ServerConfig(BaseModel):
         return f"http://{host}:{self.port}"
 
 
-_ENV_FIELDS = ("host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "offload", "resident_models", "cors_origins", "allowed_hosts")
+_ENV_FIELDS = (
+    "host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "offload",
+    "resident_models", "cors_origins", "allowed_hosts", "database_url", "broker_url", "lease_seconds",
+)
 _LIST_FIELDS = ("cors_origins", "allowed_hosts", "resident_models")
 
 

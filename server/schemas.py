@@ -270,6 +270,27 @@ class QueueItemOut(BaseModel):
     finished_at: datetime | None
     error_type: str | None
     error_message: str | None
+    attempts: int = 0  # runs since queued (or retried)
+    worker: str | None = None  # the worker that holds it, or last held it ("embedded": this server)
+    heartbeat_at: datetime | None = None  # its holder's last sign of life
+
+
+class QueueAttemptOut(BaseModel):
+    id: int
+    worker: str
+    status: str  # in_progress, completed, failed, canceled, lost (its worker died), requeued
+    started_at: datetime
+    finished_at: datetime | None
+    error_type: str | None
+    error_message: str | None
+
+
+class WorkerOut(BaseModel):
+    name: str
+    device: str | None = None
+    loaded: list[str] = []
+    item_id: int | None = None
+    seen: float | None = None  # Unix time of its last heartbeat
 
 
 class QueueListQuery(Strict):

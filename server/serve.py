@@ -1,4 +1,7 @@
-"""Run the server: Flask-SocketIO on its threading server (WebSocket via simple-websocket)."""
+"""Run the server. The single-user default: Flask-SocketIO on Werkzeug's threading server (WebSocket via
+simple-websocket). With remote workers (a broker): the production tier Flask-SocketIO documents for
+threading mode, gunicorn with one process of many threads (simple-websocket again); more web processes
+are more of these behind a proxy, all emitting through the Redis message queue."""
 
 from __future__ import annotations
 
@@ -8,14 +11,26 @@ import sys
 from db.root_lock import RootInUse
 
 from .app import create_app, shutdown
-from .config import ServerConfig
+from .config import ServerConfig, load_config
+
+
+def _redacted(url: str) -> str:
+    """A URL without its password, for printing."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def serve(overrides: dict) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    cfg = load_config(overrides)
+    if cfg.distributed:
+        from .scale.web_tier import run_gunicorn
+
+        print(f"Invoke Canvas on {cfg.origin}  (data: {cfg.root}; jobs on workers via {_redacted(cfg.broker_url)})", flush=True)
+        return run_gunicorn(cfg)
     try:
-        app = create_app(overrides)
+        app = create_app(cfg)
     except RootInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,10 @@
-"""The queue worker: one thread per device. Claim item -> compile -> run -> save images -> publish.
+"""The embedded queue worker: one thread in the server process. Claim item -> run it (server/job_runner.py)
+-> finish it -> publish.
 
 Every transition is committed before its event goes out. A failing job fails its item with the
 error's type and message and the worker goes on; a cancelled one stops within one denoising step.
 The engine (torch, the model cache) lives here, created on the worker thread, so the web routes
-never import torch.
+never import torch. Workers on other machines are server/scale/worker_process.py.
 """
 
 from __future__ import annotations
@@ -12,18 +13,12 @@ import logging
 import threading
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from db import images as db_images
 from db import queue
-from db.errors import Conflict, StorageError
-from db.models import Generation
-from invoke_core.errors import GenerationCancelled, InvalidCanvasError, InvokeCoreError
+from db.errors import Conflict
+from invoke_core.errors import InvokeCoreError
 
-from .events import GenerationProgress, ImageAdded, ModelLoad, QueueItemStatusChanged, preview_data_url
-from .jobs import build_document, link_layer_assets, name_layers
-from .schemas import JobDocumentIn
+from .events import ModelLoad
+from .job_runner import publish_status, run_job
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +50,8 @@ class QueueWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def wake(self) -> None:
+    def wake(self, count: int = 1) -> None:
+        """New work (`count` items; this thread takes them all in order)."""
         self._wake.set()
 
     def keep_loaded(self, model_id: str, keep: bool) -> None:
@@ -158,93 +154,24 @@ class QueueWorker:
             except InvokeCoreError as exc:
                 log.warning("could not keep model %s loaded: %s", model_id, exc)
 
-    def _publish_status(self, item: queue.QueueItemRecord, image_ids: tuple[str, ...] = ()) -> None:
-        self.s.events.publish(
-            QueueItemStatusChanged(
-                item_id=item.id,
-                batch_id=item.batch_id,
-                generation_id=item.generation_id,
-                status=item.status,
-                error_type=item.error_type,
-                error_message=item.error_message,
-                image_ids=image_ids,
-            )
-        )
-
-    def _load_pixels(self, image_id: str) -> np.ndarray:
-        record = db_images.get_image(self.s.db, image_id)
-        with Image.open(self.s.store.path(record.file_name)) as img:
-            return np.asarray(img.convert("RGBA"))
-
     def _process(self, item: queue.QueueItemRecord) -> None:
-        from invoke_core.compile import compile_canvas
-
         self.current_item_id = item.id
-        self._publish_status(item)
-        status, error_type, error_message, timings, mode = "completed", None, None, None, None
-        image_ids: list[str] = []
+        publish_status(self.s.events, item)
         try:
-            with self.s.db.read() as session:
-                generation = session.get(Generation, item.generation_id)
-                request_json, board_id, canvas_id = generation.request, generation.board_id, generation.canvas_id
-            try:
-                request = compile_canvas(build_document(request_json, self._load_pixels))
-            except InvalidCanvasError as exc:  # name the layers as the user knows them
-                raise InvalidCanvasError(name_layers(str(exc), JobDocumentIn.model_validate(request_json).layers)) from None
-            mode = request.mode.value
-            bbox = tuple(request.bbox)
-
-            def on_progress(progress) -> None:
-                if self.s.events.progress_due(item.id, progress.step, progress.total):
-                    preview = preview_data_url(progress.preview) if progress.preview is not None else None
-                    self.s.events.publish(GenerationProgress(item.id, progress.step, progress.total, preview, bbox))
-
-            results = self.engine.run(request, on_progress, lambda: self._cancelled(item.id) or self._stop.is_set())
-            from invoke_core.metadata import png_bytes
-
-            for result in results:
-                meta = {
-                    **link_layer_assets(result.metadata, request_json),
-                    "generation_id": item.generation_id,
-                    "queue_item_id": item.id,
-                    "canvas_id": canvas_id,
-                }
-                record = db_images.add_image(
-                    self.s.db,
-                    self.s.store,
-                    png_bytes(result.image, meta),
-                    origin="generated",
-                    board_id=board_id,
-                    metadata=meta,
-                    generation_id=item.generation_id,
-                    missing_board="uncategorised",  # the board was deleted while the job ran: keep the image
-                )
-                if board_id is not None and record.board_id is None:
-                    log.warning(
-                        "queue item %s: board %s was deleted while the job ran; image %s saved to Uncategorised",
-                        item.id, board_id, record.id,
-                    )
-                image_ids.append(record.id)
-                self.s.events.publish(ImageAdded(image=self.s.image_payload(record)))
-            timings = results[0].metadata.get("timings") if results else None
-        except GenerationCancelled as exc:
-            status, error_type, error_message = "canceled", None, str(exc)
-        except (InvokeCoreError, StorageError) as exc:
-            status, error_type, error_message = "failed", type(exc).__name__, str(exc)
-        except Exception as exc:  # out of memory, a broken model file...: this item fails, the worker goes on
-            log.exception("queue item %s failed", item.id)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            status, error_type, error_message = "failed", type(exc).__name__, first or type(exc).__name__
+            outcome = run_job(self.s, self.engine, item, lambda: self._cancelled(item.id) or self._stop.is_set())
         finally:
             self.current_item_id = None
         try:
-            if status == "canceled" and self._stop.is_set() and not self._cancelled(item.id):
+            if outcome.status == "canceled" and self._stop.is_set() and not self._cancelled(item.id):
                 finished = queue.requeue(self.s.db, item.id)  # stopped by a clean shutdown: run it next time
             else:
-                finished = queue.finish(self.s.db, item.id, status, error_type, error_message, timings=timings, mode=mode)
+                finished = queue.finish(
+                    self.s.db, item.id, outcome.status, outcome.error_type, outcome.error_message,
+                    timings=outcome.timings, mode=outcome.mode,
+                )
         except Conflict:
             log.warning("queue item %s changed state while running", item.id)
             return
         finally:
             self.forget_cancel([item.id])
-        self._publish_status(finished, tuple(image_ids))
+        publish_status(self.s.events, finished, tuple(outcome.image_ids))

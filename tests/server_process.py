@@ -20,7 +20,10 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, root: Path, port: int | None = None, *extra: str, token: str | None = None):
+    def __init__(
+        self, root: Path, port: int | None = None, *extra: str, token: str | None = None, wait_device: bool = True,
+        env: dict[str, str] | None = None,
+    ):
         self.root = root
         self.token = token
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -28,7 +31,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         exe = os.path.join(os.path.dirname(sys.executable), "invoke-canvas")
         self.log = open(root / f"server-{self.port}.log", "ab")
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+        self.wait_device = wait_device
         self.proc = subprocess.Popen(
             [exe, "--root", str(root), "--port", str(self.port), "--device", "cpu", *(["--token", token] if token else []), *extra],
             stdout=self.log,
@@ -44,7 +48,7 @@ class ServerProcess:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_text()[-2000:]}")
             try:
                 health = requests.get(self.url + "/api/v1/health", headers=self.headers, timeout=2).json()
-                if health.get("device"):  # the worker's engine is up
+                if health.get("device") or (not self.wait_device and health.get("status") == "ok"):  # the worker's engine is up
                     return
             except requests.RequestException:
                 pass

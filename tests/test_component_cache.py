@@ -228,7 +228,7 @@ def test_nf4_and_int8_are_refused_without_a_cuda_card_and_the_next_job_runs(tmp_
 
     engine = Engine(root=tmp_path / "root", device="cpu")
     engine.registry.set_options("demo-flux", weights="native")
-    engine.registry.options_file.write_text('{"demo-flux": {"weights": "nf4"}}')  # as a hand edit would
+    engine.registry.store.options_file.write_text('{"demo-flux": {"weights": "nf4"}}')  # as a hand edit would
     with pytest.raises(UnsupportedError, match="nf4 weights need a CUDA card"):
         run1(engine, job("demo-flux"))
     assert engine.cache.stats().component_loads == 0, "refused before anything was read"

@@ -137,3 +137,9 @@ def test_requeue_puts_a_running_item_back(db):
     queue.claim_next(db)
     assert queue.requeue(db, item.id).status == "pending"
     assert queue.claim_next(db).id == item.id
+
+
+def test_unsigned_32_bit_seeds_round_trip(db):
+    (item,) = queue.enqueue(db, [queue.NewJob(request={}, seed=(1 << 32) - 1)])
+    with db.read() as s:
+        assert s.get(Generation, item.generation_id).seed == (1 << 32) - 1

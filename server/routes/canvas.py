@@ -50,7 +50,7 @@ def enqueue_job(body: JobIn):
     items = queue.enqueue(s.db, jobs, priority=body.priority)
     for item in items:
         s.events.publish(QueueItemStatusChanged(item.id, item.batch_id, item.generation_id, item.status))
-    s.worker.wake()
+    s.worker.wake(len(items))
     return JobOut(
         batch_id=items[0].batch_id,
         item_ids=[i.id for i in items],

@@ -29,7 +29,7 @@ def health():
     return HealthOut(
         status="ok",
         version=__version__,
-        device=engine.device.device if engine else s.config.device,
+        device=engine.device.device if engine else getattr(s.worker, "device", None) or s.config.device,
         dtype=engine.device.dtype if engine else s.config.dtype,
         queue=queue_status(),
     )

@@ -7,7 +7,7 @@ from db import queue
 from ..api import API_PREFIX, route
 from ..events import QueueItemStatusChanged
 from ..errors import ApiError
-from ..schemas import INT64_MAX, CountOut, IdsIn, QueueItemOut, QueueListQuery, QueueStatusOut
+from ..schemas import INT64_MAX, CountOut, IdsIn, QueueAttemptOut, QueueItemOut, QueueListQuery, QueueStatusOut, WorkerOut
 from ..services import services
 from .health import queue_status
 
@@ -38,6 +38,24 @@ def list_items(query: QueueListQuery):
 @route(bp, "/items/<int:item_id>", "GET", summary="One queue item", response=QueueItemOut)
 def get_item(item_id: int):
     return _out(queue.get_item(services().db, _item_id(item_id)))
+
+
+@route(bp, "/items/<int:item_id>/attempts", "GET", summary="Every run of an item: its worker and how it ended", response=list[QueueAttemptOut])
+def item_attempts(item_id: int):
+    return [QueueAttemptOut.model_validate(a, from_attributes=True) for a in queue.list_attempts(services().db, _item_id(item_id))]
+
+
+@route(bp, "/workers", "GET", summary="The live workers (remote workers; the embedded one in the default)", response=list[WorkerOut], errors=(401,))
+def workers():
+    s = services()
+    listed = getattr(s.worker, "workers", None)
+    if listed is not None:
+        return [WorkerOut.model_validate(w) for w in listed()]
+    engine = s.worker.engine if s.worker else None
+    if engine is None:
+        return []
+    current = s.worker.current_item_id
+    return [WorkerOut(name=queue.EMBEDDED_WORKER, device=engine.device.device, loaded=sorted(set(engine.cache.stats().loaded)), item_id=current)]
 
 
 @route(bp, "/items/<int:item_id>/cancel", "POST", summary="Cancel a pending or running item", response=QueueItemOut, errors=(401, 404, 409))
@@ -79,7 +97,7 @@ def retry(body: IdsIn):
     items = queue.retry(s.db, body.ids)
     for item in items:
         _announce(item)
-    s.worker.wake()
+    s.worker.wake(len(items))
     return [_out(i) for i in items]
 
 

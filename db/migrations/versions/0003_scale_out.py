@@ -68,6 +68,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_model_options'))
     )
     if op.get_bind().dialect.name == 'postgresql':
+        # seeds are unsigned 32-bit (SQLite's INTEGER already holds them)
+        op.alter_column('generations', 'seed', type_=sa.BigInteger(), existing_nullable=True)
         op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
         op.execute(_UNACCENT)
         op.execute(f"ALTER TABLE images ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ({_VECTOR}) STORED")
@@ -79,6 +81,7 @@ def downgrade() -> None:
         op.execute("DROP INDEX IF EXISTS ix_images_search_vector")
         op.execute("ALTER TABLE images DROP COLUMN IF EXISTS search_vector")
         op.execute("DROP FUNCTION IF EXISTS invoke_canvas_unaccent(text)")
+        op.alter_column('generations', 'seed', type_=sa.Integer(), existing_nullable=True)
     op.drop_table('model_options')
     op.drop_table('model_records')
     op.drop_table('queue_settings')
