@@ -41,6 +41,30 @@ def _add_scale(parser: argparse.ArgumentParser, default) -> None:
     )
 
 
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url", default=argparse.SUPPRESS, metavar="URL",
+        help="the shared PostgreSQL of a scale-out setup (default: $INVOKE_CANVAS_DATABASE_URL, else the data folder's SQLite)",
+    )
+
+
+def _database_url(args) -> str | None:
+    return getattr(args, "database_url", None) or os.environ.get("INVOKE_CANVAS_DATABASE_URL") or None
+
+
+def _registry(root: Path, database_url: str | None):
+    """The registry the server uses: the data folder's JSON, or the shared database's (and that database)."""
+    from invoke_core.model_records import JsonRecordStore, ModelRegistry
+
+    if database_url is None:
+        return ModelRegistry(root), None
+    from db.model_store import DatabaseRecordStore
+    from db.session import Database
+
+    db = Database(root, url=database_url)
+    return ModelRegistry(root, DatabaseRecordStore(db, import_from=JsonRecordStore(root / "models"))), db
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invoke-canvas",
@@ -110,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list, install or remove models")
     msub = models.add_subparsers(dest="models_command", required=True)
     lst = msub.add_parser("list")
+    _add_database(lst)
     _add_common(lst)
     inst = msub.add_parser("install", help="install a diffusers folder or a .safetensors file by path")
     inst.add_argument("path")
@@ -119,9 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--base", default=None, metavar="ID",
         help="for a FLUX.1 or SD 3.x transformer file: the installed diffusers model whose text encoders and VAE it runs with",
     )
+    _add_database(inst)
     _add_common(inst)
     rem = msub.add_parser("remove")
     rem.add_argument("id")
+    _add_database(rem)
     _add_common(rem)
 
     doctor = sub.add_parser("doctor", help="check the installation and the data folder")
@@ -129,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--min-age", type=float, default=60.0, help="leave image files younger than this many seconds alone (an upload in flight)"
     )
+    _add_database(doctor)
     _add_common(doctor)
 
     worker = sub.add_parser(
@@ -373,13 +401,16 @@ def _generate(args) -> int:
 
 
 def _models(args) -> int:
-    from db.session import protected_paths
+    from db.session import DatabaseUrlError, protected_paths
     from invoke_core.model_install import install_model
-    from invoke_core.model_records import ModelRegistry
     from invoke_core.root import resolve_root
 
     root = resolve_root(args.root)
-    registry = ModelRegistry(root)
+    try:
+        registry, _db = _registry(root, _database_url(args))
+    except DatabaseUrlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if args.models_command == "list":
         for r in registry.list():
             label = f"  [{r.description}]" if r.description else ""
@@ -407,16 +438,22 @@ def _doctor(args) -> int:
     from db import doctor
     from db.assets import AssetStore
     from db.root_lock import RootInUse, RootLock
-    from db.session import Database
+    from db.session import Database, DatabaseUrlError
     from invoke_core.devices import choose_device
-    from invoke_core.model_records import ModelRegistry
     from invoke_core.root import resolve_root
 
     root = resolve_root(args.root)
+    database_url = _database_url(args)
+    try:
+        registry, shared_db = _registry(root, database_url)
+    except DatabaseUrlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     # A running server owns the database: look without writing (read-only connections never checkpoint or
     # delete its WAL), and leave repairs to it (it adopts orphan files at start) or to a run after it stops.
+    # A shared database (scale-out) is a server's to keep in order: no lock; --min-age spares files in flight.
     try:
-        lock = RootLock.acquire(root)
+        lock = RootLock.acquire(root) if shared_db is None else None
     except RootInUse as exc:
         if args.repair:
             print(f"error: {exc}; stop it before `doctor --repair` (the server repairs orphaned files itself at start)", file=sys.stderr)
@@ -427,7 +464,8 @@ def _doctor(args) -> int:
     print(f"data root: {root}")
     print(f"torch {torch.__version__}; device {device.device} ({device.dtype})")
     problems = 0
-    for r in ModelRegistry(root).list():
+    print(f"database: {'PostgreSQL (shared)' if shared_db is not None else 'SQLite under the data root'}")
+    for r in registry.list():
         if r.builtin:
             state = "built" if Path(r.path).exists() else "built on first use"
         elif Path(r.path).exists():
@@ -437,7 +475,7 @@ def _doctor(args) -> int:
             problems += 1
         print(f"model {r.id}: {state}")
 
-    db = Database(root, read_only=lock is None)
+    db = shared_db if shared_db is not None else Database(root, read_only=lock is None)
     store = AssetStore(root)
     # A young file may be an upload between its file and its row (the server may be running).
     report = doctor.check(db, store, min_age_s=args.min_age)
