@@ -25,9 +25,9 @@ NAMING_CONVENTION = {
 IMAGE_ORIGINS = ("generated", "uploaded", "canvas")
 IMAGE_CATEGORIES = ("general", "mask", "control", "layer")
 QUEUE_STATUSES = ("pending", "in_progress", "completed", "failed", "canceled")
-# How one run of an item ended: a queue status, "lost" (its worker stopped sending heartbeats) or
-# "requeued" (its worker stopped cleanly and gave it back).
-ATTEMPT_STATUSES = ("in_progress", "completed", "failed", "canceled", "lost", "requeued")
+# How one run of an item ended: a queue status (failed with error type WorkerLost: its worker stopped
+# sending heartbeats), or "requeued" (its worker stopped cleanly and gave it back).
+ATTEMPT_STATUSES = ("in_progress", "completed", "failed", "canceled", "requeued")
 WORKER_NAME_MAX = 200
 NAME_MAX = 200
 

@@ -6,7 +6,8 @@ or a race can never move an item twice. The generation row mirrors its item's st
 The row is the source of truth wherever the workers run: a claim names the worker and starts an
 attempt (row locked with FOR UPDATE SKIP LOCKED on PostgreSQL, so two workers never take one item);
 the holder's heartbeats keep its lease; only the holder may finish the item; an item whose lease
-expired (its worker died) is put back for another worker by `reclaim_expired`, its attempt "lost".
+expired (its worker died) is put back for another worker by `reclaim_expired`, that attempt failed
+with WorkerLost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .session import Database
 
 FINISHED = ("completed", "failed", "canceled")
 EMBEDDED_WORKER = "embedded"  # the in-process worker thread of the single-user default
+WORKER_LOST = "WorkerLost"  # the error type of a run whose worker stopped sending heartbeats
 # Runs an item may lose to dead workers before it fails (a job that kills its worker every time).
 MAX_LOST_ATTEMPTS = 3
 # How many of the next pending items of the top priority a worker looks through for one whose model
@@ -193,7 +195,7 @@ def heartbeat(db: Database, worker: str, item_id: int) -> bool:
 
 def reclaim_expired(db: Database, lease_seconds: float) -> list[QueueItemRecord]:
     """Items whose holder sent no heartbeat for `lease_seconds` (a worker killed or cut off): the attempt
-    is "lost" and the item goes back to pending (keeping its place) for another worker, or fails once it
+    fails with WorkerLost and the item goes back to pending (keeping its place) for another worker, or fails once it
     lost MAX_LOST_ATTEMPTS runs. Returns the items changed."""
     from datetime import timedelta
 
@@ -207,12 +209,12 @@ def reclaim_expired(db: Database, lease_seconds: float) -> list[QueueItemRecord]
         ).all()
         for item in items:
             message = f"worker {item.worker} stopped responding (no heartbeat for {lease_seconds:g} s)"
-            _close_attempt(s, item, "lost", "WorkerLost", message)
+            _close_attempt(s, item, "failed", WORKER_LOST, message)
             lost = s.scalar(
-                select(func.count()).select_from(QueueAttempt).where(QueueAttempt.item_id == item.id, QueueAttempt.status == "lost")
+                select(func.count()).select_from(QueueAttempt).where(QueueAttempt.item_id == item.id, QueueAttempt.error_type == WORKER_LOST)
             )
             if lost >= MAX_LOST_ATTEMPTS:
-                _set_status(s, item, "failed", finished_at=utcnow(), error_type="WorkerLost",
+                _set_status(s, item, "failed", finished_at=utcnow(), error_type=WORKER_LOST,
                             error_message=f"{message}; {lost} runs lost, not retried again")
             else:
                 _set_status(s, item, "pending", started_at=None)

@@ -25,6 +25,7 @@ class QueueItemStatusChanged:
     error_type: str | None = None
     error_message: str | None = None
     image_ids: tuple[str, ...] = ()
+    worker: str | None = None  # who holds (or last held) it: "embedded", or a remote worker's name
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def publish_status(events: Any, item: queue.QueueItemRecord, image_ids: tuple[st
             error_type=item.error_type,
             error_message=item.error_message,
             image_ids=image_ids,
+            worker=item.worker,
         )
     )
 

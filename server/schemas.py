@@ -278,7 +278,7 @@ class QueueItemOut(BaseModel):
 class QueueAttemptOut(BaseModel):
     id: int
     worker: str
-    status: str  # in_progress, completed, failed, canceled, lost (its worker died), requeued
+    status: str  # in_progress, completed, failed (WorkerLost: its worker died), canceled, requeued
     started_at: datetime
     finished_at: datetime | None
     error_type: str | None

@@ -55,12 +55,19 @@ class Cluster:
         self.port = free_port()
         self.workers: dict[str, WorkerProcess] = {}
         self.web: ServerProcess | None = None
+        self.extra_webs: list[ServerProcess] = []
 
     def start_web(self) -> ServerProcess:
         self.web = ServerProcess(
             self.root, self.port, "--database-url", self.database_url, "--broker", self.broker_url, wait_device=False
         )
         return self.web
+
+    def start_extra_web(self) -> ServerProcess:
+        """Another web process on its own port (as behind a proxy), on the same database and broker."""
+        web = ServerProcess(self.root, None, "--database-url", self.database_url, "--broker", self.broker_url, wait_device=False)
+        self.extra_webs.append(web)
+        return web
 
     def start_worker(self, name: str) -> WorkerProcess:
         worker = WorkerProcess(self.root, name, self.database_url, self.broker_url, self.lease)
@@ -88,5 +95,6 @@ class Cluster:
     def stop(self) -> None:
         for worker in self.workers.values():
             worker.stop()
-        if self.web is not None:
-            self.web.stop()
+        for web in [self.web, *self.extra_webs]:
+            if web is not None:
+                web.stop()

@@ -57,7 +57,7 @@ def test_only_the_holder_finishes_or_heartbeats(db):
     assert queue.get_item(db, item.id).status == "in_progress"
 
 
-def test_an_expired_lease_is_lost_and_the_item_runs_again_elsewhere(db):
+def test_an_expired_lease_fails_that_run_and_the_item_runs_again_elsewhere(db):
     (item,) = queue.enqueue(db, jobs(1))
     queue.claim_next(db, "gpu-a")
     assert queue.reclaim_expired(db, lease_seconds=30) == []  # a live lease is never taken away
@@ -71,8 +71,8 @@ def test_an_expired_lease_is_lost_and_the_item_runs_again_elsewhere(db):
         queue.finish(db, item.id, "completed", worker="gpu-a")
     queue.finish(db, item.id, "completed", worker="gpu-b")
     attempts = queue.list_attempts(db, item.id)
-    assert [(a.worker, a.status) for a in attempts] == [("gpu-a", "lost"), ("gpu-b", "completed")]
-    assert "gpu-a stopped responding" in attempts[0].error_message
+    assert [(a.worker, a.status) for a in attempts] == [("gpu-a", "failed"), ("gpu-b", "completed")]
+    assert attempts[0].error_type == "WorkerLost" and "gpu-a stopped responding" in attempts[0].error_message
 
 
 def test_an_item_that_keeps_losing_its_worker_fails_in_the_end(db):

@@ -63,12 +63,12 @@ def generated_images(c: Cluster) -> list[dict]:
     return c.web.get("/api/v1/images", params={"origin": "generated", "limit": 500}).json()["items"]
 
 
-def listen(c: Cluster) -> tuple[socketio.Client, list[tuple[str, dict]]]:
+def listen(c: Cluster, web=None) -> tuple[socketio.Client, list[tuple[str, dict]]]:
     client = socketio.Client()
     events: list[tuple[str, dict]] = []
     for name in ("queue_item_status_changed", "generation_progress", "image_added"):
         client.on(name, lambda data, name=name: events.append((name, data)))
-    client.connect(c.web.url, transports=["websocket"], wait_timeout=10)
+    client.connect((web or c.web).url, transports=["websocket"], wait_timeout=10)
     return client, events
 
 
@@ -107,8 +107,9 @@ def test_kill_9_of_a_worker_mid_job_completes_its_item_on_the_other(cluster):
     done = c.web.wait_items([long_id], timeout=300)[0]
     assert done["status"] == "completed" and done["worker"] == survivor, c.logs()
     attempts = c.web.get(f"/api/v1/queue/items/{long_id}/attempts").json()
-    assert [(a["worker"], a["status"]) for a in attempts] == [(victim, "lost"), (survivor, "completed")]
-    assert f"worker {victim} stopped responding" in attempts[0]["error_message"]
+    # the queue shows one attempt failed (its worker died) and one succeeded
+    assert [(a["worker"], a["status"]) for a in attempts] == [(victim, "failed"), (survivor, "completed")]
+    assert attempts[0]["error_type"] == "WorkerLost" and f"worker {victim} stopped responding" in attempts[0]["error_message"]
     new = [i for i in generated_images(c) if i["id"] not in before]
     assert len(new) == 1  # none lost, none doubled
     assert new[0]["generation_id"] == done["generation_id"]
@@ -160,6 +161,29 @@ def test_a_web_restart_while_a_worker_runs_an_item_does_not_fail_it(cluster):
     assert [a["status"] for a in attempts] == ["completed"]
 
 
+def test_two_web_processes_both_carry_the_workers_events(cluster):
+    c = cluster
+    second = c.start_extra_web()
+    first_client, first_events = listen(c)
+    second_client, second_events = listen(c, second)
+    try:
+        response = second.post("/api/v1/canvas/jobs", json={"document": document(steps=4)})  # queued through web 2
+        assert response.status_code == 201, response.text
+        (item_id,) = response.json()["item_ids"]
+        assert c.web.wait_items([item_id], timeout=120)[0]["status"] == "completed"  # seen through web 1
+
+        def finished(events):
+            return any(n == "queue_item_status_changed" and d["item_id"] == item_id and d["status"] == "completed"
+                       for n, d in events) and any(n == "image_added" for n, d in events)
+
+        wait_for(lambda: finished(first_events) and finished(second_events), "events on both web processes", c, 30)
+    finally:
+        first_client.disconnect()
+        second_client.disconnect()
+        c.extra_webs.remove(second)
+        second.stop()
+
+
 def test_workers_share_the_registry_from_the_database(cluster):
     c = cluster
     models = c.web.get("/api/v1/models").json()
@@ -168,3 +192,33 @@ def test_workers_share_the_registry_from_the_database(cluster):
     assert {w["name"] for w in workers} >= {"gpu-a", "gpu-b"}
     assert all(w["device"] == "cpu" for w in workers)
     assert any("demo" in w["loaded"] for w in workers)  # the model the jobs ran stays loaded (affinity)
+
+
+def test_the_queue_panel_names_the_remote_workers(cluster, tmp_path, request):
+    from browser_helpers import app_session, launch, poll
+    from playwright import sync_api
+
+    c = cluster
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            session = app_session(browser, c.web, tmp_path, request)
+            app = next(session)
+            ids = post_job(c, steps=60, size=64, batch_size=2)
+            names = poll(
+                lambda: app.page.eval_on_selector_all("[data-testid=queue-worker]", "els => els.map(e => e.textContent)") or None,
+                what="the queue panel naming a worker",
+            )
+            assert set(names) <= {"gpu-a", "gpu-b"}
+            app.shot("remote-workers")
+            c.web.wait_items(ids, timeout=300)
+            done = poll(
+                lambda: app.page.eval_on_selector_all(
+                    "[data-testid=queue-item][data-status=completed] [data-testid=queue-worker]", "els => els.length"
+                ) >= 2 or None,
+                what="both items done, each with its worker",
+            )
+            assert done
+            next(session, None)  # the end screenshot, and no console errors
+        finally:
+            browser.close()

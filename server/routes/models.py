@@ -47,6 +47,10 @@ def _device() -> str:
     engine = s.worker.engine if s.worker else None
     if engine is not None:
         return engine.device.device
+    remote = getattr(s.worker, "workers", None)  # remote workers: the first live one's device
+    devices = [w["device"] for w in remote() if w.get("device")] if remote else []
+    if devices:
+        return sorted(devices)[0]
     from invoke_core.devices import choose_device
 
     return choose_device(s.config.device, s.config.dtype).device

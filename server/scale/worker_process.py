@@ -71,6 +71,7 @@ class RemoteWorker:
         self.lost = threading.Event()  # the running item's lease was lost: stop it, do not finish it
         self._stop = threading.Event()
         self.heartbeat_s = min(2.0, cfg.lease_seconds / 5)
+        self._idle_beats = 0
 
     # --- one message: claim and run the next item ---------------------------------------------------
     def run_next(self) -> int | None:
@@ -124,6 +125,15 @@ class RemoteWorker:
             if back.status == "pending":
                 broker.wake(self.celery)
         broker.announce_worker(self.redis, self.info(), ttl_s=self.cfg.lease_seconds)
+        # Messages lost with a Redis restart leave items pending with nobody told: an idle worker that sees
+        # work waiting two beats in a row wakes itself (a spare message finds nothing and costs one query).
+        waiting = self.current is None and queue.get_setting(self.s.db, PAUSED) != "1" and bool(
+            queue.list_items(self.s.db, "pending", limit=1)
+        )
+        self._idle_beats = self._idle_beats + 1 if waiting else 0
+        if self._idle_beats >= 2:
+            self._idle_beats = 0
+            broker.wake(self.celery)
 
     def info(self) -> dict[str, Any]:
         current = self.current

@@ -79,7 +79,7 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onP
   /** A `queue_item_status_changed` event. */
   function onStatus(ev) {
     const prev = items.get(ev.item_id) || { id: ev.item_id, batch_id: ev.batch_id, generation_id: ev.generation_id };
-    items.set(ev.item_id, { ...prev, status: ev.status, error_type: ev.error_type, error_message: ev.error_message });
+    items.set(ev.item_id, { ...prev, status: ev.status, error_type: ev.error_type, error_message: ev.error_message, worker: ev.worker ?? prev.worker });
     if (ev.image_ids && ev.image_ids.length) images.set(ev.item_id, ev.image_ids);
     if (ev.status !== "in_progress") progress.delete(ev.item_id);
     while (items.size > MAX_SHOWN) items.delete(items.keys().next().value);
@@ -133,6 +133,10 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onP
         h("span", { class: "queue-id" }, `#${item.id}`),
         h("span", { class: `status-pill ${item.status}` }, STATUS_LABEL[item.status] || item.status),
         h("span", { class: "queue-step" }, item.status === "in_progress" && p ? `${p.step}/${p.total}` : ""),
+        // with remote workers: which one runs (or ran) it; the embedded default's own thread needs no name
+        item.worker && item.worker !== "embedded"
+          ? h("span", { class: "queue-worker", "data-testid": "queue-worker", title: `Worker ${item.worker}${item.attempts > 1 ? `, attempt ${item.attempts}` : ""}` }, item.worker)
+          : null,
         h("span", { class: "spacer" }),
         thumbs,
         active
