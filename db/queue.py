@@ -144,27 +144,44 @@ def claim_next(
     right now are skipped (SKIP LOCKED), never waited for.
     """
     with db.write() as s:
-        candidates = s.scalars(
-            select(QueueItem)
-            .where(QueueItem.status == "pending")
-            .order_by(QueueItem.priority.desc(), QueueItem.id)
-            .limit(AFFINITY_WINDOW if prefer_models else 1)
-            .with_for_update(skip_locked=True)
-        ).all()
-        if not candidates:
+        pending = select(QueueItem).where(QueueItem.status == "pending")
+        if not prefer_models:
+            item = s.scalars(
+                pending.order_by(QueueItem.priority.desc(), QueueItem.id).limit(1).with_for_update(skip_locked=True)
+            ).first()
+        else:
+            item = _claim_preferred(s, pending, prefer_models)
+        if item is None:
             return None
-        item = candidates[0]
-        if prefer_models and len(candidates) > 1:
-            top = [c for c in candidates if c.priority == item.priority]
-            models = dict(s.execute(
-                select(Generation.id, Generation.model_id).where(Generation.id.in_([c.generation_id for c in top]))
-            ).all())
-            item = next((c for c in top if models.get(c.generation_id) in prefer_models), item)
         now = utcnow()
         _set_status(s, item, "in_progress", started_at=now, finished_at=None, error_type=None, error_message=None)
         item.worker, item.heartbeat_at, item.attempts = worker, now, item.attempts + 1
         s.add(QueueAttempt(item_id=item.id, worker=worker, status="in_progress", started_at=now))
         return _record(item)
+
+
+def _claim_preferred(s, pending, prefer_models) -> QueueItem | None:
+    """The first pending item of the top priority for a preferred model (within AFFINITY_WINDOW), else the
+    first. The window is read without locks and only the chosen row is locked, each candidate in turn
+    (SKIP LOCKED): locking the whole window would make a second worker claiming at the same moment skip
+    every row in it and find no work."""
+    window = s.execute(
+        select(QueueItem.id, QueueItem.priority, Generation.model_id)
+        .join(Generation, Generation.id == QueueItem.generation_id)
+        .where(QueueItem.status == "pending")
+        .order_by(QueueItem.priority.desc(), QueueItem.id)
+        .limit(AFFINITY_WINDOW)
+    ).all()
+    if not window:
+        return None
+    top = window[0].priority
+    order = sorted(window, key=lambda r: (r.priority != top or r.model_id not in prefer_models,))  # stable
+    for row in order:
+        item = s.scalars(pending.where(QueueItem.id == row.id).with_for_update(skip_locked=True)).first()
+        if item is not None:
+            return item
+    # every row of the window was taken meanwhile: the next one beyond it, as without affinity
+    return s.scalars(pending.order_by(QueueItem.priority.desc(), QueueItem.id).limit(1).with_for_update(skip_locked=True)).first()
 
 
 def _close_attempt(s, item: QueueItem, status: str, error_type: str | None = None, error_message: str | None = None) -> None:

@@ -139,3 +139,43 @@ def test_concurrent_claims_never_take_one_item_twice(db):
     ids = [i for part in taken for i in part]
     assert len(ids) == 40 and len(set(ids)) == 40
     assert queue.status_counts(db)["completed"] == 40
+
+
+def test_a_claim_beside_another_in_flight_still_finds_work(db):
+    """While one worker's claim holds its row (mid-transaction), another worker with the same loaded models
+    gets the next item, not None: only the chosen row is locked, never the whole affinity window."""
+    if db.dialect != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers")
+    first, second = queue.enqueue(db, jobs(2))
+    with db.write() as s:
+        s.get(QueueItem, first.id, with_for_update=True)  # another worker's claim, not yet committed
+        other = queue.claim_next(db, "gpu-b", prefer_models={"demo"})
+        assert other is not None and other.id == second.id
+        plain = queue.claim_next(db, "gpu-c")
+        assert plain is None  # the only pending row left is the locked one: skipped, not waited for
+    assert queue.claim_next(db, "gpu-a", prefer_models={"demo"}).id == first.id
+
+
+def test_an_affinity_claim_locks_only_the_row_it_takes(db):
+    """Locking the whole window made a second worker claiming at the same moment skip every row in it and
+    take nothing (seen in bench/bench_scale.py: two workers slower than one). Each locking statement of a
+    claim names one row."""
+    from sqlalchemy import event
+
+    if db.dialect != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers")
+    queue.enqueue(db, jobs(3, "demo"))
+    queue.enqueue(db, jobs(3, "demo-flux"))
+    locking: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "FOR UPDATE" in statement:
+            locking.append(statement)
+
+    event.listen(db.write_engine, "before_cursor_execute", record)
+    try:
+        claimed = queue.claim_next(db, "gpu-a", prefer_models={"demo-flux"})
+    finally:
+        event.remove(db.write_engine, "before_cursor_execute", record)
+    assert claimed.id == 4
+    assert locking and all("queue_items.id = " in sql for sql in locking), locking
