@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps
 
@@ -138,7 +139,11 @@ def make_thumbnail(data: bytes, size: int = THUMBNAIL_SIZE) -> bytes:
 
 
 class AssetStore:
-    """The image and thumbnail folders under one data root."""
+    """The image and thumbnail folders under one data root (a folder every machine mounts, in scale-out).
+    `db.s3_assets.S3AssetStore` is the same interface on an S3-compatible bucket; code outside db/ uses
+    only that interface (open, read, exists, ...), and `local_path` where a file on disk serves better."""
+
+    url = None  # where the files are, for messages: None = the data root's folders
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -192,6 +197,51 @@ class AssetStore:
         self.path(file_name).unlink(missing_ok=True)
         self.thumbnail_path(image_id).unlink(missing_ok=True)
 
+    def delete_thumbnail(self, image_id: str) -> None:
+        self.thumbnail_path(image_id).unlink(missing_ok=True)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def open(self, file_name: str) -> BinaryIO:
+        """The image file for reading (FileNotFoundError when it is missing)."""
+        return open(self.path(file_name), "rb")
+
+    def read(self, file_name: str) -> bytes:
+        return self.path(file_name).read_bytes()
+
+    def read_thumbnail(self, image_id: str) -> bytes | None:
+        try:
+            return self.thumbnail_path(image_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def exists(self, file_name: str) -> bool:
+        return self.path(file_name).exists()
+
+    def thumbnail_exists(self, image_id: str) -> bool:
+        return self.thumbnail_path(image_id).exists()
+
+    def local_path(self, file_name: str) -> Path | None:
+        """The file on this machine's disk (served with sendfile and conditional requests); None for a bucket."""
+        return self.path(file_name)
+
+    def local_thumbnail_path(self, image_id: str) -> Path | None:
+        return self.thumbnail_path(image_id)
+
+    def modified_at(self, file_name: str) -> float | None:
+        """Unix time of the image file's last write; None when it is missing."""
+        return _mtime(self.path(file_name))
+
+    def thumbnail_modified_at(self, image_id: str) -> float | None:
+        return _mtime(self.thumbnail_path(image_id))
+
+    def temp_modified_at(self, temp: Path) -> float | None:
+        return _mtime(temp)
+
+    def remove_temp(self, temp: Path) -> None:
+        """A leftover of an interrupted write (one of `temp_files()`); a missing one is fine."""
+        temp.unlink(missing_ok=True)
+
     # -- listings (for the doctor) -----------------------------------------------------------
 
     def image_files(self) -> dict[str, int]:
@@ -221,3 +271,19 @@ class AssetStore:
                     Path(e.path) for e in entries if e.name.startswith(TEMP_PREFIX) and e.is_file(follow_symlinks=False)
                 ]
         return sorted(found)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def open_store(root: Path, url: str | None = None):
+    """The asset store: the data root's folders, or an S3-compatible bucket (`s3://bucket/prefix`)."""
+    if url is None:
+        return AssetStore(root)
+    from .s3_assets import S3AssetStore
+
+    return S3AssetStore(url)

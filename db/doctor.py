@@ -41,7 +41,7 @@ class DoctorReport:
     rows_without_files: tuple[str, ...] = ()  # image ids
     files_without_rows: tuple[str, ...] = ()  # file names in images/
     missing_thumbnails: tuple[str, ...] = ()  # image ids
-    temp_files: tuple[Path, ...] = ()
+    temp_files: tuple[Path | str, ...] = ()  # leftover temporary files (paths) or keys (a bucket)
     orphan_thumbnails: tuple[str, ...] = ()  # image ids of thumbnails/<id>.webp without a row
 
     @property
@@ -67,13 +67,11 @@ class RepairResult:
     errors: tuple[str, ...] = field(default=())
 
 
-def _old_enough(path: Path, min_age_s: float, now: float) -> bool:
+def _old_enough(modified_at: float | None, min_age_s: float, now: float) -> bool:
+    """Written at least `min_age_s` ago (False for a file that vanished meanwhile)."""
     if min_age_s <= 0:
         return True
-    try:
-        return now - path.stat().st_mtime >= min_age_s
-    except OSError:
-        return False
+    return modified_at is not None and now - modified_at >= min_age_s
 
 
 def check(db: Database, store: AssetStore, *, min_age_s: float = 0.0) -> DoctorReport:
@@ -84,12 +82,12 @@ def check(db: Database, store: AssetStore, *, min_age_s: float = 0.0) -> DoctorR
     files = store.image_files()
     thumbs = store.thumbnail_ids()
     row_ids = set(rows.values())
-    orphans = [name for name in sorted(set(files) - set(rows)) if _old_enough(store.images_dir / name, min_age_s, now)]
+    orphans = [name for name in sorted(set(files) - set(rows)) if _old_enough(store.modified_at(name), min_age_s, now)]
     return DoctorReport(
         rows_without_files=tuple(sorted(rows[name] for name in rows if name not in files)),
         files_without_rows=tuple(orphans),
         missing_thumbnails=tuple(sorted(rows[name] for name in rows if name in files and rows[name] not in thumbs)),
-        temp_files=tuple(p for p in store.temp_files() if _old_enough(p, min_age_s, now)),
+        temp_files=tuple(p for p in store.temp_files() if _old_enough(store.temp_modified_at(p), min_age_s, now)),
         orphan_thumbnails=tuple(
             sorted(
                 i
@@ -97,7 +95,7 @@ def check(db: Database, store: AssetStore, *, min_age_s: float = 0.0) -> DoctorR
                 if f"{i}.png" not in files
                 and f"{i}.jpg" not in files
                 and f"{i}.webp" not in files
-                and _old_enough(store.thumbnails_dir / f"{i}.webp", min_age_s, now)
+                and _old_enough(store.thumbnail_modified_at(i), min_age_s, now)
             )
         ),
     )
@@ -113,7 +111,7 @@ def repair(db: Database, store: AssetStore, report: DoctorReport, *, remove_unde
     if report.rows_without_files:
         with db.write() as s:
             for row in s.scalars(select(Image).where(Image.id.in_(report.rows_without_files))).all():
-                if not store.path(row.file_name).exists():
+                if not store.exists(row.file_name):
                     s.execute(update(Board).where(Board.cover_image_id == row.id).values(cover_image_id=None))
                     s.execute(delete(Image).where(Image.seq == row.seq))
                     deleted.append(row.file_name)
@@ -146,10 +144,10 @@ def repair(db: Database, store: AssetStore, report: DoctorReport, *, remove_unde
                 )
             }
         for image_id, file_name in names.items():
-            if store.thumbnail_path(image_id).exists():
+            if store.thumbnail_exists(image_id):
                 continue
             try:
-                store.write_thumbnail(image_id, store.path(file_name).read_bytes())
+                store.write_thumbnail(image_id, store.read(file_name))
                 thumbnails_made += 1
             except (OSError, ValueError, StorageError) as exc:  # unreadable image: leave it for the user to see
                 errors.append(f"thumbnail of {image_id}: {exc}")
@@ -161,17 +159,15 @@ def repair(db: Database, store: AssetStore, report: DoctorReport, *, remove_unde
             alive = set(s.scalars(select(Image.id).where(Image.id.in_(report.orphan_thumbnails))))
         for image_id in report.orphan_thumbnails:
             if image_id not in alive:
-                store.thumbnail_path(image_id).unlink(missing_ok=True)
+                store.delete_thumbnail(image_id)
                 thumbnails_removed += 1
     temp_removed = 0
-    for path in report.temp_files:
+    for temp in report.temp_files:
         try:
-            path.unlink()
+            store.remove_temp(temp)
             temp_removed += 1
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            errors.append(f"{path.name}: {exc}")
+        except (OSError, StorageError) as exc:
+            errors.append(f"{getattr(temp, 'name', temp)}: {exc}")
 
     return RepairResult(
         rows_deleted=len(deleted),
@@ -203,11 +199,12 @@ def adopt_orphans(db: Database, store: AssetStore) -> RepairResult:
 def _adopt(db: Database, store: AssetStore, file_name: str, *, remove_undecodable: bool = True) -> str:
     """Import one file without a row: "imported", "removed" (does not decode) or "skipped"."""
     image_id, _ext = parse_file_name(file_name)
-    path = store.path(file_name)
     try:
-        data = path.read_bytes()
-        mtime = path.stat().st_mtime
+        data = store.read(file_name)
     except FileNotFoundError:
+        return "skipped"
+    mtime = store.modified_at(file_name)
+    if mtime is None:
         return "skipped"
     try:
         info = store.inspect_upload(data)

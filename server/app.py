@@ -10,7 +10,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_socketio import SocketIO, join_room
 
 from db import doctor, queue
-from db.assets import AssetStore
+from db.assets import open_store
 from db.root_lock import RootLock
 from db.session import Database
 from db.model_store import DatabaseRecordStore
@@ -80,7 +80,7 @@ def create_app(config: ServerConfig | dict[str, Any] | None = None) -> Flask:
 def _build(app: Flask, cfg: ServerConfig, socketio: SocketIO, token: str | None, lock: RootLock | None) -> None:
     app.extensions[LOCK_EXTENSION] = lock
     db = Database(cfg.root, url=cfg.database_url)
-    store = AssetStore(cfg.root)
+    store = open_store(cfg.root, cfg.assets_url)
     if not cfg.distributed:
         # This process is the only worker: what it left in progress was interrupted. (Remote workers' items
         # keep their leases: a web restart never fails them; an expired lease is a worker's to take back.)

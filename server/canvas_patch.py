@@ -70,7 +70,7 @@ def _decode(s: Services, t: TileIn) -> Tile:
 
 def _load(s: Services, image_id: str, x: int, y: int) -> Placed:
     record = images.get_image(s.db, image_id)
-    with Image.open(s.store.path(record.file_name)) as img:
+    with s.store.open(record.file_name) as f, Image.open(f) as img:
         return Placed(np.asarray(img.convert("RGBA")), int(x), int(y))
 
 

@@ -39,6 +39,10 @@ def _add_scale(parser: argparse.ArgumentParser, default) -> None:
         "--broker", default=default, metavar="URL",
         help="Redis (redis://host:6379/0): jobs run on `invoke-canvas worker` processes, the web tier under gunicorn",
     )
+    parser.add_argument(
+        "--assets", default=default, metavar="URL",
+        help="images in an S3-compatible bucket (s3://bucket/prefix; endpoint and keys from AWS_* variables) instead of the data folder",
+    )
 
 
 def _add_database(parser: argparse.ArgumentParser) -> None:
@@ -157,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-age", type=float, default=60.0, help="leave image files younger than this many seconds alone (an upload in flight)"
     )
     _add_database(doctor)
+    doctor.add_argument("--assets", default=argparse.SUPPRESS, metavar="URL", help="the s3://bucket/prefix the images are in (default: $INVOKE_CANVAS_ASSETS_URL, else the data folder)")
     _add_common(doctor)
 
     worker = sub.add_parser(
@@ -219,6 +224,7 @@ def _serve(args) -> int:
         "offload": args.offload,
         "database_url": args.database_url,
         "broker_url": args.broker,
+        "assets_url": args.assets,
     }
     try:
         return serve(overrides)
@@ -236,7 +242,7 @@ def _worker(args) -> int:
         "root": args.root, "device": args.device, "dtype": args.dtype, "ram_cache_gb": args.ram_cache_gb,
         "vram_cache_gb": args.vram_cache_gb, "compile": args.compile, "vae_tiling": args.vae_tiling,
         "offload": args.offload, "database_url": args.database_url, "broker_url": args.broker,
-        "lease_seconds": args.lease,
+        "assets_url": args.assets, "lease_seconds": args.lease,
     }
     try:
         cfg = load_config(overrides)
@@ -436,7 +442,8 @@ def _doctor(args) -> int:
     import torch
 
     from db import doctor
-    from db.assets import AssetStore
+    from db.assets import open_store
+    from db.errors import InvalidInput, StorageError
     from db.root_lock import RootInUse, RootLock
     from db.session import Database, DatabaseUrlError
     from invoke_core.devices import choose_device
@@ -444,9 +451,11 @@ def _doctor(args) -> int:
 
     root = resolve_root(args.root)
     database_url = _database_url(args)
+    assets_url = getattr(args, "assets", None) or os.environ.get("INVOKE_CANVAS_ASSETS_URL") or None
     try:
+        store = open_store(root, assets_url)
         registry, shared_db = _registry(root, database_url)
-    except DatabaseUrlError as exc:
+    except (DatabaseUrlError, InvalidInput, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     # A running server owns the database: look without writing (read-only connections never checkpoint or
@@ -476,7 +485,7 @@ def _doctor(args) -> int:
         print(f"model {r.id}: {state}")
 
     db = shared_db if shared_db is not None else Database(root, read_only=lock is None)
-    store = AssetStore(root)
+    print(f"images: {assets_url or root / 'images'}")
     # A young file may be an upload between its file and its row (the server may be running).
     report = doctor.check(db, store, min_age_s=args.min_age)
     findings = {

@@ -52,6 +52,9 @@ class ServerConfig(BaseModel):
     # workers on other machines (`invoke-canvas worker`). Neither set: the single-process default.
     database_url: str | None = None
     broker_url: str | None = None
+    # images and thumbnails in an S3-compatible bucket (s3://bucket/prefix) instead of the data root's
+    # folders; endpoint and credentials from boto3's usual environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID...)
+    assets_url: str | None = None
     # a remote worker's lease on its item: no heartbeat for this long and another worker takes it over
     lease_seconds: float = Field(15.0, gt=0, le=3600)
     # the web tier under gunicorn (with a broker): request threads in this process
@@ -70,6 +73,20 @@ class ServerConfig(BaseModel):
         from db.session import check_url
 
         return check_url(value) if value else None
+
+    @field_validator("assets_url")
+    @classmethod
+    def _assets_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from db.errors import InvalidInput
+        from db.s3_assets import parse_url
+
+        try:
+            parse_url(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("broker_url")
     @classmethod
@@ -108,7 +125,7 @@ class ServerConfig(BaseModel):
 
 _ENV_FIELDS = (
     "host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "offload",
-    "resident_models", "cors_origins", "allowed_hosts", "database_url", "broker_url", "lease_seconds",
+    "resident_models", "cors_origins", "allowed_hosts", "database_url", "broker_url", "assets_url", "lease_seconds",
 )
 _LIST_FIELDS = ("cors_origins", "allowed_hosts", "resident_models")
 

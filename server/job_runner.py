@@ -53,7 +53,7 @@ def publish_status(events: Any, item: queue.QueueItemRecord, image_ids: tuple[st
 
 def _load_pixels(s: Any, image_id: str) -> np.ndarray:
     record = db_images.get_image(s.db, image_id)
-    with Image.open(s.store.path(record.file_name)) as img:
+    with s.store.open(record.file_name) as f, Image.open(f) as img:
         return np.asarray(img.convert("RGBA"))
 
 

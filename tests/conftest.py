@@ -108,3 +108,33 @@ def db_url(request):
         return None
     server = request.getfixturevalue("pg_server")
     return new_pg_database(server, request.getfixturevalue("pg_template"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """A local S3 endpoint; AWS_* set for boto3 in this process (and inherited by servers the tests start)."""
+    from services import S3_ENV, start_s3
+
+    server = start_s3(tmp_path_factory.mktemp("s3"))
+    saved = {k: os.environ.get(k) for k in (*S3_ENV, "AWS_ENDPOINT_URL")}
+    os.environ.update({**S3_ENV, "AWS_ENDPOINT_URL": server.url})
+    yield server.url
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+_bucket_count = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint):
+    """A new empty bucket; its s3:// URL (with a prefix, as a studio might share one bucket)."""
+    import boto3
+
+    name = f"invoke-test-{next(_bucket_count)}-{os.getpid()}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return f"s3://{name}/studio"

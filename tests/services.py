@@ -122,3 +122,21 @@ def start_redis(folder: Path) -> Server:
     )
     _wait(lambda: _port_open(port), "Redis")
     return Server(f"redis://127.0.0.1:{port}/0", process)
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def start_s3(folder: Path) -> Server:
+    """A local S3-compatible endpoint: moto's standalone server (PyPI's moto[server]; no MinIO package is
+    reachable here). Its URL is the endpoint (AWS_ENDPOINT_URL); S3_ENV are the credentials it accepts."""
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = open(folder / "s3.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    _wait(lambda: _port_open(port), "the S3 endpoint")
+    return Server(f"http://127.0.0.1:{port}", process)

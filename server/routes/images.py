@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 from flask import Blueprint, request, send_file
 
 from db import history, images
@@ -85,17 +87,30 @@ def get(image_id: str):
 def file(image_id: str):
     s = services()
     record = images.get_image(s.db, image_id)
-    return send_file(s.store.path(record.file_name), max_age=31536000, conditional=True)
+    local = s.store.local_path(record.file_name)
+    if local is not None:
+        return send_file(local, max_age=31536000, conditional=True)
+    # a bucket: the bytes through this process, the content hash as the validator
+    mimetype = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[record.file_name.rsplit(".", 1)[1]]
+    return send_file(io.BytesIO(s.store.read(record.file_name)), mimetype=mimetype, max_age=31536000,
+                     conditional=True, etag=record.content_hash)
 
 
 @route(bp, "/<image_id>/thumbnail", "GET", summary="A WebP thumbnail, longest side 256", response_content="image/webp", errors=(401, 404, 422))
 def thumbnail(image_id: str):
     s = services()
     record = images.get_image(s.db, image_id)
-    path = s.store.thumbnail_path(record.id)
-    if not path.exists():  # made again if lost; the doctor reports it too
-        path = s.store.write_thumbnail(record.id, s.store.path(record.file_name).read_bytes())
-    return send_file(path, mimetype="image/webp", max_age=31536000, conditional=True)
+    local = s.store.local_thumbnail_path(record.id)
+    if local is not None:
+        if not local.exists():  # made again if lost; the doctor reports it too
+            s.store.write_thumbnail(record.id, s.store.read(record.file_name))
+        return send_file(local, mimetype="image/webp", max_age=31536000, conditional=True)
+    data = s.store.read_thumbnail(record.id)
+    if data is None:
+        s.store.write_thumbnail(record.id, s.store.read(record.file_name))
+        data = s.store.read_thumbnail(record.id) or b""
+    return send_file(io.BytesIO(data), mimetype="image/webp", max_age=31536000, conditional=True,
+                     etag=record.content_hash + "-thumbnail")
 
 
 @route(bp, "/<image_id>/metadata", "GET", summary="The image's generation metadata", response=dict)

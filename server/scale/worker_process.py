@@ -12,10 +12,11 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from db import queue
-from db.assets import AssetStore
+from db.assets import open_store
 from db.errors import Conflict
 from db.model_store import DatabaseRecordStore
 from db.session import Database
@@ -36,6 +37,32 @@ def default_name(device: str | None) -> str:
     return f"{socket.gethostname()}-{(device or 'auto').replace(':', '')}-{os.getpid()}"
 
 
+class WorkerEvents(EventBus):
+    """Events are news, not state (clients re-read REST after a reconnect): a Redis hiccup while
+    publishing is logged and the job goes on."""
+
+    def publish(self, event: Any) -> None:
+        try:
+            super().publish(event)
+        except Exception as exc:
+            log.warning("could not publish %s: %s", type(event).__name__, exc)
+
+
+def _retrying(action, tries: int = 3, pause_s: float = 1.0):
+    """The finishing commit, again after a moment if the database was away (its images are saved already:
+    a lost finish would run the job a second time once the lease expired)."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(tries):
+        try:
+            return action()
+        except OperationalError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(pause_s)
+    return None
+
+
 def shared_services(cfg: ServerConfig) -> Services:
     """The database, asset folder, registry and event bus a remote worker shares with the web processes."""
     from flask_socketio import SocketIO
@@ -44,8 +71,8 @@ def shared_services(cfg: ServerConfig) -> Services:
     registry = ModelRegistry(cfg.root, DatabaseRecordStore(db, import_from=JsonRecordStore(cfg.root / "models")))
     # Write-only: emits go to the Redis message queue, and every web process sends them to its clients.
     emitter = SocketIO(message_queue=cfg.broker_url, channel=broker.SOCKETIO_CHANNEL)
-    services = Services(config=cfg, db=db, store=AssetStore(cfg.root), registry=registry,
-                        events=EventBus(emitter, cfg.progress_per_second))
+    services = Services(config=cfg, db=db, store=open_store(cfg.root, cfg.assets_url), registry=registry,
+                        events=WorkerEvents(emitter, cfg.progress_per_second))
     services.sign_url = UrlSigner(cfg.token).sign
     return services
 
@@ -84,8 +111,8 @@ class RemoteWorker:
             return None
         self.lost.clear()
         self.current = item
-        publish_status(self.s.events, item)
         try:
+            publish_status(self.s.events, item)
             outcome = run_job(
                 self.s, self.engine, item,
                 lambda: self.lost.is_set() or self._stop.is_set() or broker.cancel_requested(self.redis, item.id),
@@ -100,10 +127,10 @@ class RemoteWorker:
                 finished = queue.requeue(self.s.db, item.id, worker=self.name)
                 broker.wake(self.celery)
             else:
-                finished = queue.finish(
+                finished = _retrying(lambda: queue.finish(
                     self.s.db, item.id, outcome.status, outcome.error_type, outcome.error_message,
                     timings=outcome.timings, mode=outcome.mode, worker=self.name,
-                )
+                ))
         except Conflict as exc:
             log.warning("queue item %s: %s", item.id, exc)
             return item.id
