@@ -15,8 +15,8 @@ MISSING = "0" * 32
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path / "root")
+def db(tmp_path, db_url):
+    database = Database(tmp_path / "root", url=db_url)
     yield database
     database.dispose()
 

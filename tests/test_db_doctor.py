@@ -37,8 +37,8 @@ def root(tmp_path):
 
 
 @pytest.fixture
-def db(root):
-    database = Database(root)
+def db(root, db_url):
+    database = Database(root, url=db_url)
     yield database
     database.dispose()
 

@@ -17,8 +17,8 @@ T0 = datetime(2026, 1, 1, 12, 0, 0)
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path / "root")
+def db(tmp_path, db_url):
+    database = Database(tmp_path / "root", url=db_url)
     yield database
     database.dispose()
 

@@ -91,3 +91,13 @@ def test_an_idle_worker_wakes_itself_for_unannounced_work(worker):
     worker.beat()
     assert client.llen(broker.CELERY_QUEUE) == 1
     assert {w["name"] for w in broker.live_workers(client)} == {"gpu-t"}
+
+
+def test_keep_loaded_set_anywhere_reaches_the_worker_at_its_next_message(worker):
+    assert "demo-inpaint" not in worker.engine.cache.stats().loaded
+    worker.s.registry.set_options("demo-inpaint", keep_loaded=True)  # as the Memory dialog of any web process
+    assert worker.run_next() is None  # no work, but it looked
+    assert "demo-inpaint" in worker.engine.cache.stats().loaded and "demo-inpaint" in worker.engine.cache.resident
+    worker.s.registry.set_options("demo-inpaint", keep_loaded=False)
+    worker.run_next()
+    assert "demo-inpaint" not in worker.engine.cache.resident  # evictable again

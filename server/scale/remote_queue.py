@@ -53,7 +53,7 @@ class RemoteQueue:
         broker.forget_cancel(self.redis, list(item_ids))
 
     def keep_loaded(self, model_id: str, keep: bool) -> None:
-        """Stored with the model's options (the database); each worker loads it when it next looks."""
+        """Stored with the model's options (the database); each worker loads it before its next claim."""
 
     @property
     def current_item_id(self) -> int | None:

@@ -99,12 +99,14 @@ class RemoteWorker:
         self._stop = threading.Event()
         self.heartbeat_s = min(2.0, cfg.lease_seconds / 5)
         self._idle_beats = 0
+        self._failed_resident: set[str] = set()
 
     # --- one message: claim and run the next item ---------------------------------------------------
     def run_next(self) -> int | None:
         """Claim the next item (if the queue is not paused) and run it; its id, or None if there was none."""
         if queue.get_setting(self.s.db, PAUSED) == "1":
             return None  # resume sends fresh messages
+        self.sync_resident()
         loaded = set(self.engine.cache.stats().loaded)
         item = queue.claim_next(self.s.db, self.name, prefer_models=loaded)
         if item is None:
@@ -178,19 +180,24 @@ class RemoteWorker:
             except Exception:  # the database or Redis is away for a moment: try again next beat
                 log.exception("heartbeat failed")
 
-    def preload(self) -> None:
-        """Load the models kept loaded (config and the UI's toggles) before taking work."""
-        resident = set(self.cfg.resident_models) | self.s.registry.resident_ids()
-        self.engine.cache.resident |= resident
-        for model_id in sorted(resident):
+    def sync_resident(self) -> None:
+        """Keep loaded what the config and the UI's "keep loaded" toggles say (read from the shared database
+        before each claim: a toggle on any web process reaches every worker at its next message)."""
+        wanted = set(self.cfg.resident_models) | self.s.registry.resident_ids()
+        self.engine.cache.resident.intersection_update(wanted)  # turned off: evictable again
+        self.engine.cache.resident |= wanted
+        self._failed_resident &= wanted  # turned off and on again: try once more
+        loaded = set(self.engine.cache.stats().loaded)
+        for model_id in sorted(wanted - loaded - self._failed_resident):
             try:
                 self.engine.cache.get(self.s.registry.get(model_id), self.engine.device)
             except Exception as exc:
+                self._failed_resident.add(model_id)
                 log.warning("could not keep model %s loaded: %s", model_id, exc)
 
     # --- the process ---------------------------------------------------------------------------------
     def serve(self) -> int:
-        self.preload()
+        self.sync_resident()
         self.beat()
         beats = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
         beats.start()
