@@ -6,47 +6,28 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from server_process import ServerProcess, free_port
+from server_process import ChildProcess, ServerProcess, free_port
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
+    stop_signal = signal.SIGTERM  # Celery's warm shutdown: the running job finishes
+    stop_timeout = 60.0
+
     def __init__(self, root: Path, name: str, database_url: str, broker_url: str, lease: float = 3.0):
         self.root, self.name = root, name
         exe = os.path.join(os.path.dirname(sys.executable), "invoke-canvas")
-        self.log_path = root / f"worker-{name}.log"
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        self._spawn(
             [exe, "worker", "--root", str(root), "--device", "cpu", "--name", name, "--database-url", database_url,
              "--broker", broker_url, "--lease", str(lease)],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1", **ONE_THREAD},
+            root / f"worker-{name}.log",
+            {**os.environ, "HF_HUB_OFFLINE": "1", **ONE_THREAD},
         )
-
-    def log_text(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if not self.log.closed:
-            self.log.close()
 
 
 class Cluster:

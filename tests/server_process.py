@@ -19,7 +19,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ServerProcess:
+class ChildProcess:
+    """One of our commands as a child process, its output in a log file."""
+
+    stop_signal = signal.SIGINT
+    stop_timeout = 20.0
+
+    def _spawn(self, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def log_text(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(self.stop_signal)
+            try:
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if not self.log.closed:
+            self.log.close()
+
+
+class ServerProcess(ChildProcess):
     def __init__(
         self, root: Path, port: int | None = None, *extra: str, token: str | None = None, wait_device: bool = True,
         env: dict[str, str] | None = None,
@@ -30,14 +63,11 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         exe = os.path.join(os.path.dirname(sys.executable), "invoke-canvas")
-        self.log = open(root / f"server-{self.port}.log", "ab")
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         self.wait_device = wait_device
-        self.proc = subprocess.Popen(
+        self._spawn(
             [exe, "--root", str(root), "--port", str(self.port), "--device", "cpu", *(["--token", token] if token else []), *extra],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
+            root / f"server-{self.port}.log",
+            {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
         )
         self._wait_ready()
 
@@ -55,11 +85,6 @@ class ServerProcess:
             time.sleep(0.2)
         raise TimeoutError(f"server not ready: {self.log_text()[-2000:]}")
 
-    def log_text(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return (self.root / f"server-{self.port}.log").read_text(errors="replace")
-
     def get(self, path: str, **kw):
         return requests.get(self.url + path, timeout=30, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
@@ -68,22 +93,6 @@ class ServerProcess:
 
     def delete(self, path: str, **kw):
         return requests.delete(self.url + path, timeout=30, headers={**self.headers, **kw.pop("headers", {})}, **kw)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if not self.log.closed:
-            self.log.close()
 
     def wait_items(self, ids: list[int], statuses=("completed", "failed", "canceled"), timeout: float = 120) -> list[dict]:
         deadline = time.monotonic() + timeout
