@@ -4,7 +4,6 @@ and Redis, one shared data folder. Workers are separate processes (as on other m
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 import pytest
@@ -194,8 +193,13 @@ def test_workers_share_the_registry_from_the_database(cluster):
     assert any("demo" in w["loaded"] for w in workers)  # the model the jobs ran stays loaded (affinity)
 
 
-def test_the_queue_panel_names_the_remote_workers(cluster, tmp_path, request):
-    from browser_helpers import app_session, launch, poll
+def test_an_inpaint_from_the_canvas_runs_on_a_remote_worker_and_stages(cluster, tmp_path, request):
+    """As an illustrator would: paint, mask, Invoke in the browser; a remote worker runs it, the queue panel
+    names that worker, the result stages and is accepted as a layer, pixel for pixel the image it saved."""
+    import numpy as np
+    from browser_helpers import (
+        BOX, add_layer, app_session, brush, fill_rect, image_rgba, last_item, launch, poll, queue_ids, set_up_job, wait_staged,
+    )
     from playwright import sync_api
 
     c = cluster
@@ -204,21 +208,38 @@ def test_the_queue_panel_names_the_remote_workers(cluster, tmp_path, request):
         try:
             session = app_session(browser, c.web, tmp_path, request)
             app = next(session)
-            ids = post_job(c, steps=60, size=64, batch_size=2)
-            names = poll(
-                lambda: app.page.eval_on_selector_all("[data-testid=queue-worker]", "els => els.map(e => e.textContent)") or None,
-                what="the queue panel naming a worker",
-            )
-            assert set(names) <= {"gpu-a", "gpu-b"}
-            app.shot("remote-workers")
-            c.web.wait_items(ids, timeout=300)
-            done = poll(
+            set_up_job(app, "a red barn in a field", steps=40)
+            fill_rect(app, -16, -16, BOX + 16, BOX + 16, color="#3a7bd5")
+            add_layer(app, "inpaint_mask")
+            brush(app, [(32, 40), (64, 64), (96, 88)], size=24)
+            before = {layer["id"] for layer in app.layers()}
+            known = queue_ids(c.web)
+            app.click("invoke")
+            item = last_item(c.web, known)
+            running = poll(
                 lambda: app.page.eval_on_selector_all(
-                    "[data-testid=queue-item][data-status=completed] [data-testid=queue-worker]", "els => els.length"
-                ) >= 2 or None,
-                what="both items done, each with its worker",
+                    f'[data-testid=queue-item][data-item-id="{item["id"]}"] [data-testid=queue-worker]', "els => els.map(e => e.textContent)"
+                ) or None,
+                what="the queue panel naming the worker",
             )
-            assert done
+            assert running[0] in {"gpu-a", "gpu-b"}
+            app.shot("running-on-a-worker")
+            done = c.web.wait_items([item["id"]], timeout=300)[0]
+            assert done["status"] == "completed" and done["worker"] == running[0], done
+            staged = wait_staged(app)
+            assert c.web.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()["mode"] == "inpaint"
+            app.shot("staged")
+            app.click("staging-accept")
+            app.wait("(n) => window.__app.store.layers().length === n + 1", len(before))
+            (new,) = [layer for layer in app.layers() if layer["id"] not in before]
+            assert new["kind"] == "raster"
+            x, y, pixels = app.export_pixels(new["id"])
+            assert (x, y) == (0, 0)
+            assert np.array_equal(pixels, image_rgba(c.web, staged["items"][0]["image_id"])), \
+                "the accepted layer holds the pixels the remote worker saved"
+            # the canvas itself goes to the shared database like any other save
+            app.wait("() => document.querySelector('[data-testid=save-status]').dataset.state === 'saved'", timeout=30_000)
+            assert c.web.get("/api/v1/canvas").json(), "the canvas is saved on the server"
             next(session, None)  # the end screenshot, and no console errors
         finally:
             browser.close()
