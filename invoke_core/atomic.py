@@ -21,10 +21,20 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back (a few microseconds, at each write)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes, temp_prefix: str = ".tmp-") -> None:
-    """Temporary file in the same folder, write, flush, fsync, rename, fsync the folder."""
+    """Temporary file in the same folder, write, flush, fsync, rename, fsync the folder. The file gets the
+    mode a plain open() would give it (0666 less the umask), not mkstemp's private 0600."""
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix, suffix=".part", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

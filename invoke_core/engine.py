@@ -63,6 +63,9 @@ class Engine:
     ):
         """`registry`: the one the server shares (a database-backed one for remote workers); by default the
         JSON registry under the root."""
+        from .quiet import quiet_libraries
+
+        quiet_libraries()  # diffusers and transformers load with the engine: keep their chatter off the terminal
         self.root: Path = resolve_root(root)
         self.registry = registry if registry is not None else ModelRegistry(self.root)
         self.device: DeviceChoice = choose_device(device, dtype)

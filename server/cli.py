@@ -18,7 +18,7 @@ import numpy as np
 
 from invoke_core.limits import VAE_TILING_MODES
 from invoke_core.offload import OFFLOAD_MODES
-from invoke_core.quiet import quiet_libraries
+from invoke_core.quiet import quiet_environment
 
 EXIT_USER_ERROR = 2
 
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Nothing is fetched at run time; only `models install REPO/ID` may go online.
     if not (args.command == "models" and getattr(args, "models_command", "") == "install"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    quiet_libraries()
+    quiet_environment()  # the engine quiets the libraries when it loads them
     from invoke_core.errors import InvokeCoreError
 
     try:
@@ -234,8 +234,6 @@ def _serve(args) -> int:
 
 
 def _worker(args) -> int:
-    import logging
-
     from server.config import ConfigError, load_config
 
     overrides = {
@@ -252,8 +250,10 @@ def _worker(args) -> int:
     if not cfg.distributed:
         print("error: a worker needs the shared queue: give --database-url postgresql+psycopg://... and --broker redis://...", file=sys.stderr)
         return EXIT_USER_ERROR
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from server.scale.worker_process import RemoteWorker
+    from server.serve import configure_logging
+
+    configure_logging()
 
     return RemoteWorker(cfg, args.name).serve()
 
@@ -434,19 +434,26 @@ def _models(args) -> int:
     return 0
 
 
+def _print_device(args) -> None:
+    import torch
+
+    from invoke_core.devices import choose_device
+
+    device = choose_device(args.device, args.dtype)
+    print(f"torch {torch.__version__}; device {device.device} ({device.dtype})")
+
+
 def _doctor(args) -> int:
     """Report (and with --repair fix) models with missing files and images out of step with their rows.
 
-    Exit code 0 when everything was in order, 1 when something was wrong (even if repaired).
+    Exit code 0 when everything was in order, 1 when something was wrong (even if repaired). The storage
+    checks come first and import no torch; the device line last (torch loads only for it).
     """
-    import torch
-
     from db import doctor
     from db.assets import open_store
     from db.errors import InvalidInput, StorageError
     from db.root_lock import RootInUse, RootLock
     from db.session import Database, DatabaseUrlError
-    from invoke_core.devices import choose_device
     from invoke_core.root import resolve_root
 
     root = resolve_root(args.root)
@@ -469,9 +476,7 @@ def _doctor(args) -> int:
             return EXIT_USER_ERROR
         print(f"{exc}: checking the image store read-only")
         lock = None
-    device = choose_device(args.device, args.dtype)
     print(f"data root: {root}")
-    print(f"torch {torch.__version__}; device {device.device} ({device.dtype})")
     problems = 0
     print(f"database: {'PostgreSQL (shared)' if shared_db is not None else 'SQLite under the data root'}")
     for r in registry.list():
@@ -509,6 +514,7 @@ def _doctor(args) -> int:
     db.dispose()
     if lock is not None:
         lock.release()
+    _print_device(args)
     if not problems:
         print("no problems found")
         return 0

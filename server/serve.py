@@ -20,9 +20,37 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
-def serve(overrides: dict) -> int:
+class _DeveloperNotices(logging.Filter):
+    """Notices meant for developers (Werkzeug's "production deployment" advice: this is a local app, not a
+    public site) go to debug, where someone debugging still sees them."""
+
+    NOTICES = ("Werkzeug appears to be used in a production deployment",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith(self.NOTICES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").addFilter(_DeveloperNotices())
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines name each migration step
+
+
+def start_banner(cfg: ServerConfig, registry) -> list[str]:
+    """What the console says at start: where, which data folder, and whether only the demo models are in."""
+    lines = [f"Invoke Canvas on {cfg.origin}", f"  data folder: {cfg.root}"]
+    if all(record.builtin for record in registry.list()):
+        lines.append("  models: only the built-in demos (random weights: they paint noise). Install a real one with")
+        lines.append("    invoke-canvas models install /path/to/model.safetensors")
+    return lines
+
+
+def serve(overrides: dict) -> int:
+    configure_logging()
     cfg = load_config(overrides)
     if cfg.distributed:
         from .scale.web_tier import run_gunicorn
@@ -37,10 +65,13 @@ def serve(overrides: dict) -> int:
     cfg: ServerConfig = app.extensions["invoke_canvas"].config
     socketio = app.extensions["socketio_instance"]
     token = app.config["INVOKE_CANVAS_TOKEN"]
-    print(f"Invoke Canvas on {cfg.origin}  (data: {cfg.root})", flush=True)
+    print("\n".join(start_banner(cfg, app.extensions["invoke_canvas"].registry)), flush=True)
     if app.config["INVOKE_CANVAS_TOKEN_GENERATED"]:
         print(f"Listening beyond this machine: the access token is {token}", flush=True)
         print(f"Open {cfg.origin}/?token={token}", flush=True)
+    import flask.cli
+
+    flask.cli.show_server_banner = lambda *args, **kwargs: None  # Flask's own " * Serving Flask app" lines
     try:
         # A local app, not a public site: the Werkzeug server with WebSocket support is enough.
         socketio.run(app, host=cfg.host, port=cfg.port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)

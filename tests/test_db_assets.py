@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import hashlib
 import io
 import json
@@ -488,3 +489,18 @@ def test_recall_extras_of_malformed_metadata_never_raise(meta):
     for lora in out.get("loras", ()):
         assert -2 <= lora["weight"] <= 2
     assert "scale" not in out and "bbox" not in out
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """A plain open() gives 0666 less the umask; mkstemp's private 0600 would hide a user's images from
+    their other tools (and from a shared folder's other machines)."""
+    old = os.umask(0o022)
+    try:
+        store = AssetStore(tmp_path)
+        stored = store.write("a" * 32, encode("png"), "png")
+        assert (store.path(stored.file_name).stat().st_mode & 0o777) == 0o644
+        os.umask(0o027)
+        stored = store.write("b" * 32, encode("png"), "png")
+        assert (store.path(stored.file_name).stat().st_mode & 0o777) == 0o640
+    finally:
+        os.umask(old)

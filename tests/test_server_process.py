@@ -112,3 +112,16 @@ def test_sigkill_during_a_job_loses_nothing(tmp_path):
             assert server.get(image["url"]).status_code == 200
     finally:
         server.stop()
+
+
+def test_the_console_at_start_says_what_a_newcomer_needs_and_nothing_for_developers(tmp_path):
+    server = ServerProcess(tmp_path)
+    try:
+        log = server.log_text()
+    finally:
+        server.stop()
+    assert f"Invoke Canvas on {server.url}" in log
+    assert f"data folder: {tmp_path}" in log
+    assert "only the built-in demos (random weights" in log and "invoke-canvas models install" in log
+    for noise in ("alembic", "Werkzeug appears", "Serving Flask app", "Debug mode"):
+        assert noise not in log, (noise, log)
