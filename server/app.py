@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from flask import Flask, abort, send_from_directory
@@ -134,6 +135,31 @@ def _build(app: Flask, cfg: ServerConfig, socketio: SocketIO, token: str | None,
 
     if cfg.start_worker:
         services.worker.start()
+    if cfg.models_dirs:
+        threading.Thread(target=_scan_models_dirs, args=(services,), name="models-dirs-scan", daemon=True).start()
+
+
+def _scan_models_dirs(services: Services) -> None:
+    """The configured model folders, scanned in the background at start (hashing new files takes a while)."""
+    from db.session import protected_paths
+    from invoke_core.errors import InvokeCoreError
+    from invoke_core.model_scan import scan
+
+    for folder in services.config.models_dirs:
+        try:
+            found = scan(services.registry, folder, protected_paths(services.config.root))
+        except InvokeCoreError as exc:
+            log.warning("models_dirs %s: %s", folder, exc)
+            continue
+        except Exception:  # a scan must never take the server down
+            log.exception("models_dirs %s: the scan failed", folder)
+            continue
+        if found.installed:
+            log.info("models_dirs %s: registered %s", folder, ", ".join(r.id for r in found.installed))
+        for path, why in found.skipped:
+            log.info("models_dirs %s: skipped %s: %s", folder, path, why)
+        for record in found.missing:
+            log.warning("model %s: its files are missing at %s (moved? reinstall or remove it)", record.id, record.path)
 
 
 def shutdown(app: Flask) -> None:

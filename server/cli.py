@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_database(inst)
     _add_common(inst)
+    scan = msub.add_parser("scan", help="find and register in place every model under a folder (A1111/Forge, ComfyUI, InvokeAI layouts)")
+    scan.add_argument("path")
+    _add_database(scan)
+    _add_common(scan)
     rem = msub.add_parser("remove")
     rem.add_argument("id")
     _add_database(rem)
@@ -421,6 +425,18 @@ def _models(args) -> int:
         for r in registry.list():
             label = f"  [{r.description}]" if r.description else ""
             print(f"{r.id:24} {r.family:5} {r.kind:10} {r.format:11} {r.name}{label}")
+        return 0
+    if args.models_command == "scan":
+        from invoke_core.model_scan import scan
+
+        found = scan(registry, args.path, forbidden=protected_paths(root))
+        for r in found.installed:
+            print(f"installed {r.id} ({r.family} {r.kind}, {r.format}) from {r.path}")
+        for path, why in found.skipped:
+            print(f"skipped {path}: {why}")
+        for r in found.missing:
+            print(f"missing files: {r.id} at {r.path} (moved? `invoke-canvas models remove {r.id}` or install it again)")
+        print(f"{len(found.installed)} model(s) registered in place, {len(found.already)} already installed, {len(found.skipped)} skipped")
         return 0
     if args.models_command == "install":
         record = install_model(

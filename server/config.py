@@ -40,6 +40,9 @@ class ServerConfig(BaseModel):
     offload: Literal[OFFLOAD_MODES] = "auto"  # type: ignore[valid-type]
     # models loaded at start and kept loaded while they fit (with those marked "keep loaded" in the UI)
     resident_models: list[str] = Field(default_factory=list)
+    # folders of models kept elsewhere (A1111/Forge, ComfyUI, InvokeAI), scanned at each start: new models
+    # are registered in place, models whose files went missing are reported
+    models_dirs: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     # Host names the server answers to beyond loopback and the bound address ("*": any; see server/guard.py)
     allowed_hosts: list[str] = Field(default_factory=list)
@@ -125,9 +128,9 @@ class ServerConfig(BaseModel):
 
 _ENV_FIELDS = (
     "host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "offload",
-    "resident_models", "cors_origins", "allowed_hosts", "database_url", "broker_url", "assets_url", "lease_seconds",
+    "resident_models", "models_dirs", "cors_origins", "allowed_hosts", "database_url", "broker_url", "assets_url", "lease_seconds",
 )
-_LIST_FIELDS = ("cors_origins", "allowed_hosts", "resident_models")
+_LIST_FIELDS = ("cors_origins", "allowed_hosts", "resident_models", "models_dirs")
 
 
 def _from_env() -> dict[str, Any]:

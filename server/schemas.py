@@ -439,6 +439,10 @@ class ModelInstallIn(Strict):
     )
 
 
+class ModelScanIn(Strict):
+    path: str = Field(min_length=1, max_length=4096, description="a folder: an A1111/Forge, ComfyUI or InvokeAI models folder, or any tree")
+
+
 class ModelInstallOut(BaseModel):
     job_id: str
     status: str

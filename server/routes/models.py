@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from flask import Blueprint
 
@@ -12,13 +13,14 @@ from invoke_core import families
 from invoke_core.errors import InvokeCoreError
 from invoke_core.memory_estimate import model_memory
 from invoke_core.model_install import check_install_source, install_model
+from invoke_core.model_scan import scan as scan_models
 from invoke_core.limits import WEIGHT_STORAGES
 from invoke_core.weight_storage import check_usable, unusable_reason
 
 from ..api import API_PREFIX, route
 from ..errors import ApiError
 from ..events import ModelInstallProgress
-from ..schemas import CacheComponentOut, CacheOut, ModelInstallIn, ModelInstallOut, ModelOut, ModelPatchIn, WeightStorageOut
+from ..schemas import CacheComponentOut, CacheOut, ModelInstallIn, ModelInstallOut, ModelOut, ModelPatchIn, ModelScanIn, WeightStorageOut
 from ..services import services
 
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX + "/models")
@@ -106,6 +108,48 @@ def install(body: ModelInstallIn):
 
     threading.Thread(target=work, name=f"model-install-{job_id[:8]}", daemon=True).start()
     return ModelInstallOut(job_id=job_id, status="started")
+
+
+@route(bp, "/scan", "POST", summary="Find and register in place every model under a folder, in the background", body=ModelScanIn, response=ModelInstallOut, status=202, errors=(400, 401, 415, 422))
+def scan(body: ModelScanIn):
+    """The job's state (GET /install/<job_id>) lists the ids installed, the paths skipped and why, and the
+    installed models whose files are missing."""
+    s = services()
+    forbidden = protected_paths(s.config.root)
+    check_install_source(body.path, forbidden)
+    if not Path(body.path).expanduser().is_dir():
+        raise ApiError(422, f"no folder at {body.path}")
+    job_id = new_id()
+    s.model_jobs[job_id] = {"status": "started", "source": body.path}
+    s.events.publish(ModelInstallProgress(job_id, body.path, "started"))
+
+    def work() -> None:
+        try:
+            found = scan_models(s.registry, body.path, forbidden)
+        except InvokeCoreError as exc:
+            s.model_jobs[job_id] = {"status": "failed", "source": body.path, "message": str(exc)}
+            s.events.publish(ModelInstallProgress(job_id, body.path, "failed", message=str(exc)))
+            return
+        except BaseException as exc:  # noqa: BLE001 (a job must end)
+            log.exception("model scan %s of %s failed unexpectedly", job_id, body.path)
+            message = f"scan failed: {type(exc).__name__}"
+            s.model_jobs[job_id] = {"status": "failed", "source": body.path, "message": message}
+            s.events.publish(ModelInstallProgress(job_id, body.path, "failed", message=message))
+            return
+        s.model_jobs[job_id] = {"status": "completed", "source": body.path, **scan_summary(found)}
+        s.events.publish(ModelInstallProgress(job_id, body.path, "completed", message=f"{len(found.installed)} model(s) found"))
+
+    threading.Thread(target=work, name=f"model-scan-{job_id[:8]}", daemon=True).start()
+    return ModelInstallOut(job_id=job_id, status="started")
+
+
+def scan_summary(found) -> dict:
+    return {
+        "installed": [r.id for r in found.installed],
+        "already": found.already,
+        "skipped": [{"path": p, "reason": why} for p, why in found.skipped],
+        "missing": [{"id": r.id, "path": r.path} for r in found.missing],
+    }
 
 
 @route(bp, "/install/<job_id>", "GET", summary="State of a model install job", response=dict, errors=(401, 404))
