@@ -133,8 +133,23 @@ def _base_candidates(registry: ModelRegistry, family: str, base: str | None) -> 
     return [(r.id, Path(r.path)) for r in [*installed, *([demo] if demo else [])]]
 
 
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The repo's snapshot in the local Hugging Face cache (HF_HOME / HF_HUB_CACHE layout: what
+    `huggingface-cli download` or any diffusers script left there), found without the network; None if absent."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError), a half-written cache...: not there
+        return None
+
+
 def _install_from_hub(registry: ModelRegistry, repo_id: str, name: str | None, forbidden: Forbidden) -> ModelRecord:
-    """Download safetensors weights and configs of a diffusers repo (never pickle files)."""
+    """A repo already in the local Hugging Face cache installs from there, in place and offline; otherwise
+    its safetensors weights and configs are downloaded (never pickle files)."""
+    snapshot = cached_snapshot(repo_id)
+    if snapshot is not None:
+        return install_model(registry, str(snapshot), name=name or repo_id.split("/")[-1], source_label=f"hf:{repo_id}", forbidden=forbidden)
     try:
         from huggingface_hub import snapshot_download
 
