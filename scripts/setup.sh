@@ -15,7 +15,7 @@ if [ ! -x .venv/bin/python ]; then
   "${PYTHON:-python3}" -m venv .venv
 fi
 . .venv/bin/activate
-want_py="$(digest pyproject.toml) $(python -c 'import sys; print(sys.version.split()[0])') ${TORCH_VERSION:-2.13.0}"
+want_py="$(digest pyproject.toml setup.py) $(python -c 'import sys; print(sys.version.split()[0])') ${TORCH_VERSION:-2.13.0}"
 if [ "$(cat "$PY_STAMP" 2>/dev/null)" != "$want_py" ]; then
   if ! python -c "import torch" >/dev/null 2>&1; then
     # TORCH_INDEX_URL: another wheel index (https://download.pytorch.org/whl/cpu for a CPU-only Linux build)

@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# An installed wheel carries the served files in server/webui (server/vendor_web.py copies them there when the
+# wheel is built); a checkout serves web/ itself.
+PACKAGED_WEB_DIR = Path(__file__).resolve().parent / "webui"
+SOURCE_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = SOURCE_WEB_DIR if (SOURCE_WEB_DIR / "index.html").is_file() else PACKAGED_WEB_DIR
 PAGES = ("index.html", "styles.css")
 MODULE_DIRS = ("", "app", "canvas", "panels", "persistence", "state", "tools")  # our modules: *.js directly in these folders
 _IMPORT_MAP_OPEN = '<script type="importmap">'

@@ -55,14 +55,14 @@ class ChildProcess:
 class ServerProcess(ChildProcess):
     def __init__(
         self, root: Path, port: int | None = None, *extra: str, token: str | None = None, wait_device: bool = True,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, exe: str | None = None,
     ):
         self.root = root
         self.token = token
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        exe = os.path.join(os.path.dirname(sys.executable), "invoke-canvas")
+        exe = exe or os.path.join(os.path.dirname(sys.executable), "invoke-canvas")
         self.wait_device = wait_device
         self._spawn(
             [exe, "--root", str(root), "--port", str(self.port), "--device", "cpu", *(["--token", token] if token else []), *extra],
