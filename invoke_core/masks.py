@@ -233,3 +233,12 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape == (height, width):
         return mask
     return np.clip(cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+
+def coverage_from_mask_image(mask: np.ndarray) -> np.ndarray:
+    """A mask image as tools draw it (white = covered; RGBA) -> mask-layer pixels: the luminance, times the
+    image's own alpha, as the alpha of an otherwise black layer."""
+    lum = (mask[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) * (mask[..., 3] / 255.0)
+    pixels = np.zeros(mask.shape, np.uint8)
+    pixels[..., 3] = np.clip(lum.round(), 0, 255).astype(np.uint8)
+    return pixels

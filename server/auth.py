@@ -82,6 +82,9 @@ def _request_authorised(token: str, signer: UrlSigner) -> bool:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return token_ok(token, header[len("Bearer ") :].strip())
+    if header.startswith("Basic ") and request.path.startswith("/sdapi/"):
+        # A1111 clients send --api-auth user:password as HTTP Basic: the token is the password, any user
+        return token_ok(token, request.authorization.password if request.authorization else None)
     if not url_credentials_allowed(request.method, request.path):
         return False
     if "sig" in request.args:
@@ -95,7 +98,7 @@ def install_auth(app: Flask, token: str | None, config: ServerConfig) -> UrlSign
 
     @app.before_request
     def _check_token():
-        if token is None or not request.path.startswith("/api/") or request.method == "OPTIONS":
+        if token is None or not request.path.startswith(("/api/", "/sdapi/")) or request.method == "OPTIONS":
             return None
         if not _request_authorised(token, signer):
             hint = "send Authorization: Bearer <token>"

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from invoke_core.limits import VAE_TILING_MODES
+from invoke_core.masks import coverage_from_mask_image
 from invoke_core.offload import OFFLOAD_MODES
 from invoke_core.quiet import quiet_environment
 
@@ -283,14 +284,6 @@ def _read_rgba(path: str, what: str) -> np.ndarray:
         raise InvalidImageError(f"{what} {path} is not a readable image ({exc})") from None
 
 
-def _coverage(mask: np.ndarray) -> np.ndarray:
-    """White = covered: a mask image's luminance (times its own alpha) as the alpha of a mask layer."""
-    lum = (mask[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) * (mask[..., 3] / 255.0)
-    pixels = np.zeros(mask.shape, np.uint8)
-    pixels[..., 3] = np.clip(lum.round(), 0, 255).astype(np.uint8)
-    return pixels
-
-
 def _lora_specs(values: list[str]) -> tuple:
     from invoke_core.errors import InvalidCanvasError
     from invoke_core.types import LoraSpec
@@ -333,14 +326,14 @@ def build_document(args, family: str, control_model: str | None = None):
                 raise InvalidImageError(
                     f"mask is {mask.shape[1]}x{mask.shape[0]} but the init image is {init.shape[1]}x{init.shape[0]}: they must match"
                 )
-            layers.append(Layer("mask", LayerKind.INPAINT_MASK, 0, 0, _coverage(mask)))
+            layers.append(Layer("mask", LayerKind.INPAINT_MASK, 0, 0, coverage_from_mask_image(mask)))
     elif args.mask:
         raise InvalidImageError("--mask needs --init: the image to inpaint")
     width, height = width or default_side, height or default_side
     for number, (mask_path, prompt) in enumerate(args.region, 1):
         mask = _read_rgba(mask_path, f"region {number} mask")
         region = RegionPrompt(prompt, "", args.region_strength)
-        layers.append(Layer(f"region-{number}", LayerKind.REGIONAL_GUIDANCE, 0, 0, _coverage(mask), region=region))
+        layers.append(Layer(f"region-{number}", LayerKind.REGIONAL_GUIDANCE, 0, 0, coverage_from_mask_image(mask), region=region))
     for number, image_path in enumerate(args.control, 1):
         image = _read_rgba(image_path, f"control image {number}")
         settings = ControlSettings(control_model, args.preprocessor, args.control_weight)

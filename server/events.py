@@ -94,8 +94,19 @@ class EventBus:
         self._min_interval = 1.0 / progress_per_second
         self._last_progress: dict[int, float] = {}
         self._lock = threading.Lock()
+        self._latest: dict[int, GenerationProgress] = {}  # each running item's last progress (the A1111 API's /progress)
+
+    def latest_progress(self, item_id: int) -> GenerationProgress | None:
+        """The last progress published through this bus for the item (this process's jobs only)."""
+        return self._latest.get(item_id)
 
     def publish(self, event: Any) -> None:
+        if isinstance(event, GenerationProgress):
+            self._latest[event.item_id] = event
+            while len(self._latest) > 64:
+                self._latest.pop(next(iter(self._latest)))
+        elif isinstance(event, QueueItemStatusChanged) and event.status in ("completed", "failed", "canceled"):
+            self._latest.pop(event.item_id, None)
         payload = asdict(event)
         self._socketio.emit(_NAMES[type(event)], payload, to=QUEUE_ROOM)
 

@@ -1,0 +1,365 @@
+"""Automatic1111's `/sdapi/v1`, for the clients people already use (the `webuiapi` package, Photoshop and Krita
+plugins, chat front ends, scripts). A translation onto our own request types and queue, not a second engine:
+each call enqueues ordinary queue items (so they show in the queue, the gallery and history), waits for them
+and answers in A1111's shapes, base64 PNGs carrying our metadata and A1111's `parameters` text.
+Fields and endpoints supported: README.md, "A1111 API".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, jsonify, request
+from PIL import Image
+from pydantic import BaseModel
+
+from db import history, queue
+from db import images as db_images
+from db.png_metadata import read_png_text
+from invoke_core.masks import coverage_from_mask_image
+
+from ..errors import ApiError
+from ..events import QueueItemStatusChanged
+from ..jobs import check_document, split_batch
+from ..schemas import JobDocumentIn
+from ..sdapi_translate import (
+    INPAINTING_FILL,
+    SCHEDULERS,
+    Img2ImgIn,
+    Txt2ImgIn,
+    info_text,
+    matches,
+    model_entry,
+    model_title,
+    sampler_list,
+    scheduler_for,
+    split_lora_tags,
+    strip_data_url,
+)
+from ..services import services
+
+bp = Blueprint("sdapi", __name__, url_prefix="/sdapi/v1")
+MODEL_SETTING = "sdapi_model"  # the checkpoint `options` selected, shared by every web process
+CHECKPOINT_KINDS = ("main", "inpaint")
+STATE = "sdapi_state"
+WAIT_S = 24 * 3600
+
+
+@dataclass
+class _Active:
+    """The items of the A1111 calls this process is answering (for progress, interrupt and skip)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    batches: dict[str, list[int]] = field(default_factory=dict)
+
+    def items(self) -> list[int]:
+        with self.lock:
+            return [i for ids in self.batches.values() for i in ids]
+
+
+def _active() -> _Active:
+    from flask import current_app
+
+    return current_app.extensions.setdefault(STATE, _Active())
+
+
+def _body(model: type[BaseModel]) -> BaseModel:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "send a JSON object with Content-Type: application/json")
+    return model.model_validate(data)
+
+
+# --- models ----------------------------------------------------------------------------------------
+
+
+def _checkpoints() -> list[Any]:
+    return [r for r in services().registry.list() if r.kind in CHECKPOINT_KINDS]
+
+
+def _current_model(override: str | None = None) -> Any:
+    s = services()
+    wanted = override or queue.get_setting(s.db, MODEL_SETTING)
+    records = _checkpoints()
+    if wanted:
+        found = next((r for r in records if matches(r, wanted)), None)
+        if found is None:
+            raise ApiError(422, f"unknown checkpoint {wanted!r}: see /sdapi/v1/sd-models")
+        return found
+    default = s.registry.default_model_id("main")
+    return next(r for r in records if r.id == default)
+
+
+def _lora_id(name: str) -> str:
+    loras = [r for r in services().registry.list() if r.kind == "lora"]
+    found = next((r for r in loras if name.lower() in (r.id.lower(), r.name.lower())), None)
+    if found is None:
+        raise ApiError(422, f"unknown LoRA {name!r} in the prompt: see /sdapi/v1/loras")
+    return found.id
+
+
+# --- images in and out -----------------------------------------------------------------------------
+
+
+def _decode(value: str, what: str) -> Image.Image:
+    s = services()
+    try:
+        data = base64.b64decode(strip_data_url(value), validate=False)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"{what} is not base64") from None
+    s.store.inspect_upload(data, max_bytes=s.config.max_upload_bytes, max_pixels=s.config.max_image_pixels)
+    return Image.open(io.BytesIO(data))
+
+
+def _asset(pixels: np.ndarray, category: str) -> str:
+    s = services()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(buffer, format="PNG", compress_level=1)
+    return db_images.add_image(s.db, s.store, buffer.getvalue(), origin="uploaded", category=category).id
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --- a generation ----------------------------------------------------------------------------------
+
+
+def _generate(payload: Txt2ImgIn, layers: list[dict], bbox: dict, extra: dict[str, Any]) -> tuple[list[tuple[str, bytes]], list[int], str]:
+    """Queue the job, wait for it, return ([(image id, PNG bytes)], seeds, prompt)."""
+    s = services()
+    model = _current_model(payload.override_settings.get("sd_model_checkpoint"))
+    prompt, tags = split_lora_tags(payload.prompt)
+    try:
+        scheduler = scheduler_for(payload.sampler_name or payload.sampler_index, payload.scheduler)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    params = {
+        "prompt": prompt, "negative_prompt": payload.negative_prompt, "model": model.id, "steps": payload.steps,
+        "cfg_scale": payload.cfg_scale, "scheduler": scheduler, "seed": None if payload.seed < 0 else payload.seed % (1 << 32),
+        "batch_size": payload.batch_size * payload.n_iter, "loras": [{"model": _lora_id(n), "weight": w} for n, w in tags],
+        **extra,
+    }
+    document = JobDocumentIn.model_validate({"bbox": bbox, "layers": layers, "params": params})
+    check_document(document, s.db, s.registry)
+    items = queue.enqueue(s.db, split_batch(document, s.registry))
+    active = _active()
+    with active.lock:
+        active.batches[items[0].batch_id] = [i.id for i in items]
+    try:
+        for item in items:
+            s.events.publish(QueueItemStatusChanged(item.id, item.batch_id, item.generation_id, item.status))
+        s.worker.wake(len(items))
+        finished = _wait([i.id for i in items])
+    finally:
+        with active.lock:
+            active.batches.pop(items[0].batch_id, None)
+    failed = [i for i in finished if i.status == "failed"]
+    if failed and len(failed) == len(finished):
+        raise ApiError(500, f"generation failed: {failed[0].error_type}: {failed[0].error_message}")
+    out: list[tuple[str, bytes]] = []
+    seeds: list[int] = []
+    for item in finished:
+        generation = history.get_generation(s.db, item.generation_id)
+        for image_id in generation.image_ids:
+            record = db_images.get_image(s.db, image_id)
+            out.append((image_id, s.store.read(record.file_name)))
+            seeds.append(generation.seed)
+    return out, seeds, prompt
+
+
+def _wait(ids: list[int]) -> list[queue.QueueItemRecord]:
+    s = services()
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        items = [queue.get_item(s.db, i) for i in ids]
+        if all(i.status in queue.FINISHED for i in items) or time.monotonic() > deadline:
+            return items
+        time.sleep(0.05)
+
+
+def _respond(payload: BaseModel, results: list[tuple[str, bytes]], seeds: list[int], prompt: str, images: list[bytes] | None = None):
+    pngs = images if images is not None else [data for _, data in results]
+    infotexts = [read_png_text(data).get("parameters", "") for _, data in results]
+    return jsonify({
+        "images": [_b64(d) for d in pngs],
+        "parameters": payload.model_dump(mode="json", exclude={"init_images", "mask"}),
+        "info": json.dumps(info_text(seeds, payload, prompt, infotexts)),
+    })
+
+
+@bp.post("/txt2img")
+def txt2img():
+    payload = _body(Txt2ImgIn)
+    bbox = {"x": 0, "y": 0, "width": payload.width, "height": payload.height}
+    results, seeds, prompt = _generate(payload, [], bbox, {})
+    return _respond(payload, results, seeds, prompt)
+
+
+@bp.post("/img2img")
+def img2img():
+    payload = _body(Img2ImgIn)
+    init = _decode(payload.init_images[0], "init_images[0]").convert("RGBA")
+    if init.size != (payload.width, payload.height):  # A1111's resize_mode 0: just resize
+        init = init.resize((payload.width, payload.height), Image.Resampling.LANCZOS)
+    pixels = np.asarray(init)
+    layers = [{"id": "init", "kind": "raster", "image_id": _asset(pixels, "layer")}]
+    bbox = {"x": 0, "y": 0, "width": payload.width, "height": payload.height}
+    if payload.mask is not None:
+        mask = _decode(payload.mask, "mask").convert("RGBA")
+        if mask.size != init.size:
+            mask = mask.resize(init.size, Image.Resampling.NEAREST)
+        covered = np.asarray(mask).copy()
+        if payload.inpainting_mask_invert:
+            covered[..., :3] = 255 - covered[..., :3]
+        coverage = coverage_from_mask_image(covered)
+        layers.append({"id": "mask", "kind": "inpaint_mask", "image_id": _asset(coverage, "mask")})
+        if payload.inpaint_full_res:
+            bbox = _masked_box(coverage[..., 3] > 0, payload.inpaint_full_res_padding, init.size) or bbox
+    extra = {"strength": payload.denoising_strength, "mask_blur": payload.mask_blur,
+             "infill": INPAINTING_FILL[payload.inpainting_fill]}
+    results, seeds, prompt = _generate(payload, layers, bbox, extra)
+    if (bbox["width"], bbox["height"]) == init.size:
+        return _respond(payload, results, seeds, prompt)
+    # "Inpaint only masked": the box was generated; A1111 answers with the whole picture, the box pasted in
+    whole = []
+    for _, data in results:
+        canvas = init.copy()
+        canvas.alpha_composite(Image.open(io.BytesIO(data)).convert("RGBA"), (bbox["x"], bbox["y"]))
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="PNG")
+        whole.append(buffer.getvalue())
+    return _respond(payload, results, seeds, prompt, images=whole)
+
+
+def _masked_box(covered: np.ndarray, padding: int, size: tuple[int, int]) -> dict | None:
+    """The mask's bounding box grown by `padding`, in multiples of 8, inside the image."""
+    ys, xs = np.nonzero(covered)
+    if not len(xs):
+        return None
+    w, h = size
+    x0, y0 = max(0, int(xs.min()) - padding), max(0, int(ys.min()) - padding)
+    x1, y1 = min(w, int(xs.max()) + 1 + padding), min(h, int(ys.max()) + 1 + padding)
+    bw, bh = max(8, (x1 - x0 + 7) // 8 * 8), max(8, (y1 - y0 + 7) // 8 * 8)
+    x0, y0 = min(x0, max(0, w - bw)), min(y0, max(0, h - bh))
+    return {"x": x0, "y": y0, "width": min(bw, w), "height": min(bh, h)}
+
+
+# --- state -----------------------------------------------------------------------------------------
+
+
+@bp.get("/progress")
+def progress():
+    s = services()
+    ids = _active().items()
+    items = [queue.get_item(s.db, i) for i in ids]
+    done = sum(1 for i in items if i.status in queue.FINISHED)
+    running = next((i for i in items if i.status == "in_progress"), None)
+    latest = s.events.latest_progress(running.id) if running else None
+    step, total = (latest.step, latest.total) if latest else (0, 0)
+    fraction = (done + (step / total if total else 0.0)) / len(items) if items else 0.0
+    preview = latest.preview.partition(",")[2] if latest and latest.preview else None
+    return jsonify({
+        "progress": round(fraction, 4),
+        "eta_relative": 0.0,
+        "state": {
+            "skipped": False, "interrupted": False, "job": f"task({running.id})" if running else "",
+            "job_count": len(items) - done, "job_timestamp": "", "job_no": done,
+            "sampling_step": step, "sampling_steps": total,
+        },
+        "current_image": preview,
+        "textinfo": None,
+    })
+
+
+def _stop(pending_too: bool) -> None:
+    s = services()
+    for item_id in _active().items():
+        item = queue.get_item(s.db, item_id)
+        if item.status == "in_progress":
+            s.worker.cancel_current(item_id)
+        elif item.status == "pending" and pending_too:
+            queue.cancel(s.db, item_id)
+
+
+@bp.post("/interrupt")
+def interrupt():
+    """Stop the running A1111 job at its next step and drop the rest of its batch."""
+    _stop(pending_too=True)
+    return jsonify(None)
+
+
+@bp.post("/skip")
+def skip():
+    """Stop the image being made; the rest of the batch goes on."""
+    _stop(pending_too=False)
+    return jsonify(None)
+
+
+@bp.get("/options")
+def get_options():
+    model = _current_model()
+    return jsonify({"sd_model_checkpoint": model_title(model), "sd_checkpoint_hash": model.hash or None,
+                    "samples_format": "png", "CLIP_stop_at_last_layers": 1, "sd_lora": "None"})
+
+
+@bp.post("/options")
+def set_options():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "send a JSON object of options")
+    wanted = body.get("sd_model_checkpoint")
+    if wanted is not None:
+        if not isinstance(wanted, str):
+            raise ApiError(422, "sd_model_checkpoint must be a string")
+        model = _current_model(wanted)  # 422 for an unknown one
+        queue.set_setting(services().db, MODEL_SETTING, model.id)
+    return jsonify(None)  # other options are A1111's own settings: accepted, not applied
+
+
+@bp.get("/sd-models")
+def sd_models():
+    return jsonify([model_entry(r) for r in _checkpoints()])
+
+
+@bp.get("/samplers")
+def samplers():
+    return jsonify(sampler_list())
+
+
+@bp.get("/schedulers")
+def schedulers():
+    return jsonify([{"name": n, "label": label, "aliases": None, "default_rho": -1, "need_inner_model": False} for n, label in SCHEDULERS])
+
+
+@bp.get("/loras")
+def loras():
+    return jsonify([{"name": r.name, "alias": r.id, "path": r.path, "metadata": {}}
+                    for r in services().registry.list() if r.kind == "lora"])
+
+
+@bp.get("/scripts")
+def scripts():
+    return jsonify({"txt2img": [], "img2img": []})  # no A1111 scripts or extensions
+
+
+@bp.post("/png-info")
+def png_info():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("image"), str):
+        raise ApiError(400, 'send {"image": "<base64 PNG>"}')
+    try:
+        data = base64.b64decode(strip_data_url(body["image"]))
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "image is not base64") from None
+    chunks = read_png_text(data)
+    return jsonify({"info": chunks.get("parameters", ""), "items": {k: v for k, v in chunks.items() if k != "parameters"},
+                    "parameters": {}})
