@@ -7,6 +7,7 @@ in a prompt become the job's LoRA stack; a seed of -1 is random.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -167,3 +168,56 @@ def strip_data_url(value: str) -> str:
     """Clients send base64 with or without a `data:image/png;base64,` prefix."""
     head, sep, rest = value.partition(",")
     return rest if sep and head.startswith("data:") else value
+
+
+# sd-webui-controlnet's module names (their prefixes) -> our preprocessors
+_MODULES = (
+    ("none", "none"), ("canny", "canny"), ("softedge", "soft_edge"), ("lineart", "lineart"), ("scribble", "scribble"),
+    ("threshold", "threshold"), ("tile", "tile"), ("blur", "blur"), ("t2ia_color", "color_map"), ("color", "color_map"),
+)
+_CONTROL_MODES = {0: "balanced", 1: "prompt", 2: "control", "Balanced": "balanced",
+                  "My prompt is more important": "prompt", "ControlNet is more important": "control"}
+MAX_CONTROL_UNITS = 8
+
+
+@dataclass(frozen=True)
+class ControlUnit:
+    image: str  # base64
+    model: str  # as the client named it ("control_v11p_sd15_canny [d14c016b]")
+    preprocessor: str
+    weight: float
+    begin: float
+    end: float
+    mode: str
+
+
+def control_units(alwayson_scripts: dict[str, Any]) -> list[ControlUnit]:
+    """The enabled ControlNet units of `alwayson_scripts` (sd-webui-controlnet's format); ValueError for one
+    we cannot run. Other scripts are not ours to run: ignored, as A1111 ignores a script it does not have."""
+    script = next((v for k, v in alwayson_scripts.items() if k.lower() == "controlnet"), None)
+    args = script.get("args") if isinstance(script, dict) else None
+    if not isinstance(args, list):
+        return []
+    units = []
+    for n, unit in enumerate(args[:MAX_CONTROL_UNITS]):
+        if not isinstance(unit, dict) or unit.get("enabled") is False:
+            continue
+        image = unit.get("image") or unit.get("input_image")
+        if isinstance(image, dict):  # newer clients: {"image": ..., "mask": ...}
+            image = image.get("image")
+        if not isinstance(image, str) or not image:
+            raise ValueError(f"ControlNet unit {n}: give its image (base64)")
+        module = str(unit.get("module") or "none").lower()
+        ours = next((p for prefix, p in _MODULES if module.startswith(prefix)), None)
+        if ours is None:
+            raise ValueError(f"ControlNet unit {n}: module {module!r} is not one we run ({', '.join(p for p, _ in _MODULES)})")
+        model = str(unit.get("model") or "").rpartition(" [")[0] or str(unit.get("model") or "")
+        if not model or model.lower() == "none":
+            raise ValueError(f"ControlNet unit {n}: name its model (see /api/v1/models)")
+        try:
+            weight, begin, end = (float(unit.get(k, d)) for k, d in (("weight", 1.0), ("guidance_start", 0.0), ("guidance_end", 1.0)))
+        except (TypeError, ValueError):
+            raise ValueError(f"ControlNet unit {n}: weight and guidance must be numbers") from None
+        units.append(ControlUnit(strip_data_url(image), model, ours, weight, begin, end,
+                                 _CONTROL_MODES.get(unit.get("control_mode", 0), "balanced")))
+    return units

@@ -121,3 +121,21 @@ def test_bad_requests_are_clear(server):
     assert r.status_code == 422 and "missing" in r.json()["message"]
     r = server.post("/sdapi/v1/img2img", json={"init_images": ["bm90IGFuIGltYWdl"], "width": 64, "height": 64})
     assert r.status_code == 415
+
+
+def test_controlnet_units_in_alwayson_scripts(api, server):
+    api.util_set_model("Demo SD1.5")
+    rng = np.random.default_rng(9)
+    edges = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    plain = api.txt2img(prompt="a tower", width=64, height=64, seed=4, steps=3)
+    unit = webuiapi.ControlNetUnit(image=edges, module="canny", model="demo-controlnet [abcdef12]", weight=1.0,
+                                   guidance_start=0.0, guidance_end=1.0)
+    guided = api.txt2img(prompt="a tower", width=64, height=64, seed=4, steps=3, controlnet_units=[unit])
+    assert np.abs(pixels(plain.image) - pixels(guided.image)).mean() > 1  # the control image steers the job
+    assert "Control" in guided.info["infotexts"][0]  # recorded in A1111's parameters text
+    off = webuiapi.ControlNetUnit(image=edges, module="canny", model="demo-controlnet", enabled=False)
+    same = api.txt2img(prompt="a tower", width=64, height=64, seed=4, steps=3, controlnet_units=[off])
+    assert np.array_equal(pixels(plain.image), pixels(same.image))  # a disabled unit changes nothing
+    bad = server.post("/sdapi/v1/txt2img", json={"prompt": "x", "width": 64, "height": 64, "alwayson_scripts": {
+        "ControlNet": {"args": [{"image": "aGk=", "module": "openpose_full", "model": "demo-controlnet"}]}}})
+    assert bad.status_code == 422 and "openpose_full" in bad.json()["message"]

@@ -25,6 +25,7 @@ from db import history, queue
 from db import images as db_images
 from db.png_metadata import read_png_text
 from invoke_core.masks import coverage_from_mask_image
+from invoke_core.model_records import CONTROL_KINDS
 
 from ..errors import ApiError
 from ..events import QueueItemStatusChanged
@@ -32,6 +33,8 @@ from ..jobs import check_document, split_batch
 from ..schemas import JobDocumentIn
 from ..sdapi_translate import (
     INPAINTING_FILL,
+    ControlUnit,
+    control_units,
     SCHEDULERS,
     Img2ImgIn,
     Txt2ImgIn,
@@ -140,8 +143,10 @@ def _generate(payload: Txt2ImgIn, layers: list[dict], bbox: dict, extra: dict[st
     prompt, tags = split_lora_tags(payload.prompt)
     try:
         scheduler = scheduler_for(payload.sampler_name or payload.sampler_index, payload.scheduler)
+        units = control_units(payload.alwayson_scripts)
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
+    layers = layers + [_control_layer(n, unit, bbox) for n, unit in enumerate(units)]
     params = {
         "prompt": prompt, "negative_prompt": payload.negative_prompt, "model": model.id, "steps": payload.steps,
         "cfg_scale": payload.cfg_scale, "scheduler": scheduler, "seed": None if payload.seed < 0 else payload.seed % (1 << 32),
@@ -174,6 +179,21 @@ def _generate(payload: Txt2ImgIn, layers: list[dict], bbox: dict, extra: dict[st
             out.append((image_id, s.store.read(record.file_name)))
             seeds.append(generation.seed)
     return out, seeds, prompt
+
+
+def _control_layer(n: int, unit: ControlUnit, bbox: dict) -> dict:
+    """A ControlNet unit as a control layer over the box (its image resized to the box, as A1111 does)."""
+    controlnets = [r for r in services().registry.list() if r.kind in CONTROL_KINDS]
+    model = next((r for r in controlnets if unit.model.lower() in (r.id.lower(), r.name.lower())), None)
+    if model is None:
+        raise ApiError(422, f"ControlNet unit {n}: unknown model {unit.model!r}; installed: {', '.join(r.id for r in controlnets)}")
+    image = _decode(unit.image, f"ControlNet unit {n} image").convert("RGBA").resize((bbox["width"], bbox["height"]))
+    return {
+        "id": f"control-{n}", "kind": "control", "x": bbox["x"], "y": bbox["y"],
+        "image_id": _asset(np.asarray(image), "control"),
+        "control": {"model": model.id, "preprocessor": unit.preprocessor, "weight": unit.weight,
+                    "begin": unit.begin, "end": unit.end, "mode": unit.mode},
+    }
 
 
 def _wait(ids: list[int]) -> list[queue.QueueItemRecord]:
