@@ -60,3 +60,26 @@ def test_the_memory_dialog_shows_what_is_loaded_and_keeps_a_model_loaded(app, se
     app.shot("memory-fp8")
     app.click("memory-close")
     assert app.page.locator('[data-testid="memory-dialog"]').count() == 0
+
+
+def test_models_from_a_folder_are_added_from_the_memory_dialog(app, server, tmp_path):
+    import shutil
+
+    from invoke_core.demo import build_sd15_demo
+
+    folder = tmp_path / "ComfyUI" / "models"
+    shutil.copytree(build_sd15_demo(tmp_path / "build"), folder / "diffusers" / "harbourDream")
+    (folder / "checkpoints" / "old.ckpt").parent.mkdir(parents=True)
+    (folder / "checkpoints" / "old.ckpt").write_bytes(b"not opened")
+    app.click("memory-button")
+    app.wait("() => !!document.querySelector('[data-testid=scan-path]')")
+    app.tid("scan-path").fill(str(folder))
+    app.click("scan-run")
+    app.wait("() => /found and added/.test(document.querySelector('[data-testid=scan-note]')?.textContent || '')", timeout=60_000)
+    note = app.tid("scan-note").inner_text()
+    assert note.startswith("1 found and added") and "1 skipped" in note, note
+    assert app.page.locator('[data-testid="memory-row"][data-model="harbourdream"]').count() == 1
+    app.shot("models-scanned")
+    app.click("memory-close")
+    # the Generate panel's model list has it too (the scan's event reloads the models)
+    app.wait("() => [...document.querySelectorAll('option')].some((o) => o.value === 'harbourdream')", timeout=20_000)

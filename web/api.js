@@ -138,6 +138,10 @@ export function createApi({ base = "/api/v1", token = readToken(), onError = () 
       keepLoaded: (id, keep) => patch(`/models/${enc(id)}`, { keep_loaded: keep }),
       /** @param {string} id @param {"native"|"fp8"|"nf4"|"int8"} weights how its denoiser's weights are stored */
       setWeights: (id, weights) => patch(`/models/${enc(id)}`, { weights }),
+      /** Find and register in place every model under a folder on the server's machine (a background job). @param {string} path */
+      scan: (path) => post("/models/scan", { path }),
+      /** The state of an install or scan job: started, completed (with what it found) or failed. @param {string} id */
+      job: (id) => get(`/models/install/${enc(id)}`),
     },
     images: {
       /**

@@ -201,7 +201,7 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
     board_changed: (ev) => gallery.onBoardChanged(ev),
     model_install_progress: (ev) => {
       if (ev.status === "completed") {
-        toasts.success(`Model installed: ${ev.model_id}`);
+        toasts.success(ev.model_id ? `Model installed: ${ev.model_id}` : `Models from ${ev.source}: ${ev.message || "done"}`);
         guard(onModelsChanged);
       } else if (ev.status === "failed") toasts.error(`Model install failed: ${ev.message || ev.source}`);
       else toasts.info(`Installing model from ${ev.source}…`);

@@ -102,6 +102,33 @@ export function createMemoryDialog({ api, guard }) {
     );
   }
 
+  /** "Add models from a folder": an A1111, ComfyUI or InvokeAI models folder on the server's machine, scanned
+   * and registered in place (POST /models/scan); the outcome is written under the field. */
+  let scanNote = "";
+  function scanForm() {
+    const input = h("input", { type: "text", "data-testid": "scan-path", placeholder: "/path/to/stable-diffusion-webui/models", spellcheck: "false" });
+    const note = h("div", { class: "memory-scan-note", "data-testid": "scan-note" }, scanNote);
+    const run = async () => {
+      const path = /** @type {HTMLInputElement} */ (input).value.trim();
+      if (!path) return;
+      note.textContent = scanNote = `Scanning ${path}…`;
+      const { job_id } = await api.models.scan(path);
+      let state;
+      for (let i = 0; i < 3600; i++) {
+        state = await api.models.job(job_id);
+        if (state.status !== "started") break;
+        await new Promise((done) => setTimeout(done, 500));
+      }
+      scanNote = state.status === "completed"
+        ? `${state.installed.length} found and added, ${state.already.length} already here, ${state.skipped.length} skipped` +
+          (state.missing.length ? `; ${state.missing.length} installed model(s) have missing files` : "")
+        : `Scan failed: ${state.message}`;
+      await refresh();
+    };
+    const button = h("button", { class: "btn small", type: "button", "data-testid": "scan-run", onclick: () => guard(run) }, "Scan");
+    return h("div", { class: "memory-scan" }, h("label", null, "Add models from a folder", h("div", { class: "memory-scan-row" }, input, button)), note);
+  }
+
   /** @type {HTMLElement | null} */
   let body = null;
   async function refresh() {
@@ -113,6 +140,7 @@ export function createMemoryDialog({ api, guard }) {
     const rank = (r) => (r.loaded ? 0 : r.keep ? 1 : 2);
     rows.sort((a, b) => rank(a) - rank(b));
     body.replaceChildren(
+      scanForm(),
       budget("RAM", cache.ram_used, cache.ram_budget),
       ...(cache.vram_used ? [budget("VRAM", cache.vram_used, cache.vram_budget)] : []),
       h("table", { class: "memory-table" }, h("tbody", null, rows.map((r) => row(r, cache.weight_storages?.length ? cache.weight_storages : FALLBACK_STORAGES)))),
