@@ -37,6 +37,13 @@ def api(server):
     return webuiapi.WebUIApi(host="127.0.0.1", port=server.port, sampler="Euler a", steps=3)
 
 
+def use_demo(api) -> None:
+    """The SD1.5 demo by its exact title (webuiapi's closest-name match may pick "Demo SD 3.5")."""
+    (title,) = [t for t in api.util_get_model_names() if t.startswith("Demo SD1.5 (tiny)")]
+    api.util_set_model(title, find_closest=False)
+    assert api.util_get_current_model() == title
+
+
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
@@ -91,7 +98,7 @@ def test_img2img_with_a_mask_keeps_what_is_outside_it(api):
 
 
 def test_progress_during_a_job_and_interrupt(api):
-    api.util_set_model("Demo SD1.5")
+    use_demo(api)
     done: dict = {}
     worker = threading.Thread(target=lambda: done.update(result=api.txt2img(prompt="a long one", width=64, height=64, steps=400)))
     worker.start()
@@ -124,7 +131,7 @@ def test_bad_requests_are_clear(server):
 
 
 def test_controlnet_units_in_alwayson_scripts(api, server):
-    api.util_set_model("Demo SD1.5")
+    use_demo(api)
     rng = np.random.default_rng(9)
     edges = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     plain = api.txt2img(prompt="a tower", width=64, height=64, seed=4, steps=3)
