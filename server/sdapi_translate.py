@@ -52,9 +52,9 @@ class _Payload(BaseModel):
     seed: int = -1
     batch_size: int = Field(1, ge=1, le=16)
     n_iter: int = Field(1, ge=1, le=16)
-    sampler_name: str | None = None
-    sampler_index: str | None = None
-    scheduler: str | None = None
+    sampler_name: str | None = Field(None, max_length=100)
+    sampler_index: str | None = Field(None, max_length=100)
+    scheduler: str | None = Field(None, max_length=100)
     override_settings: dict[str, Any] = Field(default_factory=dict)
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
 
@@ -210,8 +210,9 @@ def control_units(alwayson_scripts: dict[str, Any]) -> list[ControlUnit]:
         module = str(unit.get("module") or "none").lower()
         ours = next((p for prefix, p in _MODULES if module.startswith(prefix)), None)
         if ours is None:
-            raise ValueError(f"ControlNet unit {n}: module {module!r} is not one we run ({', '.join(p for p, _ in _MODULES)})")
-        model = str(unit.get("model") or "").rpartition(" [")[0] or str(unit.get("model") or "")
+            raise ValueError(f"ControlNet unit {n}: module {module[:100]!r} is not one we run ({', '.join(p for p, _ in _MODULES)})")
+        named = str(unit.get("model") or "")[:200]
+        model = named.rpartition(" [")[0] or named
         if not model or model.lower() == "none":
             raise ValueError(f"ControlNet unit {n}: name its model (see /api/v1/models)")
         try:
