@@ -46,35 +46,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
+from random_models import build_flux_width, build_full_sd15  # bench_server imports them from here too
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def build_full_sd15(dest: Path) -> Path:
-    """A full-size SD1.5 pipeline with random weights from the shipped architecture configs."""
-    import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from invoke_core.clip_vocab import load_clip_tokenizer
-    from invoke_core.single_file import shipped_config_dir
-
-    cfg = shipped_config_dir("sd-1", "main")
-    torch.manual_seed(0)
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_config(AutoencoderKL.load_config(cfg / "vae")),
-        text_encoder=CLIPTextModel(CLIPTextConfig.from_json_file(cfg / "text_encoder" / "config.json")),
-        tokenizer=load_clip_tokenizer(dest.parent / "tokenizer-cache"),
-        unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(cfg / "unet")),
-        scheduler=EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(cfg / "scheduler")),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(dest, safe_serialization=True)
-    return dest
 
 
 def build_full_controlnet(pipeline_folder: Path, dest: Path) -> Path:
@@ -429,52 +405,6 @@ def main() -> int:
 
 def engine_tokens(engine, record) -> int:
     return int(engine.cache.get(record, engine.device).model.tokenizer_2.model_max_length)
-
-
-def build_flux_width(dest: Path) -> Path:
-    """A random-weight FLUX.1-width pipeline of reduced depth (see the module docstring)."""
-    import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    from invoke_core.demo import _tokenizer
-    from invoke_core.families.flux_demo import _t5_tokenizer
-
-    torch.manual_seed(0)
-    transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=64, num_layers=2, num_single_layers=4, attention_head_dim=128,
-        num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
-        axes_dims_rope=(16, 56, 56),
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=16, norm_num_groups=32,
-        sample_size=1024, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False,
-    )
-    tokenizer = _tokenizer(dest.parent / (dest.name + "-tokenizer"))
-    tokenizer_2 = _t5_tokenizer(max_tokens=128)
-    clip = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=2, num_attention_heads=12,
-            max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.eos_token_id, hidden_act="quick_gelu",
-        )
-    )
-    t5 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer_2), d_model=4096, d_kv=64, d_ff=10240, num_layers=2, num_heads=64,
-            feed_forward_proj="gated-gelu", is_encoder_decoder=False, pad_token_id=0, eos_token_id=1,
-        )
-    )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096
-    )
-    pipe = FluxPipeline(
-        transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=tokenizer,
-        text_encoder_2=t5, tokenizer_2=tokenizer_2,
-    )
-    pipe.save_pretrained(dest, safe_serialization=True)
-    return dest
 
 
 def bench_transformer_family(engine, args, tmp: Path, rss_before: float) -> int:

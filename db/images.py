@@ -244,8 +244,11 @@ def add_image(
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     missing_board: str = "raise",
+    thumbnail: bool = True,
 ) -> ImageRecord:
     """Check the bytes, write the file and thumbnail, then insert the row (files removed if it fails).
+    `thumbnail=False` leaves the thumbnail to the caller (the queue's saver writes it after the job's
+    event; the thumbnail route makes a missing one on request).
 
     Without `metadata`, a PNG's text chunks provide it (ours, InvokeAI's or A1111's), so an image
     made elsewhere keeps its prompt. `max_bytes` and `max_pixels` are the upload limits.
@@ -277,7 +280,8 @@ def add_image(
     image_id = new_id()
     stored = store.write(image_id, data, info.ext)
     try:
-        store.write_thumbnail(image_id, data)
+        if thumbnail:
+            store.write_thumbnail(image_id, data)
         with db.write() as s:
             if board_id is not None:
                 if missing_board == "raise":

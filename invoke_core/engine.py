@@ -57,24 +57,29 @@ class Engine:
         ram_cache_gb: float | None = None,
         vram_cache_gb: float | None = None,
         compile_backend: str | None = None,
+        fast_path: str | None = "auto",
         vae_tiling: str = "auto",
         offload: str = "auto",
         registry: ModelRegistry | None = None,
     ):
         """`registry`: the one the server shares (a database-backed one for remote workers); by default the
-        JSON registry under the root."""
+        JSON registry under the root. `fast_path`: invoke_core/fast_path.py's setting ("auto": on for CUDA);
+        `compile_backend` turns its torch.compile on with that backend ("eager" checks the wiring on a CPU)."""
+        from . import allocator
         from .quiet import quiet_libraries
 
+        allocator.tune()  # before the first job's buffers (the CLI tunes earlier, before its threads)
         quiet_libraries()  # diffusers and transformers load with the engine: keep their chatter off the terminal
         self.root: Path = resolve_root(root)
         self.registry = registry if registry is not None else ModelRegistry(self.root)
         self.device: DeviceChoice = choose_device(device, dtype)
         ram = int(ram_cache_gb * (1 << 30)) if ram_cache_gb is not None else _physical_memory() // 2
         vram = int(vram_cache_gb * (1 << 30)) if vram_cache_gb is not None else _default_vram_budget(self.device)
-        self.cache = ModelCache(
-            self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram, compile_backend=compile_backend,
-            offload=offload,
-        )
+        self.cache = ModelCache(self.root / "models" / ".cache", ram_budget_bytes=ram, vram_budget_bytes=vram, offload=offload)
+        from .fast_path import FastPathRunner, parse_fast_path
+
+        self.fast_path = FastPathRunner(parse_fast_path(fast_path, self.device.device, compile_backend), self.cache.cache_dir, self.device.device)
+        self.cache.on_drop = self.fast_path.forget
         from .offload import choose_offload
 
         choose_offload(offload, "cpu", 0, 0)  # an unknown mode is an error now, not at the first job
@@ -215,10 +220,18 @@ class Engine:
             do_cfg = family.uses_cfg(pipe, params)
             prompt_args = family.encode_prompts(pipe, prompt_args["prompt"], prompt_args["negative_prompt"], do_cfg)
 
+        # the fast path's fused and compiled modules only where nothing job-specific sits on the denoiser
+        plain = processor is None and not params.loras and not request.references and loaded.offload == "none"
         results = []
-        with _out_of_memory(self.device, request.size, tiling), offloaded(pipe, loaded.offload, self.device.torch_device), \
+        with _out_of_memory(self.device, request.size, tiling), \
+                self.fast_path.job(pipe, plain, (*request.size, params.batch_size, bool(controlnets))) as fast, \
+                offloaded(pipe, loaded.offload, self.device.torch_device), \
                 _before_denoiser(pipe, self.denoiser_hook), \
                 family.control_modes(controlnets, request.controls), family.attention(pipe, controlnets, processor):
+            if fast.get("switches"):
+                extra_meta["fast_path"] = fast["switches"]
+            if fast.get("compiling") and on_progress is not None:
+                on_progress(Progress(0, 0, params.steps, phase="compiling"))  # the UI says why the first step is late
             for index in range(params.batch_size):
                 seed = (params.seed + index) % (1 << 32)
                 item_started = time.perf_counter()
@@ -299,7 +312,8 @@ class Engine:
             if blend is not None:
                 callback_kwargs["latents"] = blend(p, callback_kwargs["latents"])
             if on_progress is not None:
-                on_progress(Progress(index, step + 1, p.num_timesteps, family.preview(callback_kwargs["latents"], request.size)))
+                latents = callback_kwargs["latents"]
+                on_progress(Progress(index, step + 1, p.num_timesteps, lambda: family.preview(latents, request.size)))
             return callback_kwargs
 
         # Anything a pipeline draws without our generator (the VAE sample of an SD3 control image) comes

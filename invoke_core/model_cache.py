@@ -115,15 +115,13 @@ def _module_device(module: Any) -> str:
 
 
 def load_model(
-    record: ModelRecord, device: DeviceChoice, cache_dir: Path, compile_backend: str | None = None, shared: dict[str, Any] | None = None,
+    record: ModelRecord, device: DeviceChoice, cache_dir: Path, shared: dict[str, Any] | None = None,
     quantization: Any | None = None,
 ) -> Any:
     """Read a model from disk onto the device, offline. Pickle files never reach here (refused at install).
     `shared`: components of a diffusers pipeline folder already loaded (by name), used instead of reading them.
     `quantization`: a pipeline folder's `quantization_config` (weight_storage.quantization_config).
 
-    `compile_backend` ("inductor" on a GPU; "eager" only checks the wiring) wraps the UNet in
-    torch.compile: the first job pays the compilation, later jobs of the same size run faster.
     """
     import diffusers
 
@@ -161,16 +159,7 @@ def load_model(
     model.to(device.torch_device)
     if hasattr(model, "set_progress_bar_config"):
         model.set_progress_bar_config(disable=True)
-    unet = getattr(model, "unet", None)
-    if unet is not None and device.device.startswith("cuda"):
-        import torch
-
-        unet.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
-    if unet is not None and compile_backend:
-        import torch
-
-        model.unet = torch.compile(unet, backend=compile_backend)
-    return model
+    return model  # channels_last, fused projections, torch.compile: per job, invoke_core/fast_path.py
 
 
 class ModelCache:
@@ -179,17 +168,16 @@ class ModelCache:
         cache_dir: Path,
         ram_budget_bytes: int = 8 << 30,
         vram_budget_bytes: int = 16 << 30,
-        compile_backend: str | None = None,
         share_components: bool = True,
         offload: str = "auto",
     ):
         self.cache_dir = cache_dir
         self.share_components = share_components  # False: every model loads its own (bench/bench_cache.py)
         self.offload = offload  # invoke_core/offload.py's modes: a model over the VRAM budget stays in RAM
-        self.compile_backend = compile_backend
         # Told (model id, "started" | "finished", seconds, components) around each load from disk;
         # `components`: [{"name", "bytes", "shared"}] once finished.
         self.on_load: Callable[..., None] | None = None
+        self.on_drop: Callable[[Any], None] | None = None  # told each module it lets go (the fast path's graphs)
         self.ram_budget = ram_budget_bytes
         self.vram_budget = vram_budget_bytes
         self._models: OrderedDict[tuple[str, str, str, str, str], LoadedModel] = OrderedDict()
@@ -279,7 +267,7 @@ class ModelCache:
             self.on_load(record.id, "started", None, None)
         started = time.perf_counter()
         quantization = quantization_config(storage, to_read, device.torch_dtype)
-        model = load_model(record, device, self.cache_dir, self.compile_backend, shared=shared, quantization=quantization)
+        model = load_model(record, device, self.cache_dir, shared=shared, quantization=quantization)
         seconds = time.perf_counter() - started
         now = time.monotonic()
         used: list[str] = []
@@ -393,13 +381,21 @@ class ModelCache:
                     self._evictions += 1
                 freed = True
         if freed:
+            import gc
+
             import torch
 
+            from . import allocator
+
+            gc.collect()
+            allocator.release()  # what the dropped weights held goes back to the system now
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
     def _drop_component(self, key: str) -> None:
-        del self._components[key]
+        component = self._components.pop(key)
+        if self.on_drop is not None:
+            self.on_drop(component.module)
         for model_key in [m for m, e in self._models.items() if key in e.components]:
             del self._models[model_key]
 

@@ -63,12 +63,22 @@ def _compel(pipe: Any, family: str, device: torch.device, dtype: torch.dtype):
     return Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, **common)
 
 
+def _execution_device(pipe: Any) -> torch.device:
+    """Where the text encoder runs: its weights' device, unless accelerate's offload hooks move it
+    (diffusers' `_execution_device` walks every component to say so: ~5 ms a job on the demo)."""
+    encoder = getattr(pipe, "text_encoder", None)
+    if isinstance(encoder, torch.nn.Module) and not hasattr(encoder, "_hf_hook"):
+        for parameter in encoder.parameters():
+            return parameter.device
+    return pipe._execution_device
+
+
 class PromptEncoder:
     """compel over one pipeline's tokenizers and text encoders: prompts -> conditioning tensors."""
 
     def __init__(self, pipe: Any, family: str):
         self.pipe, self.family = pipe, family
-        self.device = pipe._execution_device
+        self.device = _execution_device(pipe)
         if family == "sdxl":
             encoder = pipe.text_encoder_2 if pipe.text_encoder_2 is not None else pipe.text_encoder
         else:

@@ -5,6 +5,8 @@ One scheduler per job: diffusers schedulers keep per-run state and are not threa
 
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 from .errors import InvalidCanvasError
@@ -108,4 +110,14 @@ def make_scheduler(name: str, base_config: Any, seed: int, sampling: str = "diff
     cls = getattr(diffusers, class_name)
     if "noise_sampler_seed" in inspect.signature(cls.__init__).parameters:
         overrides = {**overrides, "noise_sampler_seed": seed}
-    return cls.from_config(base_config, **overrides)
+    # from_config re-validates the whole config each time (~2 ms); a copy of the first one made is the same
+    key = (class_name, repr(sorted(dict(base_config).items())), repr(sorted(overrides.items())))
+    template = _MADE.get(key)
+    if template is None:
+        template = _MADE[key] = cls.from_config(base_config, **overrides)
+        while len(_MADE) > 64:
+            _MADE.pop(next(iter(_MADE)))
+    return copy.deepcopy(template)
+
+
+_MADE: dict[tuple[str, str, str], Any] = {}  # never handed out: jobs get copies (schedulers keep state)

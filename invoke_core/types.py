@@ -276,12 +276,19 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class Progress:
-    """One denoising step done. `preview` is a small RGB PIL image of the current latents (or None)."""
+    """One denoising step done. `preview` is a small RGB PIL image of the current latents (or None),
+    made only when read: a listener that throttles its events pays for the previews it sends, and on
+    a GPU the copy to the host (a sync) happens only then, not at every step."""
 
     item: int  # index within the batch
     step: int  # 1-based
     total: int
-    preview: Any = None
+    render_preview: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    phase: str | None = None  # "compiling": step 0 of a job whose size the fast path compiles first
+
+    @property
+    def preview(self) -> Any:
+        return None if self.render_preview is None else self.render_preview()
 
 
 @dataclass(frozen=True, eq=False)

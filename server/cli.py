@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default=None, help="auto (default), float32, float16 or bfloat16")
     parser.add_argument("--ram-cache-gb", type=float, default=None, help="model cache budget in RAM")
     parser.add_argument("--vram-cache-gb", type=float, default=None, help="model cache budget in GPU memory")
-    parser.add_argument("--compile", default=None, help="torch.compile the UNet with this backend (inductor, on a GPU)")
+    parser.add_argument("--compile", default=None, help="torch.compile the denoiser and VAE decoder with this backend (the fast path's compile switch, on any device)")
+    parser.add_argument("--fast-path", default=None, help="GPU fast path: auto (default: on for CUDA), on, off, or switches: channels_last,fused_qkv,compile,cuda_graphs,fp8")
     parser.add_argument("--offload", default=None, choices=OFFLOAD_MODES, help="a model over the VRAM budget: auto (default), none, model, group or sequential")
     parser.add_argument("--vae-tiling", default=None, choices=VAE_TILING_MODES, help="tile the VAE: auto (default: above 1536x1536), on or off")
     _add_scale(parser, None)
@@ -186,7 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.command == "models" and getattr(args, "models_command", "") == "install"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_environment()  # the engine quiets the libraries when it loads them
+    from invoke_core import allocator
     from invoke_core.errors import InvokeCoreError
+
+    allocator.tune()  # before any thread: the queue worker's then share the main heap (invoke_core/allocator.py)
 
     try:
         if args.command is None:
@@ -225,6 +229,7 @@ def _serve(args) -> int:
         "ram_cache_gb": args.ram_cache_gb,
         "vram_cache_gb": args.vram_cache_gb,
         "compile": args.compile,
+        "fast_path": args.fast_path,
         "vae_tiling": args.vae_tiling,
         "offload": args.offload,
         "database_url": args.database_url,
@@ -243,7 +248,7 @@ def _worker(args) -> int:
 
     overrides = {
         "root": args.root, "device": args.device, "dtype": args.dtype, "ram_cache_gb": args.ram_cache_gb,
-        "vram_cache_gb": args.vram_cache_gb, "compile": args.compile, "vae_tiling": args.vae_tiling,
+        "vram_cache_gb": args.vram_cache_gb, "compile": args.compile, "fast_path": args.fast_path, "vae_tiling": args.vae_tiling,
         "offload": args.offload, "database_url": args.database_url, "broker_url": args.broker,
         "assets_url": args.assets, "lease_seconds": args.lease,
     }
@@ -266,7 +271,10 @@ def _worker(args) -> int:
 def _engine(args):
     from invoke_core.engine import Engine
 
-    return Engine(root=args.root, device=args.device, dtype=args.dtype, vae_tiling=args.vae_tiling or "auto", offload=args.offload or "auto")
+    return Engine(
+        root=args.root, device=args.device, dtype=args.dtype, vae_tiling=args.vae_tiling or "auto", offload=args.offload or "auto",
+        compile_backend=args.compile, fast_path=args.fast_path or "auto",
+    )
 
 
 def _read_rgba(path: str, what: str) -> np.ndarray:

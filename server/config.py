@@ -33,7 +33,9 @@ class ServerConfig(BaseModel):
     dtype: str | None = None  # auto
     ram_cache_gb: float | None = Field(None, gt=0)
     vram_cache_gb: float | None = Field(None, gt=0)
-    compile: str | None = None  # torch.compile backend for the UNet ("inductor" on a GPU)
+    compile: str | None = None  # torch.compile backend of the fast path's compile switch (on with it, any device)
+    # the GPU fast path (invoke_core/fast_path.py): auto (on for CUDA), on, off, or a comma list of switches
+    fast_path: str = "auto"
     # tile the VAE: "auto" above invoke_core.limits.VAE_TILING_AREA generated pixels
     vae_tiling: Literal[VAE_TILING_MODES] = "auto"  # type: ignore[valid-type]
     # a model over the VRAM budget: how it streams to the card (invoke_core/offload.py)
@@ -120,6 +122,18 @@ class ServerConfig(BaseModel):
         except ValueError:
             return False
 
+    @field_validator("fast_path")
+    @classmethod
+    def _fast_path(cls, value: str) -> str:
+        from invoke_core.errors import UnsupportedError
+        from invoke_core.fast_path import parse_fast_path
+
+        try:
+            parse_fast_path(value, "cuda")
+        except UnsupportedError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @property
     def origin(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -127,7 +141,7 @@ class ServerConfig(BaseModel):
 
 
 _ENV_FIELDS = (
-    "host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "vae_tiling", "offload",
+    "host", "port", "token", "device", "dtype", "ram_cache_gb", "vram_cache_gb", "compile", "fast_path", "vae_tiling", "offload",
     "resident_models", "models_dirs", "cors_origins", "allowed_hosts", "database_url", "broker_url", "assets_url", "lease_seconds",
 )
 _LIST_FIELDS = ("cors_origins", "allowed_hosts", "resident_models", "models_dirs")

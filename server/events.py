@@ -35,6 +35,8 @@ class GenerationProgress:
     total: int
     preview: str | None  # data URL of a small JPEG
     bbox: tuple[int, int, int, int] | None = None
+    at: float | None = None  # the worker's wall clock (Unix seconds) at the step's end: clients measure the delay
+    phase: str | None = None  # "compiling": step 0, the fast path compiles for this size first (invoke_core/fast_path.py)
 
 
 @dataclass(frozen=True)

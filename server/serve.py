@@ -6,12 +6,28 @@ are more of these behind a proxy, all emitting through the Redis message queue."
 from __future__ import annotations
 
 import logging
+import socket
 import sys
+
+from werkzeug.serving import WSGIRequestHandler
 
 from db.root_lock import RootInUse
 
 from .app import create_app, shutdown
 from .config import ServerConfig, load_config
+
+
+class NoDelayRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler with Nagle's algorithm off: a job's last events (progress, image, status) go out
+    back to back as small WebSocket frames, and Nagle held each one behind the ACK of the one before
+    (the client delays its ACKs): ~9 ms from the status event to a client, ~1 ms without."""
+
+    def setup(self) -> None:
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):  # not a TCP socket
+            pass
 
 
 def _redacted(url: str) -> str:
@@ -74,7 +90,10 @@ def serve(overrides: dict) -> int:
     flask.cli.show_server_banner = lambda *args, **kwargs: None  # Flask's own " * Serving Flask app" lines
     try:
         # A local app, not a public site: the Werkzeug server with WebSocket support is enough.
-        socketio.run(app, host=cfg.host, port=cfg.port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+        socketio.run(
+            app, host=cfg.host, port=cfg.port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False,
+            request_handler=NoDelayRequestHandler,
+        )
     except OSError as exc:
         print(f"error: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2

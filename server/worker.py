@@ -1,5 +1,6 @@
 """The embedded queue worker: one thread in the server process. Claim item -> run it (server/job_runner.py)
--> finish it -> publish.
+-> hand its images to the saver thread, which writes them, finishes the item and publishes, while this
+thread claims and denoises the next.
 
 Every transition is committed before its event goes out. A failing job fails its item with the
 error's type and message and the worker goes on; a cancelled one stops within one denoising step.
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from queue import Queue as HandOff
 from typing import Any
 
 from db import queue
 from db.errors import Conflict
+from invoke_core import allocator
 from invoke_core.errors import InvokeCoreError
 
 from .events import ModelLoad
-from .job_runner import publish_status, run_job
+from .job_runner import generate, publish_status, store_results, write_thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ class QueueWorker:
     def __init__(self, services: Any):
         self.s = services
         self._thread = threading.Thread(target=self._loop, name="queue-worker", daemon=True)
+        self._saving: HandOff = HandOff(maxsize=1)  # (item, outcome, images) from the worker to the saver
+        self._saver = threading.Thread(target=self._saver_loop, name="queue-saver", daemon=True)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -42,6 +47,7 @@ class QueueWorker:
 
     # --- control (called from request threads) -------------------------------------------------------
     def start(self) -> None:
+        self._saver.start()
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -49,6 +55,9 @@ class QueueWorker:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._saver.is_alive():  # what was made is saved and committed before the process ends
+            self._saving.put(None)
+            self._saver.join(timeout)
 
     def wake(self, count: int = 1) -> None:
         """New work (`count` items; this thread takes them all in order)."""
@@ -103,6 +112,7 @@ class QueueWorker:
                 ram_cache_gb=cfg.ram_cache_gb,
                 vram_cache_gb=cfg.vram_cache_gb,
                 compile_backend=cfg.compile,
+                fast_path=cfg.fast_path,
                 vae_tiling=cfg.vae_tiling,
                 offload=cfg.offload,
             )
@@ -122,6 +132,7 @@ class QueueWorker:
             self.engine.cache.resident |= resident
             self._preload.extend(sorted(resident))
         self.engine_ready.set()
+        busy = False
         while not self._stop.is_set():
             self._load_resident()
             if self._paused.is_set() or self.engine is None:
@@ -135,9 +146,13 @@ class QueueWorker:
                 self._stop.wait(1.0)
                 continue
             if item is None:
+                if busy:  # the queue ran dry: the jobs' freed buffers go back to the system
+                    busy = False
+                    allocator.release()
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
+            busy = True
             self._process(item)
 
     def _load_resident(self) -> None:
@@ -158,9 +173,26 @@ class QueueWorker:
         self.current_item_id = item.id
         publish_status(self.s.events, item)
         try:
-            outcome = run_job(self.s, self.engine, item, lambda: self._cancelled(item.id) or self._stop.is_set())
+            outcome, generated = generate(self.s, self.engine, item, lambda: self._cancelled(item.id) or self._stop.is_set())
         finally:
             self.current_item_id = None
+        # The images are written (PNG, thumbnail, fsyncs, row) on the saver thread while this one claims and
+        # starts the next item; at most one waits behind the one being written.
+        self._saving.put((item, outcome, generated))
+
+    def _saver_loop(self) -> None:
+        while (entry := self._saving.get()) is not None:
+            item, outcome, generated = entry
+            try:
+                if generated is not None:
+                    outcome = store_results(self.s, item, generated, outcome, defer_thumbnails=True)
+                self._finish(item, outcome)
+                write_thumbnails(self.s, outcome)
+            except Exception:  # never lose the saver: the item is left for recover_interrupted
+                log.exception("queue item %s could not be finished", item.id)
+
+    def _finish(self, item: queue.QueueItemRecord, outcome) -> None:
+        """Commit the item's end (its images are saved), then its event."""
         try:
             if outcome.status == "canceled" and self._stop.is_set() and not self._cancelled(item.id):
                 finished = queue.requeue(self.s.db, item.id)  # stopped by a clean shutdown: run it next time

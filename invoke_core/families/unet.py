@@ -92,9 +92,15 @@ class UNetFamily(Family):
         return _PromptModeFade(controlnets, controls)
 
     def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
-        """A small preview (latent resolution: 1/8 of the generation size) from a torch latent batch."""
-        first = latents[0].detach().float().cpu().numpy()
-        return Image.fromarray(self.latents_to_rgb(first))
+        """A small preview (latent resolution: 1/8 of the generation size) from a torch latent batch,
+        mixed on the latents' device: only the small RGB bytes cross to the host."""
+        import torch
+
+        first = latents[0, :4].detach().float()
+        weights = torch.tensor(self.preview_weights, dtype=torch.float32, device=first.device)
+        bias = torch.tensor(self.preview_bias, dtype=torch.float32, device=first.device)
+        rgb = torch.einsum("chw,cr->hwr", first, weights) + bias
+        return Image.fromarray(((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy())
 
     def latents_to_rgb(self, latents: np.ndarray) -> np.ndarray:
         """(4, h, w) float latents -> (h, w, 3) uint8."""

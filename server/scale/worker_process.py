@@ -20,6 +20,7 @@ from db.assets import open_store
 from db.errors import Conflict
 from db.model_store import DatabaseRecordStore
 from db.session import Database
+from invoke_core import allocator
 from invoke_core.model_records import JsonRecordStore, ModelRegistry
 
 from ..auth import UrlSigner
@@ -88,7 +89,7 @@ class RemoteWorker:
         self.celery = broker.make_celery(cfg.broker_url)
         self.engine = Engine(
             root=cfg.root, device=cfg.device, dtype=cfg.dtype, ram_cache_gb=cfg.ram_cache_gb,
-            vram_cache_gb=cfg.vram_cache_gb, compile_backend=cfg.compile, vae_tiling=cfg.vae_tiling,
+            vram_cache_gb=cfg.vram_cache_gb, compile_backend=cfg.compile, fast_path=cfg.fast_path, vae_tiling=cfg.vae_tiling,
             offload=cfg.offload, registry=self.s.registry,
         )
         self.engine.cache.on_load = lambda model_id, status, seconds, components: self.s.events.publish(
@@ -110,6 +111,7 @@ class RemoteWorker:
         loaded = set(self.engine.cache.stats().loaded)
         item = queue.claim_next(self.s.db, self.name, prefer_models=loaded)
         if item is None:
+            allocator.release()  # idle: the last jobs' freed buffers go back to the system
             return None
         self.lost.clear()
         self.current = item

@@ -105,7 +105,7 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onP
 
   /** A `generation_progress` event. */
   function onProgress(ev) {
-    progress.set(ev.item_id, { step: ev.step, total: ev.total });
+    progress.set(ev.item_id, { step: ev.step, total: ev.total, phase: ev.phase || null });
     tellProgress();
     const row = list.querySelector(`[data-item-id="${ev.item_id}"]`);
     if (row) {
@@ -113,8 +113,13 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onP
       const pct = ev.total ? Math.round((100 * ev.step) / ev.total) : 0;
       if (bar) /** @type {HTMLElement} */ (bar).style.width = `${pct}%`;
       const label = row.querySelector(".queue-step");
-      if (label) label.textContent = `${ev.step}/${ev.total}`;
+      if (label) label.textContent = stepLabel(progress.get(ev.item_id));
     }
+  }
+
+  /** "3/20", or why step 1 is late: the fast path compiles the model for a new size once. */
+  function stepLabel(p) {
+    return p.phase === "compiling" ? "compiling for this size (first time)…" : `${p.step}/${p.total}`;
   }
 
   function row(item) {
@@ -132,7 +137,7 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onP
         { class: "queue-line" },
         h("span", { class: "queue-id" }, `#${item.id}`),
         h("span", { class: `status-pill ${item.status}` }, STATUS_LABEL[item.status] || item.status),
-        h("span", { class: "queue-step" }, item.status === "in_progress" && p ? `${p.step}/${p.total}` : ""),
+        h("span", { class: "queue-step" }, item.status === "in_progress" && p ? stepLabel(p) : ""),
         // with remote workers: which one runs (or ran) it; the embedded default's own thread needs no name
         item.worker && item.worker !== "embedded"
           ? h("span", { class: "queue-worker", "data-testid": "queue-worker", title: `Worker ${item.worker}${item.attempts > 1 ? `, attempt ${item.attempts}` : ""}` }, item.worker)
