@@ -258,8 +258,11 @@ def families_section(server: ServerSide, root: Path, cases: dict, rounds_small: 
             same_server = server.digest(warm["server"]["image_ids"][0]) == warm["core"]["digest"]
             pixels = f"pixels: core {'=' if same_core else '!='} raw, server {'=' if same_server else '!='} core"
             label = f"{model_id} {shape['size']}px {shape['steps']} steps"
-            rows.append(row("families", f"{label}: server", "s", times["server"], "raw diffusers", times["raw"], pixels))
-            rows.append(row("families", f"{label}: invoke_core", "s", times["core"], "raw diffusers", times["raw"]))
+            def paired(side: str) -> str:
+                return f"paired ratio {statistics.median(a / b for a, b in zip(times[side], times['raw'])):.3f}"
+
+            rows.append(row("families", f"{label}: server", "s", times["server"], "raw diffusers", times["raw"], f"{paired('server')}; {pixels}"))
+            rows.append(row("families", f"{label}: invoke_core", "s", times["core"], "raw diffusers", times["raw"], paired("core")))
             delta = [s - r for s, r in zip(times["server"], times["raw"])]
             rows.append(row("families", f"{label}: server - raw", "ms", [d * 1000 for d in delta], note="paired by round"))
             if full:
