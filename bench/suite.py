@@ -10,7 +10,9 @@ measured in the same run, alternating with it (these machines are noisy; only su
              baseline: raw diffusers. The tiny demo of each family on the seam, then a full-size
              random-weight SD1.5 and a full-width, reduced-depth FLUX.1 (bench/bench_overhead.py's
              builders). Also raw diffusers with our heap settings (invoke_core/allocator.py), which
-             shows where the server's lead over raw diffusers comes from.
+             shows where the server's lead over raw diffusers comes from. Beside each wall-clock ratio,
+             the ratio of CPU seconds per job (the server's from /proc, all its threads): the work
+             done, which this noisy machine's neighbours do not change.
   cache      the second job on a cached model, and jobs switching between two models kept loaded:
              seconds spent loading (from each job's recorded timings) and model loads seen
   canvas     compile_canvas of 20 layers for boxes of 512 to 4096 px, the layers spread over a canvas
@@ -159,7 +161,16 @@ class ServerSide:
             },
         }
 
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far (all its threads), from /proc (Linux)."""
+        try:
+            fields = Path(f"/proc/{self.server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def run(self, job: dict) -> tuple[float, dict]:
+        cpu = self.cpu_seconds()
         t0 = time.perf_counter()
         response = self.session.post(self.url + f"{API}/canvas/jobs", json={"document": self.document(job)}, timeout=60)
         response.raise_for_status()
@@ -168,7 +179,7 @@ class ServerSide:
         if data["status"] != "completed":
             raise RuntimeError(f"server job {data['status']}: {data.get('error_message')}")
         generation = self.session.get(self.url + f"{API}/history/{queued['generation_ids'][0]}", timeout=30).json()
-        return t1 - t0, {"timings": generation["timings"], "image_ids": data.get("image_ids", [])}
+        return t1 - t0, {"timings": generation["timings"], "image_ids": data.get("image_ids", []), "cpu_s": self.cpu_seconds() - cpu}
 
     def digest(self, image_id: str) -> str:
         from PIL import Image
@@ -247,11 +258,13 @@ def families_section(server: ServerSide, root: Path, cases: dict, rounds_small: 
                 continue
             rounds = rounds_full if full else rounds_small
             times: dict[str, list[float]] = {s.name: [] for s in sides}
+            cpu: dict[str, list[float]] = {s.name: [] for s in sides}  # CPU seconds per job: the work, less the noise
             loads: list[float] = []
             for i in range(rounds):
                 for side in sides[i % len(sides):] + sides[: i % len(sides)]:
                     seconds, reply = side.run(raw_job if side in (raw, tuned) else job)
                     times[side.name].append(seconds)
+                    cpu[side.name].append(reply.get("cpu_s", float("nan")))
                     if side is server:
                         loads.append(reply["timings"]["load"])
             same_core = warm["core"]["digest"] == warm["raw"]["digest"]
@@ -259,7 +272,9 @@ def families_section(server: ServerSide, root: Path, cases: dict, rounds_small: 
             pixels = f"pixels: core {'=' if same_core else '!='} raw, server {'=' if same_server else '!='} core"
             label = f"{model_id} {shape['size']}px {shape['steps']} steps"
             def paired(side: str) -> str:
-                return f"paired ratio {statistics.median(a / b for a, b in zip(times[side], times['raw'])):.3f}"
+                wall = statistics.median(a / b for a, b in zip(times[side], times["raw"]))
+                work = statistics.median(cpu[side]) / statistics.median(cpu["raw"])
+                return f"paired ratio {wall:.3f}, CPU time ratio {work:.3f}"
 
             rows.append(row("families", f"{label}: server", "s", times["server"], "raw diffusers", times["raw"], f"{paired('server')}; {pixels}"))
             rows.append(row("families", f"{label}: invoke_core", "s", times["core"], "raw diffusers", times["raw"], paired("core")))
