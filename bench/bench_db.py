@@ -114,8 +114,9 @@ def prepare(n: int, limit: int, root: Path) -> tuple[Database, dict]:
     return db, queries
 
 
-def measure(prepared: dict[int, tuple[Database, dict]], runs: int) -> dict[int, dict[str, float]]:
-    """Interleave sizes and queries run by run, so machine noise falls on both sides of a ratio."""
+def measure(prepared: dict[int, tuple[Database, dict]], runs: int) -> dict[int, dict[str, list[float]]]:
+    """Milliseconds of each query at each size, every run. Sizes and queries interleave run by run, so
+    machine noise falls on both sides of a ratio."""
     times: dict[int, dict[str, list[float]]] = {n: {k: [] for k in q} for n, (_, q) in prepared.items()}
     for _ in range(runs):
         for n, (_, queries) in prepared.items():
@@ -123,7 +124,7 @@ def measure(prepared: dict[int, tuple[Database, dict]], runs: int) -> dict[int, 
                 t0 = time.perf_counter()
                 query()
                 times[n][key].append((time.perf_counter() - t0) * 1000)
-    return {n: {k: statistics.median(v) for k, v in per.items()} for n, per in times.items()}
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         base = args.keep or Path(tmp)
         print(f"list_images, page size {args.limit}, median of {args.runs} runs; search {SEARCH!r}")
         prepared = {n: prepare(n, args.limit, base / f"db-{n}") for n in args.sizes}
-        results = measure(prepared, args.runs)
+        results = {n: {k: statistics.median(v) for k, v in per.items()} for n, per in measure(prepared, args.runs).items()}
         for db, _ in prepared.values():
             db.dispose()
 

@@ -350,20 +350,14 @@ def canvas_section(rounds: int) -> list[Row]:
 
 
 def gallery_section(runs: int, work: Path) -> list[Row]:
-    from bench_db import prepare
+    from bench_db import measure, prepare
 
     prepared = {n: prepare(n, 50, work / f"gallery-{n}") for n in (1000, 100_000)}
-    times: dict[int, dict[str, list[float]]] = {n: {k: [] for k in q} for n, (_, q) in prepared.items()}
-    for _ in range(runs):
-        for n, (_, queries) in prepared.items():
-            for key, query in queries.items():
-                t0 = time.perf_counter()
-                query()
-                times[n][key].append(time.perf_counter() - t0)
+    times = measure(prepared, runs)
     for db, _ in prepared.values():
         db.dispose()
     return [
-        row("gallery", f"{key} page of 50 at 100k images", "ms", [t * 1000 for t in times[100_000][key]], "1k images", [t * 1000 for t in times[1000][key]])
+        row("gallery", f"{key} page of 50 at 100k images", "ms", times[100_000][key], "1k images", times[1000][key])
         for key in ("first", "deep", "search")
     ]
 

@@ -143,6 +143,12 @@ def claim_next(
     of the top priority, the oldest for one of them is taken first. Rows another worker is claiming
     right now are skipped (SKIP LOCKED), never waited for.
     """
+    # Look before taking the write lock: an idle worker's poll (and the one right after each job, while the
+    # saver commits that job's images) must not hold SQLite's write lock, which would put the saver's commit
+    # through the busy handler's sleeps.
+    with db.read() as s:
+        if s.scalar(select(QueueItem.id).where(QueueItem.status == "pending").limit(1)) is None:
+            return None
     with db.write() as s:
         pending = select(QueueItem).where(QueueItem.status == "pending")
         if not prefer_models:
