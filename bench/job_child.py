@@ -47,6 +47,12 @@ def raw_runner(device: str, tuned: bool):
 
     def load(path: str):
         if path not in pipes:
+            # one model at a time, as the other sides' model caches hold it: the last one's memory goes back first
+            pipes.clear()
+            import gc
+
+            gc.collect()
+            _trim_heap()
             # components the folder leaves out (SD3 without its T5) are passed as None, as diffusers asks
             index = json.loads((Path(path) / "model_index.json").read_text())
             absent = {k: None for k, v in index.items() if isinstance(v, list) and v[0] is None}
@@ -69,6 +75,16 @@ def raw_runner(device: str, tuned: bool):
     return load, run
 
 
+def _trim_heap() -> None:
+    """glibc's free pages back to the kernel (a no-op elsewhere): the unloaded model's memory really goes."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def raw_call_setup(pipe) -> dict:
     """Before each raw call: a fresh Euler on the pipeline's own config for the SD families (as our
     "euler"; the transformer families keep their flow-matching Euler), and the extra call arguments
@@ -83,12 +99,12 @@ def raw_call_setup(pipe) -> dict:
     return {}
 
 
-def core_runner(root: str, device: str):
+def core_runner(root: str, device: str, ram_cache_gb: float | None = None):
     from invoke_core.compile import compile_canvas
     from invoke_core.engine import Engine
     from invoke_core.types import Bounds, CanvasDocument, GenerationParams
 
-    engine = Engine(root=root, device=device)
+    engine = Engine(root=root, device=device, ram_cache_gb=ram_cache_gb)
 
     def load(model: str):
         return engine.cache.get(engine.registry.get(model), engine.device)
@@ -159,6 +175,7 @@ def main() -> int:
     parser.add_argument("--root", help="core: the data root holding the models")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tuned-heap", action="store_true", help="raw: with invoke_core.allocator's heap settings")
+    parser.add_argument("--ram-cache-gb", type=float, default=None, help="core: the model cache's RAM budget")
     parser.add_argument("--in-thread", action="store_true", help="run the jobs on a worker thread, as the server does")
     args = parser.parse_args()
 
@@ -166,7 +183,7 @@ def main() -> int:
 
     quiet_libraries()
     t0 = time.perf_counter()
-    load, run = raw_runner(args.device, args.tuned_heap) if args.side == "raw" else core_runner(args.root, args.device)
+    load, run = raw_runner(args.device, args.tuned_heap) if args.side == "raw" else core_runner(args.root, args.device, args.ram_cache_gb)
     return serve(load, run, time.perf_counter() - t0, args.in_thread)
 
 
