@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
+from . import conditioning_cache
 from .errors import InvalidCanvasError
 from .prompt_syntax import check_syntax as _check_syntax
 from .prompt_syntax import memoize_pyparsing, parsing, to_compel
@@ -81,22 +82,31 @@ class PromptEncoder:
         self.device = _execution_device(pipe)
         if family == "sdxl":
             encoder = pipe.text_encoder_2 if pipe.text_encoder_2 is not None else pipe.text_encoder
+            encoders = [pipe.text_encoder, pipe.text_encoder_2]
         else:
             encoder = pipe.text_encoder
+            encoders = [pipe.text_encoder]
         self.dtype = encoder.dtype if encoder is not None else pipe.unet.dtype
-        self.compel = _compel(pipe, family, self.device, self.dtype)
+        self._compel = None  # made on the first text not in the shared cache
         # text -> (embeds, pooled): a regional job encodes the main negative once per region slot otherwise
         self._memo: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        if family == "sdxl" and not hasattr(self.compel.conditioning_provider, "empty_z"):
-            # compel pads .and(), .blend() and long prompts with the empty prompt's embeddings; its two-encoder
-            # provider lacks them
-            with torch.inference_mode():
-                self.compel.conditioning_provider.empty_z = self.encode("")[0]
+        self._shared = conditioning_cache.shared(encoders, self.device, self.dtype)  # between jobs
+
+    @property
+    def compel(self):
+        if self._compel is None:
+            self._compel = _compel(self.pipe, self.family, self.device, self.dtype)
+            if self.family == "sdxl" and not hasattr(self._compel.conditioning_provider, "empty_z"):
+                # compel pads .and(), .blend() and long prompts with the empty prompt's embeddings; its two-encoder
+                # provider lacks them
+                with torch.inference_mode():
+                    self._compel.conditioning_provider.empty_z = self.encode("")[0]
+        return self._compel
 
     def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(embeds (1, tokens, dim), pooled (SDXL) or None); the same text is encoded once per encoder."""
         if text not in self._memo:
-            self._memo[text] = self._encode(text)
+            self._memo[text] = conditioning_cache.get(self._shared, text, lambda: self._encode(text))
         return self._memo[text]
 
     def _encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:

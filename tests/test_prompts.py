@@ -122,3 +122,23 @@ def test_a1111_weights_read_as_compel_weights(engine, sdxl):
         plain = encode_prompts(pipe, record.family, "a red boat", "", True)
         assert torch.equal(a1111["prompt_embeds"], compel["prompt_embeds"])
         assert not torch.equal(a1111["prompt_embeds"], plain["prompt_embeds"])
+
+
+@pytest.mark.parametrize("family", ["sd-1", "sdxl", "flux"])
+def test_conditioning_is_kept_between_jobs_on_the_text_encoder(engine, sdxl, family):
+    """A second job with the same prompts runs no text encoder and makes the same image; a new prompt does."""
+    model = {"sd-1": "demo", "sdxl": sdxl.id, "flux": "demo-flux"}[family]
+    extra = {"true_cfg_scale": 2.0, "cfg_scale": 3.5} if family == "flux" else {}  # FLUX: the negative's branch too
+    first = run1(engine, model=model, prompt="a kept prompt, (soft light)1.2", negative_prompt="blur", **extra)
+    pipe = engine.cache.get(engine.registry.get(model), engine.device).model
+    calls = []
+    encoders = [e for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if e is not None]
+    hooks = [e.register_forward_hook(lambda *_: calls.append(1)) for e in encoders]
+    try:
+        again = run1(engine, model=model, prompt="a kept prompt, (soft light)1.2", negative_prompt="blur", **extra)
+        assert calls == [] and np.array_equal(again.image, first.image)
+        other = run1(engine, model=model, prompt="another prompt", negative_prompt="blur", **extra)
+        assert calls and not np.array_equal(other.image, first.image)
+    finally:
+        for hook in hooks:
+            hook.remove()

@@ -139,10 +139,31 @@ class FluxFamily(Family):
         return min(_T5_MAX, int(getattr(pipe.tokenizer_2, "model_max_length", _T5_MAX)))
 
     def encode_prompts(self, pipe: Any, prompt: str, negative_prompt: str | None, do_cfg: bool) -> dict[str, Any]:
-        # The pipeline's own encoding: CLIP's pooled embedding and T5's tokens (up to 512); with true CFG,
-        # the negative prompt ("" when none: the pipeline runs the second branch only when it has one).
-        args = {"prompt": prompt, "max_sequence_length": self._max_tokens(pipe)}
-        return args | {"negative_prompt": negative_prompt or ""} if do_cfg else args
+        # The pipeline's own encoding (CLIP's pooled embedding and T5's tokens, up to 512), kept between jobs;
+        # with true CFG, the negative prompt's too ("" when none: the pipeline runs the second branch only
+        # when it has one).
+        import torch
+
+        from .. import conditioning_cache
+        from ..prompts import _execution_device
+
+        tokens = self._max_tokens(pipe)
+        memo = conditioning_cache.shared([pipe.text_encoder, pipe.text_encoder_2], _execution_device(pipe), pipe.transformer.dtype)
+
+        def encode(text: str) -> tuple[Any, Any]:
+            def compute() -> tuple[Any, Any]:
+                with torch.inference_mode():
+                    embeds, pooled, _ids = pipe.encode_prompt(prompt=text, prompt_2=None, max_sequence_length=tokens)
+                return embeds, pooled
+
+            return conditioning_cache.get(memo, ("flux", text, tokens), compute)
+
+        embeds, pooled = encode(prompt)
+        args = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        if do_cfg:
+            negative, negative_pooled = encode(negative_prompt or "")
+            args |= {"negative_prompt_embeds": negative, "negative_pooled_prompt_embeds": negative_pooled}
+        return args
 
     def regional(self, pipe: Any, request: Any, plan: Any) -> tuple[dict[str, Any], Any]:
         """The T5 tokens of [main | region 1 | ...] side by side, the pooled embedding of the main prompt,
