@@ -199,12 +199,15 @@ class FastPathRunner:
                 self._fused[denoiser] = _Fused(None, separate, on=False)
                 return False
             entry = self._fused[denoiser] = _Fused(denoiser.attn_processors, separate, on=True)
+            _share_fused_weights(denoiser)
             return True
         if entry.fused is None:
             return False
         if entry.on != on:
             denoiser.set_attn_processor(dict(entry.fused if on else entry.separate))
             entry.on = on
+        if on and not _sharing(denoiser):  # a move to another device copied each weight apart
+            _share_fused_weights(denoiser)
         return on
 
     def _compiled_module(self, module: Any, kind: str) -> Any:
@@ -226,6 +229,43 @@ class FastPathRunner:
         for part in (module, getattr(module, "decoder", None)):
             if part is not None:
                 self._compiled.pop(id(part), None)
+
+
+# fused Linear -> the separate ones it concatenates, in order (diffusers' Attention.fuse_projections)
+_FUSED_PARTS = (("to_qkv", ("to_q", "to_k", "to_v")), ("to_kv", ("to_k", "to_v")), ("to_added_qkv", ("add_q_proj", "add_k_proj", "add_v_proj")))
+
+
+def _fused_pairs(denoiser: Any) -> Iterator[tuple[Any, list[Any]]]:
+    for module in denoiser.modules():
+        for fused_name, part_names in _FUSED_PARTS:
+            fused = getattr(module, fused_name, None)
+            parts = [getattr(module, n, None) for n in part_names]
+            if fused is not None and all(hasattr(p, "weight") for p in parts):
+                yield fused, parts
+
+
+def _share_fused_weights(denoiser: Any) -> None:
+    """The separate projections' weights as views of the fused ones: diffusers keeps both copies (25% more
+    of SDXL's UNet in VRAM); the separate ones serve LoRA, regional and reference jobs, unchanged."""
+    import torch
+
+    for fused, parts in _fused_pairs(denoiser):
+        if sum(p.weight.shape[0] for p in parts) != fused.weight.shape[0] or any(p.weight.dtype != fused.weight.dtype for p in parts):
+            continue  # not a plain concatenation (quantised layers): left as diffusers made it
+        start = 0
+        for part in parts:
+            rows = part.weight.shape[0]
+            part.weight = torch.nn.Parameter(fused.weight.data[start:start + rows], requires_grad=False)
+            if part.bias is not None and fused.bias is not None:
+                part.bias = torch.nn.Parameter(fused.bias.data[start:start + rows], requires_grad=False)
+            start += rows
+
+
+def _sharing(denoiser: Any) -> bool:
+    """Whether the first fused projection still shares its memory with its separate ones."""
+    for fused, parts in _fused_pairs(denoiser):
+        return parts[0].weight.untyped_storage().data_ptr() == fused.weight.untyped_storage().data_ptr()
+    return True
 
 
 def _fp8(module: Any, device: str) -> None:

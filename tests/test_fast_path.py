@@ -73,6 +73,10 @@ def test_fast_path_gives_the_plain_pixels_and_says_when_it_compiles(engine, fast
     assert type(unet).__name__ == "UNet2DConditionModel", "the cached module stays plain; the job's pipeline held the compiled one"
     assert any(type(p).__name__.startswith("Fused") for p in unet.attn_processors.values())
     assert unet.conv_in.weight.is_contiguous(memory_format=__import__("torch").channels_last)
+    attention = next(m for m in unet.modules() if getattr(m, "to_qkv", None) is not None)
+    fused_at = attention.to_qkv.weight.untyped_storage().data_ptr()
+    assert {p.weight.untyped_storage().data_ptr() for p in (attention.to_q, attention.to_k, attention.to_v)} == {fused_at}, \
+        "the separate projections are views of the fused weights: one copy in memory"
 
 
 def test_lora_and_regional_jobs_run_on_the_separate_projections(tmp_path, engine, fast_engine):
