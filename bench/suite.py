@@ -212,8 +212,11 @@ def rotate(sides: list, job: dict, rounds: int) -> dict[str, list[tuple[float, d
 # --- sections ---------------------------------------------------------------------------------------
 
 
-def prepare_models(root: Path, work: Path, quick: bool) -> dict[str, tuple[str, str, dict]]:
-    """Model id -> (id, folder, job) for every family case; demos built, full-size models installed."""
+def prepare_models(root: Path, work: Path, quick: bool, only: str = "") -> dict[str, tuple[str, str, dict]]:
+    """Model id -> (id, folder, job) for every family case; demos built, full-size models installed.
+    `only`: comma-separated model id prefixes ("full": the full-size models); empty for all."""
+    wanted = [w for w in only.split(",") if w]
+    chosen = lambda name: not wanted or any(name.startswith(w) for w in wanted)  # noqa: E731
     from random_models import build_flux_width, build_full_sd15
 
     from invoke_core.demo import build_sdxl_demo
@@ -224,12 +227,14 @@ def prepare_models(root: Path, work: Path, quick: bool) -> dict[str, tuple[str, 
     small = {"size": 128, "steps": 4, "cfg": 7.5}
     cases: dict[str, tuple[str, str, dict]] = {}
     for demo in DEMOS:
+        if not chosen(demo):
+            continue
         if demo == "sdxl":
             record = install_model(registry, str(build_sdxl_demo(work / "demo-sdxl")), name="Demo SDXL (tiny, suite)")
         else:
             record = registry.ensure_demo_built(demo)
         cases[record.id] = (record.id, record.path, small)
-    if not quick:
+    if not quick and chosen("full"):
         t0 = time.perf_counter()
         sd15 = install_model(registry, str(_built(build_full_sd15, work / "sd15-full")), name="SD1.5 full-size (random)")
         flux = install_model(registry, str(_built(build_flux_width, work / "flux-width")), name="FLUX.1 full-width 2+4 blocks (random)")
@@ -466,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "suite.json")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per family case (full-size: this minus 1)")
+    parser.add_argument("--cases", default="", help="families: only the cases whose model id starts with one of these (comma-separated; 'full' for the full-size ones)")
     parser.add_argument("--workdir", default=None, help="where models and data go (default: a temporary folder)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -483,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         root = work / "root"
         root.mkdir()
         needs_server = only & {"families", "cache", "events", "profile"}
-        cases = prepare_models(root, work, args.quick or "families" not in only) if needs_server else {}
+        cases = prepare_models(root, work, args.quick or "families" not in only, args.cases) if needs_server else {}
         server = ServerSide(root, "--ram-cache-gb", str(RAM_CACHE_GB)) if needs_server else None
         try:
             if "families" in only:
