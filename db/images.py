@@ -33,8 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from .assets import MAX_BYTES, MAX_PIXELS, AssetStore, ImageInfo, StoredFile
-from .errors import InvalidInput, NotFound
-from .models import IMAGE_CATEGORIES, IMAGE_ORIGINS, NAME_MAX, Board, Generation, Image, new_id, utcnow
+from .errors import Conflict, InvalidInput, NotFound
+from .models import IMAGE_CATEGORIES, IMAGE_ORIGINS, NAME_MAX, UNLISTED_CATEGORIES, Board, Generation, Image, new_id, utcnow
 from .png_metadata import (
     METADATA_KEY,
     finite_json,
@@ -393,6 +393,49 @@ def delete_images(db: Database, store: AssetStore, ids: Iterable[str]) -> int:
     return len(ids)
 
 
+LIVE = "live"
+
+
+def keep_live(db: Database, image_id: str, board_id: str | None = None) -> ImageRecord:
+    """A live render kept: it becomes a gallery image ("general"), filed in `board_id` (None: uncategorised).
+    Keeping one already kept changes nothing (a double click); other canvas assets are refused (Conflict)."""
+    _check_id(image_id)
+    if board_id is not None:
+        _check_id(board_id, "board")
+    with db.write() as s:
+        row = s.scalar(select(Image).where(Image.id == image_id).with_for_update())
+        if row is None:
+            raise NotFound(f"image {image_id!r} not found")
+        if row.category == LIVE:
+            if board_id is not None:
+                _require_board(s, board_id)
+            row.category, row.board_id = "general", board_id
+        elif row.category != "general" or row.origin != "generated":
+            raise Conflict(f"image {image_id!r} is not a live render (it is a {row.category} image)")
+        s.flush()
+        return _record(row)
+
+
+def prune_live(db: Database, store: AssetStore, retain: int, protect: Iterable[str] = ()) -> list[str]:
+    """Delete the live renders but the newest `retain` (and those in `protect`): rows in one transaction, then
+    their files. Returns the ids deleted."""
+    protect = set(protect)
+    with db.write() as s:
+        rows = s.execute(  # locked: a render kept meanwhile (keep_live) is not one of them, nor its file deleted
+            select(Image.id, Image.file_name).where(Image.category == LIVE).order_by(Image.seq.desc()).with_for_update()
+        ).all()
+        doomed = [(i, f) for i, f in rows[retain:] if i not in protect]
+        for chunk in _chunks([i for i, _ in doomed]):
+            s.execute(update(Board).where(Board.cover_image_id.in_(chunk)).values(cover_image_id=None))
+            s.execute(delete(Image).where(Image.id.in_(chunk), Image.category == LIVE))
+    for _, file_name in doomed:
+        try:
+            store.delete(file_name)
+        except OSError:
+            pass  # the row is gone; the doctor finds the file
+    return [i for i, _ in doomed]
+
+
 # ---------------------------------------------------------------------------------------------
 # listing
 
@@ -491,7 +534,7 @@ def _check_filters(
 def _conditions(f: _Filters, dialect: str, *, index_model: bool, index_fts: bool) -> list[ColumnElement[bool]]:
     """WHERE terms. starred and origin never use their one-column indexes: with two or three values
     they match too many rows to sort per page; walking the ordered index and skipping is cheaper."""
-    conds: list[ColumnElement[bool]] = []
+    conds: list[ColumnElement[bool]] = [unindexed(Image.category).not_in(UNLISTED_CATEGORIES)]  # live renders
     board = _board_condition(f.board_id, f.include_sub_boards)
     if board is not None:
         conds.append(board)
@@ -630,14 +673,16 @@ def explain_list_images(
 def count_by_board(db: Database) -> dict[str | None, int]:
     """Images per board id (None: uncategorised); boards without images are absent."""
     with db.read() as s:
-        rows = s.execute(select(Image.board_id, func.count()).group_by(Image.board_id))
+        rows = s.execute(
+            select(Image.board_id, func.count()).where(Image.category.not_in(UNLISTED_CATEGORIES)).group_by(Image.board_id)
+        )
         return {board: count for board, count in rows}
 
 
 def images_by_date(db: Database, board_id: str | None = None) -> list[tuple[str, int]]:
     """(UTC day 'YYYY-MM-DD', image count), newest day first; board_id as in `list_images`."""
     day = utc_day(Image.created_at)
-    stmt = select(day, func.count()).group_by(day).order_by(day.desc())
+    stmt = select(day, func.count()).where(Image.category.not_in(UNLISTED_CATEGORIES)).group_by(day).order_by(day.desc())
     board = _board_condition(board_id, False)
     if board is not None:
         stmt = stmt.where(board)

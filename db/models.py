@@ -23,7 +23,10 @@ NAMING_CONVENTION = {
 }
 
 IMAGE_ORIGINS = ("generated", "uploaded", "canvas")
-IMAGE_CATEGORIES = ("general", "mask", "control", "layer")
+IMAGE_CATEGORIES = ("general", "mask", "control", "layer", "live")
+# Never listed, counted or searched (the gallery's and boards' views): a live-painting render until it is kept
+# (db/images.keep_live), when it becomes "general". Superseded ones are deleted (server/live.py).
+UNLISTED_CATEGORIES = ("live",)
 QUEUE_STATUSES = ("pending", "in_progress", "completed", "failed", "canceled")
 # How one run of an item ended: a queue status (failed with error type WorkerLost: its worker stopped
 # sending heartbeats), or "requeued" (its worker stopped cleanly and gave it back).

@@ -593,7 +593,8 @@ def recall_extras(meta: Any) -> dict[str, Any]:
     """What our own metadata holds beyond the flat parameters, for recall: model_id, mask_blur, infill, scale,
     bbox, and the lists loras [{model, name, hash, weight}], regions [{layer_id, name, color, prompt,
     negative_prompt, strength, image_id, x, y}] and controls [{layer_id, name, model, model_name, preprocessor,
-    weight, begin, end, mode, image_id, x, y}] and references [{layer_id, name, image_id, x, y}]. Keys without
+    weight, begin, end, mode, image_id, x, y}] and references [{layer_id, name, image_id, x, y, weight, begin, end,
+    and for an IP-Adapter's model, model_name, model_hash}]. Keys without
     a value are left out; never raises."""
     try:
         meta = _loads_dict(meta)
@@ -653,14 +654,45 @@ def recall_extras(meta: Any) -> dict[str, Any]:
                 }
             )
         out["controls"] = controls
-        out["references"] = [
-            {k: v for k, v in _layer_ref(item).items() if k != "color"}
-            for item in _items(meta.get("references"), limits.MAX_REFERENCES)
-            if isinstance(item, dict)
-        ]
+        references = []
+        for item in _items(meta.get("references"), limits.MAX_REFERENCES):
+            if not isinstance(item, dict):
+                continue
+            begin, end = _in_range(item.get("begin"), 0, 1, 0.0), _in_range(item.get("end"), 0, 1, 1.0)
+            reference = {
+                **{k: v for k, v in _layer_ref(item).items() if k != "color"},
+                "weight": _in_range(item.get("weight"), limits.REFERENCE_WEIGHT.low, limits.REFERENCE_WEIGHT.high, 1.0),
+                "begin": begin if begin < end else 0.0,
+                "end": end if begin < end else 1.0,
+            }
+            model = item.get("model") if isinstance(item.get("model"), dict) else None
+            if model is not None:  # its IP-Adapter (SD 1.x, SDXL); none where the family takes the picture itself
+                reference.update(
+                    model=_to_str(model.get("id")), model_name=_to_str(model.get("name")), model_hash=_to_str(model.get("hash"))
+                )
+            references.append(reference)
+        out["references"] = references
+        out["hires_fix"] = _hires_fix(meta.get("hires_fix"))
         return {k: v for k, v in out.items() if v not in (None, [], "")}
     except Exception:  # noqa: BLE001 - malformed metadata never raises
         return {}
+
+
+def _hires_fix(item: Any) -> dict[str, Any] | None:
+    """A recorded hires fix {scale, strength, upscaler, upscaler_name, upscaler_hash}, its numbers in range; None."""
+    if not isinstance(item, dict):
+        return None
+    scale, strength = _to_float(item.get("scale")), _to_float(item.get("strength"))
+    if scale is None or strength is None or not limits.HIRES_SCALE.holds(scale) or not limits.HIRES_STRENGTH.holds(strength):
+        return None
+    upscaler = item.get("upscaler") if isinstance(item.get("upscaler"), dict) else {}
+    return {
+        "scale": scale,
+        "strength": strength,
+        "upscaler": _to_str(upscaler.get("id")),
+        "upscaler_name": _to_str(upscaler.get("name")),
+        "upscaler_hash": _to_str(upscaler.get("hash")),
+    }
 
 
 def recall_parameters(text_chunks: dict[str, str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from .errors import Conflict, InvalidInput, NotFound
 from .models import QUEUE_STATUSES, Generation, QueueAttempt, QueueItem, QueueSetting, new_id, utcnow
@@ -101,29 +101,58 @@ def enqueue(db: Database, jobs: Sequence[NewJob], priority: int = 0) -> list[Que
     """Add a batch: one generation row and one pending item per job, all or nothing."""
     if not jobs:
         raise InvalidInput("nothing to enqueue")
-    batch_id = new_id()
     with db.write() as s:
-        items = []
-        for position, job in enumerate(jobs):
-            generation = Generation(
-                request=job.request,
-                seed=job.seed,
-                mode=job.mode,
-                model_id=job.model_id,
-                model_name=job.model_name,
-                model_hash=job.model_hash,
-                canvas_id=job.canvas_id,
-                canvas_version=job.canvas_version,
-                board_id=job.board_id,
-                status="pending",
-            )
-            s.add(generation)
-            s.flush()
-            item = QueueItem(generation_id=generation.id, priority=priority, batch_id=batch_id, position=position)
-            s.add(item)
-            items.append(item)
+        return _add_batch(s, jobs, priority)
+
+
+def _add_batch(s, jobs: Sequence[NewJob], priority: int) -> list[QueueItemRecord]:
+    """One generation row and one pending item per job, in the caller's transaction."""
+    batch_id = new_id()
+    items = []
+    for position, job in enumerate(jobs):
+        generation = Generation(
+            request=job.request,
+            seed=job.seed,
+            mode=job.mode,
+            model_id=job.model_id,
+            model_name=job.model_name,
+            model_hash=job.model_hash,
+            canvas_id=job.canvas_id,
+            canvas_version=job.canvas_version,
+            board_id=job.board_id,
+            status="pending",
+        )
+        s.add(generation)
         s.flush()
-        return [_record(i) for i in items]
+        item = QueueItem(generation_id=generation.id, priority=priority, batch_id=batch_id, position=position)
+        s.add(item)
+        items.append(item)
+    s.flush()
+    return [_record(i) for i in items]
+
+
+# Any fixed number: the key of the PostgreSQL advisory lock that serialises `enqueue_superseding` callers.
+_SUPERSEDE_LOCK = 0x1A7E_0001
+
+
+def enqueue_superseding(db: Database, job: NewJob, priority: int) -> tuple[QueueItemRecord, list[QueueItemRecord], list[int]]:
+    """Add one item at `priority` in place of every other item of that priority (a lane of its own, such
+    as live painting's): in the same transaction those pending are canceled, so never more than one waits
+    at it. Returns (the new item, the pending ones canceled, the ids of those in progress): a run cannot be
+    stopped from here, the caller asks their workers to stop them. On PostgreSQL a transaction-scoped
+    advisory lock serialises callers (two would otherwise each see none pending and both add one); SQLite's
+    write transactions are serial already (BEGIN IMMEDIATE)."""
+    with db.write() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text(f"SELECT pg_advisory_xact_lock({_SUPERSEDE_LOCK})"))
+        lane = select(QueueItem).where(QueueItem.priority == priority)
+        pending = s.scalars(lane.where(QueueItem.status == "pending").with_for_update()).all()
+        now = utcnow()
+        for item in pending:
+            _set_status(s, item, "canceled", finished_at=now, error_message="superseded by a newer item")
+        running = list(s.scalars(select(QueueItem.id).where(QueueItem.priority == priority, QueueItem.status == "in_progress")))
+        (item,) = _add_batch(s, [job], priority)
+        return item, [_record(i) for i in pending], running
 
 
 def _set_status(s, item: QueueItem, status: str, **fields: Any) -> None:

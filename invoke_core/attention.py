@@ -96,6 +96,11 @@ class RegionalAttnProcessor:
             from diffusers.models.attention_processor import AttnProcessor2_0
 
             return AttnProcessor2_0()(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        return self.attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+
+    def attend(self, attn, hidden_states, encoder_hidden_states, attention_mask=None, temb=None, image_attention=None):
+        """The masked cross-attention; `image_attention(query, batch_size, head_dim, grid)`, when given, adds
+        an IP-Adapter's image attention (RegionalIPAdapterAttnProcessor) before the output projection."""
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -134,6 +139,10 @@ class RegionalAttnProcessor:
             hidden_states = probs @ value
 
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+        if image_attention is not None:
+            extra = image_attention(query, batch_size, head_dim, self.grid(query.shape[2]))
+            if extra is not None:
+                hidden_states = hidden_states + extra
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
         if input_ndim == 4:
@@ -141,6 +150,51 @@ class RegionalAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+class RegionalIPAdapterAttnProcessor:
+    """A cross-attention layer with regions and IP-Adapters: the regional processor's masked attention to the text
+    tokens, plus the layer's IP-Adapter attention to each reference's image tokens (its diffusers
+    IPAdapterAttnProcessor2_0: the same to_k_ip / to_v_ip, the same scales, set per step), each reference's
+    `ip_adapter_masks` entry (its regions' mask, diffusers' IPAdapterMaskProcessor layout) area-resized to
+    the layer's grid as the region masks are. Without the regional tokens (a ControlNet's text): the IP-Adapter
+    processor alone."""
+
+    def __init__(self, regional: RegionalAttnProcessor, ip: Any):
+        self.regional, self.ip = regional, ip
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, scale=1.0, ip_adapter_masks=None):
+        if not isinstance(encoder_hidden_states, tuple) or encoder_hidden_states[0].shape[1] != self.regional.total_tokens:
+            return self.ip(attn, hidden_states, encoder_hidden_states, attention_mask, temb, ip_adapter_masks=ip_adapter_masks)
+        text, images = encoder_hidden_states
+        masks = list(ip_adapter_masks) if ip_adapter_masks is not None else [None] * len(self.ip.scale)
+        if not len(masks) == len(self.ip.scale) == len(images):
+            raise ValueError(f"{len(masks)} IP-Adapter masks for {len(self.ip.scale)} adapters and {len(images)} image embeddings")
+
+        def image_attention(query, batch_size, head_dim, grid):
+            out = None
+            for states, weight, to_k, to_v, mask in zip(images, self.ip.scale, self.ip.to_k_ip, self.ip.to_v_ip, masks):
+                if isinstance(weight, list):
+                    raise ValueError("one IP-Adapter scale per reference, not per picture")
+                if weight == 0:
+                    continue  # as diffusers' processor: a scale of 0 adds nothing
+                key = to_k(states).view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+                value = to_v(states).view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+                found = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0)
+                found = found.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+                if mask is not None:  # (1, 1, H, W) at the generation size -> (1, Q, 1) on the layer's grid
+                    m = F.adaptive_avg_pool2d(mask[:, :1].to(device=query.device, dtype=torch.float32), grid)
+                    found = found * m.flatten(2).transpose(1, 2).to(query.dtype)
+                out = weight * found if out is None else out + weight * found
+            return out
+
+        return self.regional.attend(attn, hidden_states, text, attention_mask, temb, image_attention)
+
+
+def _is_ip_adapter(processor: Any) -> bool:
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0
+
+    return isinstance(processor, (IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0))
 
 
 def cross_attention_names(model: Any) -> list[str]:
@@ -160,7 +214,11 @@ def regional_attention(models: Sequence[Any], processor: RegionalAttnProcessor |
                 saved.append((model, original))
                 cross = set(cross_attention_names(model))
                 # set_attn_processor pops from the dict it is given: always hand it a fresh one
-                model.set_attn_processor({k: (processor if k in cross else v) for k, v in original.items()})
+                # a layer carrying a job's IP-Adapters (reference layers) keeps them beside the regions
+                model.set_attn_processor({
+                    k: ((RegionalIPAdapterAttnProcessor(processor, v) if _is_ip_adapter(v) else processor) if k in cross else v)
+                    for k, v in original.items()
+                })
         yield
     finally:
         for model, original in reversed(saved):

@@ -28,6 +28,7 @@ from .types import (
     LayerKind,
     Mode,
     ReferenceInput,
+    ReferenceSettings,
     RegionInput,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "validate_bbox_size",
     "validate_control_settings",
     "validate_document",
+    "validate_reference_settings",
 ]
 
 MAX_GENERATION_SIDE = limits.MAX_GENERATION_SIDE
@@ -121,6 +123,25 @@ def validate_control_settings(settings: ControlSettings, where: str) -> None:
         raise InvalidCanvasError(f"{where}: begin {settings.begin:g} must be below end {settings.end:g}")
 
 
+def validate_reference_settings(settings: ReferenceSettings, where: str) -> None:
+    """Weight in [0, 2], 0 <= begin < end <= 1, a model id or none; `where` names the layer in errors."""
+    if not isinstance(settings, ReferenceSettings):
+        raise InvalidCanvasError(f"{where}: reference settings must be ReferenceSettings, got {type(settings).__name__}")
+    if settings.model is not None and (not isinstance(settings.model, str) or not settings.model):
+        raise InvalidCanvasError(f"{where}: the reference model must be an installed model's id, or none for the default")
+    try:
+        for name, allowed in (
+            ("weight", limits.REFERENCE_WEIGHT),
+            ("begin", limits.REFERENCE_BEGIN),
+            ("end", limits.REFERENCE_END),
+        ):
+            _check_range(name, getattr(settings, name), allowed.low, allowed.high, integer=False)
+    except InvalidCanvasError as exc:
+        raise InvalidCanvasError(f"{where}: {exc}") from None
+    if settings.begin >= settings.end:
+        raise InvalidCanvasError(f"{where}: begin {settings.begin:g} must be below end {settings.end:g}")
+
+
 def _validate_layer(layer: Layer) -> None:
     pixels = layer.pixels
     if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 4 or pixels.dtype != np.uint8:
@@ -146,6 +167,8 @@ def _validate_layer(layer: Layer) -> None:
         raise InvalidCanvasError(f"control layer {layer.id!r} has no control settings: choose a model or hide it")
     if layer.kind is LayerKind.CONTROL:
         validate_control_settings(layer.control, f"control layer {layer.id!r}")
+    if layer.kind is LayerKind.REFERENCE and layer.reference is not None:
+        validate_reference_settings(layer.reference, f"reference layer {layer.id!r}")
 
 
 def validate_document(document: CanvasDocument) -> tuple[int, int]:
@@ -156,6 +179,9 @@ def validate_document(document: CanvasDocument) -> tuple[int, int]:
     validate_bbox_size(bbox.width, bbox.height)
     params = document.params
     _validate_params(params)
+    from .upscale import validate_params as validate_upscale
+
+    validate_upscale(params, bbox)  # an upscale job's or a hires fix's settings
     size = generation_size(bbox.width, bbox.height, params.scale)
     if max(size) > MAX_GENERATION_SIDE:
         raise InvalidCanvasError(
@@ -195,6 +221,25 @@ def reference_image(layer: Layer) -> np.ndarray:
     return np.rint(crop[..., :3] * a + np.float32(255) * (1 - a)).astype(np.uint8)
 
 
+def _overlaps(a: Layer, b: Layer) -> bool:
+    """Whether two layers have painted pixels (alpha > 0) at the same canvas pixel."""
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.pixels.shape[1], b.x + b.pixels.shape[1]), min(a.y + a.pixels.shape[0], b.y + b.pixels.shape[0])
+    if x0 >= x1 or y0 >= y1:
+        return False
+    pa = a.pixels[y0 - a.y : y1 - a.y, x0 - a.x : x1 - a.x, 3]
+    pb = b.pixels[y0 - b.y : y1 - b.y, x0 - b.x : x1 - b.x, 3]
+    return bool(((pa > 0) & (pb > 0)).any())
+
+
+def _reference(layer: Layer, region_layers: list[Layer], bbox: Bounds) -> ReferenceInput:
+    """A reference layer's input: its picture, its settings, and where it applies: inside the masks of the
+    regional-guidance layers it lies over (their union, clipped to the bbox), else the whole box."""
+    over = [r for r in region_layers if _overlaps(layer, r)]
+    mask = np.maximum.reduce([coverage(r, bbox) for r in over]) if over else None
+    return ReferenceInput(reference_image(layer), layer.id, layer.reference or ReferenceSettings(), mask, tuple(r.id for r in over))
+
+
 def compile_canvas(document: CanvasDocument) -> GenerationRequest:
     """Turn what is on the canvas into one GenerationRequest (see types.GenerationRequest)."""
     size = validate_document(document)
@@ -215,6 +260,8 @@ def compile_canvas(document: CanvasDocument) -> GenerationRequest:
     init_image: np.ndarray | None = None
     original: np.ndarray | None = None
     mask: np.ndarray | None = None
+    if mode is Mode.TXT2IMG and params.upscale is not None:
+        raise InvalidCanvasError("the box is empty: there is nothing to upscale (paint or place a picture under it)")
     if mode is Mode.TXT2IMG:
         if not params.prompt.strip():
             raise InvalidCanvasError("a prompt is required for text-to-image")
@@ -258,7 +305,7 @@ def compile_canvas(document: CanvasDocument) -> GenerationRequest:
         if layer.visible and layer.kind is LayerKind.CONTROL and layer.control is not None
     )
     references = tuple(
-        ReferenceInput(reference_image(layer), layer.id)
+        _reference(layer, region_layers, bbox)
         for layer in layers
         if layer.visible and layer.kind is LayerKind.REFERENCE
     )

@@ -37,6 +37,7 @@ from .types import (
     Mode,
     Progress,
     ProgressCallback,
+    ReferenceInput,
 )
 
 def _physical_memory() -> int:
@@ -146,11 +147,14 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         is_cancelled: CancelCheck | None = None,
     ) -> list[GenerationResult]:
+        from . import upscale  # upscale jobs and hires fix
         from .lora import job_loras  # LoRA stacks: put on (or kept) before the job; a job without gets the base
 
+        request = upscale.job_request(request)
         params = request.params
         record = self.resolve_model(params.model)
         check_edit_request(params.edit, record, self.registry.list())
+        upscale.check_models(params, record, self.registry.list(), lambda: self.registry.default_model_id(upscale.UPSCALER_KIND))
         families.get(record.family).check_job(
             scheduler=params.scheduler,
             size=request.size,
@@ -164,6 +168,8 @@ class Engine:
         control_records = self.resolve_controlnets(request.controls, record, params.strength)
         # the job's components stay pinned in the cache until it ends
         with self._job_lock, self.cache.job(), job_loras(self, request, control_records) as add_lora_metadata:
+            if upscale.applies(request):  # its passes are jobs of `_run` (invoke_core/upscale.py)
+                return add_lora_metadata(upscale.run(self, request, record, control_records, on_progress, is_cancelled))
             return add_lora_metadata(self._run(request, record, control_records, on_progress, is_cancelled))
 
     def _run(
@@ -183,6 +189,13 @@ class Engine:
         loaded = self.cache.get(record, self.device)
         # a Control LoRA is no module of its own: it is an adapter on the transformer (invoke_core/lora.py)
         controlnets = [self.cache.get(r, self.device).model for r in control_records if r.kind == "controlnet"]
+        # each reference layer's models (an IP-Adapter and its image encoder; none where the family takes
+        # reference images itself), loaded and pinned like the rest
+        reference_records = family.reference_models(
+            [r.settings for r in request.references], self.registry, record,
+            names=[f"reference layer {r.layer_id!r}" if r.layer_id else f"reference {n}" for n, r in enumerate(request.references, 1)],
+        )
+        reference_models = [tuple((r, self.cache.get(r, self.device).model) for r in records) for records in reference_records]
         load_seconds = time.perf_counter() - started
         control_lora = any(r.kind == "control_lora" for r in control_records)
         pipe, task = self.pipeline_for(loaded.model, record, request.mode, controlnets, control_lora=control_lora)
@@ -208,7 +221,7 @@ class Engine:
             inputs = family.control_inputs(request, task, control_records, inputs)
             extra_meta["controls"] = _control_metadata(family, request.controls, control_records)
         if request.references:
-            extra_meta["references"] = [{"layer_id": r.layer_id, "width": r.image.shape[1], "height": r.image.shape[0]} for r in request.references]
+            extra_meta["references"] = _reference_metadata(request.references, reference_records)
 
         prompt_args: dict[str, Any] = {"prompt": params.prompt, "negative_prompt": params.negative_prompt or None}
         processor = None
@@ -225,6 +238,7 @@ class Engine:
         results = []
         with _out_of_memory(self.device, request.size, tiling), \
                 self.fast_path.job(pipe, plain, (*request.size, params.batch_size, bool(controlnets))) as fast, \
+                family.references(pipe, request, reference_models, family.uses_cfg(pipe, params)) as references, \
                 offloaded(pipe, loaded.offload, self.device.torch_device), \
                 _before_denoiser(pipe, self.denoiser_hook), \
                 family.control_modes(controlnets, request.controls), family.attention(pipe, controlnets, processor):
@@ -236,7 +250,7 @@ class Engine:
                 seed = (params.seed + index) % (1 << 32)
                 item_started = time.perf_counter()
                 generated = self._denoise(
-                    pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args, flow
+                    pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args, flow, references
                 )
                 image = _finish(request, generated)
                 timings = {
@@ -285,7 +299,7 @@ class Engine:
         return pipe, task
 
     def _denoise(
-        self, pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args, flow=False
+        self, pipe, family, request, inputs, seed, index, on_progress, is_cancelled, prompt_args, flow=False, references=None
     ) -> np.ndarray:
         import torch
 
@@ -302,8 +316,8 @@ class Engine:
 
             start = flow_start(pipe, family, inputs, params.steps, generator)
             inputs, blend = start.call_args, start.blend
-        if request.references:  # after the flow start, which reads `image` as the picture to repaint
-            inputs = family.reference_inputs(pipe, request, inputs)
+        if references is not None:  # after the flow start, which reads `image` as the picture to repaint
+            inputs = references.inputs(inputs)
 
         def on_step_end(p, step, timestep, callback_kwargs):
             if is_cancelled and is_cancelled():
@@ -311,6 +325,8 @@ class Engine:
                 raise GenerationCancelled(f"cancelled at step {step + 1} of {p.num_timesteps}")
             if blend is not None:
                 callback_kwargs["latents"] = blend(p, callback_kwargs["latents"])
+            if references is not None:
+                references.step_end(step + 1)  # a reference's step range (invoke_core/ip_adapter_run.py)
             if on_progress is not None:
                 latents = callback_kwargs["latents"]
                 on_progress(Progress(index, step + 1, p.num_timesteps, lambda: family.preview(latents, request.size)))
@@ -485,6 +501,23 @@ def _control_metadata(family: families.Family, controls: tuple[ControlInput, ...
         }
         for c, r, t in zip(controls, records, types)
     ]
+
+
+def _reference_metadata(references: tuple[ReferenceInput, ...], records: list[tuple[ModelRecord, ...]]) -> list[dict[str, Any]]:
+    """Each reference layer's picture size and settings, and the model it ran with (the first of its records:
+    an IP-Adapter), for recall."""
+    out = []
+    for reference, models in zip(references, records):
+        s = reference.settings
+        item: dict[str, Any] = {"layer_id": reference.layer_id, "width": reference.image.shape[1], "height": reference.image.shape[0],
+                                "weight": s.weight, "begin": s.begin, "end": s.end}
+        if models:
+            r = models[0]
+            item["model"] = {"id": r.id, "name": r.name, "hash": r.hash, "family": r.family}
+        if reference.regions:
+            item["regions"] = list(reference.regions)  # the regional guidance layers it applies inside
+        out.append(item)
+    return out
 
 
 def _finish(request: GenerationRequest, generated: np.ndarray) -> np.ndarray:

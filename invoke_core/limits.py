@@ -54,4 +54,19 @@ PROMPT_MAX_CHARS = 10_000
 SEARCH_MAX_CHARS = 500
 MAX_LAYERS = 200
 MAX_REFERENCES = 10  # reference layers per job (FLUX.2 takes up to 10 reference images)
+REFERENCE_WEIGHT = Range(0, 2, step=0.05)  # a reference layer's weight (an IP-Adapter's scale); 0 adds nothing
+REFERENCE_BEGIN = Range(0, 1, step=0.05)  # fractions of the steps, as a control layer's; begin < end
+REFERENCE_END = Range(0, 1, step=0.05)
 DEFAULT_BBOX_SIDE = 512  # a new canvas's box (a multiple of BBOX_MULTIPLE inside BBOX_SIDE)
+
+# upscaling (invoke_core/upscale.py): an upscale job's factor, its refine's denoise strength (0: none), the
+# refine's tiles (a side, and their overlap), and the largest result a side (it is refined tile by tile)
+UPSCALE_SCALES = (2, 4)
+REFINE_STRENGTH = Range(0, 1, step=0.05)
+UPSCALE_TILE = Range(64, 2048, step=BBOX_MULTIPLE)
+UPSCALE_OVERLAP = Range(0, 512, step=BBOX_MULTIPLE)
+MAX_UPSCALE_SIDE = 8192
+# hires fix: the first pass at the generation size / this factor, refined at this denoise strength
+HIRES_SCALE = Range(1, 4, low_open=True, step=0.25)
+HIRES_STRENGTH = Range(0, 1, low_open=True, step=0.05)
+HIRES_SCALE_CHOICES = (1.5, 2.0)

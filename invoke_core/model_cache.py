@@ -130,7 +130,15 @@ def load_model(
     if not path.exists():
         raise ModelInstallError(f"model {record.id!r}: its files are gone from {path}; reinstall or remove it")
     try:
-        if record.format == "single-file":
+        if record.kind == "upscaler":  # a spandrel model (invoke_core/upscalers.py), onto the device in its dtype
+            from .upscalers import load_upscaler
+
+            return load_upscaler(path, device)
+        if record.kind in ("ip_adapter", "image_encoder"):  # a reference layer's (invoke_core/ip_adapter_run.py)
+            from .ip_adapter_run import load_adapter, load_image_encoder
+
+            model = (load_adapter if record.kind == "ip_adapter" else load_image_encoder)(path, dtype)
+        elif record.format == "single-file":
             from .model_probe import ModelInfo
             from .single_file import load_single_file
 

@@ -78,6 +78,8 @@ def install_model(
         config_path, description = _transformer_base(registry, info, path, spec, config_path, base)
     elif base:
         raise ModelInstallError(f"--base is for a transformer file alone; {path.name} is a {info.family} {info.kind} model")
+    if info.kind == "ip_adapter":  # the CLIP image encoder it reads: --config, the one beside it, or an installed one
+        config_path, description = _adapter_encoder(registry, path, config_path, guard)
     digest, size = hash_path(path, guard)
     display = name or (path.stem if path.is_file() else path.name)
     record = ModelRecord(
@@ -91,9 +93,31 @@ def install_model(
         size=size,
         source=source_label or str(path),
         config_path=str(config_path) if config_path else None,
-        description=description,
+        description=description or info.description,
+        scale=info.scale,
     )
     return registry.add(record)
+
+
+def _adapter_encoder(registry: ModelRegistry, path: Path, folder: Path | None, guard: Forbidden) -> tuple[Path | None, str]:
+    """The image encoder an IP-Adapter file runs with (invoke_core/ip_adapter.py): `folder` (--config), else
+    an image_encoder folder beside it (installed with it), else the first installed one that fits; and the
+    record's description. None when none fits yet (a job then names what to install)."""
+    from .ip_adapter import ENCODER_KIND, adapter_info, encoder_config, encoder_fits, find_encoder_beside, is_image_encoder_config
+
+    adapter = adapter_info(path)
+    if folder is not None and not (is_image_encoder_config(encoder_config(folder)) and encoder_fits(adapter, encoder_config(folder))):
+        raise ModelInstallError(f"--config {folder} is not a CLIP image encoder that {path.name} reads ({adapter.encoder_width} wide)")
+    folder = folder or find_encoder_beside(path, adapter)
+    encoders = [r for r in registry.list() if r.kind == ENCODER_KIND and not r.builtin]
+    if folder is not None:
+        record = next((r for r in encoders if Path(r.path) == folder), None) or install_model(registry, str(folder), forbidden=guard)
+    else:
+        record = next((r for r in encoders if encoder_fits(adapter, encoder_config(r.path))), None)
+    if record is None:
+        width = f"{adapter.encoder_width} {'hidden' if adapter.hidden_states else 'projection'} width"
+        return None, f"{adapter.label}; needs a CLIP image encoder of {width}: install its image_encoder folder"
+    return Path(record.path), f"{adapter.label}; image encoder {record.id}"
 
 
 def _transformer_base(

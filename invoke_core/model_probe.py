@@ -4,7 +4,9 @@ Supported: Stable Diffusion 1.x ("sd-1") and SDXL base ("sdxl") main, inpaint an
 diffusers folders or single `.safetensors` files, and LoRA `.safetensors` files for either family; the
 families of invoke_core.families claim their own folders, LoRA files and transformer files.
 Single files are read through the safetensors header only (key names and shapes); pickle-based files
-(`.ckpt`, `.pt`, `.pth`, `.bin`, `.pkl`) are refused unopened, since unpickling can run arbitrary code.
+(`.ckpt`, `.pt`, `.pth`, `.bin`, `.pkl`) are refused unopened, since unpickling can run arbitrary code;
+only an upscaler's `.pth` / `.pt` is read, through torch's weights-only loader (invoke_core/upscalers.py).
+Upscaler files (what spandrel recognises) are loaded once to learn their scale.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ModelInfo:
     family: str  # "sd-1" | "sdxl"
     kind: str  # one of model_records.KINDS
     format: str  # "diffusers" | "single-file"
+    scale: int | None = None  # an upscaler's factor
+    description: str = ""  # an upscaler's architecture ("ESRGAN (64nf, 23nb) x4 upscaler")
 
 
 def probe_model(path: Path, forbidden: Forbidden | Sequence[Path] | None = None) -> ModelInfo:
@@ -61,8 +65,26 @@ def probe_model(path: Path, forbidden: Forbidden | Sequence[Path] | None = None)
     if check_source(path, guard) == "dir":
         return _probe_folder(path, guard)
     if path.suffix.lower() in PICKLE_SUFFIXES:
+        from .upscalers import PICKLE_UPSCALER_SUFFIXES
+
+        if path.suffix.lower() in PICKLE_UPSCALER_SUFFIXES:  # an upscaler's .pth: torch's weights-only loader
+            return _probe_upscaler(path, guard, pickled=True)
         raise ModelInstallError(_pickle_message(path))
     return _probe_single_file(path, guard)
+
+
+def _probe_upscaler(path: Path, forbidden: Forbidden, pickled: bool = False) -> ModelInfo:
+    """An upscaler file (invoke_core/upscalers.py), loaded once through spandrel to learn its scale. A .pth
+    that is no upscaler gets the pickle message: only upscalers are read from pickle files."""
+    from .upscalers import FAMILY, probe_upscaler
+
+    try:
+        info = probe_upscaler(path, forbidden)
+    except ModelInstallError as exc:
+        if pickled and "Refusing" not in str(exc):
+            raise ModelInstallError(f"{exc}; {_pickle_message(path)}") from None
+        raise
+    return ModelInfo(FAMILY, "upscaler", "single-file", scale=info.scale, description=info.description)
 
 
 def _pickle_message(path: Path) -> str:
@@ -104,6 +126,10 @@ def _probe_folder(folder: Path, forbidden: Forbidden) -> ModelInfo:
     if (folder / "config.json").is_file():
         config = _read_json(folder / "config.json", forbidden)
         from . import families
+        from .ip_adapter import ENCODER_FAMILY, is_image_encoder_config
+
+        if is_image_encoder_config(config):  # an IP-Adapter's CLIP image encoder (invoke_core/ip_adapter.py)
+            return ModelInfo(ENCODER_FAMILY, "image_encoder", "diffusers")
 
         for family in families.claiming_families():
             if family.claims_controlnet(config):
@@ -248,6 +274,12 @@ def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
     def has(prefix: str) -> bool:
         return any(k.startswith(prefix) for k in keys)
 
+    from .ip_adapter import adapter_family, describe_adapter, is_ip_adapter
+
+    if is_ip_adapter(shapes):  # a reference layer's adapter (invoke_core/ip_adapter.py)
+        info = describe_adapter(shapes, path.name)
+        return ModelInfo(adapter_family(info, _header_metadata(path), path.name), "ip_adapter", "single-file", description=info.label)
+
     if has(_CONTROL):
         return ModelInfo(_ldm_controlnet_family(path, shapes), "controlnet", "single-file")
     if "controlnet_cond_embedding.conv_in.weight" in shapes:  # a diffusers-layout ControlNet saved as one file
@@ -269,7 +301,11 @@ def _probe_single_file(path: Path, forbidden: Forbidden) -> ModelInfo:
             return ModelInfo(family.name, kind, "single-file")
     if has(_UNET):
         return _probe_ldm_main(path, shapes, has)
-    raise _unidentified(path, "no Stable Diffusion UNet, ControlNet or LoRA weights found")
+    from .upscalers import claims_file
+
+    if claims_file(shapes):  # an architecture spandrel knows (ESRGAN, SwinIR, HAT, ...): an upscaler, or refused
+        return _probe_upscaler(path, forbidden)
+    raise _unidentified(path, "no Stable Diffusion UNet, ControlNet, LoRA or upscaler weights found")
 
 
 def _probe_ldm_main(path: Path, shapes: dict[str, tuple[int, ...]], has: Callable[[str], bool]) -> ModelInfo:

@@ -19,12 +19,15 @@ from .errors import InvalidCanvasError, ModelInstallError, ModelNotFoundError
 from .limits import WEIGHT_STORAGES
 from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
 
-KINDS = ("main", "inpaint", "edit", "controlnet", "control_lora", "lora")
+KINDS = ("main", "inpaint", "edit", "controlnet", "control_lora", "lora", "upscaler", "ip_adapter", "image_encoder")
 # the kinds a job can run on: a main model, an inpainting one, an instruction-editing one (FLUX.1 Kontext)
 GENERATING_KINDS = ("main", "inpaint", "edit")
 # what a control layer can run with: a ControlNet, or a Control LoRA (FLUX.1 Canny/Depth: a LoRA that takes
 # the control image's latents beside the noise)
 CONTROL_KINDS = ("controlnet", "control_lora")
+# what a reference layer runs with on SD 1.x / SDXL: an IP-Adapter, which reads a CLIP image encoder
+# (invoke_core/ip_adapter.py)
+REFERENCE_KINDS = ("ip_adapter",)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ModelRecord:
     config_path: str | None = None  # diffusers config folder for single files of non-standard architecture
     builtin: bool = False
     installed_at: float = 0.0
+    scale: int | None = None  # an upscaler's factor (2, 4); None for the other kinds
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,8 +61,15 @@ DEMO_MODELS = (
     ("demo", "Demo SD1.5 (tiny)", "sd15", "main", "sd-1"),
     ("demo-inpaint", "Demo SD1.5 inpainting (tiny)", "sd15-inpaint", "inpaint", "sd-1"),
     ("demo-controlnet", "Demo ControlNet (tiny)", "controlnet", "controlnet", "sd-1"),
+    # tiny ESRGANs (invoke_core/upscalers.py), one .safetensors file each, for every family ("any")
+    ("demo-upscaler", "Demo ESRGAN upscaler x4 (tiny)", "upscaler-x4.safetensors", "upscaler", "any"),
+    ("demo-upscaler-x2", "Demo ESRGAN upscaler x2 (tiny)", "upscaler-x2.safetensors", "upscaler", "any"),
+    # a tiny IP-Adapter for the SD1.5 demo and the CLIP image encoder it reads (invoke_core/ip_adapter_demo.py)
+    ("demo-ip-adapter", "Demo IP-Adapter SD1.5 (tiny)", "ip-adapter", "ip_adapter", "sd-1"),
+    ("demo-image-encoder", "Demo CLIP image encoder (tiny)", "image-encoder", "image_encoder", "any"),
 ) + tuple((d.id, d.name, d.folder, d.kind, f.name) for f in families.all_families() for d in f.demos)
 _FAMILY_DEMOS = {d.id: d for f in families.all_families() for d in f.demos}
+_DEMO_UPSCALER_SCALES = {"demo-upscaler": 4, "demo-upscaler-x2": 2}
 
 
 def check_edit_request(edit: bool, record: ModelRecord, records: Sequence[ModelRecord]) -> None:
@@ -220,13 +231,14 @@ class ModelRegistry:
             name=name,
             family=family,
             kind=kind,
-            format="diffusers",
+            format="single-file" if kind == "upscaler" else "diffusers",
             path=str(path),
             hash=stored.hash if stored else "",
             size=stored.size if stored else 0,
             source="builtin",
             description=demo.DEMO_LABEL,
             builtin=True,
+            scale=_DEMO_UPSCALER_SCALES.get(model_id),
         )
 
     def ensure_demo_built(self, model_id: str) -> ModelRecord:
@@ -247,6 +259,14 @@ class ModelRegistry:
                 demo.build_controlnet_demo(path, base / "sd15")
             if model_id in _FAMILY_DEMOS and not path.exists():
                 _FAMILY_DEMOS[model_id].build(path, base)
+            if model_id in _DEMO_UPSCALER_SCALES and not path.exists():
+                from .upscalers import build_demo_upscaler
+
+                build_demo_upscaler(path, _DEMO_UPSCALER_SCALES[model_id])
+            if model_id in ("demo-ip-adapter", "demo-image-encoder") and not path.exists():
+                from .ip_adapter_demo import build_image_encoder_demo, build_ip_adapter_demo
+
+                build_ip_adapter_demo(path, base) if model_id == "demo-ip-adapter" else build_image_encoder_demo(path)
             digest, size = hash_path(path)
             record = dataclasses.replace(record, hash=digest, size=size, installed_at=time.time())
             records[model_id] = record
@@ -301,7 +321,8 @@ class ModelRegistry:
                 raise ModelNotFoundError(f"unknown model {model_id!r}")
             users = [r.id for r in records.values() if r.config_path and Path(r.config_path) == Path(records[model_id].path)]
             if users:
-                raise ModelInstallError(f"{model_id!r} is the base model of {', '.join(users)}: remove those first")
+                role = "image encoder" if records[model_id].kind == "image_encoder" else "base model"  # of IP-Adapters
+                raise ModelInstallError(f"{model_id!r} is the {role} of {', '.join(users)}: remove those first")
             record = records.pop(model_id)
             self._write(records)
             return record

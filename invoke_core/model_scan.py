@@ -91,7 +91,7 @@ def scan(registry: ModelRegistry, folder: str | Path, forbidden: Forbidden | Seq
         if path in known:
             result.already.append(f"{path} ({known[path]})")
             continue
-        if path.suffix.lower() in PICKLE_SUFFIXES:
+        if path.suffix.lower() in PICKLE_SUFFIXES and not _maybe_upscaler(path):
             result.skipped.append((str(path), "a pickle checkpoint: never loaded (convert it to .safetensors)"))
             continue
         try:
@@ -107,6 +107,20 @@ def scan(registry: ModelRegistry, folder: str | Path, forbidden: Forbidden | Seq
         except ModelInstallError as exc:
             result.skipped.append((str(path), str(exc)))
     return result
+
+
+def _maybe_upscaler(path: Path) -> bool:
+    """A .pth / .pt small enough to be an upscaler (A1111's ESRGAN folders, ComfyUI's upscale_models): tried
+    through torch's weights-only loader (invoke_core/upscalers.py), refused when it holds anything else."""
+    from .upscalers import PICKLE_UPSCALER_SUFFIXES
+
+    try:
+        return path.suffix.lower() in PICKLE_UPSCALER_SUFFIXES and path.stat().st_size <= UPSCALER_SCAN_BYTES
+    except OSError:
+        return False
+
+
+UPSCALER_SCAN_BYTES = 512 << 20  # the largest upscalers (HAT-L, DAT) are a few hundred MB
 
 
 def _needs_base(message: str) -> bool:

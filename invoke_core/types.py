@@ -53,7 +53,7 @@ class LayerKind(str, enum.Enum):
     INPAINT_MASK = "inpaint_mask"
     REGIONAL_GUIDANCE = "regional_guidance"
     CONTROL = "control"
-    REFERENCE = "reference"  # its pixels go in as a reference image (FLUX.2), not into the init image
+    REFERENCE = "reference"  # its pixels go in as a reference image (IP-Adapter, FLUX.2), not into the init image
 
 
 class Mode(str, enum.Enum):
@@ -129,6 +129,19 @@ class ControlSettings:
         object.__setattr__(self, "mode", _enum(ControlMode, self.mode, "control mode"))
 
 
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """How a reference layer steers generation: how strongly (weight; 0 adds nothing) over which fraction of
+    the steps (begin, end, as a control layer's), and with which adapter (`model`: an installed IP-Adapter for
+    SD 1.x/SDXL, None for the family's default; families whose models take reference images themselves,
+    FLUX.2, take none)."""
+
+    model: str | None = None
+    weight: float = 1.0
+    begin: float = 0.0
+    end: float = 1.0
+
+
 @dataclass(frozen=True, eq=False)
 class Layer:
     """One canvas layer. `pixels` is RGBA uint8; for mask and region layers the alpha is the coverage."""
@@ -142,6 +155,7 @@ class Layer:
     visible: bool = True
     region: RegionPrompt | None = None
     control: ControlSettings | None = None
+    reference: ReferenceSettings | None = None  # a reference layer's (None: the defaults)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", _enum(LayerKind, self.kind, "layer kind"))
@@ -159,6 +173,30 @@ class LoraSpec:
 
     model: str
     weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class UpscaleSettings:
+    """An upscale job (invoke_core/upscale.py): the box's pixels through an upscaler to `scale` times the box,
+    then, with `refine_strength` above 0, an img2img pass of the job's model and prompt over overlapping
+    tiles of `tile_size` (None: the family's default size) blended over `tile_overlap` pixels."""
+
+    model: str | None = None  # an installed upscaler; None: the default one
+    scale: int = 2  # 2 or 4
+    refine_strength: float = 0.0  # 0: the upscaler alone
+    tile_size: int | None = None
+    tile_overlap: int = 64
+
+
+@dataclass(frozen=True)
+class HiresFix:
+    """A text-to-image job in two passes: the first at the generation size / `scale`, upscaled (an upscaler
+    model, or a plain Lanczos resize with `upscaler` None) to the generation size, refined by img2img at
+    `strength`. Other modes run as usual."""
+
+    scale: float = 2.0
+    strength: float = 0.45
+    upscaler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,11 +221,16 @@ class GenerationParams:
     # classifier-free guidance of a guidance-distilled family (FLUX.1), besides its distilled guidance
     # (`cfg_scale` there): above 1 the negative prompt runs as a second branch, at about twice the time
     true_cfg_scale: float = 1.0
+    upscale: UpscaleSettings | None = None  # set: an upscale job of the box's pixels (invoke_core/upscale.py)
+    hires_fix: HiresFix | None = None  # set: text-to-image in two passes (invoke_core/upscale.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "infill", _enum(InfillMethod, self.infill, "infill method"))
         if isinstance(self.loras, list):
             object.__setattr__(self, "loras", tuple(self.loras))
+        for name, cls in (("upscale", UpscaleSettings), ("hires_fix", HiresFix)):
+            if isinstance(getattr(self, name), dict):
+                object.__setattr__(self, name, cls(**getattr(self, name)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,13 +277,20 @@ class ControlInput:
 @dataclass(frozen=True, eq=False)
 class ReferenceInput:
     """A reference layer's picture (HxWx3 uint8, its painted part over white): the family's reference image
-    input steers the job with it. `layer_id` names the layer (metadata, messages)."""
+    input steers the job with it. `layer_id` names the layer (metadata, messages). `mask`: where it applies
+    (HxW float32 at bbox size, 1 = applies), for a reference layer lying over regional-guidance layers (the
+    union of their masks; `regions` their layer ids); None: the whole box."""
 
     image: np.ndarray
     layer_id: str | None = None
+    settings: ReferenceSettings = ReferenceSettings()
+    mask: np.ndarray | None = None
+    regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen(self.image))
+        object.__setattr__(self, "mask", _frozen(self.mask))
+        object.__setattr__(self, "regions", tuple(self.regions))
 
 
 @dataclass(frozen=True, eq=False)

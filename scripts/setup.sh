@@ -22,6 +22,12 @@ if [ "$(cat "$PY_STAMP" 2>/dev/null)" != "$want_py" ]; then
     python -m pip install --quiet --disable-pip-version-check ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION:-2.13.0}"
   fi
   python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  # packages installed without their dependencies (pyproject.toml [tool.invoke-canvas] no-deps: spandrel, whose
+  # metadata asks for torchvision and so another torch); part of this stamped step, the pins in the digest
+  no_deps="$(python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb")).get("tool", {}).get("invoke-canvas", {}).get("no-deps", [])))')"
+  if [ -n "$no_deps" ]; then
+    python -m pip install --quiet --disable-pip-version-check --no-deps $no_deps
+  fi
   echo "$want_py" > "$PY_STAMP"
 fi
 want_npm="$(digest web/package.json web/package-lock.json)"

@@ -22,7 +22,7 @@ from .config import ServerConfig, load_config
 from .errors import register_error_handlers
 from .events import QUEUE_ROOM, EventBus
 from .guard import AccessGuard, AccessPolicy
-from .routes import boards, canvas, health, history, images, models, sdapi
+from .routes import boards, canvas, health, history, images, live, models, sdapi
 from .routes import config as config_routes
 from .routes import queue as queue_routes
 from .services import EXTENSION, Services
@@ -110,7 +110,7 @@ def _build(app: Flask, cfg: ServerConfig, socketio: SocketIO, token: str | None,
 
     register_error_handlers(app)
     services.sign_url = install_auth(app, token, cfg).sign
-    for module in (health, config_routes, boards, images, canvas, queue_routes, models, history, sdapi):
+    for module in (health, config_routes, boards, images, canvas, live, queue_routes, models, history, sdapi):
         app.register_blueprint(module.bp)
 
     @socketio.on("connect")

@@ -134,8 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="a regional prompt: a mask image (white = the region) and its prompt; repeat for several, lowest first",
     )
     gen.add_argument("--region-strength", type=float, default=0.8, help="for --region: 0 to 1 (default 0.8)")
+    gen.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="a reference image that steers the job (SD 1.x/SDXL: through an IP-Adapter; FLUX.2: its reference images); repeat for several",
+    )
+    gen.add_argument(
+        "--reference-weight",
+        action="append",
+        type=float,
+        default=[],
+        metavar="W",
+        help="for --reference: 0 to 2 (default 1); once for all of them, or once per --reference in order",
+    )
+    gen.add_argument("--reference-model", default=None, metavar="ID", help="for --reference: the IP-Adapter (default: the family's first)")
     gen.add_argument("--out", required=True, help="output PNG; a batch writes NAME.png, NAME-2.png, ...")
+    from .cli_upscale import add_hires_arguments, add_upscale_parser
+
+    add_hires_arguments(gen)
     _add_common(gen)
+    add_upscale_parser(sub, _add_common)
 
     models = sub.add_parser("models", help="list, install or remove models")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -197,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "generate":
             return _generate(args)
+        if args.command == "upscale":
+            from .cli_upscale import run_upscale
+
+            return run_upscale(args, _engine, _read_rgba)
         if args.command == "models":
             return _models(args)
         if args.command == "doctor":
@@ -310,6 +334,8 @@ def build_document(args, family: str, control_model: str | None = None):
     """CLI arguments -> CanvasDocument: init at the top-left of the bbox, mask as an inpaint-mask layer,
     regions and control images as their layers at the top-left too."""
     from invoke_core.errors import InvalidImageError
+
+    from .cli_upscale import hires_from_args
     from invoke_core.types import (
         Bounds,
         CanvasDocument,
@@ -346,6 +372,7 @@ def build_document(args, family: str, control_model: str | None = None):
         image = _read_rgba(image_path, f"control image {number}")
         settings = ControlSettings(control_model, args.preprocessor, args.control_weight)
         layers.append(Layer(f"control-{number}", LayerKind.CONTROL, 0, 0, image, control=settings))
+    layers.extend(_reference_layers(args, width))
     params = GenerationParams(
         prompt=args.prompt,
         negative_prompt=args.negative,
@@ -361,8 +388,31 @@ def build_document(args, family: str, control_model: str | None = None):
         infill=args.infill,
         loras=_lora_specs(args.lora),
         edit=args.edit,
+        hires_fix=hires_from_args(args),
     )
     return CanvasDocument(Bounds(0, 0, width, height), tuple(layers), params)
+
+
+def _reference_layers(args, width: int) -> list:
+    """--reference images as reference layers, beside the box (over no region: they steer the whole box)."""
+    from invoke_core.errors import InvalidCanvasError
+    from invoke_core.types import Layer, LayerKind, ReferenceSettings
+
+    references = getattr(args, "reference", None) or []
+    weights = getattr(args, "reference_weight", None) or []
+    if weights and not references:
+        raise InvalidCanvasError("--reference-weight needs --reference: the image it weighs")
+    if len(weights) not in (0, 1, len(references)):
+        raise InvalidCanvasError(
+            f"{len(weights)} --reference-weight for {len(references)} --reference: give one for all, or one per reference"
+        )
+    layers = []
+    for number, image_path in enumerate(references, 1):
+        image = _read_rgba(image_path, f"reference image {number}")
+        weight = weights[0] if len(weights) == 1 else weights[number - 1] if weights else 1.0
+        settings = ReferenceSettings(getattr(args, "reference_model", None), weight)
+        layers.append(Layer(f"reference-{number}", LayerKind.REFERENCE, width + 16, 0, image, reference=settings))
+    return layers
 
 
 def _generate(args) -> int:
@@ -390,6 +440,13 @@ def _generate(args) -> int:
             raise InvalidCanvasError(f"--control: no {record.family} ControlNet is installed; install one or name it with --control-model")
     request = compile_canvas(build_document(args, record.family, control_model))
     resolve_loras(engine.registry, request.params.loras, record)  # a wrong LoRA is an error before any output
+    if request.references:  # so is a wrong reference model (an IP-Adapter the family's models cannot take)
+        from invoke_core import families
+
+        families.get(record.family).reference_models(
+            [r.settings for r in request.references], engine.registry, record,
+            names=[f"reference layer {r.layer_id!r}" for r in request.references],
+        )
     if record.builtin:
         print(f"model: {record.name} ({record.description})", file=sys.stderr)
 

@@ -26,6 +26,7 @@ class QueueItemStatusChanged:
     error_message: str | None = None
     image_ids: tuple[str, ...] = ()
     worker: str | None = None  # who holds (or last held) it: "embedded", or a remote worker's name
+    live: bool = False  # a live-painting item (server/live.py): its render is not a gallery image
 
 
 @dataclass(frozen=True)

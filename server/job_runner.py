@@ -19,9 +19,12 @@ from db import queue
 from db.errors import StorageError
 from db.models import Generation
 from invoke_core.errors import GenerationCancelled, InvalidCanvasError, InvokeCoreError
+from invoke_core.upscale import output_bounds
 
 from .events import GenerationProgress, ImageAdded, QueueItemStatusChanged, preview_data_url
 from .jobs import build_document, link_layer_assets, name_layers
+from .live import is_live
+from .live import prune as prune_live
 from .schemas import JobDocumentIn
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ def publish_status(events: Any, item: queue.QueueItemRecord, image_ids: tuple[st
             error_message=item.error_message,
             image_ids=image_ids,
             worker=item.worker,
+            live=is_live(item),
         )
     )
 
@@ -92,8 +96,8 @@ def generate(s: Any, engine: Any, item: queue.QueueItemRecord, should_stop: Call
             request = compile_canvas(build_document(request_json, lambda image_id: _load_pixels(s, image_id)))
         except InvalidCanvasError as exc:  # name the layers as the user knows them
             raise InvalidCanvasError(name_layers(str(exc), JobDocumentIn.model_validate(request_json).layers)) from None
-        out.mode = request.mode.value
-        bbox = tuple(request.bbox)
+        out.mode = "upscale" if request.params.upscale is not None else request.mode.value
+        bbox = tuple(output_bounds(request))  # where the preview shows: an upscale's is the result's place
 
         def on_progress(progress) -> None:
             at = time.time()
@@ -115,10 +119,13 @@ def generate(s: Any, engine: Any, item: queue.QueueItemRecord, should_stop: Call
 def store_results(s: Any, item: queue.QueueItemRecord, generated: Generated, out: Outcome, defer_thumbnails: bool = False) -> Outcome:
     """Each image: PNG with its metadata -> file, thumbnail, row (db/images.add_image), then its event.
     `defer_thumbnails`: the thumbnails are left in `out.thumbnails` for `write_thumbnails`, after the
-    item's status event (off the path from the job's end to its result on screen)."""
+    item's status event (off the path from the job's end to its result on screen).
+    A live item's render (server/live.py) is saved as a "live" image: no board, no thumbnail, no event,
+    and the older live renders are deleted."""
     from invoke_core.metadata import png_bytes
 
     started = time.perf_counter()
+    live = is_live(item)
     try:
         for result in generated.results:
             meta = {
@@ -133,12 +140,16 @@ def store_results(s: Any, item: queue.QueueItemRecord, generated: Generated, out
                 s.store,
                 data,
                 origin="generated",
-                board_id=generated.board_id,
+                category=db_images.LIVE if live else "general",
+                board_id=None if live else generated.board_id,
                 metadata=meta,
                 generation_id=item.generation_id,
                 missing_board="uncategorised",  # the board was deleted while the job ran: keep the image
-                thumbnail=not defer_thumbnails,
+                thumbnail=not defer_thumbnails and not live,
             )
+            out.image_ids.append(record.id)
+            if live:
+                continue
             if defer_thumbnails:
                 out.thumbnails.append((record.id, data))
             if generated.board_id is not None and record.board_id is None:
@@ -146,10 +157,11 @@ def store_results(s: Any, item: queue.QueueItemRecord, generated: Generated, out
                     "queue item %s: board %s was deleted while the job ran; image %s saved to Uncategorised",
                     item.id, generated.board_id, record.id,
                 )
-            out.image_ids.append(record.id)
             s.events.publish(ImageAdded(image=s.image_payload(record)))
     except Exception as exc:
         _failed(out, item, exc)
+    if live and out.image_ids:
+        prune_live(s, tuple(out.image_ids))
     if out.timings is not None:
         out.timings = {**out.timings, "save": round(time.perf_counter() - started, 4)}
     return out

@@ -18,7 +18,9 @@ from invoke_core.errors import InvalidCanvasError, ModelNotFoundError
 from invoke_core.lora import check_lora_record
 from invoke_core.model_records import ModelRegistry
 from invoke_core.prompt_syntax import SyntaxBudget, check_prompts
-from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LoraSpec, RegionPrompt
+from invoke_core import upscale
+from invoke_core.types import HiresFix, UpscaleSettings
+from invoke_core.types import Bounds, CanvasDocument, ControlSettings, GenerationParams, Layer, LoraSpec, ReferenceSettings, RegionPrompt
 
 from .schemas import JobDocumentIn
 
@@ -39,6 +41,7 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
         raise InvalidCanvasError(f"model {model.id!r} is a {model.kind} model; choose a main, inpaint or edit model")
     params, box = document.params, document.bbox
     check_edit_request(params.edit, model, list(known.values()))
+    upscale.check_models(params, model, list(known.values()), lambda: registry.default_model_id(upscale.UPSCALER_KIND))
     visible = [layer for layer in document.layers if layer.visible]
     families.get(model.family).check_job(
         scheduler=params.scheduler,
@@ -72,6 +75,20 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
             controls.append((settings, record))
         db_images.get_image(db, layer.image_id)  # NotFound names the id
     families.get(model.family).check_controls([s for s, _ in controls], [r for _, r in controls], params.strength)
+    references = [layer for layer in visible if layer.kind == "reference"]
+    if references:  # each reference layer's IP-Adapter (SD 1.x, SDXL), or none where the family takes the picture itself
+        try:
+            families.get(model.family).reference_models(
+                [reference_settings(layer) for layer in references], registry, model, build=False,
+                names=[f"reference layer {layer_label(layer)}" for layer in references],
+            )
+        except ModelNotFoundError as exc:  # a layer's model, not the job's: the document is what is wrong
+            raise InvalidCanvasError(str(exc)) from None
+
+
+def reference_settings(layer: Any) -> ReferenceSettings:
+    """A reference layer's settings from its JSON (the defaults when it has none)."""
+    return ReferenceSettings(**layer.reference.model_dump()) if layer.reference is not None else ReferenceSettings()
 
 
 def _check_canvas(document: JobDocumentIn) -> None:
@@ -147,6 +164,7 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
                     else None
                 ),
                 control=ControlSettings(**layer.control.model_dump()) if layer.control else None,
+                reference=reference_settings(layer) if layer.kind == "reference" else None,
             )
         )
     p = doc.params
@@ -167,6 +185,8 @@ def build_document(request: dict[str, Any], load_pixels: Callable[[str], np.ndar
         loras=tuple(LoraSpec(lo.model, lo.weight) for lo in p.loras),
         edit=p.edit,
         true_cfg_scale=p.true_cfg_scale,
+        upscale=UpscaleSettings(**p.upscale.model_dump()) if p.upscale is not None else None,
+        hires_fix=HiresFix(**p.hires_fix.model_dump()) if p.hires_fix is not None else None,
     )
     bbox = doc.bbox
     return CanvasDocument(Bounds(bbox.x, bbox.y, bbox.width, bbox.height), tuple(layers), params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from invoke_core.model_records import CONTROL_KINDS, GENERATING_KINDS, ModelRecord
+from invoke_core.model_records import CONTROL_KINDS, GENERATING_KINDS, REFERENCE_KINDS, ModelRecord
 
 
 def match_model(records: Iterable[ModelRecord], kinds: tuple[str, ...], model_id: str | None, name: str | None, hash_: str | None) -> ModelRecord | None:
@@ -29,7 +29,7 @@ def match_model(records: Iterable[ModelRecord], kinds: tuple[str, ...], model_id
 
 
 def resolve_models(recalled: dict[str, Any], records: list[ModelRecord]) -> dict[str, Any]:
-    """Point the recalled main model, LoRAs and ControlNets at installed models (`installed` says if one was
+    """Point the recalled main model, LoRAs, ControlNets and reference IP-Adapters at installed models (`installed` says if one was
     found; `model` / `model_id` then hold its id, else None)."""
     out = dict(recalled)
     if "model_id" in out or "model_name" in out:
@@ -44,4 +44,16 @@ def resolve_models(recalled: dict[str, Any], records: list[ModelRecord]) -> dict
             items.append({**item, "model": record.id if record else None, "installed": record is not None})
         if items:
             out[key] = items
+    if out.get("references"):  # a reference's IP-Adapter, where it ran with one (SD 1.x, SDXL)
+        out["references"] = [
+            {**item, "model": record.id if record else None, "installed": record is not None}
+            if "model" in item or "model_name" in item
+            else item
+            for item in out["references"]
+            for record in [match_model(records, REFERENCE_KINDS, item.get("model"), item.get("model_name"), item.get("model_hash"))]
+        ]
+    hires = out.get("hires_fix")
+    if isinstance(hires, dict) and (hires.get("upscaler") or hires.get("upscaler_name")):  # its upscaler model
+        record = match_model(records, ("upscaler",), hires.get("upscaler"), hires.get("upscaler_name"), hires.get("upscaler_hash"))
+        out["hires_fix"] = {**hires, "upscaler": record.id if record else None, "installed": record is not None}
     return out

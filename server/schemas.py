@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .canvas_tiles import TILE_SIDE
+from .live import is_live
 from invoke_core.families.base import FEATURES
 from invoke_core.limits import (
     BATCH_SIZE,
@@ -25,6 +26,9 @@ from invoke_core.limits import (
     MAX_LORAS,
     OPACITY,
     PROMPT_MAX_CHARS,
+    REFERENCE_BEGIN,
+    REFERENCE_END,
+    REFERENCE_WEIGHT,
     REGION_STRENGTH,
     SCALE,
     SEARCH_MAX_CHARS,
@@ -41,8 +45,12 @@ from invoke_core.types import (
     GenerationParams,
     LayerKind,
     LoraSpec,
+    ReferenceSettings,
     RegionPrompt,
 )
+
+from invoke_core import limits as core_limits  # noqa: E402 (upscaling's, beside the names above)
+from invoke_core.types import HiresFix, UpscaleSettings  # noqa: E402
 
 ID = Field(min_length=1, max_length=64)
 INT64_MAX = 2**63 - 1  # SQLite integers: a larger id would overflow instead of being "not found"
@@ -119,6 +127,17 @@ class ControlIn(Strict):
     )
 
 
+class ReferenceIn(Strict):
+    model: str | None = Field(
+        default_of(ReferenceSettings, "model"), min_length=1, max_length=200,
+        description="an installed IP-Adapter of the main model's family (SD 1.x, SDXL); absent: the family's default"
+        " (FLUX.2 takes reference images itself: leave it absent)",
+    )
+    weight: float = bounded(default_of(ReferenceSettings, "weight"), REFERENCE_WEIGHT, description="how strongly it steers (0: not at all)")
+    begin: float = bounded(default_of(ReferenceSettings, "begin"), REFERENCE_BEGIN, description="the fraction of the steps it starts at")
+    end: float = bounded(default_of(ReferenceSettings, "end"), REFERENCE_END, description="the fraction of the steps it ends at (above begin)")
+
+
 class LayerIn(Strict):
     """A layer of a saved canvas. `image_id` is absent for a layer with no pixels yet (an empty layer
     keeps its place, name and settings); `name`, `locked` and `color` are front-end state the worker
@@ -137,6 +156,7 @@ class LayerIn(Strict):
     visible: bool = True
     region: RegionIn | None = None
     control: ControlIn | None = None
+    reference: ReferenceIn | None = Field(None, description="a reference layer's settings (absent: the defaults)")
     name: str | None = Field(
         None, min_length=1, max_length=200, description="the layer's name in the UI (ignored by the worker)"
     )
@@ -166,6 +186,32 @@ class LoraIn(Strict):
     weight: float = bounded(default_of(LoraSpec, "weight"), LORA_WEIGHT)
 
 
+class UpscaleIn(Strict):
+    """An upscale job (invoke_core/upscale.py): the box's pixels through an upscaler, then an optional tiled refine."""
+
+    model: str | None = Field(None, min_length=1, max_length=200, description="an installed upscaler; absent: the default one")
+    scale: Literal[core_limits.UPSCALE_SCALES] = Field(  # type: ignore[valid-type]
+        default_of(UpscaleSettings, "scale"), description="the result is the box's size times this, at the box's top-left corner"
+    )
+    refine_strength: float = bounded(
+        default_of(UpscaleSettings, "refine_strength"), core_limits.REFINE_STRENGTH,
+        description="above 0: an img2img pass of the job's model and prompt over overlapping tiles at this denoise strength",
+    )
+    tile_size: int | None = bounded(
+        default_of(UpscaleSettings, "tile_size"), core_limits.UPSCALE_TILE, multiple_of=core_limits.BBOX_MULTIPLE,
+        description="the refine's tile side; absent: the model family's default size",
+    )
+    tile_overlap: int = bounded(default_of(UpscaleSettings, "tile_overlap"), core_limits.UPSCALE_OVERLAP, description="pixels the refine's tiles overlap and blend over")
+
+
+class HiresFixIn(Strict):
+    """Hires fix of a text-to-image job: generate at the generation size / scale, upscale, refine by img2img."""
+
+    scale: float = bounded(default_of(HiresFix, "scale"), core_limits.HIRES_SCALE, description="the first pass at the generation size divided by this")
+    strength: float = bounded(default_of(HiresFix, "strength"), core_limits.HIRES_STRENGTH, description="the refine's denoise strength")
+    upscaler: str | None = Field(None, min_length=1, max_length=200, description="an installed upscaler; absent: a plain Lanczos resize")
+
+
 class ParamsIn(Strict):
     prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
     negative_prompt: str = Field("", max_length=PROMPT_MAX_CHARS)
@@ -189,6 +235,8 @@ class ParamsIn(Strict):
         default_of(GenerationParams, "edit"),
         description="ask for an instruction edit of the pixels under the box: needs an edit model (FLUX.1 Kontext)",
     )
+    upscale: UpscaleIn | None = Field(None, description="set: an upscale job of the box's pixels instead of a generation")
+    hires_fix: HiresFixIn | None = Field(None, description="set: text-to-image in two passes (other modes run as usual)")
 
 
 class CanvasDocumentIn(Strict):
@@ -255,6 +303,23 @@ class JobOut(BaseModel):
     seeds: list[int]
 
 
+class LiveJobIn(Strict):
+    """A live-painting job (server/live.py): the canvas document with the model's live settings; one image."""
+
+    document: JobDocumentIn
+
+
+class LiveJobOut(BaseModel):
+    item_id: int
+    generation_id: str
+    seed: int
+    superseded: list[int] = Field(description="older live items this one replaced: pending ones canceled, running ones stopping")
+
+
+class LiveKeepIn(Strict):
+    board_id: str | None = Field(None, max_length=64, description="the board to file it in (absent: uncategorised)")
+
+
 # --- queue ------------------------------------------------------------------------------------------
 
 
@@ -273,6 +338,12 @@ class QueueItemOut(BaseModel):
     attempts: int = 0  # runs since queued (or retried)
     worker: str | None = None  # the worker that holds it, or last held it ("embedded": this server)
     heartbeat_at: datetime | None = None  # its holder's last sign of life
+    live: bool = Field(False, description="a live-painting item (its priority is the live lane's)")
+
+    @model_validator(mode="after")
+    def _lane(self) -> QueueItemOut:
+        self.live = is_live(self.priority)
+        return self
 
 
 class QueueAttemptOut(BaseModel):
@@ -357,6 +428,10 @@ class FamilyOut(BaseModel):
     edit_from_empty_box: bool = Field(
         description="whether its edit models run an empty box as text to image (FLUX.1 Kontext); else it is refused (Qwen-Image-Edit)"
     )
+    reference_model_kind: str | None = Field(
+        None, description="the model kind a reference layer chooses, with a weight and step range (SD 1.x, SDXL: ip_adapter);"
+        " null: its models take reference images themselves, at full weight (FLUX.2)"
+    )
 
 
 class ConfigOut(BaseModel):
@@ -365,7 +440,8 @@ class ConfigOut(BaseModel):
 
     numbers: dict[str, NumberLimitOut] = Field(
         description="every numeric field: steps, cfg_scale, seed, batch_size, strength, mask_blur, scale,"
-        " bbox_width, bbox_height, lora_weight, region_strength, control_weight, control_begin, control_end, opacity"
+        " bbox_width, bbox_height, lora_weight, region_strength, control_weight, control_begin, control_end,"
+        " reference_weight, reference_begin, reference_end, opacity"
     )
     prompt_max_chars: int
     max_loras: int = Field(description="LoRAs per job")
@@ -377,10 +453,11 @@ class ConfigOut(BaseModel):
     preprocessors: list[PreprocessorOut]
     infill_methods: list[OptionOut]
     control_modes: list[OptionOut]
-    defaults: dict[str, Any] = Field(description="the other defaults of a job: params (ParamsIn), control (ControlIn)")
+    defaults: dict[str, Any] = Field(description="the other defaults of a job: params (ParamsIn), control (ControlIn), reference (ReferenceIn)")
     families: dict[str, FamilyOut] = Field(
         description="each model family (a model's `family`): its label, size multiple, defaults and features"
     )
+    live: LiveConfigOut | None = None
 
 
 # --- health, models ------------------------------------------------------------------------------------
@@ -413,9 +490,13 @@ class ModelOut(BaseModel):
     control_types: list[str] | None = Field(
         None, description="a Union ControlNet's kinds of control image (a control layer's `control_type`)"
     )
+    live_defaults: LiveDefaultsOut | None = Field(
+        None, description="its own live-painting settings where they are not its family's (LCM, Turbo, Lightning, schnell)"
+    )
     keep_loaded: bool = Field(False, description="kept loaded while it fits, loaded at start (PATCH to change)")
     weights: WeightStorage = Field("native", description="how its denoiser's weights are stored in memory (PATCH to change)")
     memory_bytes: int | None = Field(None, description="about what it takes in memory loaded, with its weight storage")
+    scale: int | None = Field(None, description="an upscaler's factor (2, 4)")
 
 
 class ModelPatchIn(Strict):
@@ -458,6 +539,24 @@ class CacheComponentOut(BaseModel):
     idle_seconds: float = Field(description="since a job last used it")
     pinned: bool = Field(description="a running job uses it: it is not evicted")
     models: list[str] = Field(description="the model ids whose pipelines share it")
+
+
+class LiveDefaultsOut(BaseModel):
+    steps: int
+    cfg_scale: float
+    scheduler: str
+    strength: float
+
+
+class LiveConfigOut(BaseModel):
+    """Live painting (server/live.py, invoke_core/live.py)."""
+
+    families: dict[str, LiveDefaultsOut] = Field(
+        description="each family's live settings; a model's or LoRA's own are its `live_defaults` (GET /models)"
+    )
+    debounce_ms: int = Field(description="how long after the last change the web queues a live job")
+    seed: int = Field(description="the seed of a live job that names none")
+    priority: int = Field(description="the live lane's queue priority (above any other job's)")
 
 
 class WeightStorageOut(BaseModel):

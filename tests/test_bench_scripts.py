@@ -49,3 +49,20 @@ def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
     assert {"ours, channels_last alone", "ours, fused_qkv alone", "ours, compile alone"} <= set(paths)
     assert all(d["mean_abs_diff"] <= 1.0 for d in result["diffs"]), result["diffs"]
     assert result["diffs"][0]["vs_raw_mean_abs_diff"] <= 1.0, "our default path makes raw diffusers' image"
+
+
+def test_live_bench_runs_tiny(tmp_path):
+    """bench/live.py in a tiny configuration: every stroke's render reached the screen, and the parts of its
+    latency (debounce, request, queue, run, delivery) add up to the total."""
+    out = tmp_path / "live.json"
+    done = _run(["bench/live.py", "--strokes", "2", "--box", "64", "--json", str(out)], 600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = result["strokes"]
+    assert len(rows) == 2 and len({r["item_id"] for r in rows}) == 2 and result["errors"] == []
+    for r in rows:
+        parts = [r[k] for k in ("debounce", "request", "queue", "run")]
+        assert all(v >= 0 for v in parts) and r["deliver"] > -25, r  # the request and the queue wait overlap by ms
+        assert r["debounce"] >= result["debounce_ms"] - 50 and 0 <= r["queue_share"] < 1
+    assert result["settings"]["scheduler"] == "lcm"
+    assert "queueing share" in done.stdout

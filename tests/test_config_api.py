@@ -65,6 +65,13 @@ def _control(key: str) -> Callable[[dict, Any], None]:
     return put
 
 
+def _reference(key: str) -> Callable[[dict, Any], None]:
+    def put(doc: dict, value: Any) -> None:
+        doc["layers"].append({"id": "f", "kind": "reference", "image_id": FAKE_IMAGE, "reference": {key: value}})
+
+    return put
+
+
 def _opacity(doc: dict, value: Any) -> None:
     doc["layers"].append({"id": "l", "kind": "raster", "image_id": FAKE_IMAGE, "opacity": value})
 
@@ -90,6 +97,9 @@ FIELDS: dict[str, tuple[Callable[[dict, Any], None], limits.Range]] = {
     "control_weight": (_control("weight"), limits.CONTROL_WEIGHT),
     "control_begin": (_control("begin"), limits.CONTROL_BEGIN),
     "control_end": (_control("end"), limits.CONTROL_END),
+    "reference_weight": (_reference("weight"), limits.REFERENCE_WEIGHT),
+    "reference_begin": (_reference("begin"), limits.REFERENCE_BEGIN),
+    "reference_end": (_reference("end"), limits.REFERENCE_END),
     "opacity": (_opacity, limits.OPACITY),
 }
 # fields a job can carry at their max with nothing else installed or uploaded (no LoRA, no layer)

@@ -161,7 +161,7 @@ def test_reference_layers_go_in_as_the_text_to_image_pipelines_reference_images(
 
     plain = run1(engine, doc(seed=5, steps=2))[0]
     ours = run1(engine, doc([reference_layer()], seed=5, steps=2))[0]
-    assert ours.metadata["references"] == [{"layer_id": "ref", "width": 40, "height": 24}]
+    assert ours.metadata["references"] == [{"layer_id": "ref", "width": 40, "height": 24, "weight": 1.0, "begin": 0.0, "end": 1.0}]
     assert not np.array_equal(ours.image, plain.image)
     other = run1(engine, doc([reference_layer(seed=9)], seed=5, steps=2))[0]
     assert not np.array_equal(other.image, ours.image), "the picture steers the job"

@@ -76,7 +76,7 @@ def test_img2img_inpaint_and_outpaint_run_on_the_generic_flow_path(engine):
 def test_reference_layers_steer_every_task(engine):
     plain = run1(engine, doc(steps=2))[0]
     ours = run1(engine, doc([reference_layer()], steps=2))[0]
-    assert ours.metadata["references"] == [{"layer_id": "ref", "width": 80, "height": 48}]
+    assert ours.metadata["references"] == [{"layer_id": "ref", "width": 80, "height": 48, "weight": 1.0, "begin": 0.0, "end": 1.0}]
     assert not np.array_equal(ours.image, plain.image)
     two = run1(engine, doc([reference_layer(), reference_layer("ref2", seed=9)], steps=2))[0]
     assert len(two.metadata["references"]) == 2 and not np.array_equal(two.image, ours.image)

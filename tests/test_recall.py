@@ -139,7 +139,9 @@ def test_a_flux2_reference_layer_is_recalled_and_reproduces_the_image(app):
     document = {"bbox": {"x": 0, "y": 0, "width": SIZE, "height": SIZE}, "layers": layers, "params": params}
     original = run_job(client, document)["image_ids"][0]
     recall = client.get(f"{API}/images/{original}/recall").json
-    assert recall["references"] == [{"layer_id": "ref-1", "name": "Mood", "image_id": ref_id, "x": 300, "y": -40, "available": True}]
+    assert recall["references"] == [
+        {"layer_id": "ref-1", "name": "Mood", "image_id": ref_id, "x": 300, "y": -40, "available": True, "weight": 1.0, "begin": 0.0, "end": 1.0}
+    ]
     rebuilt = {**document, "layers": [{"id": r["layer_id"], "kind": "reference", "x": r["x"], "y": r["y"], "image_id": r["image_id"]}
                                       for r in recall["references"]]}
     assert np.array_equal(pixels(client, run_job(client, rebuilt)["image_ids"][0]), pixels(client, original))

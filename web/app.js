@@ -11,6 +11,7 @@ import { missing } from "./families.js";
 import { installCanvasDrops } from "./app/canvas_drops.js";
 import { createHistoryButtons } from "./app/history_buttons.js";
 import { createJobs } from "./app/jobs.js";
+import { createLive } from "./app/live.js";
 import { blankRecords, createPersistence } from "./app/persistence.js";
 import { createRecall } from "./app/recall.js";
 import { SHORTCUTS, SHORTCUT_GROUPS, installShortcuts, shortcutHandlers } from "./app/shortcuts.js";
@@ -27,6 +28,7 @@ import { createSettingsPanel } from "./panels/settings.js";
 import { addShortcutsButton, createShortcutsDialog } from "./panels/shortcuts_dialog.js";
 import { addMemoryButton, createMemoryDialog } from "./panels/memory_dialog.js";
 import { createStagingPanel } from "./panels/staging.js";
+import { createUpscalePanel } from "./panels/upscale.js";
 import { createToasts } from "./panels/toasts.js";
 import { DEFAULT_TOOL, TOOLS, createToolbar } from "./panels/toolbar.js";
 import { createViewer } from "./panels/viewer.js";
@@ -90,6 +92,13 @@ async function main() {
   const settings = createSettingsPanel({
     el: $("generate"), store, api, onInvoke: () => guard(jobs.invoke),
     onFamilyChange: (family) => applyFamilyGaps(document, family),
+  });
+  // the Upscale group (an upscale job of the box or the selected layer; hires fix), last in the Generate panel
+  const upscaleEl = document.createElement("div");
+  $("generate").querySelector(".settings-scroll")?.append(upscaleEl);
+  const upscalePanel = createUpscalePanel({
+    el: upscaleEl, store, models: () => models, getLayer: () => store.get(getActive()) || null,
+    onUpscale: (o) => guard(() => jobs.upscale(o)),
   });
   const ops = createLayerOps({ store, history, getCanvas: () => canvas, getActive, setActive, models: () => models });
   const layersPanel = createLayersPanel({
@@ -185,15 +194,24 @@ async function main() {
   const builder = createDocumentBuilder({
     store, pixels, api, uiExtras, loraFits: (row) => !loraProblem(row), negatives: () => !missing(settings.family, "negative_prompt"),
   });
+  /** @type {ReturnType<typeof createLive> | null} live painting (created after jobs, which forwards it the server's events) */
+  let live = null;
   const jobs = createJobs({
     store, api, canvas, builder, queue, gallery, settings, toasts, guard, ops, firstRun, loraProblem, statusEl: $("status"),
     onJobsChanged: () => persistence.markDirty(),
     onLayerFromAsset: (layerId, imageId, rect) => persistence.adoptAsset(layerId, imageId, rect),
     onModelsChanged: () => loadModels(),
+    onServerEvent: (name, ev) => live?.onEvent(name, ev),
+  });
+  // live painting: the Live bar over the canvas, a live job after each change under the box
+  live = createLive({
+    store, history, pixels, canvas, api, builder, gallery, ops, toasts, guard, stageWrap,
+    config: () => settings.config, models: () => models,
   });
   async function loadModels() {
     models = await api.models.list();
     settings.setModels(models);
+    upscalePanel.render();
     firstRun.setModels(models);
     gallery.setModels(models);
     layersPanel.forceProps();
@@ -237,7 +255,7 @@ async function main() {
 
   // ---- start ------------------------------------------------------------------------------------------------
   const current = persistence.current;
-  window.__app = { store, history, api, canvas, toasts, builder, gallery, queue, jobs: jobs.running, journal: persistence.journalStats, layout, modeBadge, invoke: () => guard(jobs.invoke), save: () => persistence.saveNow(), current };
+  window.__app = { store, history, api, canvas, toasts, builder, gallery, queue, jobs: jobs.running, journal: persistence.journalStats, layout, modeBadge, live, invoke: () => guard(jobs.invoke), save: () => persistence.saveNow(), current };
   selectTool(tool().name);
   undoRedo.render();
 

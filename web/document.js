@@ -21,6 +21,9 @@
  *   negative_prompt?: string, strength?: number, control?: ControlSettings}} LayerRecord
  *   (regions: `strength` in [0, 1], how much the region prompt replaces the main prompt inside it)
  * @typedef {{model: string, preprocessor: string, weight: number, begin: number, end: number, control_type?: string | null}} ControlSettings
+ * @typedef {{model: string | null, weight: number, begin: number, end: number}} ReferenceSettings
+ *   a reference layer's: its IP-Adapter (null: the family's default; FLUX.2 takes none), weight (0 adds
+ *   nothing) and step range, as the server's ReferenceIn
  * @typedef {{id: "bbox", type?: string, x: number, y: number, width: number, height: number}} BBox
  * @typedef {{x: number, y: number, width: number, height: number, canvas: any}} Exported
  * @typedef {{image_id: string, x: number, y: number}} Asset
@@ -48,6 +51,7 @@ export let DEFAULT_SETTINGS = Object.freeze({
   infill: "patchmatch",
   scale: 1,
   loras: Object.freeze([]),
+  hires_fix: null, // {scale, strength, upscaler?}: text to image in two passes (panels/upscale.js); null: off
 });
 
 /** Region strength when a layer or an older document has none (the server's RegionIn default). */
@@ -160,7 +164,29 @@ export function newLayer(kind, o = {}) {
   if (kind === "control") {
     layer.control = { model: o.control_model || "", preprocessor: "none", weight: 1, begin: 0, end: 1 };
   }
+  if (kind === "reference") layer.reference = { ...DEFAULT_REFERENCE };
   return layer;
+}
+
+/** A reference layer's settings when it has none (the server's ReferenceIn defaults). */
+export const DEFAULT_REFERENCE = Object.freeze({ model: null, weight: 1, begin: 0, end: 1 });
+
+/**
+ * A reference layer's settings as a document carries them: weight in [0, 2], 0 <= begin < end <= 1 (a
+ * range the other way round is the whole range), the model only when one is chosen.
+ * @param {any} r
+ */
+export function referenceSettings(r) {
+  const v = { ...DEFAULT_REFERENCE, ...(r && typeof r === "object" ? r : {}) };
+  const num = (x, d) => (Number.isFinite(Number(x)) ? Number(x) : d);
+  const weight = Math.round(Math.min(2, Math.max(0, num(v.weight, 1))) * 1000) / 1000;
+  let begin = clamp01(num(v.begin, 0));
+  let end = clamp01(num(v.end, 1));
+  if (!(begin < end)) [begin, end] = [0, 1];
+  /** @type {Record<string, any>} */
+  const out = { weight, begin, end };
+  if (typeof v.model === "string" && v.model) out.model = v.model;
+  return out;
 }
 
 /**
@@ -215,7 +241,24 @@ export function paramsFromSettings(s, { loraFits = () => true } = {}) {
     .slice(0, LORA_MAX)
     .map((row) => ({ model: row.model, weight: row.weight }));
   if (loras.length) params.loras = loras;
+  const hires = hiresParams(v.hires_fix);
+  if (hires) params.hires_fix = hires; // absent: off
   return params;
+}
+
+/** Hires fix's settings when it is turned on (the server's HiresFixIn defaults). */
+export const DEFAULT_HIRES = Object.freeze({ scale: 2, strength: 0.45, upscaler: null });
+
+/** `settings.hires_fix` as a job's params carry it (null: off). @param {any} value */
+export function hiresParams(value) {
+  if (!value || typeof value !== "object") return null;
+  const scale = Number(value.scale);
+  const strength = Number(value.strength);
+  const out = {
+    scale: Number.isFinite(scale) && scale > 1 && scale <= 4 ? scale : DEFAULT_HIRES.scale,
+    strength: Number.isFinite(strength) && strength > 0 && strength <= 1 ? strength : DEFAULT_HIRES.strength,
+  };
+  return typeof value.upscaler === "string" && value.upscaler ? { ...out, upscaler: value.upscaler } : out;
 }
 
 /**
@@ -340,6 +383,7 @@ export function layerToJson(layer, asset, { strict = true } = {}) {
       if (c.control_type) out.control.control_type = c.control_type; // a Union ControlNet's
     }
   }
+  if (layer.kind === "reference") out.reference = referenceSettings(layer.reference);
   const name = typeof layer.name === "string" ? layer.name.trim().slice(0, NAME_MAX) : "";
   if (name) out.name = name;
   out.locked = !!layer.locked;
@@ -567,6 +611,7 @@ export function recordsFromDocument(document) {
       rec.strength = regionStrength(l.region.strength);
     }
     if (l.control) rec.control = { ...l.control };
+    if (l.kind === "reference") rec.reference = { ...DEFAULT_REFERENCE, ...referenceSettings(l.reference) };
     layers.push(rec);
     if (l.image_id) imports.push({ layer_id: l.id, image_id: l.image_id, x: l.x || 0, y: l.y || 0 });
   }

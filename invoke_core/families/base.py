@@ -105,6 +105,9 @@ class Family:
     flow_tasks: frozenset[str] = frozenset()
     # whether its edit models run an empty box as text to image (FLUX.1 Kontext); else it is refused
     edit_from_empty_box: bool = True
+    # the model kind a reference layer chooses (SD 1.x, SDXL: "ip_adapter"), with a weight and a step range;
+    # None: its models take reference images themselves (FLUX.2), whole, at full weight
+    reference_model_kind: str | None = None
 
     def task_for(self, task: str) -> str:
         """The task whose pipeline runs a canvas task ("img2img" -> "inpaint" with the whole box masked,
@@ -151,6 +154,7 @@ class Family:
             "schedulers": list(self.schedulers),
             "guidance_label": self.guidance_label,
             "edit_from_empty_box": self.edit_from_empty_box,
+            "reference_model_kind": self.reference_model_kind,
         }
 
     @property
@@ -261,6 +265,47 @@ class Family:
         (check_job refuses them elsewhere)."""
         raise NotImplementedError
 
+    def reference_models(
+        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The models each reference layer runs with (`settings`: their ReferenceSettings; `names`: how messages
+        name them), checked against the main model `main`, at enqueue (`build` False: no demo is built) and in
+        the engine: per layer a tuple of records the engine loads (ModelNotFoundError, InvalidCanvasError,
+        UnsupportedError name the fix). Here: the family's models take reference images themselves (FLUX.2):
+        no model, full weight, every step."""
+        from ..errors import UnsupportedError
+
+        names = names or [f"reference {n}" for n in range(1, len(settings) + 1)]
+        for where, reference in zip(names, settings):
+            if reference.model:
+                raise UnsupportedError(
+                    f"{where}: {self.label} models take reference images themselves: leave its model unset"
+                    " (IP-Adapters are for SD 1.x and SDXL)"
+                )
+            if reference.weight != 1 or reference.begin != 0 or reference.end != 1:
+                raise UnsupportedError(
+                    f"{where}: {self.label} takes a reference image whole, at every step: set its weight to 1, begin 0 and end 1"
+                )
+        return [() for _ in settings]
+
+    def references(self, pipe: Any, request: GenerationRequest, models: list[tuple[Any, ...]], do_cfg: bool) -> AbstractContextManager[Any]:
+        """While the job runs: its reference layers on `pipe` (`models`: per layer, (record, loaded module) of
+        each record `reference_models` gave). Yields an object with `inputs(call inputs) -> call inputs` (per
+        batch item, after the flow start) and `step_end(step)` (each finished step, 1-based). Here:
+        `reference_inputs`; a reference over regional guidance layers is refused (its images join the whole
+        box's attention)."""
+        from contextlib import nullcontext
+
+        from ..errors import UnsupportedError
+
+        for reference in request.references:
+            if reference.mask is not None:
+                raise UnsupportedError(
+                    f"{self.label} reference images steer the whole box: move reference layer {reference.layer_id!r}"
+                    " off the regional guidance layers"
+                )
+        return nullcontext(_InputReferences(self, pipe, request))
+
     def control_types(self, record: Any) -> tuple[str, ...]:
         """The kinds of control image a ControlNet record takes when it takes several (a Union ControlNet),
         one chosen per control layer (`ControlSettings.control_type`); () for a ControlNet of one kind.
@@ -321,3 +366,16 @@ class Family:
     def preview(self, latents: Any, size: tuple[int, int]) -> Image.Image:
         """A cheap preview of a step's latents (no VAE decode); `size`: the generation (width, height)."""
         raise NotImplementedError
+
+
+class _InputReferences:
+    """A family's reference images as inputs of its pipeline call (`Family.reference_inputs`)."""
+
+    def __init__(self, family: Family, pipe: Any, request: GenerationRequest):
+        self.family, self.pipe, self.request = family, pipe, request
+
+    def inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return self.family.reference_inputs(self.pipe, self.request, inputs) if self.request.references else inputs
+
+    def step_end(self, step: int) -> None:
+        pass

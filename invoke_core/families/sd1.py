@@ -10,7 +10,8 @@ FAMILY = UNetFamily(
     label="Stable Diffusion 1.x",
     defaults=Defaults(steps=30, cfg_scale=7.5, scheduler="euler", width=512, height=512),
     size_multiple=8,
-    features=frozenset({"negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model"}),
+    features=frozenset({"negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "reference"}),
+    reference_model_kind="ip_adapter",
     pipelines={
         ("txt2img", False): "StableDiffusionPipeline",
         ("img2img", False): "StableDiffusionImg2ImgPipeline",

@@ -10,7 +10,8 @@ FAMILY = UNetFamily(
     label="Stable Diffusion XL",
     defaults=Defaults(steps=30, cfg_scale=7.5, scheduler="euler", width=1024, height=1024),
     size_multiple=8,
-    features=frozenset({"negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model"}),
+    features=frozenset({"negative_prompt", "weighted_prompts", "regions", "controlnet", "lora", "inpaint_model", "reference"}),
+    reference_model_kind="ip_adapter",
     pipelines={
         ("txt2img", False): "StableDiffusionXLPipeline",
         ("img2img", False): "StableDiffusionXLImg2ImgPipeline",

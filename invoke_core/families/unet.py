@@ -1,7 +1,8 @@
 """The Stable Diffusion families (SD 1.x, SDXL): a UNet with cross-attention to CLIP text embeddings.
 
 Prompts through compel (invoke_core/prompts.py), regions through the UNet's cross-attention processors
-(invoke_core/attention.py), ControlNet residuals into the UNet, previews from the 4 latent channels.
+(invoke_core/attention.py), ControlNet residuals into the UNet, reference layers through IP-Adapters
+(invoke_core/ip_adapter.py, ip_adapter_run.py), previews from the 4 latent channels.
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ class UNetFamily(Family):
         from ..attention import regional_attention
 
         return regional_attention([pipe.unet, *controlnets], processor)
+
+    def reference_models(
+        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Each reference layer's IP-Adapter and the image encoder it reads (invoke_core/ip_adapter.py)."""
+        from ..ip_adapter import resolve_adapters
+
+        return resolve_adapters(registry, settings, main, self.label, build, names) if settings else []
+
+    def references(self, pipe: Any, request: GenerationRequest, models: list[tuple[Any, ...]], do_cfg: bool):
+        """The reference layers' IP-Adapters on the UNet for the job (invoke_core/ip_adapter_run.py)."""
+        if not request.references:
+            return super().references(pipe, request, models, do_cfg)
+        from ..ip_adapter_run import ip_adapter_references
+
+        adapters = [(adapter, weights, encoder) for ((adapter, weights), (_record, encoder)) in models]
+        return ip_adapter_references(pipe, request, adapters, do_cfg)
 
     def control_inputs(self, request: GenerationRequest, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
         """Control maps at the generation size and how to apply them, as the ControlNet pipelines take them."""

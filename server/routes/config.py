@@ -15,10 +15,12 @@ from flask import Blueprint
 from pydantic import BaseModel
 
 from invoke_core import families, limits
+from invoke_core import live as live_settings
 from invoke_core.preprocess import PREPROCESSORS
 from invoke_core.schedulers import SCHEDULER_LABELS
 from invoke_core.types import CONTROL_MODE_LABELS, INFILL_LABELS
 
+from .. import live as live_lane
 from ..api import API_PREFIX, route
 from ..schemas import (
     BBoxIn,
@@ -26,11 +28,13 @@ from ..schemas import (
     ControlIn,
     FamilyOut,
     LayerIn,
+    LiveConfigOut,
     LoraIn,
     NumberLimitOut,
     OptionOut,
     ParamsIn,
     PreprocessorOut,
+    ReferenceIn,
     RegionIn,
 )
 
@@ -53,6 +57,9 @@ NUMBER_FIELDS: dict[str, tuple[limits.Range, type[BaseModel], str]] = {
     "control_weight": (limits.CONTROL_WEIGHT, ControlIn, "weight"),
     "control_begin": (limits.CONTROL_BEGIN, ControlIn, "begin"),
     "control_end": (limits.CONTROL_END, ControlIn, "end"),
+    "reference_weight": (limits.REFERENCE_WEIGHT, ReferenceIn, "weight"),
+    "reference_begin": (limits.REFERENCE_BEGIN, ReferenceIn, "begin"),
+    "reference_end": (limits.REFERENCE_END, ReferenceIn, "end"),
     "opacity": (limits.OPACITY, LayerIn, "opacity"),
 }
 # defaults the schema has none for (a required field)
@@ -97,8 +104,12 @@ def config() -> ConfigOut:
         ],
         infill_methods=[OptionOut(name=m.value, label=label) for m, label in INFILL_LABELS.items()],
         control_modes=[OptionOut(name=m.value, label=label) for m, label in CONTROL_MODE_LABELS.items()],
-        defaults={"params": params, "control": control},
+        defaults={"params": params, "control": control, "reference": ReferenceIn().model_dump(mode="json")},
         families={name: FamilyOut.model_validate(d) for name, d in families.describe().items()},
+        live=LiveConfigOut(
+            families=live_settings.describe(), debounce_ms=live_lane.DEBOUNCE_MS, seed=live_lane.LIVE_SEED,
+            priority=live_lane.LIVE_PRIORITY,
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from db.models import new_id
 from db.session import protected_paths
 from invoke_core import families
 from invoke_core.errors import InvokeCoreError
+from invoke_core.live import live_defaults
 from invoke_core.memory_estimate import model_memory
 from invoke_core.model_install import check_install_source, install_model
 from invoke_core.model_scan import scan as scan_models
@@ -35,10 +36,12 @@ def _out(record, default: bool = False, resident: set[str] | frozenset[str] = fr
     label = record.description if record.builtin else None
     family = families.get(record.family) if record.family in families.NAMES else None
     own = family.model_defaults(record) if family else None
+    live = live_defaults(record)
     types = list(family.control_types(record)) if family else []
     return ModelOut(
         **{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default,
         defaults=own.as_dict() if own else None, control_types=types or None, keep_loaded=record.id in resident,
+        live_defaults=live.as_dict() if live else None,
         weights=options["weights"], memory_bytes=model_memory(record, engine.device.dtype if engine else "float32", options["weights"]),
     )
 

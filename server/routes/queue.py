@@ -7,6 +7,7 @@ from db import queue
 from ..api import API_PREFIX, route
 from ..events import QueueItemStatusChanged
 from ..errors import ApiError
+from ..live import is_live
 from ..schemas import INT64_MAX, CountOut, IdsIn, QueueAttemptOut, QueueItemOut, QueueListQuery, QueueStatusOut, WorkerOut
 from ..services import services
 from .health import queue_status
@@ -26,7 +27,9 @@ def _item_id(item_id: int) -> int:
 
 def _announce(item: queue.QueueItemRecord) -> None:
     services().events.publish(
-        QueueItemStatusChanged(item.id, item.batch_id, item.generation_id, item.status, item.error_type, item.error_message)
+        QueueItemStatusChanged(
+            item.id, item.batch_id, item.generation_id, item.status, item.error_type, item.error_message, live=is_live(item)
+        )
     )
 
 
@@ -93,6 +96,9 @@ def resume():
 @route(bp, "/retry", "POST", summary="Put failed or canceled items back in the queue", body=IdsIn, response=list[QueueItemOut], errors=(400, 401, 404, 409, 415, 422))
 def retry(body: IdsIn):
     s = services()
+    for item_id in body.ids:  # the painting moved on: the next change queues a new live job
+        if is_live(queue.get_item(s.db, _item_id(item_id))):
+            raise ApiError(409, f"queue item {item_id} is a live-painting render: live items are not retried")
     s.worker.forget_cancel(body.ids)  # a retried item keeps its id; an old cancel must not stop it
     items = queue.retry(s.db, body.ids)
     for item in items:

@@ -5,6 +5,7 @@
 
 import { normaliseLoraRows } from "../document.js";
 import { loadBitmap } from "../panels/dom.js";
+import { upscaleDocument, upscaledRect } from "../panels/upscale.js";
 
 const TERMINAL = new Set(["completed", "failed", "canceled"]);
 
@@ -15,9 +16,10 @@ const TERMINAL = new Set(["completed", "failed", "canceled"]);
  *   onModelsChanged: () => Promise<void>, onLayerFromAsset?: (layerId: string, imageId: string, rect: any) => void}} deps
  *   `onJobsChanged`: the running jobs changed (they are saved with the canvas, so a reload elsewhere
  *   still stages their results); `onModelsChanged`: a model was installed (list the models again);
- *   `onLayerFromAsset`: an accepted result's layer holds exactly that image (nothing to upload).
+ *   `onLayerFromAsset`: an accepted result's layer holds exactly that image (nothing to upload);
+ *   `onServerEvent(name, payload)`: every queue status event and (re)connect, for live painting (app/live.js).
  */
-export function createJobs({ store, api, canvas, builder, queue, gallery, settings, toasts, guard, ops, firstRun, loraProblem, statusEl, onJobsChanged, onModelsChanged, onLayerFromAsset = () => {} }) {
+export function createJobs({ store, api, canvas, builder, queue, gallery, settings, toasts, guard, ops, firstRun, loraProblem, statusEl, onJobsChanged, onModelsChanged, onLayerFromAsset = () => {}, onServerEvent = () => {} }) {
   /** Queue items of this canvas's invokes: item id -> {bbox, generation_id} (saved in the document's `ui`). */
   let jobs = new Map();
   let invoking = false;
@@ -42,19 +44,53 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
       const { document } = await builder.build({ forJob: true });
       const unsent = normaliseLoraRows(store.get("settings")?.loras).filter((r) => r.enabled && loraProblem(r));
       if (unsent.length) toasts.warning(`Not sent: ${unsent.map((r) => loraProblem(r).message).join("; ")}`);
-      const board_id = gallery.selectedBoard;
-      const out = await api.canvas.enqueue({ document, ...(board_id ? { board_id } : {}) });
-      out.item_ids.forEach((id, i) => jobs.set(id, { bbox: document.bbox, generation_id: out.generation_ids[i] }));
-      saveJobs();
-      // a fast job can progress or finish before this reply arrives: replay what was heard about its items
-      for (const id of out.item_ids) {
-        const progress = recentProgress.get(id);
-        if (progress) onProgress(progress, { replay: true });
-        const ev = recentStatus.get(id);
-        if (ev && ev.generation_id === jobs.get(id)?.generation_id) onStatus(ev, { replay: true });
-      }
+      const out = await enqueue(document, document.bbox);
       const n = out.item_ids.length;
       toasts.info(`Queued ${n} image${n === 1 ? "" : "s"} (seed ${out.seeds[0]}${n > 1 ? `–${out.seeds[n - 1]}` : ""})`);
+    } finally {
+      invoking = false;
+      settings.setBusy(false);
+    }
+  }
+
+  /** Queue a job document; its results are staged over `rect` (the box; an upscale's: the upscaled box). */
+  async function enqueue(document, rect) {
+    const board_id = gallery.selectedBoard;
+    const out = await api.canvas.enqueue({ document, ...(board_id ? { board_id } : {}) });
+    out.item_ids.forEach((id, i) => jobs.set(id, { bbox: rect, generation_id: out.generation_ids[i] }));
+    saveJobs();
+    // a fast job can progress or finish before this reply arrives: replay what was heard about its items
+    for (const id of out.item_ids) {
+      const progress = recentProgress.get(id);
+      if (progress) onProgress(progress, { replay: true });
+      const ev = recentStatus.get(id);
+      if (ev && ev.generation_id === jobs.get(id)?.generation_id) onStatus(ev, { replay: true });
+    }
+    return out;
+  }
+
+  /**
+   * Queue an upscale of the box (its raster layers) or of the selected layer (panels/upscale.js); the result
+   * is staged at the box's top-left corner at its full size, and accepting it keeps every pixel.
+   * @param {{source: "box"|"layer", scale: number, model: string|null, refine_strength: number}} o
+   */
+  async function upscale(o) {
+    if (invoking) return;
+    invoking = true;
+    settings.setBusy(true);
+    try {
+      const { document } = await builder.build({ forJob: true });
+      let layer = null;
+      if (o.source === "layer") {
+        const id = store.get("selection")?.layer_id;
+        const exported = id ? canvas.pixels.exportLayer(id) : null;
+        if (!exported) throw new Error("Select a raster layer with a picture to upscale it");
+        layer = { id, x: exported.x, y: exported.y, width: exported.width, height: exported.height };
+      }
+      const job = upscaleDocument(document, { ...o, layer });
+      const rect = upscaledRect(job.bbox, o.scale);
+      await enqueue(job, rect);
+      toasts.info(`Queued an upscale ×${o.scale} to ${rect.width}×${rect.height}${o.refine_strength > 0 ? `, refined at ${o.refine_strength}` : ""}`);
     } finally {
       invoking = false;
       settings.setBusy(false);
@@ -192,10 +228,14 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
     connect: () => {
       setConnection("online", "Connected");
       guard(resync);
+      onServerEvent("connect", null);
     },
     disconnect: () => setConnection("offline", "Reconnecting…"),
     connect_error: () => setConnection("offline", "Server unreachable"),
-    queue_item_status_changed: (ev) => onStatus(ev),
+    queue_item_status_changed: (ev) => {
+      onStatus(ev);
+      onServerEvent("queue_item_status_changed", ev);
+    },
     generation_progress: (ev) => onProgress(ev),
     image_added: (ev) => gallery.onImageAdded(ev.image),
     board_changed: (ev) => gallery.onBoardChanged(ev),
@@ -221,6 +261,7 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
 
   return {
     invoke,
+    upscale,
     /** The running jobs, as the document saves them (`ui.jobs`); replaced when a canvas opens. */
     running: {
       map: () => jobs,

@@ -1,7 +1,7 @@
 // Recall: a generated image's parameters into Generate, its region, control and reference layers back
 // onto the canvas, and gallery images onto the canvas (as a new layer, a control or a reference layer).
 
-import { DEFAULT_SETTINGS, controls as runsControl, generates, normaliseLoraRows, referenceRect, regionStrength } from "../document.js";
+import { DEFAULT_REFERENCE, DEFAULT_SETTINGS, controls as runsControl, generates, hiresParams, normaliseLoraRows, referenceRect, referenceSettings, regionStrength } from "../document.js";
 import { loadBitmap } from "../panels/dom.js";
 import { asOneStep } from "../panels/layers.js";
 
@@ -41,7 +41,11 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
         .filter((l) => l && l.installed !== false && l.model)
         .map((l) => ({ model: l.model, name: l.name || l.model, weight: l.weight ?? 1, enabled: true })),
     );
+    // hires fix: as the image had it (absent: off); an upscaler no longer installed becomes a plain resize
+    const hires = params.hires_fix && typeof params.hires_fix === "object" ? params.hires_fix : null;
+    next.hires_fix = hires ? hiresParams({ ...hires, upscaler: hires.installed === false ? null : hires.upscaler }) : null;
     store.apply({ put: [next] }, { history: false });
+    if (hires && hires.installed === false) toasts.warning(`Hires fix upscaler "${hires.upscaler_name || "unknown"}" is not installed: a plain resize instead`);
     if (params.width && params.height && params.width % 8 === 0 && params.height % 8 === 0) {
       const b = store.get("bbox");
       if (b.width !== params.width || b.height !== params.height) store.apply({ put: [{ ...b, width: params.width, height: params.height }] });
@@ -105,6 +109,10 @@ export function createRecall({ store, history, api, toasts, ops, models: listMod
               mode: item.mode || "balanced",
               ...(item.control_type ? { control_type: item.control_type } : {}),
             };
+          } else if (kind === "reference") {
+            // its IP-Adapter where it is installed, else the family's default; weight and step range as recorded
+            const model = item.installed !== false && typeof item.model === "string" && item.model ? item.model : null;
+            extra.reference = { ...DEFAULT_REFERENCE, ...referenceSettings({ ...item, model }) };
           }
           await ops.addFromBitmap(bitmap, { kind, x: Number(item.x) || 0, y: Number(item.y) || 0, name: item.name || undefined, extra });
         }

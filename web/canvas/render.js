@@ -50,6 +50,8 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame, 
   /** @type {{img: HTMLImageElement | null, bbox: Rect | null, token: number}} */
   const preview = { img: null, bbox: null, token: 0 };
   const staging = { img: /** @type {HTMLImageElement | null} */ (null), bbox: /** @type {Rect | null} */ (null), token: 0 };
+  /** the live-painting render (app/live.js), over everything in the box at its own opacity */
+  const live = { img: /** @type {HTMLImageElement | null} */ (null), bbox: /** @type {Rect | null} */ (null), token: 0, opacity: 0.7 };
   let dirtyPixels = true, dirtyOverlay = true, frame = 0, destroyed = false;
   // Konva draws synchronously when layers join the stage; wait for the first frame so callers
   // finish wiring (tools, overlays) before anything reads them.
@@ -211,6 +213,14 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame, 
     }
     ctx.imageSmoothingEnabled = smoothing;
     for (const item of over) drawLayer(ctx, item.layer, v, pr, vis, W, H, level);
+    if (live.img && live.bbox && live.opacity > 0) {
+      const b = live.bbox;
+      ctx.imageSmoothingEnabled = true;
+      ctx.globalAlpha = live.opacity;
+      ctx.drawImage(live.img, pr * (b.x * v.scale + v.x), pr * (b.y * v.scale + v.y), pr * b.width * v.scale, pr * b.height * v.scale);
+      ctx.globalAlpha = 1;
+      ctx.imageSmoothingEnabled = smoothing;
+    }
     ctx.restore();
   }
 
@@ -363,12 +373,22 @@ export function createRenderer({ viewport, store, pixels, overlay, beforeFrame, 
     setPreview: (url, bbox) => loadInto(preview, url, bbox),
     /** @param {string | null} url @param {Rect | null} [bbox] */
     setStaging: (url, bbox) => loadInto(staging, url, bbox),
+    /** The live render over the box (null clears); resolves once it is loaded and drawn (at once, not on the
+     * next frame: the render is on screen at the browser's next paint). @param {string | null} url @param {Rect | null} [bbox] */
+    setLive: (url, bbox) => loadInto(live, url, bbox).then(() => { if (frame) { cancelAnimationFrame(frame); tick(); } }),
+    /** @param {number} opacity 0..1 */
+    setLiveOpacity(opacity) {
+      live.opacity = Math.min(1, Math.max(0, opacity));
+      schedule({ overlay: false });
+    },
+    /** The live render as drawn: its image element (null when none), box and opacity (tests read its pixels). */
+    liveInfo: () => ({ img: live.img, bbox: live.bbox, opacity: live.opacity }),
     destroy() {
       destroyed = true;
       offPixels();
       composites.clear();
       if (frame) cancelAnimationFrame(frame);
-      preview.img = staging.img = null;
+      preview.img = staging.img = live.img = null;
       scratch.width = scratch.height = 0;
     },
   };

@@ -1,7 +1,8 @@
 // The Layers panel: add (raster, inpaint mask, regional guidance, control, reference), select, rename,
 // reorder by drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
 // Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
-import { SERVER_CONFIG, controls, newLayer, regionStrength } from "../document.js";
+import { DEFAULT_REFERENCE, SERVER_CONFIG, controls, mainModel, newLayer, referenceSettings, regionStrength } from "../document.js";
+import { familyOf } from "../families.js";
 import { h, iconButton, loadBitmap } from "./dom.js";
 import { icon } from "./icons.js";
 
@@ -554,11 +555,80 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
         ),
       );
     }
-    if (layer.kind === "reference") {
-      const hint = h("span", { class: "muted small", "data-testid": "reference-hint" }, "Its picture steers the job as a reference image; where it lies on the canvas does not matter");
-      rows.push(imageField(layer.id, "reference-image", "Reference picture", null, hint));
-    }
+    if (layer.kind === "reference") rows.push(...referenceRows(layer));
     props.append(h("div", { class: "props-title" }, KIND_LABELS[layer.kind], " · ", h("b", null, layer.name)), ...rows);
+  }
+
+  /** The chosen main model's family description (GET /api/v1/config `families`), or null. */
+  function mainFamily() {
+    const model = mainModel(models(), store.get("settings")?.model);
+    return model ? { name: model.family, family: familyOf(SERVER_CONFIG, model) } : { name: null, family: null };
+  }
+
+  /**
+   * A reference layer's fields: its picture; for a family whose reference layers run through a model of
+   * their own (SD 1.x, SDXL: an IP-Adapter) that model, the weight and the step range; for one whose models
+   * take the picture themselves (FLUX.2) only the picture (and a reset of settings it cannot take).
+   */
+  function referenceRows(layer) {
+    const r = { ...DEFAULT_REFERENCE, ...referenceSettings(layer.reference) };
+    // the record as it is now: the form stays while it has the focus, so `r` may be an edit old
+    const setR = (patch) => ops.update(layer.id, { reference: { ...DEFAULT_REFERENCE, ...referenceSettings(store.get(layer.id)?.reference), ...patch } });
+    const { name, family } = mainFamily();
+    const kind = family ? family.reference_model_kind : "ip_adapter";
+    const none = family && Array.isArray(family.features) && !family.features.includes("reference");
+    const text = none
+      ? `${family.label} models take no reference images: hide the layer or choose another model`
+      : kind
+        ? "Its picture steers the job through an IP-Adapter; over a region layer's mask it steers that region only"
+        : "Its picture goes in whole, at full weight, as the model's reference image; keep it off region layers";
+    const rows = [imageField(layer.id, "reference-image", "Reference picture", null, h("span", { class: "muted small", "data-testid": "reference-hint" }, text))];
+    if (none) return rows;
+    if (!kind) {
+      if (r.model || r.weight !== 1 || r.begin !== 0 || r.end !== 1) {
+        rows.push(
+          h(
+            "div",
+            { class: "field", "data-testid": "reference-unused" },
+            h("span", { class: "muted small" }, `${family?.label || "This model"} takes no IP-Adapter, weight or step range`),
+            h("button", { type: "button", class: "btn small", "data-testid": "reference-reset", onclick: (e) => {
+              e.currentTarget.blur(); // the form is rebuilt (without this note) only when nothing in it has the focus
+              ops.update(layer.id, { reference: { ...DEFAULT_REFERENCE } });
+            } }, "Reset"),
+          ),
+        );
+      }
+      return rows;
+    }
+    const adapters = models().filter((m) => m.kind === kind && (!name || m.family === name));
+    const model = h(
+      "select",
+      { "data-testid": "reference-model", "aria-label": "IP-Adapter model" },
+      h("option", { value: "" }, adapters.length ? "Default IP-Adapter" : "No IP-Adapter installed"),
+      adapters.map((m) => h("option", { value: m.id }, `${m.name}${m.description && !m.label ? ` · ${m.description.split(";")[0]}` : ""}${m.label ? " · random weights" : ""}`)),
+    );
+    if (r.model && !adapters.some((m) => m.id === r.model)) model.append(h("option", { value: r.model }, `${r.model} (not for this model)`));
+    model.value = r.model || "";
+    model.addEventListener("change", () => setR({ model: model.value || null }));
+    const numIn = (key, min, max, stepv, testid) => {
+      const input = h("input", { type: "number", min, max, step: stepv, value: r[key], "data-testid": testid });
+      input.addEventListener("change", () => {
+        const v = Math.min(max, Math.max(min, Number(input.value)));
+        if (Number.isFinite(v)) setR({ [key]: v });
+      });
+      return input;
+    };
+    rows.push(
+      h("label", { class: "field" }, h("span", { class: "field-label" }, "IP-Adapter"), model),
+      h(
+        "div",
+        { class: "row3" },
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Weight"), numIn("weight", ...limit("reference_weight", 0, 2, 0.05), "reference-weight")),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "Begin"), numIn("begin", ...limit("reference_begin", 0, 1, 0.05), "reference-begin")),
+        h("label", { class: "field" }, h("span", { class: "field-label" }, "End"), numIn("end", ...limit("reference_end", 0, 1, 0.05), "reference-end")),
+      ),
+    );
+    return rows;
   }
 
   function renderActions(layer) {
@@ -608,7 +678,8 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
     const active = layers.find((l) => l.id === activeId) || null;
     renderActions(active);
     // keep the properties form (and its focus) while the user types in it
-    const key = active ? JSON.stringify(active) : "";
+    // (a reference layer's fields follow the chosen model's family too)
+    const key = active ? JSON.stringify(active) + (active.kind === "reference" ? `|${store.get("settings")?.model ?? ""}` : "") : "";
     if (key !== lastPropsKey && !(active && props.contains(document.activeElement) && props.dataset.layerId === active.id)) {
       renderProps(active);
       props.dataset.layerId = active ? active.id : "";
@@ -619,7 +690,9 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
   render();
   const unsubscribe = store.subscribe(({ diff }) => {
     const touched = [...(diff.put || []), ...(diff.remove || []).map((id) => ({ id, type: "layer" }))];
-    if (touched.some((r) => r.type === "layer" || r.id === "selection")) render();
+    // a selected reference layer's fields follow the chosen model (settings)
+    const reference = () => store.get(getActive())?.kind === "reference";
+    if (touched.some((r) => r.type === "layer" || r.id === "selection" || (r.id === "settings" && reference()))) render();
   });
   return {
     render,

@@ -72,12 +72,13 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onP
     const status = await api.queue.status();
     paused = status.paused;
     items.clear();
-    for (const item of all.slice(-MAX_SHOWN)) items.set(item.id, item);
+    for (const item of all.filter((i) => !i.live).slice(-MAX_SHOWN)) items.set(item.id, item);
     render();
   }
 
-  /** A `queue_item_status_changed` event. */
+  /** A `queue_item_status_changed` event (live-painting items are the Live bar's, not listed here). */
   function onStatus(ev) {
+    if (ev.live) return;
     const prev = items.get(ev.item_id) || { id: ev.item_id, batch_id: ev.batch_id, generation_id: ev.generation_id };
     items.set(ev.item_id, { ...prev, status: ev.status, error_type: ev.error_type, error_message: ev.error_message, worker: ev.worker ?? prev.worker });
     if (ev.image_ids && ev.image_ids.length) images.set(ev.item_id, ev.image_ids);
@@ -117,9 +118,10 @@ export function createQueuePanel({ el, api, guard, onCountChange = () => {}, onP
     }
   }
 
-  /** "3/20", or why step 1 is late: the fast path compiles the model for a new size once. */
+  /** "3/20", or why step 1 is late: the fast path compiles the model for a new size once; an upscale's part. */
   function stepLabel(p) {
-    return p.phase === "compiling" ? "compiling for this size (first time)…" : `${p.step}/${p.total}`;
+    if (p.phase === "compiling") return "compiling for this size (first time)…";
+    return p.phase === "upscaling" || p.phase === "refining" ? `${p.phase} ${p.step}/${p.total}` : `${p.step}/${p.total}`;
   }
 
   function row(item) {

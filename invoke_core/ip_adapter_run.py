@@ -1,0 +1,230 @@
+"""IP-Adapter reference layers in a job (SD 1.x, SDXL): put the adapters on the UNet, encode the pictures, set
+each adapter's scale per step, and take everything off afterwards. The models: invoke_core/ip_adapter.py.
+
+- Loading: diffusers' own `UNet2DConditionModel._load_ip_adapter_weights` (what `pipe.load_ip_adapter`
+  calls after reading the file) with each distinct adapter's state dict, kept in the model cache
+  (`AdapterWeights`, loaded with safetensors); then one adapter slot per reference layer, slots of the same
+  file sharing its modules, so each reference has its own scale, step range and mask.
+- The pictures go through the pipeline's own `encode_image` (its `image_encoder` and `feature_extractor`
+  set for the call: adapters of one job may read different encoders) once per job, into the pipeline's
+  `ip_adapter_image_embeds` (negative first when the job runs CFG, as `prepare_ip_adapter_image_embeds`
+  lays them out).
+- Weight: the adapter's scale (`set_ip_adapter_scale`); outside [begin, end] of the steps it is 0, by the rule
+  of ControlNet's control_guidance_start/end (step i of n runs while begin <= i/n and (i+1)/n <= end), set
+  before each UNet forward. At scale 0 diffusers skips the adapter's attention: a reference at weight 0
+  gives the pixels of the job without it.
+- Per region: a reference over regional-guidance layers gets their mask as its `ip_adapter_masks` entry
+  (diffusers' IPAdapterMaskProcessor at the generation size); the regional attention processor
+  (invoke_core/attention.py) runs the adapters' attention too when the job has regions.
+- Afterwards the UNet's attention processors (the very objects), `encoder_hid_proj` and
+  `config.encoder_hid_dim_type` are put back: the cached UNet is the base model again for the next job.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .errors import UnsupportedError
+from .ip_adapter import adapter_file, adapter_info
+
+
+class AdapterWeights(torch.nn.Module):
+    """An IP-Adapter file's tensors as buffers (so the model cache counts and moves them), by their names."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        super().__init__()
+        self.names = list(tensors)
+        for index, name in enumerate(self.names):
+            self.register_buffer(f"t{index}", tensors[name], persistent=False)
+
+    def diffusers_state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """{"image_proj": {...}, "ip_adapter": {...}}: what `_load_ip_adapter_weights` takes."""
+        out: dict[str, dict[str, torch.Tensor]] = {"image_proj": {}, "ip_adapter": {}}
+        for index, name in enumerate(self.names):
+            group, _, key = name.partition(".")
+            if group in out:
+                out[group][key] = getattr(self, f"t{index}")
+        return out
+
+
+def load_adapter(path: str | Path, dtype: torch.dtype) -> AdapterWeights:
+    """An adapter record's file read with safetensors (never a pickle), at `dtype`."""
+    from safetensors.torch import load_file
+
+    file = adapter_file(path)
+    adapter_info(file)  # a FaceID or malformed file is refused before anything is built
+    return AdapterWeights({k: v.to(dtype) for k, v in load_file(str(file)).items()})
+
+
+def load_image_encoder(path: str | Path, dtype: torch.dtype) -> Any:
+    """An image encoder folder as CLIPVisionModelWithProjection, offline, from safetensors only."""
+    from transformers import CLIPVisionModelWithProjection
+
+    return CLIPVisionModelWithProjection.from_pretrained(Path(path), dtype=dtype, local_files_only=True, use_safetensors=True).eval()
+
+
+def feature_extractor(encoder: Any) -> Any:
+    """The encoder's picture preprocessing (CLIP's resize, centre crop and normalisation at its image size)."""
+    try:
+        from transformers import CLIPImageProcessorPil as Processor  # no torchvision needed
+    except ImportError:  # pragma: no cover - older transformers
+        from transformers import CLIPImageProcessor as Processor
+    side = int(encoder.config.image_size)
+    return Processor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+
+
+def active(step: int, total: int, begin: float, end: float) -> bool:
+    """Whether step `step` (0-based) of `total` lies in [begin, end] (diffusers' ControlNet rule)."""
+    total = max(1, total)
+    return not (step / total < begin or (step + 1) / total > end)
+
+
+class IPAdapterRun:
+    """One job's adapters on the UNet: `inputs` adds the pipeline arguments (per batch item), `step_end` is
+    told each finished step; the scales are set before each UNet forward."""
+
+    def __init__(self, pipe: Any, settings: list[Any], embeds: list[torch.Tensor], masks: list[torch.Tensor | None], processors: list[Any]):
+        self.pipe, self.settings, self.embeds, self.masks, self.processors = pipe, settings, embeds, masks, processors
+        self.step = 0
+
+    def inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        self.step = 0
+        out = inputs | {"ip_adapter_image_embeds": list(self.embeds)}
+        if any(m is not None for m in self.masks):
+            out["cross_attention_kwargs"] = {**(inputs.get("cross_attention_kwargs") or {}), "ip_adapter_masks": list(self.masks)}
+        return out
+
+    def step_end(self, step: int) -> None:
+        self.step = step
+
+    def scales(self) -> list[float]:
+        total = getattr(self.pipe, "_num_timesteps", None) or 1
+        return [float(s.weight) if active(self.step, total, s.begin, s.end) else 0.0 for s in self.settings]
+
+    def before_forward(self, _module: Any, _args: Any) -> None:
+        scales = self.scales()
+        for processor in self.processors:
+            processor.scale = list(scales)
+
+
+def _ip_processors(unet: Any) -> list[Any]:
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0
+
+    return [p for p in unet.attn_processors.values() if isinstance(p, (IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0))]
+
+
+def _stored_otherwise(unet: Any) -> bool:
+    """Whether the UNet's weights are quantised (bitsandbytes) or kept in fp8 (layerwise casting)."""
+    if getattr(unet, "is_quantized", False):
+        return True
+    for module in unet.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        if registry is not None and registry.get_hook("layerwise_casting") is not None:
+            return True
+    return False
+
+
+def _cross_attention_layers(unet: Any) -> int:
+    return sum(1 for name in unet.attn_processors if not name.endswith("attn1.processor"))
+
+
+def _mask(mask: np.ndarray | None, size: tuple[int, int]) -> torch.Tensor | None:
+    """A reference's region mask at the generation size, as diffusers' IPAdapterMaskProcessor makes it
+    ((1, 1, H, W): one picture for its adapter)."""
+    if mask is None:
+        return None
+    from diffusers.image_processor import IPAdapterMaskProcessor
+    from PIL import Image
+
+    from . import masks as mask_ops
+
+    width, height = size
+    resized = mask_ops.resize_mask(np.asarray(mask, np.float32), (width, height))
+    picture = Image.fromarray(np.clip(np.rint(resized * 255), 0, 255).astype(np.uint8), mode="L")
+    processed = IPAdapterMaskProcessor().preprocess([picture], height=height, width=width)
+    return processed.reshape(1, processed.shape[0], processed.shape[2], processed.shape[3])
+
+
+def _encode(pipe: Any, encoder: Any, picture: Any, hidden_states: bool, do_cfg: bool) -> torch.Tensor:
+    """One reference's embeddings through the pipeline's `encode_image` (on the encoder's device; the pipeline
+    moves them to its own), laid out as `ip_adapter_image_embeds`."""
+    device = next(encoder.parameters()).device
+    saved = {name: getattr(pipe, name, None) for name in ("image_encoder", "feature_extractor")}
+    try:
+        pipe.image_encoder, pipe.feature_extractor = encoder, feature_extractor(encoder)
+        positive, negative = pipe.encode_image(picture, device, 1, hidden_states)
+    finally:
+        for name, value in saved.items():
+            setattr(pipe, name, value)
+    positive, negative = positive[None], negative[None]  # (1 prompt, 1 picture, ...)
+    return torch.cat([negative, positive]) if do_cfg else positive
+
+
+@contextmanager
+def ip_adapter_references(
+    pipe: Any, request: Any, adapters: Sequence[tuple[Any, AdapterWeights, Any]], do_cfg: bool
+) -> Iterator[IPAdapterRun]:
+    """While the block runs: the references' adapters on `pipe.unet` (see the module's text). `adapters`: per
+    reference of `request`, (adapter record, its loaded weights, its loaded image encoder)."""
+    from diffusers.models.embeddings import MultiIPAdapterImageProjection
+    from PIL import Image
+
+    unet = pipe.unet
+    references = list(request.references)
+    if getattr(unet.config, "encoder_hid_dim_type", None) is not None or getattr(unet, "encoder_hid_proj", None) is not None:
+        raise UnsupportedError(f"this UNet has its own encoder projection ({unet.config.encoder_hid_dim_type}): IP-Adapters do not fit it")
+    if _stored_otherwise(unet):  # diffusers' loader casts the whole UNet to one dtype: not a quantised or fp8 one
+        raise UnsupportedError(
+            "reference layers (IP-Adapters) need the model's UNet weights as loaded: set its weights to native"
+            " (the Memory dialog, PATCH /api/v1/models/<id> {\"weights\": \"native\"})"
+        )
+    layers = _cross_attention_layers(unet)
+    for reference, (record, _weights, _encoder) in zip(references, adapters):
+        info = adapter_info(record.path)
+        if info.layers != layers or info.cross_attention_dim != unet.config.cross_attention_dim:
+            raise UnsupportedError(
+                f"reference layer {reference.layer_id!r}: IP-Adapter {record.id!r} adapts {info.layers} attention layers of a"
+                f" {info.cross_attention_dim}-wide text embedding; this model has {layers} of"
+                f" {unet.config.cross_attention_dim}: it is for another model"
+            )
+    distinct: dict[str, int] = {}
+    state_dicts = []
+    for record, weights, _encoder in adapters:
+        if record.id not in distinct:
+            distinct[record.id] = len(state_dicts)
+            state_dicts.append(weights.diffusers_state_dict())
+    slots = [distinct[record.id] for record, _w, _e in adapters]
+    saved_processors = dict(unet.attn_processors)
+    hook = None
+    try:
+        with torch.no_grad():
+            unet._load_ip_adapter_weights(state_dicts)
+        projection = unet.encoder_hid_proj
+        unet.encoder_hid_proj = MultiIPAdapterImageProjection([projection.image_projection_layers[i] for i in slots])
+        processors = _ip_processors(unet)
+        for processor in processors:  # one slot per reference; the same file's slots share its modules
+            processor.to_k_ip = torch.nn.ModuleList([processor.to_k_ip[i] for i in slots])
+            processor.to_v_ip = torch.nn.ModuleList([processor.to_v_ip[i] for i in slots])
+            processor.num_tokens = [processor.num_tokens[i] for i in slots]
+            processor.scale = [1.0] * len(slots)
+        pipe.set_ip_adapter_scale([float(r.settings.weight) for r in references])
+        embeds = []
+        with torch.inference_mode():
+            for reference, (record, _weights, encoder) in zip(references, adapters):
+                picture = Image.fromarray(np.asarray(reference.image))
+                embeds.append(_encode(pipe, encoder, picture, adapter_info(record.path).hidden_states, do_cfg))
+        run = IPAdapterRun(pipe, [r.settings for r in references], embeds, [_mask(r.mask, request.size) for r in references], processors)
+        hook = unet.register_forward_pre_hook(run.before_forward)
+        yield run
+    finally:
+        if hook is not None:
+            hook.remove()
+        unet.encoder_hid_proj = None  # first: a plus adapter's resampler has attention processors of its own
+        unet.config.encoder_hid_dim_type = None
+        unet.set_attn_processor(dict(saved_processors))
+

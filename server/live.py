@@ -1,0 +1,74 @@
+"""The live lane: live painting's jobs in the persistent queue. Its rules, in one place:
+
+- A live job is a canvas job of one image at LIVE_PRIORITY, above any priority the API accepts for other
+  jobs (at most 100): every worker (embedded or remote) claims it first, after the job it is running (a
+  running job is never interrupted for it).
+- A newer live job supersedes the older ones: pending ones are canceled in the enqueue's own transaction
+  (so never more than one live item waits), one in progress is asked to stop at its next denoising step.
+- A fixed seed (LIVE_SEED when the job names none): the render changes only with the painting. The fast
+  settings (steps, CFG, scheduler, strength) are the web's to send, read from invoke_core/live.py through
+  the config and models APIs.
+- Its render is an image of category "live": not listed, counted or searched (db/images.py), no
+  thumbnail and no `image_added` event; the newest LIVE_RETAINED renders stay (the one on screen, and one
+  the artist may be keeping), older ones are deleted as newer ones are saved. Keeping one
+  (`POST /live/images/<id>/keep`) makes it a gallery image.
+- Live items are not retried: the painting has moved on; the next change queues a new one.
+
+Module-level imports stay torch- and schema-free: server/schemas.py imports the constants.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from db import images as db_images
+from db import queue
+from db.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from .schemas import JobDocumentIn
+
+log = logging.getLogger(__name__)
+
+LIVE_PRIORITY = 1000  # the API's priorities stop at 100
+LIVE_SEED = 20240611  # a live job that names no seed gets this one, never a random one
+LIVE_RETAINED = 4  # live renders kept before the oldest are deleted
+DEBOUNCE_MS = 300  # the web queues a live job this long after the last change (published by GET /config)
+
+
+def is_live(item: Any) -> bool:
+    """Whether a queue item (or its priority) is in the live lane."""
+    priority = item if isinstance(item, int) else item.priority
+    return priority == LIVE_PRIORITY
+
+
+def enqueue(s: Any, document: JobDocumentIn) -> tuple[queue.QueueItemRecord, list[queue.QueueItemRecord], list[int], int]:
+    """Check and queue a live job in place of the older ones; returns (the item, the pending items canceled,
+    the ids of those in progress, asked to stop, the seed). Announces every change and wakes the workers."""
+    from .events import QueueItemStatusChanged
+    from .jobs import check_document, split_batch
+
+    if document.params.batch_size != 1:
+        raise InvalidInput(f"a live job renders one image: batch_size must be 1, not {document.params.batch_size}")
+    if document.params.seed is None:
+        document = document.model_copy(update={"params": document.params.model_copy(update={"seed": LIVE_SEED})})
+    check_document(document, s.db, s.registry)
+    (job,) = split_batch(document, s.registry)
+    item, canceled, running = queue.enqueue_superseding(s.db, job, LIVE_PRIORITY)
+    for old in running:
+        s.worker.cancel_current(old)  # it finishes as canceled within one step
+    for old in (*canceled, item):
+        s.events.publish(
+            QueueItemStatusChanged(old.id, old.batch_id, old.generation_id, old.status, old.error_type, old.error_message, live=True)
+        )
+    s.worker.wake(1)
+    return item, canceled, running, job.seed
+
+
+def prune(s: Any, protect: tuple[str, ...] = ()) -> None:
+    """Delete the superseded live renders (all but the newest LIVE_RETAINED); never fails the job."""
+    try:
+        db_images.prune_live(s.db, s.store, LIVE_RETAINED, protect)
+    except Exception:  # a busy database: the next render's save prunes them
+        log.exception("old live renders not deleted")
