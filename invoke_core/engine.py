@@ -316,8 +316,11 @@ class Engine:
 
             start = flow_start(pipe, family, inputs, params.steps, generator)
             inputs, blend = start.call_args, start.blend
+        # the call's prompt arguments and inputs as one set of keywords (no name reaches the pipeline twice); a
+        # reference may add inputs or replace prompt arguments (FLUX Redux: its image tokens after the prompt's)
+        call = prompt_args | inputs
         if references is not None:  # after the flow start, which reads `image` as the picture to repaint
-            inputs = references.inputs(inputs)
+            call = references.inputs(call)
 
         def on_step_end(p, step, timestep, callback_kwargs):
             if is_cancelled and is_cancelled():
@@ -338,13 +341,12 @@ class Engine:
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             output = pipe(
-                **prompt_args,
                 num_inference_steps=params.steps,
                 **family.guidance_args(pipe, params),
                 generator=generator,
                 output_type="np",
                 callback_on_step_end=on_step_end,
-                **inputs,
+                **call,
             )
         return (np.asarray(output.images[0]) * 255).round().clip(0, 255).astype(np.uint8)
 

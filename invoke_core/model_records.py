@@ -19,15 +19,15 @@ from .errors import InvalidCanvasError, ModelInstallError, ModelNotFoundError
 from .limits import WEIGHT_STORAGES
 from .safe_paths import Forbidden, as_forbidden, check_source, iter_files, open_checked
 
-KINDS = ("main", "inpaint", "edit", "controlnet", "control_lora", "lora", "upscaler", "ip_adapter", "image_encoder")
+KINDS = ("main", "inpaint", "edit", "controlnet", "control_lora", "lora", "upscaler", "ip_adapter", "image_encoder", "redux")
 # the kinds a job can run on: a main model, an inpainting one, an instruction-editing one (FLUX.1 Kontext)
 GENERATING_KINDS = ("main", "inpaint", "edit")
 # what a control layer can run with: a ControlNet, or a Control LoRA (FLUX.1 Canny/Depth: a LoRA that takes
 # the control image's latents beside the noise)
 CONTROL_KINDS = ("controlnet", "control_lora")
-# what a reference layer runs with on SD 1.x / SDXL: an IP-Adapter, which reads a CLIP image encoder
-# (invoke_core/ip_adapter.py)
-REFERENCE_KINDS = ("ip_adapter",)
+# what a reference layer runs with: on SD 1.x / SDXL an IP-Adapter, which reads a CLIP image encoder
+# (invoke_core/ip_adapter.py); on FLUX.1 a FLUX Redux folder (SigLIP encoder + Redux embedder, families/flux_redux.py)
+REFERENCE_KINDS = ("ip_adapter", "redux")
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="IMAGE",
-        help="a reference image that steers the job (SD 1.x/SDXL: through an IP-Adapter; FLUX.2: its reference images); repeat for several",
+        help="a reference image that steers the job (SD 1.x/SDXL: through an IP-Adapter; FLUX.1: through FLUX Redux; FLUX.2: its reference images); repeat for several",
     )
     gen.add_argument(
         "--reference-weight",
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="for --reference: 0 to 2 (default 1); once for all of them, or once per --reference in order",
     )
-    gen.add_argument("--reference-model", default=None, metavar="ID", help="for --reference: the IP-Adapter (default: the family's first)")
+    gen.add_argument("--reference-model", default=None, metavar="ID", help="for --reference: the IP-Adapter or FLUX Redux (default: the family's first)")
     gen.add_argument("--out", required=True, help="output PNG; a batch writes NAME.png, NAME-2.png, ...")
     from .cli_upscale import add_hires_arguments, add_upscale_parser
 

@@ -429,7 +429,7 @@ class FamilyOut(BaseModel):
         description="whether its edit models run an empty box as text to image (FLUX.1 Kontext); else it is refused (Qwen-Image-Edit)"
     )
     reference_model_kind: str | None = Field(
-        None, description="the model kind a reference layer chooses, with a weight and step range (SD 1.x, SDXL: ip_adapter);"
+        None, description="the model kind a reference layer chooses, with a weight and step range (SD 1.x, SDXL: ip_adapter; FLUX.1: redux, weight only, every step);"
         " null: its models take reference images themselves, at full weight (FLUX.2)"
     )
 

@@ -221,9 +221,9 @@ def test_a_family_disables_what_it_lacks_in_its_words_and_inpaints(app, server, 
 def test_a_reference_layer_steers_a_flux2_job_and_other_families_disable_it(app, server, tmp_path):
     from browser_helpers import add_layer, png_bytes, selected_layer
 
-    choose_model(app, "demo-flux")
+    choose_model(app, "demo-sd3")
     assert not app.tid("layer-add-reference").is_enabled()
-    assert app.tid("layer-add-reference").get_attribute("title") == "FLUX.1 models have no reference images"
+    assert app.tid("layer-add-reference").get_attribute("title") == "Stable Diffusion 3.5 models have no reference images"
     choose_model(app, "demo-flux2")
     assert app.tid("layer-add-reference").is_enabled()
     set_up_job(app, "a lighthouse at dusk", steps=2)

@@ -58,3 +58,44 @@ def test_a_reference_layer_with_an_ip_adapter_steers_an_sd15_job(app, server, tm
     app.wait("(id) => JSON.stringify(window.__app.store.get(id).reference) === JSON.stringify({model: null, weight: 1, begin: 0, end: 1})", layer["id"])
     app.wait("() => !document.querySelector('[data-testid=reference-reset]')")
     choose_model(app, "demo")
+
+
+def test_a_flux1_reference_layer_runs_through_flux_redux_with_a_weight_and_no_step_range(app, server, tmp_path):
+    choose_model(app, "demo")
+    set_up_job(app, "a lighthouse at dusk", steps=2)
+    layer = add_layer(app, "reference")
+    app.tid("reference-begin").fill("0.25")
+    app.tid("reference-begin").dispatch_event("change")
+    app.wait("(id) => window.__app.store.get(id).reference.begin === 0.25", layer["id"])
+    app.js("() => document.activeElement && document.activeElement.blur()")
+    choose_model(app, "demo-flux")
+    assert app.tid("layer-add-reference").is_enabled()
+    app.wait("() => !!document.querySelector('[data-testid=reference-model]')")
+    assert "FLUX Redux" in app.tid("reference-hint").inner_text()
+    options = app.js("() => [...document.querySelectorAll('[data-testid=reference-model] option')].map((o) => o.value)")
+    assert options == ["", "demo-flux-redux"], options
+    assert app.js("() => !document.querySelector('[data-testid=reference-begin]') && !document.querySelector('[data-testid=reference-end]')")
+    app.click("reference-reset")  # the step range it cannot take
+    app.wait("(id) => window.__app.store.get(id).reference.begin === 0 && window.__app.store.get(id).reference.end === 1", layer["id"])
+    app.tid("reference-weight").fill("0.5")
+    app.tid("reference-weight").dispatch_event("change")
+    app.wait("(id) => window.__app.store.get(id).reference.weight === 0.5", layer["id"])
+    picture = np.zeros((96, 64, 4), np.uint8)
+    picture[..., :3] = np.random.default_rng(4).integers(0, 256, (96, 64, 3), dtype=np.uint8)
+    picture[..., 3] = 255
+    path = tmp_path / "mood.png"
+    path.write_bytes(png_bytes(picture))
+    app.tid("reference-image-file").set_input_files(str(path))
+    app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", layer["id"], timeout=10_000)
+    app.settle()
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=90)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    staged = wait_staged(app)
+    meta = server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()
+    (ref,) = meta["references"]
+    assert (ref["layer_id"], ref["weight"], ref["begin"], ref["end"], ref["model"]["id"]) == (layer["id"], 0.5, 0.0, 1.0, "demo-flux-redux"), ref
+    app.shot("flux1-redux-reference")
+    choose_model(app, "demo")

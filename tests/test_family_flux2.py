@@ -217,8 +217,8 @@ def test_families_without_reference_images_refuse_the_layer_in_core_and_the_api(
 
     from server.app import create_app, shutdown
 
-    with pytest.raises(UnsupportedError, match="FLUX.1 models have no reference images: hide the reference layers"):
-        run1(engine, doc([reference_layer()], model="demo-flux", cfg_scale=3.5))
+    with pytest.raises(UnsupportedError, match="Stable Diffusion 3.5 models have no reference images: hide the reference layers"):
+        run1(engine, doc([reference_layer()], model="demo-sd3", cfg_scale=3.5))
     app = create_app({"root": str(tmp_path), "device": "cpu", "start_worker": False})
     try:
         client = app.test_client()

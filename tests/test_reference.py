@@ -255,7 +255,7 @@ def test_unknown_or_wrong_reference_models_and_families_without_references_are_r
         compile_canvas(doc([reference(begin=0.5, end=0.5)]))
     with pytest.raises(InvalidCanvasError, match="reference layer 'ref': weight must be a number in \\[0, 2\\], got 3"):
         compile_canvas(doc([reference(weight=3)]))
-    for name in ("flux", "sd-3", "z-image", "qwen-image", "chroma", "hidream"):
+    for name in ("sd-3", "z-image", "qwen-image", "chroma", "hidream"):
         with pytest.raises(UnsupportedError, match="models have no reference images: hide the reference layers"):
             families.get(name).check_job(scheduler="euler", size=(64, 64), regions=False, controls=False, loras=False, references=True)
     # FLUX.2 takes the picture itself: whole, at full weight, over no region (refused before any model loads)

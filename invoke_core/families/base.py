@@ -290,8 +290,8 @@ class Family:
 
     def references(self, pipe: Any, request: GenerationRequest, models: list[tuple[Any, ...]], do_cfg: bool) -> AbstractContextManager[Any]:
         """While the job runs: its reference layers on `pipe` (`models`: per layer, (record, loaded module) of
-        each record `reference_models` gave). Yields an object with `inputs(call inputs) -> call inputs` (per
-        batch item, after the flow start) and `step_end(step)` (each finished step, 1-based). Here:
+        each record `reference_models` gave). Yields an object with `inputs(call) -> call` (per batch item, after
+        the flow start; `call`: the prompt arguments and the task's inputs, which it may extend or replace) and `step_end(step)` (each finished step, 1-based). Here:
         `reference_inputs`; a reference over regional guidance layers is refused (its images join the whole
         box's attention)."""
         from contextlib import nullcontext

@@ -9,7 +9,8 @@ passes to SDPA in every block (`joint_attention_kwargs`); Flux ControlNets (Flux
 at once) on every task; LoRA stacks (diffusers, kohya and XLabs files); FLUX.1 Fill models run every
 task through FluxFillPipeline (as SD's inpainting models do through theirs); FLUX.1 Kontext models (kind
 edit) run edit jobs through FluxKontextPipeline: the pixels under the box are the reference, the prompt
-an instruction, a mask keeps the edit inside it (an empty box: text to image).
+an instruction, a mask keeps the edit inside it (an empty box: text to image); reference layers through
+FLUX Redux (families/flux_redux.py: the picture's image tokens after the prompt's T5 tokens).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import flux_demo, flux_file
+from . import flux_demo, flux_file, flux_redux
 from .base import Defaults, DemoModel, Family, cached_config, controlnet_config
 from .sd3 import rough_rgb, transformer_control_inputs
 
@@ -75,12 +76,21 @@ class FluxFamily(Family):
             schnell = record.kind == "main" and _file_without_guidance(record.path)
         return SCHNELL if schnell else None
 
+    def check_job(self, *, regions: bool = False, references: bool = False, **features: Any) -> None:
+        super().check_job(regions=regions, references=references, **features)
+        if regions and references:  # refused at enqueue, before any model loads (families/flux_redux.py)
+            from ..errors import UnsupportedError
+
+            raise UnsupportedError(flux_redux.WITH_REGIONS)
+
     def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
         cls = str(index.get("_class_name", ""))
         if not cls.startswith("Flux"):
             return None
         from ..errors import ModelInstallError
 
+        if cls == "FluxPriorReduxPipeline":
+            return flux_redux.claims_folder(read_config)  # a FLUX Redux folder: reference layers
         if cls in _UNSUPPORTED_PIPELINES:
             raise ModelInstallError(
                 f"{_UNSUPPORTED_PIPELINES[cls]} are not supported yet: install their Control LoRA"
@@ -214,6 +224,18 @@ class FluxFamily(Family):
     def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
         return contextlib.nullcontext()  # the mask travels in the call's joint_attention_kwargs
 
+    def reference_models(
+        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Each reference layer's FLUX Redux folder (families/flux_redux.py)."""
+        return flux_redux.resolve(registry, settings, main, self.label, build=build, names=names)
+
+    def references(self, pipe: Any, request: Any, models: list[tuple[Any, ...]], do_cfg: bool):
+        """The reference pictures' Redux image tokens after the job's T5 tokens (families/flux_redux.py)."""
+        if not request.references:
+            return super().references(pipe, request, models, do_cfg)
+        return flux_redux.redux_references(pipe, request, [m[0][1] for m in models])
+
     def control_inputs(self, request: Any, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
         if any(r.kind == "control_lora" for r in records):
             # the Control LoRA's weight is its adapter weight (invoke_core/lora.py); the image goes in as latents
@@ -268,7 +290,8 @@ FAMILY = FluxFamily(
     size_multiple=16,  # 8x VAE and 2x2 packed patches
     sampling="flow-sigmas",  # the Flux pipelines pass their own sigmas and resolution shift
     # the negative prompt counts with true CFG above 1 (a second branch; the models are guidance-distilled)
-    features=frozenset({"negative_prompt", "true_cfg", "regions", "controlnet", "lora", "inpaint_model"}),
+    features=frozenset({"negative_prompt", "true_cfg", "regions", "controlnet", "lora", "inpaint_model", "reference"}),
+    reference_model_kind="redux",  # FLUX Redux: the picture's image tokens after the prompt's (families/flux_redux.py)
     pipelines={
         ("txt2img", False): "FluxPipeline",
         ("img2img", False): "FluxImg2ImgPipeline",
@@ -295,5 +318,6 @@ FAMILY = FluxFamily(
         DemoModel("demo-flux-fill", "Demo FLUX.1 Fill (tiny)", "flux-fill", "inpaint", flux_demo.build_fill),
         DemoModel("demo-flux-kontext", "Demo FLUX.1 Kontext (tiny)", "flux-kontext", "edit", flux_demo.build_kontext),
         DemoModel("demo-flux-controlnet", "Demo FLUX.1 ControlNet (tiny)", "flux-controlnet", "controlnet", flux_demo.build_controlnet),
+        DemoModel("demo-flux-redux", "Demo FLUX Redux (tiny)", "flux-redux", "redux", flux_demo.build_redux),
     ),
 )

@@ -139,3 +139,40 @@ def build_controlnet(dest: Path, demo_dir: Path) -> Path:
     if not main.exists():
         build_flux_demo(main)
     return build_flux_controlnet_demo(dest, main)
+
+
+# the demo Redux's SigLIP vision tower: 32 px pictures in 8 px patches (16 image tokens), 16 wide
+REDUX_IMAGE_SIZE, REDUX_WIDTH = 32, 16
+
+
+def build_redux_demo(dest: Path) -> Path:
+    """A tiny FLUX Redux folder (`demo-flux-redux`, random weights): diffusers' FluxPriorReduxPipeline layout
+    (image_encoder: a SigLIP vision tower, feature_extractor: its SiglipImageProcessor, image_embedder:
+    ReduxImageEncoder into the demo T5's width), no text encoders (the job's own embeddings go in)."""
+    import torch
+    from diffusers import FluxPriorReduxPipeline
+    from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    try:
+        from transformers import SiglipImageProcessorPil as Processor  # no torchvision needed
+    except ImportError:  # pragma: no cover - older transformers
+        from transformers import SiglipImageProcessor as Processor
+
+    from ..demo import _save_atomically
+
+    torch.manual_seed(31)
+    encoder = SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=REDUX_WIDTH, intermediate_size=2 * REDUX_WIDTH, num_hidden_layers=1, num_attention_heads=2,
+        image_size=REDUX_IMAGE_SIZE, patch_size=8,
+    )).eval()
+    torch.manual_seed(32)
+    embedder = ReduxImageEncoder(redux_dim=REDUX_WIDTH, txt_in_features=32).eval()  # 32: the demo T5's d_model
+    processor = Processor(size={"height": REDUX_IMAGE_SIZE, "width": REDUX_IMAGE_SIZE})
+    pipe = FluxPriorReduxPipeline(image_encoder=encoder, feature_extractor=processor, image_embedder=embedder)
+    _save_atomically(pipe, dest)
+    return dest
+
+
+def build_redux(dest: Path, demo_dir: Path) -> Path:
+    return build_redux_demo(dest)

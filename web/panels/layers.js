@@ -567,8 +567,10 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
 
   /**
    * A reference layer's fields: its picture; for a family whose reference layers run through a model of
-   * their own (SD 1.x, SDXL: an IP-Adapter) that model, the weight and the step range; for one whose models
-   * take the picture themselves (FLUX.2) only the picture (and a reset of settings it cannot take).
+   * their own (SD 1.x, SDXL: an IP-Adapter) that model, the weight and the step range; FLUX.1's (a FLUX
+   * Redux) that model and the weight only (it runs over every step: a step range it cannot take gets a
+   * reset); for one whose models take the picture themselves (FLUX.2) only the picture (and a reset of
+   * settings it cannot take).
    */
   function referenceRows(layer) {
     const r = { ...DEFAULT_REFERENCE, ...referenceSettings(layer.reference) };
@@ -579,9 +581,11 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
     const none = family && Array.isArray(family.features) && !family.features.includes("reference");
     const text = none
       ? `${family.label} models take no reference images: hide the layer or choose another model`
-      : kind
-        ? "Its picture steers the job through an IP-Adapter; over a region layer's mask it steers that region only"
-        : "Its picture goes in whole, at full weight, as the model's reference image; keep it off region layers";
+      : kind === "redux"
+        ? "Its picture steers the job through FLUX Redux (its image tokens after the prompt's), over every step; not with region layers"
+        : kind
+          ? "Its picture steers the job through an IP-Adapter; over a region layer's mask it steers that region only"
+          : "Its picture goes in whole, at full weight, as the model's reference image; keep it off region layers";
     const rows = [imageField(layer.id, "reference-image", "Reference picture", null, h("span", { class: "muted small", "data-testid": "reference-hint" }, text))];
     if (none) return rows;
     if (!kind) {
@@ -600,11 +604,13 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       }
       return rows;
     }
+    const redux = kind === "redux";
+    const what = redux ? "FLUX Redux" : "IP-Adapter";
     const adapters = models().filter((m) => m.kind === kind && (!name || m.family === name));
     const model = h(
       "select",
-      { "data-testid": "reference-model", "aria-label": "IP-Adapter model" },
-      h("option", { value: "" }, adapters.length ? "Default IP-Adapter" : "No IP-Adapter installed"),
+      { "data-testid": "reference-model", "aria-label": `${what} model` },
+      h("option", { value: "" }, adapters.length ? `Default ${what}` : `No ${what} installed`),
       adapters.map((m) => h("option", { value: m.id }, `${m.name}${m.description && !m.label ? ` · ${m.description.split(";")[0]}` : ""}${m.label ? " · random weights" : ""}`)),
     );
     if (r.model && !adapters.some((m) => m.id === r.model)) model.append(h("option", { value: r.model }, `${r.model} (not for this model)`));
@@ -618,12 +624,31 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       });
       return input;
     };
+    const weight = h("label", { class: "field" }, h("span", { class: "field-label" }, "Weight"), numIn("weight", ...limit("reference_weight", 0, 2, 0.05), "reference-weight"));
+    rows.push(h("label", { class: "field" }, h("span", { class: "field-label" }, what), model));
+    if (redux) {
+      // FLUX Redux's tokens are part of the prompt: every step, no step range (the server refuses one)
+      rows.push(h("div", { class: "row3" }, weight));
+      if (r.begin !== 0 || r.end !== 1) {
+        rows.push(
+          h(
+            "div",
+            { class: "field", "data-testid": "reference-unused" },
+            h("span", { class: "muted small" }, `${family?.label || "This model"} takes a FLUX Redux reference over every step: no begin or end`),
+            h("button", { type: "button", class: "btn small", "data-testid": "reference-reset", onclick: (e) => {
+              e.currentTarget.blur(); // the form is rebuilt (without this note) only when nothing in it has the focus
+              setR({ begin: 0, end: 1 });
+            } }, "Reset"),
+          ),
+        );
+      }
+      return rows;
+    }
     rows.push(
-      h("label", { class: "field" }, h("span", { class: "field-label" }, "IP-Adapter"), model),
       h(
         "div",
         { class: "row3" },
-        h("label", { class: "field" }, h("span", { class: "field-label" }, "Weight"), numIn("weight", ...limit("reference_weight", 0, 2, 0.05), "reference-weight")),
+        weight,
         h("label", { class: "field" }, h("span", { class: "field-label" }, "Begin"), numIn("begin", ...limit("reference_begin", 0, 1, 0.05), "reference-begin")),
         h("label", { class: "field" }, h("span", { class: "field-label" }, "End"), numIn("end", ...limit("reference_end", 0, 1, 0.05), "reference-end")),
       ),
