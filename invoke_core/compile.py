@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -111,16 +112,9 @@ def validate_control_settings(settings: ControlSettings, where: str) -> None:
         raise InvalidCanvasError(f"{where}: choose a ControlNet model")
     try:
         check_preprocessor(settings.preprocessor)
-        for name, allowed in (
-            ("weight", limits.CONTROL_WEIGHT),
-            ("begin", limits.CONTROL_BEGIN),
-            ("end", limits.CONTROL_END),
-        ):
-            _check_range(name, getattr(settings, name), allowed.low, allowed.high, integer=False)
     except InvalidCanvasError as exc:
         raise InvalidCanvasError(f"{where}: {exc}") from None
-    if settings.begin >= settings.end:
-        raise InvalidCanvasError(f"{where}: begin {settings.begin:g} must be below end {settings.end:g}")
+    _check_weight_and_steps(settings, (limits.CONTROL_WEIGHT, limits.CONTROL_BEGIN, limits.CONTROL_END), where)
 
 
 def validate_reference_settings(settings: ReferenceSettings, where: str) -> None:
@@ -129,12 +123,13 @@ def validate_reference_settings(settings: ReferenceSettings, where: str) -> None
         raise InvalidCanvasError(f"{where}: reference settings must be ReferenceSettings, got {type(settings).__name__}")
     if settings.model is not None and (not isinstance(settings.model, str) or not settings.model):
         raise InvalidCanvasError(f"{where}: the reference model must be an installed model's id, or none for the default")
+    _check_weight_and_steps(settings, (limits.REFERENCE_WEIGHT, limits.REFERENCE_BEGIN, limits.REFERENCE_END), where)
+
+
+def _check_weight_and_steps(settings: Any, ranges: tuple[Any, Any, Any], where: str) -> None:
+    """A layer's weight, begin and end within their `ranges` (limits), begin below end."""
     try:
-        for name, allowed in (
-            ("weight", limits.REFERENCE_WEIGHT),
-            ("begin", limits.REFERENCE_BEGIN),
-            ("end", limits.REFERENCE_END),
-        ):
+        for name, allowed in zip(("weight", "begin", "end"), ranges):
             _check_range(name, getattr(settings, name), allowed.low, allowed.high, integer=False)
     except InvalidCanvasError as exc:
         raise InvalidCanvasError(f"{where}: {exc}") from None

@@ -7,7 +7,6 @@ no download. They make noise-like pictures: they prove the pipeline works, not t
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -153,16 +152,9 @@ def _scheduler():
 
 def _save_atomically(pipe_or_model, dest: Path) -> None:
     """Save to a temporary sibling then rename, so a crash never leaves half a model folder."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        pipe_or_model.save_pretrained(tmp, safe_serialization=True)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from .atomic import build_folder
+
+    build_folder(dest, lambda tmp: pipe_or_model.save_pretrained(tmp, safe_serialization=True))
 
 
 def build_sd15_demo(dest: Path, inpaint: bool = False) -> Path:

@@ -12,10 +12,9 @@ diffusers' converter and checks they come out equal. The built-in demos (`demo-i
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
+from .atomic import build_folder
 from .ip_adapter import ADAPTER_FILE
 
 ENCODER = dict(
@@ -135,14 +134,4 @@ def build_ip_adapter_demo(dest: Path, demo_base: Path) -> Path:
     sd15 = demo_base / "sd15"
     if not sd15.exists():
         build_sd15_demo(sd15)
-    dest = Path(dest)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        build_ip_adapter(tmp / ADAPTER_FILE, sd15, "base", seed=23, family="sd-1")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+    return build_folder(dest, lambda tmp: build_ip_adapter(tmp / ADAPTER_FILE, sd15, "base", seed=23, family="sd-1"))
