@@ -441,7 +441,7 @@ class ConfigOut(BaseModel):
     numbers: dict[str, NumberLimitOut] = Field(
         description="every numeric field: steps, cfg_scale, seed, batch_size, strength, mask_blur, scale,"
         " bbox_width, bbox_height, lora_weight, region_strength, control_weight, control_begin, control_end,"
-        " reference_weight, reference_begin, reference_end, opacity"
+        " reference_weight, reference_begin, reference_end, opacity, upscale_refine_strength, hires_scale, hires_strength"
     )
     prompt_max_chars: int
     max_loras: int = Field(description="LoRAs per job")
@@ -449,11 +449,16 @@ class ConfigOut(BaseModel):
     max_generation_side: int = Field(description="pixels a side the model generates at (bbox x scale)")
     bbox_multiple: int = Field(description="bbox sides are multiples of this")
     scale_choices: list[float] = Field(description="the scales the UI offers")
+    upscale_scales: list[int] = Field(description="the factors an upscale job takes")
+    hires_scale_choices: list[float] = Field(description="the hires-fix first-pass divisors the UI offers")
     schedulers: list[OptionOut]
     preprocessors: list[PreprocessorOut]
     infill_methods: list[OptionOut]
     control_modes: list[OptionOut]
-    defaults: dict[str, Any] = Field(description="the other defaults of a job: params (ParamsIn), control (ControlIn), reference (ReferenceIn)")
+    defaults: dict[str, Any] = Field(
+        description="the other defaults of a job: params (ParamsIn), control (ControlIn), reference (ReferenceIn),"
+        " upscale (UpscaleIn), hires_fix (HiresFixIn)"
+    )
     families: dict[str, FamilyOut] = Field(
         description="each model family (a model's `family`): its label, size multiple, defaults and features"
     )

@@ -76,6 +76,17 @@ def _opacity(doc: dict, value: Any) -> None:
     doc["layers"].append({"id": "l", "kind": "raster", "image_id": FAKE_IMAGE, "opacity": value})
 
 
+def _upscale(doc: dict, value: Any) -> None:
+    doc["params"]["upscale"] = {"scale": 2, "refine_strength": value}
+
+
+def _hires(key: str) -> Callable[[dict, Any], None]:
+    def put(doc: dict, value: Any) -> None:
+        doc["params"]["hires_fix"] = {key: value}
+
+    return put
+
+
 def _lora(doc: dict, value: Any) -> None:
     doc["params"]["loras"] = [{"model": "some-lora", "weight": value}]
 
@@ -101,6 +112,9 @@ FIELDS: dict[str, tuple[Callable[[dict, Any], None], limits.Range]] = {
     "reference_begin": (_reference("begin"), limits.REFERENCE_BEGIN),
     "reference_end": (_reference("end"), limits.REFERENCE_END),
     "opacity": (_opacity, limits.OPACITY),
+    "upscale_refine_strength": (_upscale, limits.REFINE_STRENGTH),
+    "hires_scale": (_hires("scale"), limits.HIRES_SCALE),
+    "hires_strength": (_hires("strength"), limits.HIRES_STRENGTH),
 }
 # fields a job can carry at their max with nothing else installed or uploaded (no LoRA, no layer)
 PLAIN = ["steps", "cfg_scale", "seed", "batch_size", "strength", "mask_blur", "scale", "bbox_width", "bbox_height"]
@@ -167,6 +181,10 @@ def test_options_and_scalars_equal_the_core_definitions(config):
     assert config["max_layers"] == limits.MAX_LAYERS
     assert config["scale_choices"] == list(limits.SCALE_CHOICES)
     assert all(limits.SCALE.holds(s) for s in limits.SCALE_CHOICES)
+    assert config["upscale_scales"] == list(limits.UPSCALE_SCALES)
+    assert config["hires_scale_choices"] == list(limits.HIRES_SCALE_CHOICES)
+    assert all(limits.HIRES_SCALE.holds(s) for s in limits.HIRES_SCALE_CHOICES)
+    assert config["defaults"]["hires_fix"]["strength"] == config["numbers"]["hires_strength"]["default"]
 
 
 @pytest.mark.parametrize("name", sorted(FIELDS))

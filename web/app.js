@@ -89,16 +89,18 @@ async function main() {
   // ---- panels (their actions call the modules created below, by the time anyone clicks) ----------------
   createToolbar({ el: $("toolbar"), store, selectTool });
   // what the chosen model's family cannot do is disabled where it is offered (layer buttons, negative prompt)
+  let upscalePanel = null;
   const settings = createSettingsPanel({
     el: $("generate"), store, api, onInvoke: () => guard(jobs.invoke),
     onFamilyChange: (family) => applyFamilyGaps(document, family),
+    onConfig: () => upscalePanel?.render(), // its factors and limits come from the same config
   });
   // the Upscale group (an upscale job of the box or the selected layer; hires fix), last in the Generate panel
   const upscaleEl = document.createElement("div");
   $("generate").querySelector(".settings-scroll")?.append(upscaleEl);
-  const upscalePanel = createUpscalePanel({
+  upscalePanel = createUpscalePanel({
     el: upscaleEl, store, models: () => models, getLayer: () => store.get(getActive()) || null,
-    onUpscale: (o) => guard(() => jobs.upscale(o)),
+    onUpscale: (o) => guard(() => jobs.upscale(o)), config: () => settings.config,
   });
   const ops = createLayerOps({ store, history, getCanvas: () => canvas, getActive, setActive, models: () => models });
   const layersPanel = createLayersPanel({

@@ -27,6 +27,7 @@ from ..schemas import (
     ConfigOut,
     ControlIn,
     FamilyOut,
+    HiresFixIn,
     LayerIn,
     LiveConfigOut,
     LoraIn,
@@ -35,6 +36,7 @@ from ..schemas import (
     ParamsIn,
     PreprocessorOut,
     ReferenceIn,
+    UpscaleIn,
     RegionIn,
 )
 
@@ -61,6 +63,9 @@ NUMBER_FIELDS: dict[str, tuple[limits.Range, type[BaseModel], str]] = {
     "reference_begin": (limits.REFERENCE_BEGIN, ReferenceIn, "begin"),
     "reference_end": (limits.REFERENCE_END, ReferenceIn, "end"),
     "opacity": (limits.OPACITY, LayerIn, "opacity"),
+    "upscale_refine_strength": (limits.REFINE_STRENGTH, UpscaleIn, "refine_strength"),
+    "hires_scale": (limits.HIRES_SCALE, HiresFixIn, "scale"),
+    "hires_strength": (limits.HIRES_STRENGTH, HiresFixIn, "strength"),
 }
 # defaults the schema has none for (a required field)
 _DEFAULTS_BESIDE_SCHEMA = {"bbox_width": limits.DEFAULT_BBOX_SIDE, "bbox_height": limits.DEFAULT_BBOX_SIDE}
@@ -98,13 +103,18 @@ def config() -> ConfigOut:
         max_generation_side=limits.MAX_GENERATION_SIDE,
         bbox_multiple=limits.BBOX_MULTIPLE,
         scale_choices=list(limits.SCALE_CHOICES),
+        upscale_scales=list(limits.UPSCALE_SCALES),
+        hires_scale_choices=list(limits.HIRES_SCALE_CHOICES),
         schedulers=[OptionOut(name=n, label=label) for n, label in SCHEDULER_LABELS.items()],
         preprocessors=[
             PreprocessorOut(name=n, label=p.label or n, options=dict(p.defaults)) for n, p in PREPROCESSORS.items()
         ],
         infill_methods=[OptionOut(name=m.value, label=label) for m, label in INFILL_LABELS.items()],
         control_modes=[OptionOut(name=m.value, label=label) for m, label in CONTROL_MODE_LABELS.items()],
-        defaults={"params": params, "control": control, "reference": ReferenceIn().model_dump(mode="json")},
+        defaults={
+            "params": params, "control": control, "reference": ReferenceIn().model_dump(mode="json"),
+            "upscale": UpscaleIn().model_dump(mode="json"), "hires_fix": HiresFixIn().model_dump(mode="json"),
+        },
         families={name: FamilyOut.model_validate(d) for name, d in families.describe().items()},
         live=LiveConfigOut(
             families=live_settings.describe(), debounce_ms=live_lane.DEBOUNCE_MS, seed=live_lane.LIVE_SEED,

@@ -34,7 +34,7 @@ export const randomSeed = () => Math.floor(Math.random() * 2 ** 32);
  * asks through a client of its own. `config` (optional) is one already fetched.
  * @param {{el: HTMLElement, store: any, onInvoke: () => void, api?: any, config?: any}} o
  */
-export function createSettingsPanel({ el, store, onInvoke, api = null, config = null, onFamilyChange = () => {} }) {
+export function createSettingsPanel({ el, store, onInvoke, api = null, config = null, onFamilyChange = () => {}, onConfig = () => {} }) {
   const settings = () => ({ ...DEFAULT_SETTINGS, ...(store.get("settings") || {}) });
   const set = (patch) => store.apply({ put: [{ ...settings(), ...patch }] }, { history: false });
   const bbox = () => ({ ...DEFAULT_BBOX, ...(store.get("bbox") || {}) });
@@ -262,6 +262,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     limits = next;
     renderOptions();
     render();
+    onConfig(cfg);
   }
 
   /** The model a job uses now: the chosen one, else the server's default (the first main model). */

@@ -7,10 +7,21 @@ import { field, h } from "./dom.js";
 
 /** The model kind an upscaler is (invoke_core/model_records.py). */
 export const UPSCALER_KIND = "upscaler";
-/** The factors an upscale job takes (invoke_core/limits.py UPSCALE_SCALES). */
+/** The factors an upscale job takes, until the server's config (`upscale_scales`) arrives. */
 export const UPSCALE_SCALES = [2, 4];
-/** Hires fix: the first pass at the size divided by one of these (limits.HIRES_SCALE_CHOICES). */
+/** Hires fix: the first pass at the size divided by one of these, until the config's `hires_scale_choices`. */
 export const HIRES_SCALES = [1.5, 2];
+
+/** The panel's choices and limits from the server's config (GET /api/v1/config), the fallbacks before it. */
+export function upscaleChoices(cfg) {
+  const n = cfg?.numbers || {};
+  return {
+    scales: cfg?.upscale_scales || UPSCALE_SCALES,
+    hiresScales: cfg?.hires_scale_choices || HIRES_SCALES,
+    refine: n.upscale_refine_strength || { min: 0, max: 1, step: 0.05 },
+    hiresStrength: n.hires_strength || { min: 0.05, max: 1, step: 0.05, default: DEFAULT_HIRES.strength },
+  };
+}
 
 /** @param {{kind?: string}} m */
 export const upscales = (m) => !!m && m.kind === UPSCALER_KIND;
@@ -60,7 +71,7 @@ export function upscaleDocument(document, { scale, model = null, refine_strength
  *   onUpscale: (o: {source: "box"|"layer", scale: number, model: string|null, refine_strength: number}) => void}} o
  *   `getLayer`: the selected layer's record (null: none)
  */
-export function createUpscalePanel({ el, store, models, getLayer, onUpscale }) {
+export function createUpscalePanel({ el, store, models, getLayer, onUpscale, config = () => null }) {
   el.classList.add("group", "upscale-group");
   el.setAttribute("data-testid", "upscale-group");
   const state = { source: "box", scale: 2, model: "", refine: 0 };
@@ -121,7 +132,29 @@ export function createUpscalePanel({ el, store, models, getLayer, onUpscale }) {
     field("Hires upscaler", hiresUpscaler),
   );
 
+  let shownChoices = null;
+  /** The factor and first-pass options and the number limits, rebuilt when the config they come from changes. */
+  function renderChoices() {
+    const cfg = config();
+    if (shownChoices && shownChoices.cfg === cfg) return;
+    const c = upscaleChoices(cfg);
+    shownChoices = { cfg };
+    const options = (select, values, label) => {
+      const keep = select.value;
+      select.replaceChildren(...values.map((v) => h("option", { value: String(v) }, label(v))));
+      if (values.map(String).includes(keep)) select.value = keep;
+    };
+    options(scale, c.scales, (v) => `${v}×`);
+    if (!c.scales.includes(state.scale)) state.scale = Number(scale.value);
+    options(hiresScale, c.hiresScales, (v) => `1/${v}`);
+    const low = (r) => (r.exclusive_min ? r.min + r.step : r.min);
+    Object.assign(refine, { min: String(low(c.refine)), max: String(c.refine.max), step: String(c.refine.step) });
+    Object.assign(hiresStrength, { min: String(low(c.hiresStrength)), max: String(c.hiresStrength.max), step: String(c.hiresStrength.step) });
+    if (cfg?.defaults?.hires_fix && !current()) lastHires = { ...lastHires, ...hiresParams(cfg.defaults.hires_fix) };
+  }
+
   function render() {
+    renderChoices();
     const list = (models() || []).filter(upscales);
     const label = (m) => `${m.name}${m.label ? " · random weights" : ""}`;
     model.replaceChildren(...list.map((m) => h("option", { value: m.id }, label(m))));

@@ -3,7 +3,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 
 import { hiresParams, paramsFromSettings } from "../document.js";
-import { snapOut, upscaleDocument, upscaledRect, upscales } from "../panels/upscale.js";
+import { HIRES_SCALES, UPSCALE_SCALES, snapOut, upscaleChoices, upscaleDocument, upscaledRect, upscales } from "../panels/upscale.js";
 
 const doc = () => ({
   bbox: { x: 8, y: 16, width: 64, height: 64 },
@@ -48,4 +48,20 @@ test("hires fix goes into a job's params only when on, its numbers kept in range
   assert.deepEqual(paramsFromSettings({ hires_fix: { scale: 1.5, strength: 0.3, upscaler: "demo-upscaler" } }).hires_fix, { scale: 1.5, strength: 0.3, upscaler: "demo-upscaler" });
   assert.deepEqual(hiresParams({ scale: 9, strength: 0, upscaler: "" }), { scale: 2, strength: 0.45 });
   assert.equal(hiresParams(null), null);
+});
+
+test("the panel's choices and limits come from the server's config, the fallbacks before it", () => {
+  const before = upscaleChoices(null);
+  assert.deepEqual(before.scales, UPSCALE_SCALES);
+  assert.deepEqual(before.hiresScales, HIRES_SCALES);
+  const cfg = {
+    upscale_scales: [2, 4, 8],
+    hires_scale_choices: [1.25, 2],
+    numbers: { upscale_refine_strength: { min: 0, max: 0.9, step: 0.1 }, hires_strength: { min: 0, max: 1, step: 0.01, exclusive_min: true } },
+  };
+  const after = upscaleChoices(cfg);
+  assert.deepEqual(after.scales, [2, 4, 8]);
+  assert.deepEqual(after.hiresScales, [1.25, 2]);
+  assert.equal(after.refine.max, 0.9);
+  assert.equal(after.hiresStrength.step, 0.01);
 });
