@@ -203,10 +203,11 @@ class Engine:
         tiling = _set_vae_tiling(pipe, self.vae_tiling, request.size)
         inputs = _pipeline_inputs(request, record, task)
         if task == "edit":
-            if inputs["image"] is None and not family.edit_from_empty_box:
+            # a reference layer is a picture to edit too (invoke_core/families/edit_references.py)
+            if inputs["image"] is None and not family.edit_from_empty_box and not request.references:
                 raise UnsupportedError(
                     f"{family.label} edit models edit the picture under the box, and the box is empty: paint or place"
-                    f" a picture under it, or choose a {family.label} model for text to image"
+                    f" a picture under it or on a reference layer, or choose a {family.label} model for text to image"
                 )
             inputs = {k: v for k, v in inputs.items() if _takes(pipe, k)}  # Kontext's sizing arguments
         # a task without a native pipeline: the generic flow-matching path over the text-to-image one

@@ -502,6 +502,10 @@ class ModelOut(BaseModel):
     weights: WeightStorage = Field("native", description="how its denoiser's weights are stored in memory (PATCH to change)")
     memory_bytes: int | None = Field(None, description="about what it takes in memory loaded, with its weight storage")
     scale: int | None = Field(None, description="an upscaler's factor (2, 4)")
+    reference_kinds: list[str] | None = Field(
+        None, description="a main model's: the model kinds its reference layers choose, the first the default (SD 1.x, SDXL:"
+        " ip_adapter; FLUX.1: redux); [] where it takes the pictures itself (FLUX.2, edit models); null where it takes none"
+    )
 
 
 class ModelPatchIn(Strict):

@@ -99,3 +99,37 @@ def test_a_flux1_reference_layer_runs_through_flux_redux_with_a_weight_and_no_st
     assert (ref["layer_id"], ref["weight"], ref["begin"], ref["end"], ref["model"]["id"]) == (layer["id"], 0.5, 0.0, 1.0, "demo-flux-redux"), ref
     app.shot("flux1-redux-reference")
     choose_model(app, "demo")
+
+
+def test_edit_models_take_a_reference_layer_as_a_picture_and_qwen_image_disables_it(app, server, tmp_path):
+    choose_model(app, "demo-qwen")
+    app.wait("() => document.querySelector('[data-testid=layer-add-reference]').disabled")
+    assert "takes no reference images" in app.tid("layer-add-reference").get_attribute("title")
+    choose_model(app, "demo-qwen-edit")
+    app.wait("() => !document.querySelector('[data-testid=layer-add-reference]').disabled")
+    set_up_job(app, "put it on a beach", steps=2)
+    layer = add_layer(app, "reference")
+    assert "edit model edits from" in app.tid("reference-hint").inner_text()
+    assert app.js("() => !document.querySelector('[data-testid=reference-model]') && !document.querySelector('[data-testid=reference-weight]')")
+    picture = np.zeros((64, 64, 4), np.uint8)
+    picture[..., :3] = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    picture[..., 3] = 255
+    path = tmp_path / "subject.png"
+    path.write_bytes(png_bytes(picture))
+    app.tid("reference-image-file").set_input_files(str(path))
+    app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", layer["id"], timeout=10_000)
+    app.settle()
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=120)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    staged = wait_staged(app)
+    meta = server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()
+    (ref,) = meta["references"]
+    assert ref["layer_id"] == layer["id"] and "model" not in ref, ref
+    app.shot("qwen-edit-reference")
+    choose_model(app, "demo-flux-kontext")
+    app.wait("() => !document.querySelector('[data-testid=layer-add-reference]').disabled")
+    app.wait("() => document.querySelector('[data-testid=reference-hint]').innerText.includes('edit model edits from')")
+    choose_model(app, "demo")

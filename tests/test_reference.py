@@ -255,7 +255,7 @@ def test_unknown_or_wrong_reference_models_and_families_without_references_are_r
         compile_canvas(doc([reference(begin=0.5, end=0.5)]))
     with pytest.raises(InvalidCanvasError, match="reference layer 'ref': weight must be a number in \\[0, 2\\], got 3"):
         compile_canvas(doc([reference(weight=3)]))
-    for name in ("sd-3", "z-image", "qwen-image", "chroma", "hidream"):
+    for name in ("sd-3", "z-image", "chroma", "hidream"):  # qwen-image: its edit models take them (test_reference_edit.py)
         with pytest.raises(UnsupportedError, match="models have no reference images: hide the reference layers"):
             families.get(name).check_job(scheduler="euler", size=(64, 64), regions=False, controls=False, loras=False, references=True)
     # FLUX.2 takes the picture itself: whole, at full weight, over no region (refused before any model loads)
@@ -264,7 +264,7 @@ def test_unknown_or_wrong_reference_models_and_families_without_references_are_r
     assert klein.reference_models([ReferenceSettings()], engine.registry, main) == [()]
     with pytest.raises(UnsupportedError, match="FLUX.2 \\[klein\\] models take reference images themselves: leave its model unset"):
         klein.reference_models([ReferenceSettings(model="demo-ip-adapter")], engine.registry, main)
-    with pytest.raises(UnsupportedError, match="FLUX.2 \\[klein\\] takes a reference image whole, at every step: set its weight to 1"):
+    with pytest.raises(UnsupportedError, match="FLUX.2 \\[klein\\] models take a reference image whole, at every step: set its weight to 1"):
         klein.reference_models([ReferenceSettings(weight=0.5)], engine.registry, main)
     with pytest.raises(UnsupportedError, match="FLUX.2 \\[klein\\] reference images steer the whole box: move reference layer 'ref' off"):
         klein.references(None, compile_canvas(doc([region(), reference(x=0, y=0)])), [()], False)

@@ -84,13 +84,6 @@ def test_redux_with_true_cfg_img2img_controlnet_and_fill(engine):
         assert not np.array_equal(ours.image, without.image), name
 
 
-def test_kontext_edit_jobs_take_redux_too(engine):
-    image = picture(3, (SIZE, SIZE))
-    layers = [Layer("img", LayerKind.RASTER, 0, 0, image)]
-    params = dict(model="demo-flux-kontext", edit=True)
-    assert not np.array_equal(run(engine, [*layers, reference()], **params).image, run(engine, layers, **params).image)
-
-
 def test_refused_combinations_say_why(engine):
     with pytest.raises(UnsupportedError, match="begin 0 and end 1"):
         run(engine, [reference(begin=0.5)])

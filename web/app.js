@@ -92,7 +92,7 @@ async function main() {
   let upscalePanel = null;
   const settings = createSettingsPanel({
     el: $("generate"), store, api, onInvoke: () => guard(jobs.invoke),
-    onFamilyChange: (family) => applyFamilyGaps(document, family),
+    onFamilyChange: (family, model) => applyFamilyGaps(document, family, model),
     onConfig: () => upscalePanel?.render(), // its factors and limits come from the same config
   });
   // the Upscale group (an upscale job of the box or the selected layer; hires fix), last in the Generate panel
@@ -186,7 +186,9 @@ async function main() {
   const modeBadge = createModeBadge({
     el: stageWrap, store, pixels,
     modelKind: () => (mainModel(models, (store.get("settings") || {}).model) || {}).kind || null,
-    emptyBoxEdits: () => settings.family?.edit_from_empty_box !== false,
+    // a shown reference layer is a picture to edit too (Qwen-Image-Edit refuses an empty box without one)
+    emptyBoxEdits: () => settings.family?.edit_from_empty_box !== false
+      || store.layers().some((l) => l.kind === "reference" && l.visible !== false && !!pixels.get(l.id)),
   });
 
   // ---- document, jobs (invoke, staging, server events), persistence ------------------------------------------

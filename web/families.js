@@ -29,6 +29,31 @@ export function missing(family, feature) {
   return `${family.label} models have no ${FEATURE_NAMES[feature] || feature}`;
 }
 
+/**
+ * Why the chosen model cannot do `feature`, or null: its family's gap (`missing`), else the model's own where
+ * the server says it lacks what its family has (reference layers on a Qwen-Image model, not its edit model:
+ * GET /api/v1/models `reference_kinds` null).
+ * @param {any} family @param {any} model @param {keyof typeof FEATURE_NAMES} feature
+ */
+export function missingFor(family, model, feature) {
+  const why = missing(family, feature);
+  if (why || !model || feature !== "reference" || !("reference_kinds" in model) || model.reference_kinds !== null) return why;
+  return `${model.name} takes no ${FEATURE_NAMES.reference}${family && family.label ? ` (of ${family.label}, only edit models do)` : ""}`;
+}
+
+/**
+ * How a reference layer runs with the chosen model: the model kinds it may choose (the first the default),
+ * [] where the model takes the picture itself, null where it takes none: the model's own `reference_kinds`,
+ * else its family's (`reference_model_kind`, `features`). Null family and model: as SD (IP-Adapter).
+ * @param {any} family @param {any} model @returns {string[] | null}
+ */
+export function referenceKinds(family, model) {
+  if (model && "reference_kinds" in model) return model.reference_kinds === null ? null : [...model.reference_kinds];
+  if (!family) return ["ip_adapter"];
+  if (Array.isArray(family.features) && !family.features.includes("reference")) return null;
+  return family.reference_model_kind ? [family.reference_model_kind] : [];
+}
+
 /** The scheduler options valid for the family (all of them when it is unknown). */
 export function schedulerOptions(all, family) {
   const list = all || [];

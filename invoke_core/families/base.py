@@ -108,6 +108,8 @@ class Family:
     # the model kind a reference layer chooses (SD 1.x, SDXL: "ip_adapter"), with a weight and a step range;
     # None: its models take reference images themselves (FLUX.2), whole, at full weight
     reference_model_kind: str | None = None
+    # what a job of one of its models without references is told to do with its reference layers
+    no_reference_hint: str = "hide the reference layers"
 
     def task_for(self, task: str) -> str:
         """The task whose pipeline runs a canvas task ("img2img" -> "inpaint" with the whole box masked,
@@ -265,26 +267,35 @@ class Family:
         (check_job refuses them elsewhere)."""
         raise NotImplementedError
 
+    def reference_kinds(self, record: Any) -> tuple[str, ...] | None:
+        """How a job with the main model `record` takes reference layers: the model kinds a layer may choose
+        (the first is the one a layer without a model runs with: SD 1.x, SDXL "ip_adapter"), () where the model
+        takes the pictures itself, whole (FLUX.2, edit models), None where it takes none (refused). Served with
+        the model (GET /api/v1/models `reference_kinds`): the web offers what the chosen model takes."""
+        if "reference" not in self.features:
+            return None
+        return (self.reference_model_kind,) if self.reference_model_kind else ()
+
     def reference_models(
         self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
     ) -> list[tuple[Any, ...]]:
         """The models each reference layer runs with (`settings`: their ReferenceSettings; `names`: how messages
         name them), checked against the main model `main`, at enqueue (`build` False: no demo is built) and in
         the engine: per layer a tuple of records the engine loads (ModelNotFoundError, InvalidCanvasError,
-        UnsupportedError name the fix). Here: the family's models take reference images themselves (FLUX.2):
-        no model, full weight, every step."""
+        UnsupportedError name the fix). Here: the family's models take reference images themselves (FLUX.2,
+        edit models): no model, full weight, every step; none where `reference_kinds` says the model takes none."""
         from ..errors import UnsupportedError
 
         names = names or [f"reference {n}" for n in range(1, len(settings) + 1)]
+        models = f"{self.label} models" if main.kind == "main" else f"{self.label} {main.kind} models"
+        if settings and self.reference_kinds(main) is None:
+            raise UnsupportedError(f"{models} take no reference images: {self.no_reference_hint}")
         for where, reference in zip(names, settings):
             if reference.model:
-                raise UnsupportedError(
-                    f"{where}: {self.label} models take reference images themselves: leave its model unset"
-                    " (IP-Adapters are for SD 1.x and SDXL)"
-                )
+                raise UnsupportedError(f"{where}: {models} take reference images themselves: leave its model unset")
             if reference.weight != 1 or reference.begin != 0 or reference.end != 1:
                 raise UnsupportedError(
-                    f"{where}: {self.label} takes a reference image whole, at every step: set its weight to 1, begin 0 and end 1"
+                    f"{where}: {models} take a reference image whole, at every step: set its weight to 1, begin 0 and end 1"
                 )
         return [() for _ in settings]
 

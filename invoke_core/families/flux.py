@@ -10,7 +10,8 @@ at once) on every task; LoRA stacks (diffusers, kohya and XLabs files); FLUX.1 F
 task through FluxFillPipeline (as SD's inpainting models do through theirs); FLUX.1 Kontext models (kind
 edit) run edit jobs through FluxKontextPipeline: the pixels under the box are the reference, the prompt
 an instruction, a mask keeps the edit inside it (an empty box: text to image); reference layers through
-FLUX Redux (families/flux_redux.py: the picture's image tokens after the prompt's T5 tokens).
+FLUX Redux (families/flux_redux.py: the picture's image tokens after the prompt's T5 tokens), and on
+Kontext as its own reference picture, beside the one under the box (families/edit_references.py).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def _file_without_guidance(path: str) -> bool:
         return _without_guidance(path, Path(path).stat().st_mtime_ns)
     except OSError:
         return False
+
+
+def _is_kontext(pipe: Any) -> bool:
+    return type(pipe).__name__.startswith("FluxKontext")
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class FluxFamily(Family):
         and the region bias (token order [text, image]) as the attention mask of every block."""
         import torch
 
-        if type(pipe).__name__.startswith("FluxKontext"):
+        if _is_kontext(pipe):
             from ..errors import UnsupportedError
 
             # its reference image's tokens join the sequence: a region would need them masked too
@@ -224,17 +229,31 @@ class FluxFamily(Family):
     def attention(self, pipe: Any, controlnets: list[Any], processor: Any):
         return contextlib.nullcontext()  # the mask travels in the call's joint_attention_kwargs
 
+    def reference_kinds(self, record: Any) -> tuple[str, ...] | None:
+        """Kontext (kind edit) takes the pictures itself, with the one under the box; the others a FLUX Redux."""
+        return () if record.kind == "edit" else super().reference_kinds(record)
+
     def reference_models(
         self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
     ) -> list[tuple[Any, ...]]:
-        """Each reference layer's FLUX Redux folder (families/flux_redux.py)."""
+        """Each reference layer's FLUX Redux folder (families/flux_redux.py); none for Kontext."""
+        if self.reference_kinds(main) == ():
+            return super().reference_models(settings, registry, main, build=build, names=names)
         return flux_redux.resolve(registry, settings, main, self.label, build=build, names=names)
 
     def references(self, pipe: Any, request: Any, models: list[tuple[Any, ...]], do_cfg: bool):
-        """The reference pictures' Redux image tokens after the job's T5 tokens (families/flux_redux.py)."""
-        if not request.references:
+        """The reference pictures' Redux image tokens after the job's T5 tokens (families/flux_redux.py); for
+        Kontext, its own reference picture (`reference_inputs`)."""
+        if not request.references or _is_kontext(pipe):
             return super().references(pipe, request, models, do_cfg)
         return flux_redux.redux_references(pipe, request, [m[0][1] for m in models])
+
+    def reference_inputs(self, pipe: Any, request: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Kontext's `image`: the picture under the box and the reference layers' side by side
+        (families/edit_references.py); it reads them at their own size."""
+        from .edit_references import pictures, side_by_side
+
+        return inputs | {"image": side_by_side(pictures(inputs.get("image"), request.references, request.size, self.size_multiple), self.size_multiple)}
 
     def control_inputs(self, request: Any, task: str, records: list[Any], inputs: dict[str, Any]) -> dict[str, Any]:
         if any(r.kind == "control_lora" for r in records):

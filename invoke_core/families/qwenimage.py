@@ -12,6 +12,8 @@ noise (strength 1); LoRA stacks in diffusers' layout. Qwen-Image-Edit models (ki
 Plus 2509/2511 through their own pipeline) run edit jobs as FLUX.1 Kontext does: the pixels under the box
 are the picture to edit (Qwen2.5-VL sees it, its VAE latents join the image tokens at a megapixel, as the
 model was trained), the prompt an instruction, a mask keeps the edit inside it; an empty box is refused.
+Reference layers on edit models: more pictures to edit from, after the one under the box (Edit Plus reads
+them as its picture list, Edit side by side in one: families/edit_references.py); Qwen-Image takes none.
 Not yet: regional prompts (its attention processor takes only the text padding mask).
 """
 
@@ -69,6 +71,19 @@ class QwenImageFamily(Family):
 
     def claims_controlnet(self, config: dict[str, Any]) -> bool:
         return config.get("_class_name") == "QwenImageControlNetModel"
+
+    def reference_kinds(self, record: Any) -> tuple[str, ...] | None:
+        """Edit models take reference layers as pictures to edit from; Qwen-Image itself takes none."""
+        return () if record.kind == "edit" else None
+
+    def reference_inputs(self, pipe: Any, request: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The picture under the box and the reference layers' (families/edit_references.py): Edit Plus reads
+        them as its list of pictures, Edit side by side in one."""
+        from .edit_references import pictures, side_by_side
+
+        images = pictures(inputs.get("image"), request.references, request.size, self.size_multiple)
+        plus = type(pipe).__name__ == "QwenImageEditPlusPipeline"
+        return inputs | {"image": images if plus else side_by_side(images, self.size_multiple)}
 
     def claims_lora(self, shapes: dict[str, tuple[int, ...]], metadata: dict[str, str]) -> bool:
         """Its blocks' keys (`transformer_blocks.N.img_mlp`, `txt_mlp`, `img_mod`) or its header."""
@@ -133,7 +148,9 @@ FAMILY = QwenImageFamily(
     defaults=Defaults(steps=50, cfg_scale=4.0, scheduler="euler", width=1024, height=1024),
     size_multiple=16,  # 8x VAE and 2x2 packed patches
     sampling="flow-sigmas",  # its pipelines pass their own sigmas and resolution shift
-    features=frozenset({"negative_prompt", "controlnet", "lora"}),
+    # references: its edit models only (`reference_kinds`)
+    features=frozenset({"negative_prompt", "controlnet", "lora", "reference"}),
+    no_reference_hint="choose a Qwen-Image-Edit model, or hide the reference layers",
     pipelines={
         ("txt2img", False): "QwenImagePipeline",
         ("img2img", False): "QwenImageImg2ImgPipeline",

@@ -13,6 +13,7 @@ from invoke_core import families
 from invoke_core.errors import InvokeCoreError
 from invoke_core.live import live_defaults
 from invoke_core.memory_estimate import model_memory
+from invoke_core.model_records import GENERATING_KINDS
 from invoke_core.model_install import check_install_source, install_model
 from invoke_core.model_scan import scan as scan_models
 from invoke_core.limits import WEIGHT_STORAGES
@@ -38,10 +39,13 @@ def _out(record, default: bool = False, resident: set[str] | frozenset[str] = fr
     own = family.model_defaults(record) if family else None
     live = live_defaults(record)
     types = list(family.control_types(record)) if family else []
+    generating = family is not None and record.kind in GENERATING_KINDS
+    reference_kinds = family.reference_kinds(record) if generating else None
     return ModelOut(
         **{k: data[k] for k in ModelOut.model_fields if k in data}, label=label, default=default,
         defaults=own.as_dict() if own else None, control_types=types or None, keep_loaded=record.id in resident,
         live_defaults=live.as_dict() if live else None,
+        reference_kinds=None if reference_kinds is None else list(reference_kinds),
         weights=options["weights"], memory_bytes=model_memory(record, engine.device.dtype if engine else "float32", options["weights"]),
     )
 

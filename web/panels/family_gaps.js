@@ -2,7 +2,7 @@
 // tooltip (the rules in families.js, from the server's description of each family). The LoRA picker
 // lists only LoRAs of the model's family already (panels/loras.js).
 
-import { missing } from "../families.js";
+import { missingFor } from "../families.js";
 
 /** testid of the control -> the family feature it needs */
 const GAPS = [
@@ -13,13 +13,16 @@ const GAPS = [
   ["true-cfg", "true_cfg"],
 ];
 
-/** @param {ParentNode} root @param {any} family the chosen model's family (null: unknown, all enabled) */
-export function applyFamilyGaps(root, family) {
+/**
+ * @param {ParentNode} root @param {any} family the chosen model's family (null: unknown, all enabled)
+ * @param {any} [model] the chosen model (GET /api/v1/models): what it lacks of its family's
+ */
+export function applyFamilyGaps(root, family, model = null) {
   for (const [testid, feature] of GAPS) {
     const el = /** @type {HTMLButtonElement | HTMLTextAreaElement | null} */ (root.querySelector(`[data-testid="${testid}"]`));
     if (!el) continue;
     if (!("titleBase" in el.dataset)) el.dataset.titleBase = el.title || "";
-    const why = missing(family, /** @type {any} */ (feature));
+    const why = missingFor(family, model, /** @type {any} */ (feature));
     el.disabled = !!why;
     el.title = why || el.dataset.titleBase || "";
     el.toggleAttribute("data-family-gap", !!why);

@@ -2,7 +2,7 @@
 // reorder by drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
 // Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
 import { DEFAULT_REFERENCE, SERVER_CONFIG, controls, mainModel, newLayer, referenceSettings, regionStrength } from "../document.js";
-import { familyOf } from "../families.js";
+import { familyOf, referenceKinds } from "../families.js";
 import { h, iconButton, loadBitmap } from "./dom.js";
 import { icon } from "./icons.js";
 
@@ -562,7 +562,7 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
   /** The chosen main model's family description (GET /api/v1/config `families`), or null. */
   function mainFamily() {
     const model = mainModel(models(), store.get("settings")?.model);
-    return model ? { name: model.family, family: familyOf(SERVER_CONFIG, model) } : { name: null, family: null };
+    return model ? { name: model.family, family: familyOf(SERVER_CONFIG, model), model } : { name: null, family: null, model: null };
   }
 
   /**
@@ -576,11 +576,16 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
     const r = { ...DEFAULT_REFERENCE, ...referenceSettings(layer.reference) };
     // the record as it is now: the form stays while it has the focus, so `r` may be an edit old
     const setR = (patch) => ops.update(layer.id, { reference: { ...DEFAULT_REFERENCE, ...referenceSettings(store.get(layer.id)?.reference), ...patch } });
-    const { name, family } = mainFamily();
-    const kind = family ? family.reference_model_kind : "ip_adapter";
-    const none = family && Array.isArray(family.features) && !family.features.includes("reference");
+    const { name, family, model: main } = mainFamily();
+    // the chosen model's own (Kontext and Qwen-Image-Edit take the picture themselves), else its family's
+    const kinds = referenceKinds(family, main);
+    const kind = kinds && kinds.length ? kinds[0] : null;
+    const none = kinds === null;
+    const edit = main && main.kind === "edit";
     const text = none
-      ? `${family.label} models take no reference images: hide the layer or choose another model`
+      ? `${main ? main.name : family.label} takes no reference images: hide the layer or choose another model`
+      : edit && !kind
+        ? "Its picture is one more picture the edit model edits from, after the one under the box (whole, at full weight); keep it off region layers"
       : kind === "redux"
         ? "Its picture steers the job through FLUX Redux (its image tokens after the prompt's), over every step; not with region layers"
         : kind

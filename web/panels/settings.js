@@ -273,6 +273,7 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
   /** The chosen model's family as the server describes it (null until the config and models are in). */
   const family = () => familyOf(serverConfig, chosenModel());
   let shownFamily = /** @type {any} */ (undefined);
+  let shownModel = /** @type {any} */ (undefined); // the model the family gaps were last applied for
 
   function renderModels() {
     const usable = models.filter(generates);
@@ -289,7 +290,8 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
     }
     modelNote.hidden = !(chosen && chosen.label);
     const now = family();
-    if (now !== shownFamily) {
+    const familyChanged = now !== shownFamily;
+    if (familyChanged) {
       shownFamily = now;
       renderOptions(); // the family's schedulers
       const label = cfgField.querySelector(".field-label");
@@ -297,7 +299,12 @@ export function createSettingsPanel({ el, store, onInvoke, api = null, config = 
       // a guidance-distilled family reads the negative prompt only with true CFG
       const withTrueCfg = !!(now && Array.isArray(now.features) && now.features.includes("true_cfg"));
       negative.placeholder = withTrueCfg ? "What to avoid (with True CFG above 1)…" : "What to avoid…";
-      onFamilyChange(now);
+    }
+    // a model of the same family may take what another does not (reference layers: Kontext, Qwen-Image-Edit)
+    const modelKey = chosen ? `${chosen.id}:${JSON.stringify(chosen.reference_kinds)}` : null;
+    if (familyChanged || modelKey !== shownModel) {
+      shownModel = modelKey;
+      onFamilyChange(now, chosen);
     }
   }
 

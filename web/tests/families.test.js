@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { familyOf, missing, schedulerOptions, settingsForFamily } from "../families.js";
+import { familyOf, missing, missingFor, referenceKinds, schedulerOptions, settingsForFamily } from "../families.js";
 
 const config = {
   families: {
@@ -55,4 +55,22 @@ test("true CFG stays as set on a family that has it, and goes into a job's param
   assert.match(missing(sd1, "true_cfg"), /Stable Diffusion 1.x models have no true CFG/);
   assert.equal(paramsFromSettings({ true_cfg_scale: 2.5 }).true_cfg_scale, 2.5);
   assert.equal("true_cfg_scale" in paramsFromSettings({ true_cfg_scale: 1 }), false);
+});
+
+test("a model's own reference kinds stand for its family's: edit models take the picture, Qwen-Image none", () => {
+  const qwen = { label: "Qwen-Image", features: ["reference"], reference_model_kind: null };
+  const flux = { label: "FLUX.1", features: ["reference"], reference_model_kind: "redux" };
+  const sd3 = { label: "Stable Diffusion 3.5", features: [], reference_model_kind: null };
+  assert.deepEqual(referenceKinds(flux, { name: "dev", reference_kinds: ["redux"] }), ["redux"]);
+  assert.deepEqual(referenceKinds(flux, { name: "Kontext", kind: "edit", reference_kinds: [] }), []);
+  assert.equal(referenceKinds(qwen, { name: "Qwen", reference_kinds: null }), null);
+  // a model list from before the field: the family says
+  assert.deepEqual(referenceKinds(flux, { name: "old" }), ["redux"]);
+  assert.equal(referenceKinds(sd3, { name: "sd3" }), null);
+  assert.deepEqual(referenceKinds(null, null), ["ip_adapter"]);
+  assert.equal(missingFor(qwen, { name: "Qwen", reference_kinds: null }, "reference"), "Qwen takes no reference images (of Qwen-Image, only edit models do)");
+  assert.equal(missingFor(qwen, { name: "Edit", reference_kinds: [] }, "reference"), null);
+  assert.equal(missingFor(sd3, { name: "sd3", reference_kinds: null }, "reference"), "Stable Diffusion 3.5 models have no reference images");
+  assert.equal(missingFor(qwen, { name: "Qwen", reference_kinds: null }, "lora"), "Qwen-Image models have no LoRA");
+  assert.equal(missingFor(qwen, { name: "Old" }, "reference"), null);
 });
