@@ -119,6 +119,7 @@ def test_edit_models_take_a_reference_layer_as_a_picture_and_qwen_image_disables
     app.tid("reference-image-file").set_input_files(str(path))
     app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", layer["id"], timeout=10_000)
     app.settle()
+    app.wait("() => document.querySelector('[data-testid=mode-badge]').dataset.mode === 'edit'")  # it edits the reference
     known = queue_ids(server)
     app.click("invoke")
     item = last_item(server, known)

@@ -186,9 +186,9 @@ async function main() {
   const modeBadge = createModeBadge({
     el: stageWrap, store, pixels,
     modelKind: () => (mainModel(models, (store.get("settings") || {}).model) || {}).kind || null,
-    // a shown reference layer is a picture to edit too (Qwen-Image-Edit refuses an empty box without one)
-    emptyBoxEdits: () => settings.family?.edit_from_empty_box !== false
-      || store.layers().some((l) => l.kind === "reference" && l.visible !== false && !!pixels.get(l.id)),
+    emptyBoxEdits: () => settings.family?.edit_from_empty_box !== false,
+    // a shown reference layer is a picture to edit too (an edit model then edits it in an empty box)
+    references: () => store.layers().some((l) => l.kind === "reference" && l.visible !== false && !!pixels.get(l.id)),
   });
 
   // ---- document, jobs (invoke, staging, server events), persistence ------------------------------------------

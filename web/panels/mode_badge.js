@@ -27,10 +27,14 @@ export function sampleSize(box, maxSide = MAX_SIDE) {
 /**
  * The mode for the chosen model: an edit model (kind "edit") edits whatever the box holds, the pixels being
  * its reference (an empty box stays text to image, where its family runs that: `emptyBoxEdits`, the
- * family's `edit_from_empty_box`; else the badge says why the job will be refused).
+ * family's `edit_from_empty_box`; else the badge says why the job will be refused); shown reference layers
+ * are pictures to edit too (`references`: an empty box edits them).
  * @param {{mode: string, label: string, reason: string}} r @param {string | null | undefined} kind
  */
-export function withModel(r, kind, emptyBoxEdits = true) {
+export function withModel(r, kind, emptyBoxEdits = true, references = false) {
+  if (kind === "edit" && r.mode === "txt2img" && references) {
+    return { mode: "edit", label: "Edit", reason: "the model edits the reference layers' pictures by instruction: the prompt says what to make of them" };
+  }
   if (kind === "edit" && r.mode === "txt2img" && !emptyBoxEdits) {
     return { mode: "edit-empty", label: "Edit: empty box", reason: "the model edits the picture under the box, and the box is empty: paint or place a picture under it first" };
   }
@@ -43,12 +47,13 @@ export function withModel(r, kind, emptyBoxEdits = true) {
 }
 
 /**
- * @param {{el: HTMLElement, store: any, pixels: any, settleMs?: number, modelKind?: () => string | null, emptyBoxEdits?: () => boolean}} o
+ * @param {{el: HTMLElement, store: any, pixels: any, settleMs?: number, modelKind?: () => string | null, emptyBoxEdits?: () => boolean, references?: () => boolean}} o
  *   `el`: where the badge goes (the canvas's wrapper); `pixels`: the canvas's pixel registry (per-layer tiled
  *   bitmaps); `modelKind`: the kind of the chosen model ("edit": its jobs on pixels are edits);
- *   `emptyBoxEdits`: whether its family's edit models run an empty box (as text to image)
+ *   `emptyBoxEdits`: whether its family's edit models run an empty box (as text to image); `references`:
+ *   whether a reference layer with pixels is shown
  */
-export function createModeBadge({ el, store, pixels, settleMs = SETTLE_MS, modelKind = () => null, emptyBoxEdits = () => true }) {
+export function createModeBadge({ el, store, pixels, settleMs = SETTLE_MS, modelKind = () => null, emptyBoxEdits = () => true, references = () => false }) {
   const label = h("span", { class: "mode-label" });
   const badge = h("div", { class: "mode-badge", "data-testid": "mode-badge", role: "status", "aria-live": "polite" }, h("span", { class: "mode-dot", "aria-hidden": "true" }), label);
   el.append(badge);
@@ -111,7 +116,7 @@ export function createModeBadge({ el, store, pixels, settleMs = SETTLE_MS, model
   function update() {
     timer = null;
     firstStale = 0;
-    const r = withModel(generationMode(measure()), modelKind(), emptyBoxEdits());
+    const r = withModel(generationMode(measure()), modelKind(), emptyBoxEdits(), references());
     if (r.mode !== shownMode) {
       shownMode = r.mode;
       badge.dataset.mode = r.mode;

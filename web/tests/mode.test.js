@@ -71,6 +71,10 @@ test("an edit model edits whatever the box holds; an empty box stays text to ima
   const inpaint = generationMode({ area: 4, painted: 4, opaque: 4, masked: 1 });
   const empty = generationMode({ area: 4, painted: 0, opaque: 0, masked: 0 });
   assert.equal(withModel(img2img, "edit").mode, "edit");
+  assert.equal(withModel(empty, "edit", false).mode, "edit-empty");
+  assert.equal(withModel(empty, "edit", false, true).mode, "edit", "a reference layer is a picture to edit");
+  assert.equal(withModel(empty, "edit", true, true).mode, "edit");
+  assert.equal(withModel(empty, "main", true, true).mode, "txt2img", "a main model's references steer text to image");
   assert.match(withModel(img2img, "edit").reason, /reference/);
   assert.match(withModel(inpaint, "edit").reason, /inside the mask/);
   assert.equal(withModel(empty, "edit").mode, "txt2img");
