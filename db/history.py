@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, exists, select, tuple_
 from sqlalchemy.orm import Session
 
 from .canvases import MAX_DOCUMENT_BYTES, validate_document
 from .errors import InvalidInput, NotFound
-from .models import QUEUE_STATUSES, Board, Canvas, Generation, Image
+from .models import QUEUE_STATUSES, UNLISTED_CATEGORIES, Board, Canvas, Generation, Image, QueueItem
 
 if TYPE_CHECKING:
     from .session import Database
@@ -156,6 +156,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput(f"malformed cursor {cursor!r}") from None
 
 
+def in_hidden_lane(priority: int):
+    """A generation of the lane at `priority` (its queue item's) with no image kept in the gallery."""
+    in_lane = exists().where(QueueItem.generation_id == Generation.id, QueueItem.priority == priority)
+    kept = exists().where(Image.generation_id == Generation.id, Image.category.not_in(UNLISTED_CATEGORIES))
+    return and_(in_lane, ~kept)
+
+
 def _page(s: Session, stmt, limit: int, cursor: str | None) -> GenerationPage:
     if cursor is not None:
         stamp, gen_id = decode_cursor(cursor)
@@ -250,11 +257,15 @@ def list_generations(
     canvas_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    hide_lane: int | None = None,
 ) -> GenerationPage:
-    """Generations newest first, optionally only one board's and/or one canvas's."""
+    """Generations newest first, optionally only one board's and/or one canvas's. `hide_lane`: a queue
+    priority whose generations are left out unless one of their images was kept (live painting's)."""
     limit = _limit(limit)
     with db.read() as s:
         stmt = select(Generation)
+        if hide_lane is not None:
+            stmt = stmt.where(~in_hidden_lane(hide_lane))
         if board_id is not None:
             _require(s, Board, board_id, "board")
             stmt = stmt.where(Generation.board_id == board_id)

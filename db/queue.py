@@ -375,10 +375,15 @@ def retry(db: Database, item_ids: Sequence[int]) -> list[QueueItemRecord]:
         return [_record(i) for i in items]
 
 
-def clear_finished(db: Database) -> int:
-    """Remove completed, failed and canceled items (their generations and images stay)."""
+def clear_finished(db: Database, keep_priority: int | None = None) -> int:
+    """Remove completed, failed and canceled items (their generations and images stay). `keep_priority`: a
+    lane whose items stay (live painting's: its item is what marks a generation live, and the lane deletes
+    its own, server/live.py)."""
+    finished = delete(QueueItem).where(QueueItem.status.in_(FINISHED))
+    if keep_priority is not None:
+        finished = finished.where(QueueItem.priority != keep_priority)
     with db.write() as s:
-        return s.execute(delete(QueueItem).where(QueueItem.status.in_(FINISHED))).rowcount
+        return s.execute(finished).rowcount
 
 
 def recover_interrupted(db: Database) -> list[int]:

@@ -46,6 +46,11 @@ class ImageAdded:
 
 
 @dataclass(frozen=True)
+class AssetsDeleted:
+    image_ids: tuple[str, ...]  # layer assets deleted by the server (server/live.py): clients upload again
+
+
+@dataclass(frozen=True)
 class BoardChanged:
     board_id: str | None
     change: str  # created, renamed, moved, archived, deleted, cover, images
@@ -73,6 +78,7 @@ _NAMES = {
     QueueItemStatusChanged: "queue_item_status_changed",
     GenerationProgress: "generation_progress",
     ImageAdded: "image_added",
+    AssetsDeleted: "assets_deleted",
     BoardChanged: "board_changed",
     ModelInstallProgress: "model_install_progress",
     ModelLoad: "model_load",

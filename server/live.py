@@ -13,6 +13,15 @@
   the artist may be keeping), older ones are deleted as newer ones are saved. Keeping one
   (`POST /live/images/<id>/keep`) makes it a gallery image.
 - Live items are not retried: the painting has moved on; the next change queues a new one.
+- The lane cleans up after itself (`cleanup`, db/live_cleanup.py) when a live job ends (after its event,
+  off the path to the render on screen) and when pending ones are superseded: its finished generations
+  without a render (superseded, failed, pruned) go with their queue items, then the layer assets only
+  their requests named (never one another generation's request, a saved canvas or a board names, nor a
+  gallery image); files after the rows. Never a pending or running generation, one whose render was kept,
+  nor the lane's newest (the web's latest layers). Clients hear `assets_deleted` (the web's upload cache
+  forgets those ids). Never fails the job: what is left goes next time.
+- A generation is live when its queue item is at LIVE_PRIORITY (the one mark; `clear` keeps those items):
+  `GET /history` leaves live generations out unless their render was kept.
 
 Module-level imports stay torch- and schema-free: server/schemas.py imports the constants.
 """
@@ -23,7 +32,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from db import images as db_images
-from db import queue
+from db import live_cleanup, queue
 from db.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -63,6 +72,8 @@ def enqueue(s: Any, document: JobDocumentIn) -> tuple[queue.QueueItemRecord, lis
             QueueItemStatusChanged(old.id, old.batch_id, old.generation_id, old.status, old.error_type, old.error_message, live=True)
         )
     s.worker.wake(1)
+    if canceled:
+        cleanup(s)
     return item, canceled, running, job.seed
 
 
@@ -72,3 +83,24 @@ def prune(s: Any, protect: tuple[str, ...] = ()) -> None:
         db_images.prune_live(s.db, s.store, LIVE_RETAINED, protect)
     except Exception:  # a busy database: the next render's save prunes them
         log.exception("old live renders not deleted")
+
+
+def finished(s: Any, item: Any) -> None:
+    """After a queue item's end and its event (off the path to the render on screen): a live one cleans up
+    what it superseded, what its render's save pruned, or itself when it made no render."""
+    if is_live(item):
+        cleanup(s)
+
+
+def cleanup(s: Any) -> None:
+    """Delete the lane's finished generations without a render and the layer assets only they named, then
+    tell the clients which assets went; never fails the job (what is left goes next time)."""
+    from .events import AssetsDeleted
+
+    try:
+        purged = live_cleanup.purge_lane(s.db, s.store, LIVE_PRIORITY)
+    except Exception:  # a busy database: the next live job's end cleans up
+        log.exception("old live generations not deleted")
+        return
+    if purged.image_ids:
+        s.events.publish(AssetsDeleted(image_ids=tuple(purged.image_ids)))

@@ -20,6 +20,7 @@ from db.errors import Conflict
 from invoke_core import allocator
 from invoke_core.errors import InvokeCoreError
 
+from . import live
 from .events import ModelLoad
 from .job_runner import generate, publish_status, store_results, write_thumbnails
 
@@ -207,3 +208,4 @@ class QueueWorker:
         finally:
             self.forget_cancel([item.id])
         publish_status(self.s.events, finished, tuple(outcome.image_ids))
+        live.finished(self.s, finished)

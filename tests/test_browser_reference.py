@@ -16,6 +16,29 @@ def choose_model(app, model_id: str) -> None:
     app.wait("(id) => window.__app.store.get('settings').model === id", model_id)
 
 
+def load_picture(app, tmp_path, layer_id: str, seed: int, shape: tuple[int, int]) -> None:
+    """Load a random picture of `shape` (h, w) into the reference layer through its file field."""
+    picture = np.zeros((*shape, 4), np.uint8)
+    picture[..., :3] = np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    picture[..., 3] = 255
+    path = tmp_path / f"picture-{seed}.png"
+    path.write_bytes(png_bytes(picture))
+    app.tid("reference-image-file").set_input_files(str(path))
+    app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", layer_id, timeout=10_000)
+    app.settle()
+
+
+def invoke_for_references(app, server, timeout: int = 90) -> list[dict]:
+    """Invoke, wait for the job and its staged image; that image's metadata `references`."""
+    known = queue_ids(server)
+    app.click("invoke")
+    item = last_item(server, known)
+    done = server.wait_items([item["id"]], timeout=timeout)[0]
+    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
+    staged = wait_staged(app)
+    return server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()["references"]
+
+
 def test_a_reference_layer_with_an_ip_adapter_steers_an_sd15_job(app, server, tmp_path):
     choose_model(app, "demo")
     assert app.tid("layer-add-reference").is_enabled()
@@ -31,22 +54,8 @@ def test_a_reference_layer_with_an_ip_adapter_steers_an_sd15_job(app, server, tm
         app.tid(testid).fill(value)
         app.tid(testid).dispatch_event("change")
     app.wait("(id) => window.__app.store.get(id).reference.weight === 0.5 && window.__app.store.get(id).reference.begin === 0.25", layer["id"])
-    picture = np.zeros((96, 64, 4), np.uint8)
-    picture[..., :3] = np.random.default_rng(3).integers(0, 256, (96, 64, 3), dtype=np.uint8)
-    picture[..., 3] = 255
-    path = tmp_path / "mood.png"
-    path.write_bytes(png_bytes(picture))
-    app.tid("reference-image-file").set_input_files(str(path))
-    app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", layer["id"], timeout=10_000)
-    app.settle()
-    known = queue_ids(server)
-    app.click("invoke")
-    item = last_item(server, known)
-    done = server.wait_items([item["id"]], timeout=90)[0]
-    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
-    staged = wait_staged(app)
-    meta = server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()
-    (ref,) = meta["references"]
+    load_picture(app, tmp_path, layer["id"], 3, (96, 64))
+    (ref,) = invoke_for_references(app, server, 90)
     assert (ref["layer_id"], ref["weight"], ref["begin"], ref["end"], ref["model"]["id"]) == (layer["id"], 0.5, 0.25, 1.0, "demo-ip-adapter"), ref
     app.shot("sd15-reference")
     # FLUX.2 takes the picture itself: no adapter, weight or range; what it cannot take can be reset
@@ -80,22 +89,8 @@ def test_a_flux1_reference_layer_runs_through_flux_redux_with_a_weight_and_no_st
     app.tid("reference-weight").fill("0.5")
     app.tid("reference-weight").dispatch_event("change")
     app.wait("(id) => window.__app.store.get(id).reference.weight === 0.5", layer["id"])
-    picture = np.zeros((96, 64, 4), np.uint8)
-    picture[..., :3] = np.random.default_rng(4).integers(0, 256, (96, 64, 3), dtype=np.uint8)
-    picture[..., 3] = 255
-    path = tmp_path / "mood.png"
-    path.write_bytes(png_bytes(picture))
-    app.tid("reference-image-file").set_input_files(str(path))
-    app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", layer["id"], timeout=10_000)
-    app.settle()
-    known = queue_ids(server)
-    app.click("invoke")
-    item = last_item(server, known)
-    done = server.wait_items([item["id"]], timeout=90)[0]
-    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
-    staged = wait_staged(app)
-    meta = server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()
-    (ref,) = meta["references"]
+    load_picture(app, tmp_path, layer["id"], 4, (96, 64))
+    (ref,) = invoke_for_references(app, server, 90)
     assert (ref["layer_id"], ref["weight"], ref["begin"], ref["end"], ref["model"]["id"]) == (layer["id"], 0.5, 0.0, 1.0, "demo-flux-redux"), ref
     app.shot("flux1-redux-reference")
     choose_model(app, "demo")
@@ -111,23 +106,9 @@ def test_edit_models_take_a_reference_layer_as_a_picture_and_qwen_image_disables
     layer = add_layer(app, "reference")
     assert "edit model edits from" in app.tid("reference-hint").inner_text()
     assert app.js("() => !document.querySelector('[data-testid=reference-model]') && !document.querySelector('[data-testid=reference-weight]')")
-    picture = np.zeros((64, 64, 4), np.uint8)
-    picture[..., :3] = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    picture[..., 3] = 255
-    path = tmp_path / "subject.png"
-    path.write_bytes(png_bytes(picture))
-    app.tid("reference-image-file").set_input_files(str(path))
-    app.wait("(id) => !!window.__app.canvas.pixels.exportLayer(id)", layer["id"], timeout=10_000)
-    app.settle()
+    load_picture(app, tmp_path, layer["id"], 5, (64, 64))
     app.wait("() => document.querySelector('[data-testid=mode-badge]').dataset.mode === 'edit'")  # it edits the reference
-    known = queue_ids(server)
-    app.click("invoke")
-    item = last_item(server, known)
-    done = server.wait_items([item["id"]], timeout=120)[0]
-    assert done["status"] == "completed", (done.get("error_type"), done.get("error_message"))
-    staged = wait_staged(app)
-    meta = server.get(f"/api/v1/images/{staged['items'][0]['image_id']}/metadata").json()
-    (ref,) = meta["references"]
+    (ref,) = invoke_for_references(app, server, 120)
     assert ref["layer_id"] == layer["id"] and "model" not in ref, ref
     app.shot("qwen-edit-reference")
     choose_model(app, "demo-flux-kontext")

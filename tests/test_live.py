@@ -28,6 +28,7 @@ from server.app import create_app, shutdown
 
 API = "/api/v1"
 FINISHED = ("completed", "failed", "canceled")
+DELETED = "deleted"  # a live item the lane cleaned up with its generation (server/live.py): GET answers 404
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
@@ -86,21 +87,25 @@ def normal_job(client, **params) -> int:
 
 
 def item(client, item_id: int) -> dict:
-    return client.get(f"{API}/queue/items/{item_id}").json
+    response = client.get(f"{API}/queue/items/{item_id}")
+    return {"id": item_id, "status": DELETED} if response.status_code == 404 else response.json
 
 
 def wait_items(client, ids, timeout: float = 90) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
         items = [item(client, i) for i in ids]
-        if all(i["status"] in FINISHED for i in items):
+        if all(i["status"] in (*FINISHED, DELETED) for i in items):
             return items
         assert time.monotonic() < deadline, f"items not finished: {items}"
         time.sleep(0.05)
 
 
 def image_ids(client, item_id: int) -> list[str]:
-    generation_id = item(client, item_id)["generation_id"]
+    found = item(client, item_id)
+    if found["status"] == DELETED:
+        return []
+    generation_id = found["generation_id"]
     return client.get(f"{API}/history/{generation_id}").json["image_ids"]
 
 
@@ -187,14 +192,14 @@ def test_newer_live_job_cancels_the_older_pending_one(client, events):
     second = post_live(client, live_document(client, seed=3))
     third = post_live(client, live_document(client, seed=4))
     assert second["superseded"] == [first["item_id"]] and third["superseded"] == [second["item_id"]]
-    old = item(client, first["item_id"])
-    assert old["status"] == "canceled" and "superseded" in old["error_message"]
+    assert item(client, first["item_id"])["status"] == DELETED, "canceled, then cleaned up with its generation"
     pending = [i for i in client.get(f"{API}/queue/items?status=pending").json if i["live"]]
     assert [i["id"] for i in pending] == [third["item_id"]], "never more than one live item waits"
     # the clients heard each supersede, marked live
     canceled = [d for d in events.named("queue_item_status_changed") if d["status"] == "canceled"]
     assert {d["item_id"] for d in canceled} >= {first["item_id"], second["item_id"]}
     assert all(d["live"] for d in canceled)
+    assert all("superseded" in d["error_message"] for d in canceled if d["item_id"] in (first["item_id"], second["item_id"]))
     client.post(f"{API}/queue/resume")
     done = wait_items(client, [third["item_id"]])
     assert done[0]["status"] == "completed"
@@ -208,21 +213,21 @@ def test_newer_live_job_stops_the_running_one_at_its_next_step(client, events):
     newer = post_live(client, live_document(client, seed=6))
     assert newer["superseded"] == [slow["item_id"]]
     old, new = wait_items(client, [slow["item_id"], newer["item_id"]])
-    assert old["status"] == "canceled" and time.monotonic() - stopped_at < 20
+    assert old["status"] in ("canceled", DELETED) and time.monotonic() - stopped_at < 20
     assert new["status"] == "completed"
     steps = [d["step"] for d in events.named("generation_progress") if d["item_id"] == slow["item_id"]]
     assert max(steps) < 400, "stopped before its last step"
     assert image_ids(client, slow["item_id"]) == []
-    assert client.post(f"{API}/queue/retry", json={"ids": [slow["item_id"]]}).status_code == 409
+    assert client.post(f"{API}/queue/retry", json={"ids": [slow["item_id"]]}).status_code in (404, 409)  # 404: cleaned up
 
 
 def test_live_renders_stay_out_of_the_gallery_until_kept(client, events):
     boards = client.post(f"{API}/boards", json={"name": "Live keeps"}).json
     doc = live_document(client, seed=7, prompt="zebracorn sketch")
-    before = client.get(f"{API}/images/counts").json
     job = post_live(client, doc)
     [done] = wait_items(client, [job["item_id"]])
     assert done["status"] == "completed"
+    before = client.get(f"{API}/images/counts").json  # after the job: its end cleans up older live layers
     [render] = image_ids(client, job["item_id"])
     record = client.get(f"{API}/images/{render}").json
     assert record["category"] == "live" and record["board_id"] is None
@@ -238,6 +243,10 @@ def test_live_renders_stay_out_of_the_gallery_until_kept(client, events):
     assert kept.json["category"] == "general" and kept.json["board_id"] == boards["id"]
     assert render in gallery_ids(client, search="zebracorn")
     assert render in gallery_ids(client, board_id=boards["id"])
+    def in_board(counts):
+        return sum(c["count"] for c in counts if c["board_id"] == boards["id"])
+
+    assert in_board(before) == 0 and in_board(client.get(f"{API}/images/counts").json) == 1, "counted once kept, not before"
     assert [d for d in events.named("image_added") if d["image"]["id"] == render]
     again = client.post(f"{API}/live/images/{render}/keep", json={})  # a double click: nothing changes
     assert again.status_code == 200 and again.json["board_id"] == boards["id"]
@@ -417,7 +426,12 @@ def test_remote_workers_claim_live_first_and_stop_a_superseded_run(tmp_path, pg_
         assert canceled == [] and running == [slow.id]
         runner.join(60)
         assert not runner.is_alive()
-        assert queue.get_item(w.s.db, slow.id).status == "canceled"
+        from db.errors import NotFound
+
+        try:
+            assert queue.get_item(w.s.db, slow.id).status == "canceled"
+        except NotFound:
+            pass  # canceled, then cleaned up with its generation (server/live.py)
         assert w.run_next() == newer.id
         assert queue.get_item(w.s.db, newer.id).status == "completed"
         with w.s.db.read() as s:

@@ -70,7 +70,10 @@ def test_a_flux_transformer_file_runs_with_the_encoders_of_an_installed_model(ow
     record = install_model(own_engine.registry, str(file), name=f"tiny flux file {prefix}")
     assert (record.family, record.kind, record.format) == ("flux", "main", "single-file")
     assert "text encoders and VAE from demo-flux" in record.description
-    assert np.array_equal(image(own_engine, record.id), image(own_engine, "demo-flux")), "the same weights, the same pixels"
+    # the same weights (equal tensor for tensor), the same pixels but for rounding: on some CPUs the first job
+    # after a load takes other kernel paths (one level off somewhere); other weights differ by far more
+    ours, theirs = image(own_engine, record.id).astype(int), image(own_engine, "demo-flux").astype(int)
+    assert np.abs(ours - theirs).max() <= 1 and (ours != theirs).mean() < 0.01, "the same weights, the same pixels"
     own_engine.registry.remove(record.id)
     if not prefix:  # and the file's own weights are the ones that run
         from safetensors.torch import load_file, save_file

@@ -468,6 +468,12 @@ export function createAssetTracker() {
     forget(layerId) {
       byLayer.delete(layerId);
     },
+    /** The server deleted these assets (event `assets_deleted`): pixels they held are uploaded again. @param {Iterable<string>} imageIds */
+    drop(imageIds) {
+      const gone = new Set(imageIds);
+      for (const [layerId, known] of byLayer) if (gone.has(known.image_id)) byLayer.delete(layerId);
+      for (const [fp, imageId] of byPrint) if (gone.has(imageId)) byPrint.delete(fp);
+    },
     /**
      * The image id for these pixels, uploading with `upload()` only when no asset holds them yet.
      * @param {string} layerId

@@ -4,6 +4,7 @@ from flask import Blueprint
 
 from db import history
 
+from .. import live
 from ..api import API_PREFIX, route
 from ..schemas import GenerationOut, GenerationPageOut, HistoryQuery
 from ..services import services
@@ -17,7 +18,10 @@ def generation_out(record: history.GenerationRecord) -> GenerationOut:
 
 @route(bp, "", "GET", summary="Generations, newest first, by board or canvas", query=HistoryQuery, response=GenerationPageOut)
 def list_generations(query: HistoryQuery):
-    page = history.list_generations(services().db, board_id=query.board_id, canvas_id=query.canvas_id, limit=query.limit, cursor=query.cursor)
+    page = history.list_generations(
+        services().db, board_id=query.board_id, canvas_id=query.canvas_id, limit=query.limit, cursor=query.cursor,
+        hide_lane=live.LIVE_PRIORITY,  # live renders are not history until kept
+    )
     return GenerationPageOut(items=[generation_out(g) for g in page.items], next_cursor=page.next_cursor)
 
 

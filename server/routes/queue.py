@@ -7,6 +7,7 @@ from db import queue
 from ..api import API_PREFIX, route
 from ..events import QueueItemStatusChanged
 from ..errors import ApiError
+from .. import live
 from ..live import is_live
 from ..schemas import INT64_MAX, CountOut, IdsIn, QueueAttemptOut, QueueItemOut, QueueListQuery, QueueStatusOut, WorkerOut
 from ..services import services
@@ -109,7 +110,7 @@ def retry(body: IdsIn):
 
 @route(bp, "/clear", "POST", summary="Remove finished items (their images stay)", response=CountOut, errors=(401,))
 def clear():
-    return CountOut(count=queue.clear_finished(services().db))
+    return CountOut(count=queue.clear_finished(services().db, keep_priority=live.LIVE_PRIORITY))
 
 
 @route(bp, "/status", "GET", summary="Counts per status, paused, current item", response=QueueStatusOut, errors=(401,))

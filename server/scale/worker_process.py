@@ -23,6 +23,7 @@ from db.session import Database
 from invoke_core import allocator
 from invoke_core.model_records import JsonRecordStore, ModelRegistry
 
+from .. import live
 from ..auth import UrlSigner
 from ..config import ServerConfig
 from ..events import EventBus, ModelLoad
@@ -141,6 +142,7 @@ class RemoteWorker:
         finally:
             broker.forget_cancel(self.redis, [item.id])
         publish_status(self.s.events, finished, tuple(outcome.image_ids))
+        live.finished(self.s, finished)
         return item.id
 
     # --- the heartbeat thread ------------------------------------------------------------------------

@@ -238,6 +238,7 @@ export function createJobs({ store, api, canvas, builder, queue, gallery, settin
     },
     generation_progress: (ev) => onProgress(ev),
     image_added: (ev) => gallery.onImageAdded(ev.image),
+    assets_deleted: (ev) => builder.tracker.drop(ev.image_ids), // a superseded live job's layers (server/live.py)
     board_changed: (ev) => gallery.onBoardChanged(ev),
     model_install_progress: (ev) => {
       if (ev.status === "completed") {

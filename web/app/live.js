@@ -163,7 +163,8 @@ export function createLive({ store, history, pixels, canvas, api, builder, galle
   /** After a reconnect: the items still open may have finished unheard; read them. */
   async function resync() {
     for (const id of lane.state().open) {
-      const item = await api.request("GET", `/queue/items/${id}`, { quiet: true }).catch(() => null);
+      // 404: a superseded item the server cleaned up (server/live.py), over as canceled
+      const item = await api.request("GET", `/queue/items/${id}`, { quiet: true }).catch((err) => (err?.status === 404 ? { status: "canceled" } : null));
       if (!item || !["completed", "failed", "canceled"].includes(item.status)) continue;
       const gen = item.status === "completed" ? await api.request("GET", `/history/${item.generation_id}`, { quiet: true }).catch(() => null) : null;
       lane.status({ item_id: id, status: item.status, image_ids: gen ? gen.image_ids : [], error_message: item.error_message });

@@ -187,6 +187,26 @@ test("buildDocument uploads each layer once and re-uploads only changed layers",
   assert.equal(up.calls.length, 4);
 });
 
+test("assets the server deleted are uploaded again, by layer and after an undo (tracker.drop)", async () => {
+  const r1 = newLayer("raster", { id: "r1", z: 1 });
+  const canvas = fakeCanvas({ r1: exported(0, 0, 8, 8, 10) });
+  const tracker = createAssetTracker();
+  const up = fakeUploader();
+  const args = { layers: [r1], bbox: BBOX, settings: DEFAULT_SETTINGS, exportLayer: canvas.exportLayer, readPixels: canvas.readPixels, upload: up.upload, tracker };
+  const first = (await buildDocument(args)).document.layers[0].image_id;
+  const before = canvas.get("r1");
+  canvas.set("r1", { ...before, x: 24 }); // a change: a second asset
+  const second = (await buildDocument(args)).document.layers[0].image_id;
+  tracker.drop([first]); // a superseded live job's layer, deleted by the server (event assets_deleted)
+  canvas.set("r1", before); // undo: the first pixels again, their asset gone
+  const again = (await buildDocument(args)).document.layers[0].image_id;
+  assert.equal(up.calls.length, 3);
+  assert.ok(![first, second].includes(again));
+  tracker.drop([again]); // the layer's current asset
+  await buildDocument(args);
+  assert.equal(up.calls.length, 4);
+});
+
 test("layer settings changes need no upload (opacity, prompts)", async () => {
   const g = newLayer("regional_guidance", { id: "g", z: 1 });
   const canvas = fakeCanvas({ g: exported(0, 0, 8, 8, 3) });

@@ -1,0 +1,111 @@
+"""What a lane of the queue (live painting's: server/live.py) leaves behind, deleted: its finished
+generations whose images are all gone, with their queue items, and the layer assets only their requests
+named.
+
+Rows go in one transaction; the files after it commits (a crash between leaves files without rows, which
+`db.doctor` finds). Never deleted:
+- a generation pending or in progress, one with any image (a render kept, or one of the newest kept by
+  `images.prune_live`), nor the lane's newest generation (the web's layers, as it last sent them);
+- an asset that is a gallery image (category "general") or a render, is in a board or a board's cover,
+  was made by a generation, or that any other generation's request or any saved canvas version (named
+  or autosave) names. Requests and documents name layers by asset id: a 32-hex id is matched as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Text, cast, delete, exists, select
+
+from .assets import AssetStore
+from .models import Board, CanvasVersion, Generation, Image, QueueAttempt, QueueItem
+from .queue import FINISHED
+from .session import Database
+
+ASSET_CATEGORIES = ("layer", "mask", "control")  # what the web uploads for a layer's pixels
+
+
+@dataclass(frozen=True)
+class Purged:
+    generation_ids: list[str]
+    image_ids: list[str]  # the assets deleted
+
+
+def purge_lane(db: Database, store: AssetStore, priority: int) -> Purged:
+    """Delete the lane's finished generations without images (and their items), then the assets only they
+    named: rows in one transaction, then the files (a file that will not go is left for the doctor)."""
+    with db.write() as s:
+        doomed = _doomed_generations(s, priority)
+        ids = [g for g, _ in doomed]
+        for chunk in _chunks(ids):
+            items = select(QueueItem.id).where(QueueItem.generation_id.in_(chunk))
+            s.execute(delete(QueueAttempt).where(QueueAttempt.item_id.in_(items)))
+            s.execute(delete(QueueItem).where(QueueItem.generation_id.in_(chunk)))
+            s.execute(delete(Generation).where(Generation.id.in_(chunk)))
+        s.flush()
+        assets = _unreferenced_assets(s, _named_assets(r for _, r in doomed))
+        for chunk in _chunks(list(assets)):
+            s.execute(delete(Image).where(Image.id.in_(chunk)))
+    for file_name in assets.values():
+        try:
+            store.delete(file_name)
+        except OSError:
+            pass  # the row is gone; the doctor finds the file
+    return Purged(ids, list(assets))
+
+
+def _doomed_generations(s: Any, priority: int) -> list[tuple[str, dict[str, Any]]]:
+    """(id, request) of the lane's finished generations that have no image, but its newest generation."""
+    in_lane = select(QueueItem.generation_id).where(QueueItem.priority == priority)
+    newest = s.scalar(
+        select(Generation.id).where(Generation.id.in_(in_lane)).order_by(Generation.created_at.desc(), Generation.id.desc()).limit(1)
+    )
+    rows = s.execute(
+        select(Generation.id, Generation.request)
+        .where(Generation.id.in_(in_lane), Generation.status.in_(FINISHED), Generation.id != newest)
+        .where(~exists().where(Image.generation_id == Generation.id))
+        .with_for_update()
+    ).all()
+    return [(i, r) for i, r in rows]
+
+
+def _named_assets(requests: Iterable[dict[str, Any]]) -> set[str]:
+    """The asset ids the requests' layers name (`layers[].image_id`)."""
+    out: set[str] = set()
+    for request in requests:
+        for layer in (request or {}).get("layers") or ():
+            if isinstance(layer, dict) and isinstance(layer.get("image_id"), str):
+                out.add(layer["image_id"])
+    return out
+
+
+def _unreferenced_assets(s: Any, candidates: set[str]) -> dict[str, str]:
+    """{id: file name} of the candidates that are layer assets nothing else refers to (after the deletes)."""
+    if not candidates:
+        return {}
+    rows = s.execute(
+        select(Image.id, Image.file_name).where(
+            Image.id.in_(sorted(candidates)),
+            Image.category.in_(ASSET_CATEGORIES),
+            Image.board_id.is_(None),
+            Image.generation_id.is_(None),
+            ~Image.id.in_(select(Board.cover_image_id).where(Board.cover_image_id.is_not(None))),
+        ).with_for_update()
+    ).all()
+    return {i: f for i, f in rows if not _named_elsewhere(s, i)}
+
+
+def _named_elsewhere(s: Any, image_id: str) -> bool:
+    """Whether any generation's request or any saved canvas version names the asset."""
+    needle = f"%{image_id}%"  # a 32-hex id: no LIKE wildcards in it
+    for column in (Generation.request, CanvasVersion.document):
+        if s.scalar(select(exists().where(cast(column, Text).like(needle)))):
+            return True
+    return False
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
