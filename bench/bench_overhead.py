@@ -29,7 +29,11 @@ T5 context 4096, pooled 768, guidance embedding, rope axes 16/56/56) with 2 of i
 d_ff 10240) with 2 of its 24 layers and prompts of 128 tokens (of 512), the full 16-channel VAE. Run it
 with --size 128 --steps 2 on a CPU (each step is ~0.5 TFLOP there).
 
-    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora] [--regions] [--family sd1|sd3|flux]
+With --reference it measures what one reference layer costs over the same plain job: the demo IP-Adapter on
+SD1.5; on FLUX.1 demo-flux-redux and demo-flux-ip-adapter, and (unless --skip-full) a random FLUX IP-Adapter
+at the full-width model's widths with a tiny CLIP image encoder.
+
+    python bench/bench_overhead.py [--rounds 5] [--size 256] [--steps 4] [--skip-full] [--control] [--lora] [--regions] [--reference] [--family sd1|sd3|flux]
 """
 
 from __future__ import annotations
@@ -115,6 +119,38 @@ def bench_regions(engine, model_id: str, rounds: int, size: int, steps: int) -> 
     plain = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
     regional = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), tuple(layers), params))
     return {"model": model_id, **bench_pair(engine, plain, regional, rounds)}
+
+
+def bench_reference(engine, model_id: str, reference_id: str, rounds: int, size: int, steps: int) -> dict:
+    """One reference layer (its picture beside the box, weight 1, every step) through `reference_id` (an
+    IP-Adapter, a FLUX Redux) over the plain job."""
+    from invoke_core.compile import compile_canvas
+    from invoke_core.types import Bounds, CanvasDocument, GenerationParams, Layer, LayerKind, ReferenceSettings
+
+    params = GenerationParams(prompt="a harbour at dusk, detailed painting", model=model_id, steps=steps, seed=1234)
+    pixels = np.random.default_rng(3).integers(0, 256, (size, size, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    layer = Layer("ref", LayerKind.REFERENCE, size, 0, pixels, reference=ReferenceSettings(model=reference_id))
+    plain = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (), params))
+    referenced = compile_canvas(CanvasDocument(Bounds(0, 0, size, size), (layer,), params))
+    return {"model": model_id, "reference": reference_id, **bench_pair(engine, plain, referenced, rounds)}
+
+
+def report_reference(result: dict) -> None:
+    print(f"\n== one reference layer ({result['reference']}) on {result['model']} ==")
+    print(f"plain job median         {result['plain_median_s'] * 1000:9.1f} ms")
+    print(f"with the reference       {result['other_median_s'] * 1000:9.1f} ms")
+    print(f"ratio (medians)          {result['ratio_of_medians']:9.3f}x   (paired: {result['median_paired_ratio']:.3f}x)")
+
+
+def install_flux_ip_adapter(engine, flux_folder: Path, dest: Path) -> str:
+    """A random FLUX IP-Adapter for `flux_folder` (its widths) and a CLIP image encoder it reads, installed."""
+    from invoke_core.families.flux_demo import build_ip_adapter_file
+    from invoke_core.ip_adapter_demo import build_image_encoder_demo
+    from invoke_core.model_install import install_model
+
+    build_image_encoder_demo(dest / "image_encoder")  # found beside the adapter and installed with it
+    return install_model(engine.registry, str(build_ip_adapter_file(dest / "ip-adapter.safetensors", flux_folder))).id
 
 
 def report_regions(result: dict) -> None:
@@ -347,6 +383,7 @@ def main() -> int:
     parser.add_argument("--control", action="store_true", help="also measure one ControlNet over a plain job")
     parser.add_argument("--lora", action="store_true", help="also measure two LoRAs over a plain job")
     parser.add_argument("--regions", action="store_true", help="also measure two regional prompts over a plain job")
+    parser.add_argument("--reference", action="store_true", help="also measure one reference layer (IP-Adapter; FLUX.1: Redux and IP-Adapter) over a plain job")
     parser.add_argument("--workdir", default=None, help="where to build models (default: a temporary folder)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: the device's)")
@@ -376,6 +413,8 @@ def main() -> int:
             report_control(bench_control(engine, "demo", "demo-controlnet", args.rounds, args.size, args.steps))
         if args.regions:
             report_regions(bench_regions(engine, "demo", args.rounds, args.size, args.steps))
+        if args.reference:
+            report_reference(bench_reference(engine, "demo", "demo-ip-adapter", args.rounds, args.size, args.steps))
         if args.lora:
             demo_loras = install_loras(engine, Path(engine.registry.get("demo").path), Path(tmp) / "demo-loras")
             report_lora(bench_lora(engine, "demo", demo_loras, args.rounds, args.size, args.steps))
@@ -418,6 +457,9 @@ def bench_transformer_family(engine, args, tmp: Path, rss_before: float) -> int:
     print(f"peak RSS after the {demo} runs: {peak_rss_mb():.0f} MB (before: {rss_before:.0f} MB, imports included)")
     if args.regions:
         report_regions(bench_regions(engine, demo, args.rounds, args.size, args.steps))
+    if args.reference and args.family == "flux":
+        for reference_id in ("demo-flux-redux", "demo-flux-ip-adapter"):
+            report_reference(bench_reference(engine, demo, reference_id, args.rounds, args.size, args.steps))
     if not args.skip_full:
         t0 = time.perf_counter()
         if args.family == "sd3":
@@ -430,6 +472,9 @@ def bench_transformer_family(engine, args, tmp: Path, rss_before: float) -> int:
         report(bench_model(engine, record.id, args.rounds, args.size, args.steps))
         if args.regions:
             report_regions(bench_regions(engine, record.id, args.rounds, args.size, args.steps))
+        if args.reference and args.family == "flux":
+            adapter = install_flux_ip_adapter(engine, folder, tmp / "flux-ip-adapter")
+            report_reference(bench_reference(engine, record.id, adapter, args.rounds, args.size, args.steps))
         print(f"peak RSS: {peak_rss_mb():.0f} MB")
     return 0
 

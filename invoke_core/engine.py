@@ -194,6 +194,7 @@ class Engine:
         reference_records = family.reference_models(
             [r.settings for r in request.references], self.registry, record,
             names=[f"reference layer {r.layer_id!r}" if r.layer_id else f"reference {n}" for n, r in enumerate(request.references, 1)],
+            regions=bool(request.regions),
         )
         reference_models = [tuple((r, self.cache.get(r, self.device).model) for r in records) for records in reference_records]
         load_seconds = time.perf_counter() - started

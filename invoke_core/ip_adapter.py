@@ -1,4 +1,4 @@
-"""IP-Adapter models for reference layers on Stable Diffusion 1.x and SDXL: what a file is, which image
+"""IP-Adapter models for reference layers on Stable Diffusion 1.x, SDXL and FLUX.1: what a file is, which image
 encoder it runs with, and which adapter a reference layer uses (no torch here: the probe, compile and the
 server's enqueue checks import it; the job side is invoke_core/ip_adapter_run.py).
 
@@ -10,7 +10,8 @@ Two model kinds, installed by path like any other:
   and "plus-face" (a resampler over the encoder's penultimate hidden states) and "full face" (an MLP over
   them). FaceID adapters (InsightFace face embeddings, with LoRAs) are refused. The family comes from the
   width of the text embedding the adapter's keys read (768 SD 1.x, 2048 SDXL), else from the header's
-  `modelspec.architecture` (the tiny demo's).
+  `modelspec.architecture` (the tiny demo's). XLabs' FLUX IP-Adapters (`ip_adapter_proj_model.*`,
+  `double_blocks.<n>.processor.*`) are family flux, variant "flux" (families/flux_ip_adapter.py).
 - `image_encoder`: a CLIPVisionModelWithProjection folder (config.json and safetensors), as h94 ships
   `models/image_encoder` (ViT-H: SD 1.5 and the SDXL "vit-h" adapters) and `sdxl_models/image_encoder`
   (ViT-bigG). Encoders serve any family (`family` "any").
@@ -33,7 +34,7 @@ ADAPTER_KIND = "ip_adapter"
 ENCODER_KIND = "image_encoder"
 ENCODER_FAMILY = "any"  # an image encoder serves the adapters of every family
 ADAPTER_FILE = "ip-adapter.safetensors"  # the adapter inside a folder record (the built-in demo's)
-VARIANT_LABELS = {"base": "IP-Adapter", "plus": "IP-Adapter Plus", "full_face": "IP-Adapter Full Face"}
+VARIANT_LABELS = {"base": "IP-Adapter", "plus": "IP-Adapter Plus", "full_face": "IP-Adapter Full Face", "flux": "FLUX IP-Adapter"}
 _FAMILY_WIDTHS = {768: "sd-1", 2048: "sdxl"}
 _ARCHITECTURES = {"stable-diffusion-v1": "sd-1", "stable-diffusion-xl-v1-base": "sdxl"}
 
@@ -52,13 +53,22 @@ class AdapterInfo:
 
 
 def is_ip_adapter(shapes: dict[str, tuple[int, ...]]) -> bool:
-    """Whether a .safetensors file's keys are an IP-Adapter's."""
-    return any(k.startswith("image_proj.") for k in shapes) and any(k.startswith("ip_adapter.") for k in shapes)
+    """Whether a .safetensors file's keys are an IP-Adapter's (h94's layout, or XLabs' FLUX one)."""
+    from .families.flux_ip_adapter import is_flux_ip_adapter
+
+    h94 = any(k.startswith("image_proj.") for k in shapes) and any(k.startswith("ip_adapter.") for k in shapes)
+    return h94 or is_flux_ip_adapter(shapes)
 
 
 def describe_adapter(shapes: dict[str, tuple[int, ...]], name: str) -> AdapterInfo:
     """The variant and widths of an IP-Adapter file from its tensor shapes; ModelInstallError for one that
-    does not run here (FaceID) or is malformed."""
+    does not run here (FaceID) or is malformed. XLabs' FLUX IP-Adapters (families/flux_ip_adapter.py): variant
+    "flux", reading the encoder's image embedding."""
+    from .families import flux_ip_adapter
+
+    if flux_ip_adapter.is_flux_ip_adapter(shapes):
+        width, encoder_width, blocks, _hidden = flux_ip_adapter.describe(shapes, name)
+        return AdapterInfo(flux_ip_adapter.VARIANT, width, encoder_width, False, blocks)
     proj = {k[len("image_proj."):]: v for k, v in shapes.items() if k.startswith("image_proj.")}
     ip = {k[len("ip_adapter."):]: v for k, v in shapes.items() if k.startswith("ip_adapter.")}
     if "perceiver_resampler.proj_in.weight" in proj or ("norm.weight" in proj and "proj.0.weight" in proj) or any("lora" in k for k in ip):
@@ -82,7 +92,10 @@ def describe_adapter(shapes: dict[str, tuple[int, ...]], name: str) -> AdapterIn
 
 
 def adapter_family(info: AdapterInfo, metadata: dict[str, str], name: str) -> str:
-    """The family an adapter is for: from its text-embedding width, else its header's architecture."""
+    """The family an adapter is for: FLUX.1 for XLabs' layout; else from its text-embedding width, else its
+    header's architecture."""
+    if info.variant == "flux":
+        return "flux"
     if info.cross_attention_dim in _FAMILY_WIDTHS:
         return _FAMILY_WIDTHS[info.cross_attention_dim]
     arch = str(metadata.get("modelspec.architecture", "")).split("/")[0]
@@ -163,9 +176,15 @@ def image_encoder_for(registry: Any, adapter: Any, build: bool = True) -> Any:
             record = registry.get(record.id)
         if encoder_fits(info, encoder_config(record.path)):
             return record
-    raise UnsupportedError(
-        f"{info.label} {adapter.id!r} needs a CLIP image encoder of {_what_fits(info)}, and none is installed:"
-        " install its image_encoder folder (h94/IP-Adapter: models/image_encoder for SD 1.5 and the SDXL vit-h"
+    raise UnsupportedError(f"{info.label} {adapter.id!r} needs a CLIP image encoder of {_what_fits(info)}, and none is installed: {where_encoders(info)}")
+
+
+def where_encoders(info: AdapterInfo) -> str:
+    """Which image encoder folder to install for an adapter."""
+    if info.variant == "flux":
+        return "install openai/clip-vit-large-patch14 (a CLIPVisionModelWithProjection folder), which XLabs' FLUX IP-Adapters read"
+    return (
+        "install its image_encoder folder (h94/IP-Adapter: models/image_encoder for SD 1.5 and the SDXL vit-h"
         " adapters, sdxl_models/image_encoder for the other SDXL ones)"
     )
 

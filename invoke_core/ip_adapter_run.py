@@ -53,12 +53,16 @@ class AdapterWeights(torch.nn.Module):
 
 
 def load_adapter(path: str | Path, dtype: torch.dtype) -> AdapterWeights:
-    """An adapter record's file read with safetensors (never a pickle), at `dtype`."""
+    """An adapter record's file read with safetensors (never a pickle), at `dtype`; an XLabs FLUX file's names
+    become diffusers' (families/flux_ip_adapter.py)."""
     from safetensors.torch import load_file
 
+    from .families import flux_ip_adapter
+
     file = adapter_file(path)
-    adapter_info(file)  # a FaceID or malformed file is refused before anything is built
-    return AdapterWeights({k: v.to(dtype) for k, v in load_file(str(file)).items()})
+    info = adapter_info(file)  # a FaceID or malformed file is refused before anything is built
+    rename = flux_ip_adapter.diffusers_name if info.variant == flux_ip_adapter.VARIANT else str
+    return AdapterWeights({rename(k): v.to(dtype) for k, v in load_file(str(file)).items()})
 
 
 def load_image_encoder(path: str | Path, dtype: torch.dtype) -> Any:

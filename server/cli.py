@@ -445,7 +445,7 @@ def _generate(args) -> int:
 
         families.get(record.family).reference_models(
             [r.settings for r in request.references], engine.registry, record,
-            names=[f"reference layer {r.layer_id!r}" for r in request.references],
+            names=[f"reference layer {r.layer_id!r}" for r in request.references], regions=bool(request.regions),
         )
     if record.builtin:
         print(f"model: {record.name} ({record.description})", file=sys.stderr)

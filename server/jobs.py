@@ -81,6 +81,7 @@ def check_document(document: JobDocumentIn, db: Database, registry: ModelRegistr
             families.get(model.family).reference_models(
                 [reference_settings(layer) for layer in references], registry, model, build=False,
                 names=[f"reference layer {layer_label(layer)}" for layer in references],
+                regions=any(layer.region is not None for layer in visible),
             )
         except ModelNotFoundError as exc:  # a layer's model, not the job's: the document is what is wrong
             raise InvalidCanvasError(str(exc)) from None

@@ -14,7 +14,7 @@
   (`POST /live/images/<id>/keep`) makes it a gallery image.
 - Live items are not retried: the painting has moved on; the next change queues a new one.
 - The lane cleans up after itself (`cleanup`, db/live_cleanup.py) when a live job ends (after its event,
-  off the path to the render on screen) and when pending ones are superseded: its finished generations
+  off the path to the render on screen; the items a newer one superseded go then too): its finished generations
   without a render (superseded, failed, pruned) go with their queue items, then the layer assets only
   their requests named (never one another generation's request, a saved canvas or a board names, nor a
   gallery image); files after the rows. Never a pending or running generation, one whose render was kept,
@@ -72,8 +72,7 @@ def enqueue(s: Any, document: JobDocumentIn) -> tuple[queue.QueueItemRecord, lis
             QueueItemStatusChanged(old.id, old.batch_id, old.generation_id, old.status, old.error_type, old.error_message, live=True)
         )
     s.worker.wake(1)
-    if canceled:
-        cleanup(s)
+    # the superseded items go with the next live job's end (`finished`), off this request's path
     return item, canceled, running, job.seed
 
 

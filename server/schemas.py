@@ -504,7 +504,7 @@ class ModelOut(BaseModel):
     scale: int | None = Field(None, description="an upscaler's factor (2, 4)")
     reference_kinds: list[str] | None = Field(
         None, description="a main model's: the model kinds its reference layers choose, the first the default (SD 1.x, SDXL:"
-        " ip_adapter; FLUX.1: redux); [] where it takes the pictures itself (FLUX.2, edit models); null where it takes none"
+        " ip_adapter; FLUX.1: redux, ip_adapter); [] where it takes the pictures itself (FLUX.2, edit models); null where it takes none"
     )
 
 

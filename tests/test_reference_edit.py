@@ -115,7 +115,7 @@ def test_pictures_side_by_side_at_the_first_ones_height():
 def test_the_models_api_says_how_each_model_takes_reference_layers(app):
     client = app.test_client()
     kinds = {m["id"]: m["reference_kinds"] for m in client.get(f"{API}/models").get_json()}
-    assert kinds["demo"] == ["ip_adapter"] and kinds["demo-flux"] == ["redux"]
+    assert kinds["demo"] == ["ip_adapter"] and kinds["demo-flux"] == ["redux", "ip_adapter"]
     assert kinds[KONTEXT] == [] and kinds[QWEN_EDIT] == [] and kinds["demo-flux2"] == []
     assert kinds["demo-qwen"] is None and kinds["demo-sd3"] is None
     assert kinds["demo-ip-adapter"] is None and kinds["demo-flux-redux"] is None  # not main models

@@ -104,7 +104,7 @@ def test_refused_combinations_say_why(engine):
         ReduxRun([object()]).inputs({"prompt_embeds": None, "joint_attention_kwargs": {"attention_mask": 1}})
     assert "reference" in families.get("flux").features
     with pytest.raises(InvalidCanvasError, match="not a FLUX Redux"):
-        run(engine, [reference(model="demo-ip-adapter")])
+        run(engine, [reference(model="demo-flux-controlnet")])
 
 
 def test_the_api_runs_records_and_recalls_a_redux_reference(app):

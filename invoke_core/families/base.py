@@ -277,10 +277,11 @@ class Family:
         return (self.reference_model_kind,) if self.reference_model_kind else ()
 
     def reference_models(
-        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
+        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None,
+        regions: bool = False,
     ) -> list[tuple[Any, ...]]:
         """The models each reference layer runs with (`settings`: their ReferenceSettings; `names`: how messages
-        name them), checked against the main model `main`, at enqueue (`build` False: no demo is built) and in
+        name them; `regions`: the job has regional prompts), checked against the main model `main`, at enqueue (`build` False: no demo is built) and in
         the engine: per layer a tuple of records the engine loads (ModelNotFoundError, InvalidCanvasError,
         UnsupportedError name the fix). Here: the family's models take reference images themselves (FLUX.2,
         edit models): no model, full weight, every step; none where `reference_kinds` says the model takes none."""

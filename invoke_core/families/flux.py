@@ -10,13 +10,15 @@ at once) on every task; LoRA stacks (diffusers, kohya and XLabs files); FLUX.1 F
 task through FluxFillPipeline (as SD's inpainting models do through theirs); FLUX.1 Kontext models (kind
 edit) run edit jobs through FluxKontextPipeline: the pixels under the box are the reference, the prompt
 an instruction, a mask keeps the edit inside it (an empty box: text to image); reference layers through
-FLUX Redux (families/flux_redux.py: the picture's image tokens after the prompt's T5 tokens), and on
+FLUX Redux (families/flux_redux.py: the picture's image tokens after the prompt's T5 tokens) or XLabs' FLUX
+IP-Adapters (families/flux_ip_adapter.py: image attention in the double blocks, per region), and on
 Kontext as its own reference picture, beside the one under the box (families/edit_references.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .. import ip_adapter
 from . import flux_demo, flux_file, flux_redux
 from .base import Defaults, DemoModel, Family, cached_config, controlnet_config
 from .sd3 import rough_rgb, transformer_control_inputs
@@ -66,6 +69,39 @@ def _is_kontext(pipe: Any) -> bool:
     return type(pipe).__name__.startswith("FluxKontext")
 
 
+def default_reference_id(records: list[Any], family: str, kinds: tuple[str, ...]) -> str | None:
+    """The model a reference layer without one uses: the first installed one of `kinds` (in that order: a FLUX
+    Redux before an IP-Adapter), else the first built-in demo of them."""
+    for builtin in (False, True):
+        for kind in kinds:
+            found = next((r for r in records if r.kind == kind and r.family == family and r.builtin == builtin), None)
+            if found is not None:
+                return found.id
+    return None
+
+
+@contextlib.contextmanager
+def _references(pipe: Any, request: Any, models: list[tuple[Any, ...]]):
+    """A job's Redux and IP-Adapter reference layers together (`models`: per layer, its (record, module) pairs)."""
+    from .flux_ip_adapter import combined, flux_ip_adapter_references
+
+    pairs = list(zip(request.references, models))
+    redux = [(r, m) for r, m in pairs if m[0][0].kind == flux_redux.KIND]
+    adapters = [(r, m) for r, m in pairs if m[0][0].kind == ip_adapter.ADAPTER_KIND]
+    with contextlib.ExitStack() as stack:
+        runs = []
+        if redux:
+            only = dataclasses.replace(request, references=tuple(r for r, _m in redux))
+            runs.append(stack.enter_context(flux_redux.redux_references(pipe, only, [m[0][1] for _r, m in redux])))
+        if adapters:
+            run = stack.enter_context(flux_ip_adapter_references(
+                pipe, request, [r for r, _m in adapters], [(m[0][0], m[0][1], m[1][1]) for _r, m in adapters],
+            ))
+            if run is not None:
+                runs.append(run)
+        yield combined(runs)
+
+
 @dataclass(frozen=True)
 class FluxFamily(Family):
     def model_defaults(self, record: Any) -> Defaults | None:
@@ -80,13 +116,6 @@ class FluxFamily(Family):
         else:
             schnell = record.kind == "main" and _file_without_guidance(record.path)
         return SCHNELL if schnell else None
-
-    def check_job(self, *, regions: bool = False, references: bool = False, **features: Any) -> None:
-        super().check_job(regions=regions, references=references, **features)
-        if regions and references:  # refused at enqueue, before any model loads (families/flux_redux.py)
-            from ..errors import UnsupportedError
-
-            raise UnsupportedError(flux_redux.WITH_REGIONS)
 
     def claims_folder(self, index: dict[str, Any], read_config: Any) -> str | None:
         cls = str(index.get("_class_name", ""))
@@ -230,23 +259,48 @@ class FluxFamily(Family):
         return contextlib.nullcontext()  # the mask travels in the call's joint_attention_kwargs
 
     def reference_kinds(self, record: Any) -> tuple[str, ...] | None:
-        """Kontext (kind edit) takes the pictures itself, with the one under the box; the others a FLUX Redux."""
-        return () if record.kind == "edit" else super().reference_kinds(record)
+        """Kontext (kind edit) takes the pictures itself, with the one under the box; the others a FLUX Redux
+        (the default) or a FLUX IP-Adapter, per layer."""
+        return () if record.kind == "edit" else (flux_redux.KIND, ip_adapter.ADAPTER_KIND)
 
     def reference_models(
-        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
+        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None,
+        regions: bool = False,
     ) -> list[tuple[Any, ...]]:
-        """Each reference layer's FLUX Redux folder (families/flux_redux.py); none for Kontext."""
-        if self.reference_kinds(main) == ():
-            return super().reference_models(settings, registry, main, build=build, names=names)
-        return flux_redux.resolve(registry, settings, main, self.label, build=build, names=names)
+        """Each reference layer's models by the kind it chose: (FLUX Redux folder,) (families/flux_redux.py) or
+        (FLUX IP-Adapter, its image encoder) (families/flux_ip_adapter.py); a layer without one gets the
+        default (`default_reference_id`). None for Kontext. A Redux beside regional prompts is refused."""
+        kinds = self.reference_kinds(main)
+        if kinds == ():
+            return super().reference_models(settings, registry, main, build=build, names=names, regions=regions)
+        from ..errors import ModelNotFoundError, UnsupportedError
+
+        records = registry.list()
+        by_id = {r.id: r for r in records}
+        out: list[tuple[Any, ...]] = []
+        for where, reference in zip(names or [f"reference {n}" for n in range(1, len(settings) + 1)], settings):
+            chosen = dataclasses.replace(reference, model=reference.model or default_reference_id(records, main.family, kinds))
+            record = by_id.get(chosen.model) if chosen.model else None
+            if chosen.model and record is None:
+                installed = [r.id for r in records if r.kind in kinds and r.family == main.family]
+                raise ModelNotFoundError(
+                    f"{where}: unknown FLUX Redux or IP-Adapter model {chosen.model!r}: installed ones are {', '.join(installed) or 'none'}"
+                )
+            if record is not None and record.kind == ip_adapter.ADAPTER_KIND:
+                out += ip_adapter.resolve_adapters(registry, [chosen], main, self.label, build, [where])
+                continue
+            if regions:
+                raise UnsupportedError(flux_redux.WITH_REGIONS)
+            out += flux_redux.resolve(registry, [chosen], main, self.label, build=build, names=[where])
+        return out
 
     def references(self, pipe: Any, request: Any, models: list[tuple[Any, ...]], do_cfg: bool):
-        """The reference pictures' Redux image tokens after the job's T5 tokens (families/flux_redux.py); for
+        """The reference layers by the kind of model each chose: Redux image tokens after the job's T5 tokens
+        (families/flux_redux.py), FLUX IP-Adapter slots on the double blocks (families/flux_ip_adapter.py); for
         Kontext, its own reference picture (`reference_inputs`)."""
         if not request.references or _is_kontext(pipe):
             return super().references(pipe, request, models, do_cfg)
-        return flux_redux.redux_references(pipe, request, [m[0][1] for m in models])
+        return _references(pipe, request, models)
 
     def reference_inputs(self, pipe: Any, request: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         """Kontext's `image`: the picture under the box and the reference layers' side by side
@@ -338,5 +392,6 @@ FAMILY = FluxFamily(
         DemoModel("demo-flux-kontext", "Demo FLUX.1 Kontext (tiny)", "flux-kontext", "edit", flux_demo.build_kontext),
         DemoModel("demo-flux-controlnet", "Demo FLUX.1 ControlNet (tiny)", "flux-controlnet", "controlnet", flux_demo.build_controlnet),
         DemoModel("demo-flux-redux", "Demo FLUX Redux (tiny)", "flux-redux", "redux", flux_demo.build_redux),
+        DemoModel("demo-flux-ip-adapter", "Demo FLUX IP-Adapter (tiny)", "flux-ip-adapter", "ip_adapter", flux_demo.build_ip_adapter),
     ),
 )

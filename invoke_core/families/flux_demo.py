@@ -176,3 +176,45 @@ def build_redux_demo(dest: Path) -> Path:
 
 def build_redux(dest: Path, demo_dir: Path) -> Path:
     return build_redux_demo(dest)
+
+
+def build_ip_adapter_file(dest: Path, flux_folder: Path, seed: int = 33) -> Path:
+    """An XLabs-layout FLUX IP-Adapter .safetensors file at `dest` for the Flux pipeline folder `flux_folder`
+    (its transformer's double blocks and widths), reading the demo CLIP image encoder's projection
+    (invoke_core/ip_adapter_demo.py ENCODER); random weights, the projection diffusers' own ImageProjection
+    at its default initialisation (families/flux_ip_adapter.py)."""
+    import torch
+    from diffusers import FluxTransformer2DModel
+    from diffusers.models.embeddings import ImageProjection
+    from safetensors.torch import save_file
+
+    from ..ip_adapter_demo import ENCODER
+
+    config = FluxTransformer2DModel.load_config(Path(flux_folder) / "transformer")
+    width, hidden = config["joint_attention_dim"], config["num_attention_heads"] * config["attention_head_dim"]
+    torch.manual_seed(seed)
+    projection = ImageProjection(cross_attention_dim=width, image_embed_dim=ENCODER["projection_dim"], num_image_text_embeds=4)
+    tensors = {f"ip_adapter_proj_model.{k.replace('image_embeds', 'proj')}": v for k, v in projection.state_dict().items()}
+    for block in range(config["num_layers"]):
+        for name in ("ip_adapter_double_stream_k_proj", "ip_adapter_double_stream_v_proj"):
+            linear = torch.nn.Linear(width, hidden)
+            for tensor in ("weight", "bias"):
+                tensors[f"double_blocks.{block}.processor.{name}.{tensor}"] = getattr(linear, tensor).detach()
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"format": "pt"})
+    tmp.replace(dest)
+    return dest
+
+
+def build_ip_adapter(dest: Path, demo_dir: Path) -> Path:
+    """The built-in `demo-flux-ip-adapter`: a folder holding a FLUX IP-Adapter for demo-flux (built first when
+    missing) that reads the demo image encoder (demo-image-encoder)."""
+    from ..atomic import build_folder
+    from ..ip_adapter import ADAPTER_FILE
+
+    main = demo_dir / "flux"
+    if not main.exists():
+        build_flux_demo(main)
+    return build_folder(dest, lambda tmp: build_ip_adapter_file(tmp / ADAPTER_FILE, main))

@@ -67,7 +67,8 @@ class UNetFamily(Family):
         return regional_attention([pipe.unet, *controlnets], processor)
 
     def reference_models(
-        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None
+        self, settings: list[Any], registry: Any, main: Any, build: bool = True, names: list[str] | None = None,
+        regions: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Each reference layer's IP-Adapter and the image encoder it reads (invoke_core/ip_adapter.py)."""
         from ..ip_adapter import resolve_adapters
