@@ -82,7 +82,7 @@ def test_a_flux1_reference_layer_runs_through_flux_redux_with_a_weight_and_no_st
     app.wait("() => !!document.querySelector('[data-testid=reference-model]')")
     assert "FLUX Redux" in app.tid("reference-hint").inner_text()
     options = app.js("() => [...document.querySelectorAll('[data-testid=reference-model] option')].map((o) => o.value)")
-    assert options == ["", "demo-flux-redux"], options
+    assert options == ["", "demo-flux-redux", "demo-flux-ip-adapter"], options
     assert app.js("() => !document.querySelector('[data-testid=reference-begin]') && !document.querySelector('[data-testid=reference-end]')")
     app.click("reference-reset")  # the step range it cannot take
     app.wait("(id) => window.__app.store.get(id).reference.begin === 0 && window.__app.store.get(id).reference.end === 1", layer["id"])

@@ -90,3 +90,61 @@ export function settingsForModel(before, after, beforeModel, afterModel, setting
   if (Array.isArray(after.schedulers) && !after.schedulers.includes(settings.scheduler)) return { scheduler: d.scheduler };
   return {};
 }
+
+/** A reference model kind (GET /api/v1/models `kind`) -> what the Layers panel calls it. */
+export const REFERENCE_KIND_NAMES = Object.freeze({ ip_adapter: "IP-Adapter", redux: "FLUX Redux" });
+
+/** What a reference model kind is called (its own name where the web has no word for it). */
+export function referenceKindName(kind) {
+  return REFERENCE_KIND_NAMES[kind] || kind;
+}
+
+/**
+ * What a reference layer's model select offers, and which kind of reference runs: a FLUX.1 model takes a
+ * FLUX Redux or an IP-Adapter, and the kind (not the family) says which fields the layer has.
+ * `options`: the models of every kind in `kinds` (of the family `familyName`; any family when null), in
+ * `kinds` order. `defaultModel`: the model the server uses when the layer names none (the first installed one,
+ * in `kinds` order, else the first built-in demo: as server-side). `kind`: the chosen model's kind where it
+ * is an option, else the default's, else `kinds[0]`; null where there are no kinds (the main model takes
+ * the picture itself, or none).
+ * @param {string[] | null} kinds @param {any[]} models @param {string | null} familyName
+ * @param {string | null} chosenId the layer's `reference.model`
+ * @returns {{options: {model: any, kind: string}[], defaultModel: any, chosen: any, kind: string | null, several: boolean}}
+ */
+export function referenceChoice(kinds, models, familyName, chosenId) {
+  const list = kinds || [];
+  const options = list.flatMap((kind) =>
+    (models || []).filter((m) => m.kind === kind && (!familyName || m.family === familyName)).map((model) => ({ model, kind })),
+  );
+  const defaultModel = (options.find((o) => !o.model.builtin) || options[0] || null)?.model || null;
+  const chosen = (chosenId && options.find((o) => o.model.id === chosenId)?.model) || null;
+  const kind = (chosen || defaultModel)?.kind || list[0] || null;
+  return { options, defaultModel, chosen, kind, several: list.length > 1 };
+}
+
+/**
+ * An entry's text in the reference model select: `option` one of `choice.options`, or null for the first
+ * entry (no model chosen: the server's default). With several kinds "Default" says which kind it means
+ * (the select groups the models by kind, `referenceGroups`); with one kind the texts stay as they were
+ * ("Default IP-Adapter", the model's name).
+ * @param {ReturnType<typeof referenceChoice>} choice @param {string[]} kinds
+ * @param {{model: any, kind: string} | null} option
+ */
+export function referenceOptionText(choice, kinds, option) {
+  if (!option) {
+    if (!choice.defaultModel) return `No ${kinds.map(referenceKindName).join(" or ")} installed`;
+    return choice.several ? `Default (${referenceKindName(choice.defaultModel.kind)})` : `Default ${referenceKindName(choice.defaultModel.kind)}`;
+  }
+  const m = option.model;
+  return `${m.name}${m.description && !m.label ? ` · ${m.description.split(";")[0]}` : ""}${m.label ? " · random weights" : ""}`;
+}
+
+/**
+ * The select's options by kind, for its optgroups: [kind's name, options] in `kinds` order, kinds without a
+ * model left out (a kind word in each entry's text would repeat the field's label and crowd the name out).
+ * @param {ReturnType<typeof referenceChoice>} choice @param {string[]} kinds
+ * @returns {[string, {model: any, kind: string}[]][]}
+ */
+export function referenceGroups(choice, kinds) {
+  return kinds.map((k) => [referenceKindName(k), choice.options.filter((o) => o.kind === k)]).filter(([, list]) => list.length);
+}

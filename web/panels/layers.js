@@ -2,7 +2,7 @@
 // reorder by drag, hide, lock, opacity, colour, region prompts, control settings, duplicate, merge down, delete.
 // Layer operations that touch pixels go through `canvas.pixels` inside one history gesture.
 import { DEFAULT_REFERENCE, SERVER_CONFIG, controls, mainModel, newLayer, referenceSettings, regionStrength } from "../document.js";
-import { familyOf, referenceKinds } from "../families.js";
+import { familyOf, referenceChoice, referenceGroups, referenceKindName, referenceKinds, referenceOptionText } from "../families.js";
 import { h, iconButton, loadBitmap } from "./dom.js";
 import { icon } from "./icons.js";
 
@@ -566,11 +566,12 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
   }
 
   /**
-   * A reference layer's fields: its picture; for a family whose reference layers run through a model of
-   * their own (SD 1.x, SDXL: an IP-Adapter) that model, the weight and the step range; FLUX.1's (a FLUX
-   * Redux) that model and the weight only (it runs over every step: a step range it cannot take gets a
-   * reset); for one whose models take the picture themselves (FLUX.2) only the picture (and a reset of
-   * settings it cannot take).
+   * A reference layer's fields: its picture; for a model whose reference layers run through a model of
+   * their own, that model (one select over every kind it may choose: FLUX.1 takes a FLUX Redux or an
+   * IP-Adapter) and the fields of the kind in effect (`referenceChoice`): an IP-Adapter's weight and step
+   * range; a FLUX Redux's weight only (it runs over every step: a step range it cannot take gets a reset);
+   * for one whose models take the picture themselves (FLUX.2) only the picture (and a reset of settings it
+   * cannot take).
    */
   function referenceRows(layer) {
     const r = { ...DEFAULT_REFERENCE, ...referenceSettings(layer.reference) };
@@ -579,7 +580,8 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
     const { name, family, model: main } = mainFamily();
     // the chosen model's own (Kontext and Qwen-Image-Edit take the picture themselves), else its family's
     const kinds = referenceKinds(family, main);
-    const kind = kinds && kinds.length ? kinds[0] : null;
+    const choice = referenceChoice(kinds, models(), name, r.model);
+    const kind = choice.kind;
     const none = kinds === null;
     const edit = main && main.kind === "edit";
     const text = none
@@ -610,17 +612,27 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
       return rows;
     }
     const redux = kind === "redux";
-    const what = redux ? "FLUX Redux" : "IP-Adapter";
-    const adapters = models().filter((m) => m.kind === kind && (!name || m.family === name));
+    const what = referenceKindName(kind);
+    const entry = (o) => h("option", { value: o.model.id }, referenceOptionText(choice, kinds, o));
     const model = h(
       "select",
-      { "data-testid": "reference-model", "aria-label": `${what} model` },
-      h("option", { value: "" }, adapters.length ? `Default ${what}` : `No ${what} installed`),
-      adapters.map((m) => h("option", { value: m.id }, `${m.name}${m.description && !m.label ? ` · ${m.description.split(";")[0]}` : ""}${m.label ? " · random weights" : ""}`)),
+      { "data-testid": "reference-model", "aria-label": choice.several ? "Reference model" : `${what} model` },
+      h("option", { value: "" }, referenceOptionText(choice, kinds, null)),
+      choice.several
+        ? referenceGroups(choice, kinds).map(([label, list]) => h("optgroup", { label }, list.map(entry)))
+        : choice.options.map(entry),
     );
-    if (r.model && !adapters.some((m) => m.id === r.model)) model.append(h("option", { value: r.model }, `${r.model} (not for this model)`));
+    if (r.model && !choice.chosen) model.append(h("option", { value: r.model }, `${r.model} (not for this model)`));
     model.value = r.model || "";
-    model.addEventListener("change", () => setR({ model: model.value || null }));
+    model.addEventListener("change", () => {
+      const next = model.value || null;
+      const other = referenceChoice(kinds, models(), name, next).kind !== kind;
+      // another kind has other fields: the form is rebuilt only when nothing in it has the focus, so let go
+      // of it for the rebuild, then give it to the new select
+      if (other) model.blur();
+      setR({ model: next });
+      if (other) props.querySelector('[data-testid="reference-model"]')?.focus();
+    });
     const numIn = (key, min, max, stepv, testid) => {
       const input = h("input", { type: "number", min, max, step: stepv, value: r[key], "data-testid": testid });
       input.addEventListener("change", () => {
@@ -639,7 +651,9 @@ export function createLayersPanel({ el, store, history, ops, getActive, setActiv
           h(
             "div",
             { class: "field", "data-testid": "reference-unused" },
-            h("span", { class: "muted small" }, `${family?.label || "This model"} takes a FLUX Redux reference over every step: no begin or end`),
+            h("span", { class: "muted small" }, choice.several
+              ? "A FLUX Redux reference runs over every step: no begin or end (an IP-Adapter takes them)"
+              : `${family?.label || "This model"} takes a FLUX Redux reference over every step: no begin or end`),
             h("button", { type: "button", class: "btn small", "data-testid": "reference-reset", onclick: (e) => {
               e.currentTarget.blur(); // the form is rebuilt (without this note) only when nothing in it has the focus
               setR({ begin: 0, end: 1 });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { familyOf, missing, missingFor, referenceKinds, schedulerOptions, settingsForFamily } from "../families.js";
+import { familyOf, missing, missingFor, referenceChoice, referenceGroups, referenceKinds, referenceOptionText, schedulerOptions, settingsForFamily } from "../families.js";
 
 const config = {
   families: {
@@ -73,4 +73,69 @@ test("a model's own reference kinds stand for its family's: edit models take the
   assert.equal(missingFor(sd3, { name: "sd3", reference_kinds: null }, "reference"), "Stable Diffusion 3.5 models have no reference images");
   assert.equal(missingFor(qwen, { name: "Qwen", reference_kinds: null }, "lora"), "Qwen-Image models have no LoRA");
   assert.equal(missingFor(qwen, { name: "Old" }, "reference"), null);
+});
+
+const demoRedux = { id: "demo-flux-redux", name: "Demo FLUX Redux (tiny)", family: "flux", kind: "redux", builtin: true, label: "random weights" };
+const demoFluxIp = { id: "demo-flux-ip-adapter", name: "Demo FLUX IP-Adapter (tiny)", family: "flux", kind: "ip_adapter", builtin: true, label: "random weights" };
+const demoSdIp = { id: "demo-ip-adapter", name: "Demo IP-Adapter (tiny)", family: "sd-1", kind: "ip_adapter", builtin: true, label: "random weights" };
+const main = { id: "demo-flux", name: "Demo FLUX", family: "flux", kind: "main", builtin: true };
+
+test("a FLUX.1 reference layer offers its family's FLUX Redux and IP-Adapters, in kinds order; Default means the first kind's demo", () => {
+  const models = [demoFluxIp, main, demoSdIp, demoRedux];
+  const c = referenceChoice(["redux", "ip_adapter"], models, "flux", null);
+  assert.deepEqual(c.options.map((o) => [o.model.id, o.kind]), [["demo-flux-redux", "redux"], ["demo-flux-ip-adapter", "ip_adapter"]]);
+  assert.equal(c.defaultModel, demoRedux);
+  assert.equal(c.chosen, null);
+  assert.equal(c.kind, "redux");
+  assert.equal(c.several, true);
+  assert.equal(referenceChoice(["redux", "ip_adapter"], models, "flux", "demo-flux-ip-adapter").kind, "ip_adapter", "the chosen model's kind");
+  assert.equal(referenceChoice(["redux", "ip_adapter"], models, "flux", "demo-flux-redux").kind, "redux");
+  const other = referenceChoice(["redux", "ip_adapter"], models, "flux", "demo-ip-adapter");
+  assert.equal(other.chosen, null, "an SD adapter is no option for FLUX.1");
+  assert.equal(other.kind, "redux", "then the default's kind");
+});
+
+test("Default is the first installed model of the kinds, in kinds order, before any built-in demo", () => {
+  const installedIp = { id: "xlabs", name: "XLabs IP-Adapter", family: "flux", kind: "ip_adapter", builtin: false };
+  const installedRedux = { id: "redux-dev", name: "FLUX.1 Redux dev", family: "flux", kind: "redux", builtin: false };
+  const kinds = ["redux", "ip_adapter"];
+  const onlyIp = referenceChoice(kinds, [demoRedux, demoFluxIp, installedIp], "flux", null);
+  assert.equal(onlyIp.defaultModel, installedIp, "an installed IP-Adapter before the demo Redux");
+  assert.equal(onlyIp.kind, "ip_adapter");
+  assert.equal(referenceChoice(kinds, [installedIp, demoRedux, installedRedux], "flux", null).defaultModel, installedRedux, "kinds order among the installed");
+  const none = referenceChoice(kinds, [demoSdIp], "flux", null);
+  assert.deepEqual(none.options, []);
+  assert.equal(none.defaultModel, null);
+  assert.equal(none.kind, "redux", "nothing installed: the first kind");
+});
+
+test("no kinds: nothing to choose, no kind in effect", () => {
+  for (const kinds of [[], null]) {
+    const c = referenceChoice(kinds, [demoRedux], "flux", "demo-flux-redux");
+    assert.deepEqual([c.options, c.defaultModel, c.chosen, c.kind, c.several], [[], null, null, null, false]);
+  }
+});
+
+test("the select's Default names its kind where there are several, and the models come grouped by kind", () => {
+  const models = [demoRedux, demoFluxIp, demoSdIp];
+  const kinds = ["redux", "ip_adapter"];
+  const flux = referenceChoice(kinds, models, "flux", null);
+  assert.deepEqual([null, ...flux.options].map((o) => referenceOptionText(flux, kinds, o)), [
+    "Default (FLUX Redux)",
+    "Demo FLUX Redux (tiny) · random weights",
+    "Demo FLUX IP-Adapter (tiny) · random weights",
+  ]);
+  assert.deepEqual(referenceGroups(flux, kinds).map(([label, list]) => [label, list.map((o) => o.model.id)]), [
+    ["FLUX Redux", ["demo-flux-redux"]],
+    ["IP-Adapter", ["demo-flux-ip-adapter"]],
+  ]);
+  const onlyIp = referenceChoice(kinds, [demoFluxIp], "flux", null);
+  assert.deepEqual(referenceGroups(onlyIp, kinds).map(([label]) => label), ["IP-Adapter"], "a kind without models: no group");
+  assert.equal(referenceOptionText(onlyIp, kinds, null), "Default (IP-Adapter)");
+  const sd = referenceChoice(["ip_adapter"], models, "sd-1", null);
+  assert.deepEqual([null, ...sd.options].map((o) => referenceOptionText(sd, ["ip_adapter"], o)), ["Default IP-Adapter", "Demo IP-Adapter (tiny) · random weights"]);
+  const installed = { id: "x", name: "x", family: "sd-1", kind: "ip_adapter", builtin: false, description: "ip-adapter_sd15; from models/" };
+  assert.equal(referenceOptionText(sd, ["ip_adapter"], { model: installed, kind: "ip_adapter" }), "x · ip-adapter_sd15");
+  assert.equal(referenceOptionText(referenceChoice(["redux"], [], "flux", null), ["redux"], null), "No FLUX Redux installed");
+  assert.equal(referenceOptionText(referenceChoice(["redux", "ip_adapter"], [], "flux", null), ["redux", "ip_adapter"], null), "No FLUX Redux or IP-Adapter installed");
 });
