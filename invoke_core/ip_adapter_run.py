@@ -116,6 +116,18 @@ class IPAdapterRun:
             processor.scale = list(scales)
 
 
+def adapter_slots(adapters: Sequence[tuple[Any, AdapterWeights, Any]]) -> tuple[list[dict], list[int]]:
+    """(each distinct adapter file's state dict, in first-use order; per reference, the index of its file's):
+    diffusers loads each file once, and a reference's slot reuses its file's modules."""
+    distinct: dict[str, int] = {}
+    state_dicts = []
+    for record, weights, _encoder in adapters:
+        if record.id not in distinct:
+            distinct[record.id] = len(state_dicts)
+            state_dicts.append(weights.diffusers_state_dict())
+    return state_dicts, [distinct[record.id] for record, _w, _e in adapters]
+
+
 def _ip_processors(unet: Any) -> list[Any]:
     from diffusers.models.attention_processor import IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0
 
@@ -196,13 +208,7 @@ def ip_adapter_references(
                 f" {info.cross_attention_dim}-wide text embedding; this model has {layers} of"
                 f" {unet.config.cross_attention_dim}: it is for another model"
             )
-    distinct: dict[str, int] = {}
-    state_dicts = []
-    for record, weights, _encoder in adapters:
-        if record.id not in distinct:
-            distinct[record.id] = len(state_dicts)
-            state_dicts.append(weights.diffusers_state_dict())
-    slots = [distinct[record.id] for record, _w, _e in adapters]
+    state_dicts, slots = adapter_slots(adapters)
     saved_processors = dict(unet.attn_processors)
     hook = None
     try:

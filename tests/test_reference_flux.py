@@ -24,19 +24,25 @@ def plain(engine):
     return run(engine)
 
 
-def test_a_redux_reference_changes_the_image_and_weight_zero_is_no_reference(engine, plain):
-    ours = run(engine, [reference()])
+def check_steers(engine, plain, make, model_id: str) -> None:
+    """A reference layer made by `make(**settings)` changes the image by its picture and weight, weight 0 gives the
+    pixels of no reference, the next job is the base model's, and the metadata names `model_id`."""
+    ours = run(engine, [make()])
     assert not np.array_equal(ours.image, plain.image), "the reference steers the job"
-    assert np.array_equal(run(engine, [reference()]).image, ours.image), "same seed, same pixels"
-    assert not np.array_equal(run(engine, [reference(seed=9)]).image, ours.image), "another picture, another image"
-    assert not np.array_equal(run(engine, [reference(weight=0.5)]).image, ours.image), "the weight scales its tokens"
-    assert np.array_equal(run(engine, [reference(weight=0)]).image, plain.image), "weight 0: the pixels of no reference"
+    assert np.array_equal(run(engine, [make()]).image, ours.image), "same seed, same pixels"
+    assert not np.array_equal(run(engine, [make(seed=9)]).image, ours.image), "another picture, another image"
+    assert not np.array_equal(run(engine, [make(weight=0.5)]).image, ours.image), "the weight scales it"
+    assert np.array_equal(run(engine, [make(weight=0)]).image, plain.image), "weight 0: the pixels of no reference"
     assert np.array_equal(run(engine).image, plain.image), "the next job is the base model's"
-    redux = engine.registry.get("demo-flux-redux")
+    record = engine.registry.get(model_id)
     assert ours.metadata["references"] == [{
         "layer_id": "ref", "width": 48, "height": 40, "weight": 1.0, "begin": 0.0, "end": 1.0,
-        "model": {"id": "demo-flux-redux", "name": redux.name, "hash": redux.hash, "family": "flux"},
+        "model": {"id": model_id, "name": record.name, "hash": record.hash, "family": "flux"},
     }]
+
+
+def test_a_redux_reference_changes_the_image_and_weight_zero_is_no_reference(engine, plain):
+    check_steers(engine, plain, reference, "demo-flux-redux")
 
 
 def test_two_references_in_layer_order_and_a_zero_weight_second(engine, plain):

@@ -12,14 +12,10 @@ from invoke_core.compile import compile_canvas
 from invoke_core.errors import InvalidCanvasError, ModelInstallError, ModelNotFoundError, UnsupportedError
 from invoke_core.types import ControlSettings, Layer, LayerKind
 
-from test_reference import API, SIZE, app, doc, image_pixels, picture, reference, region, run_job, upload  # noqa: F401 (app: the server fixture)
+from test_reference import API, SIZE, app, doc, picture, reference, region, run_job, upload  # noqa: F401 (app: the server fixture)
+from test_reference_flux import check_steers, run
 
 IP = "demo-flux-ip-adapter"
-
-
-def run(engine, layers=(), **params):
-    params = dict(model="demo-flux", steps=3, cfg_scale=3.5) | params
-    return engine.run(compile_canvas(doc(layers, **params)))[0]
 
 
 def ip(layer_id: str = "ref", seed: int = 1, **settings):
@@ -32,18 +28,7 @@ def plain(engine):
 
 
 def test_an_ip_adapter_reference_changes_the_image_and_weight_zero_is_no_reference(engine, plain):
-    ours = run(engine, [ip()])
-    assert not np.array_equal(ours.image, plain.image), "the reference steers the job"
-    assert np.array_equal(run(engine, [ip()]).image, ours.image), "same seed, same pixels"
-    assert not np.array_equal(run(engine, [ip(seed=9)]).image, ours.image), "another picture, another image"
-    assert not np.array_equal(run(engine, [ip(weight=0.5)]).image, ours.image), "the weight scales its attention"
-    assert np.array_equal(run(engine, [ip(weight=0)]).image, plain.image), "weight 0: the pixels of no reference"
-    assert np.array_equal(run(engine).image, plain.image), "the next job is the base model's"
-    adapter = engine.registry.get(IP)
-    assert ours.metadata["references"] == [{
-        "layer_id": "ref", "width": 48, "height": 40, "weight": 1.0, "begin": 0.0, "end": 1.0,
-        "model": {"id": IP, "name": adapter.name, "hash": adapter.hash, "family": "flux"},
-    }]
+    check_steers(engine, plain, ip, IP)
     transformer = engine.cache.get(engine.registry.get("demo-flux"), engine.device).model.transformer
     assert transformer.encoder_hid_proj is None and not any("IPAdapter" in type(p).__name__ for p in transformer.attn_processors.values())
 

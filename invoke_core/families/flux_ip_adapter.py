@@ -184,7 +184,7 @@ def flux_ip_adapter_references(pipe: Any, request: Any, references: Sequence[Any
 
     from ..errors import UnsupportedError
     from ..ip_adapter import adapter_info
-    from ..ip_adapter_run import _stored_otherwise
+    from ..ip_adapter_run import _stored_otherwise, adapter_slots
 
     kept = [(r, a) for r, a in zip(references, adapters) if float(r.settings.weight) != 0]
     if not kept:
@@ -209,13 +209,7 @@ def flux_ip_adapter_references(pipe: Any, request: Any, references: Sequence[Any
                 f" width {k.shape[0]} reading {info.cross_attention_dim}-wide tokens; this model has {config.num_layers} of"
                 f" {hidden} reading {config.joint_attention_dim}: it is for another model"
             )
-    distinct: dict[str, int] = {}
-    state_dicts = []
-    for _r, (record, weights, _e) in kept:
-        if record.id not in distinct:
-            distinct[record.id] = len(state_dicts)
-            state_dicts.append(weights.diffusers_state_dict())
-    slots = [distinct[record.id] for _r, (record, _w, _e) in kept]
+    state_dicts, slots = adapter_slots([a for _r, a in kept])
     saved = dict(transformer.attn_processors)
     hook = None
     try:
