@@ -71,19 +71,25 @@ def test_redux_tokens_follow_the_prompt_tokens(engine):
     assert call["pooled_prompt_embeds"] is prompt["pooled_prompt_embeds"]
 
 
-def test_redux_with_true_cfg_img2img_controlnet_and_fill(engine):
+def task_cases() -> dict:
+    """The FLUX.1 tasks a reference layer runs on: name -> (layers, job parameters)."""
     image = picture(3, (SIZE, SIZE))
     mask = np.zeros((SIZE, SIZE, 4), np.uint8)
     mask[16:48, 16:48, 3] = 255
     raster, inpaint = Layer("img", LayerKind.RASTER, 0, 0, image), Layer("m", LayerKind.INPAINT_MASK, 0, 0, mask)
     control = Layer("c", LayerKind.CONTROL, 0, 0, image, control=ControlSettings(model="demo-flux-controlnet"))
-    cases = {
+    return {
         "true cfg": ([], dict(true_cfg_scale=2.0, negative_prompt="blurry")),
         "img2img": ([raster], dict(strength=0.7)),
         "inpaint": ([raster, inpaint], dict(strength=0.8, mask_blur=0)),
         "controlnet": ([control], {}),
+        "controlnet img2img": ([raster, control], dict(strength=0.7)),  # a pipeline without IP-Adapter inputs
         "fill": ([raster, inpaint], dict(model="demo-flux-fill", strength=1.0, mask_blur=0)),
     }
+
+
+def test_redux_with_true_cfg_img2img_controlnet_and_fill(engine):
+    cases = {k: v for k, v in task_cases().items() if k != "controlnet img2img"}
     for name, (layers, params) in cases.items():
         without = run(engine, layers, **params)
         ours = run(engine, [*layers, reference()], **params)

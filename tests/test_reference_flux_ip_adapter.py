@@ -10,10 +10,9 @@ import pytest
 
 from invoke_core.compile import compile_canvas
 from invoke_core.errors import InvalidCanvasError, ModelInstallError, ModelNotFoundError, UnsupportedError
-from invoke_core.types import ControlSettings, Layer, LayerKind
 
 from test_reference import API, SIZE, app, doc, picture, reference, region, run_job, upload  # noqa: F401 (app: the server fixture)
-from test_reference_flux import check_steers, run
+from test_reference_flux import check_steers, run, task_cases
 
 IP = "demo-flux-ip-adapter"
 
@@ -98,20 +97,7 @@ def test_over_a_region_it_steers_that_region_only(engine):
 
 
 def test_every_task_and_true_cfg(engine):
-    image = picture(3, (SIZE, SIZE))
-    mask = np.zeros((SIZE, SIZE, 4), np.uint8)
-    mask[16:48, 16:48, 3] = 255
-    raster, inpaint = Layer("img", LayerKind.RASTER, 0, 0, image), Layer("m", LayerKind.INPAINT_MASK, 0, 0, mask)
-    control = Layer("c", LayerKind.CONTROL, 0, 0, image, control=ControlSettings(model="demo-flux-controlnet"))
-    cases = {
-        "true cfg": ([], dict(true_cfg_scale=2.0, negative_prompt="blurry")),
-        "img2img": ([raster], dict(strength=0.7)),
-        "inpaint": ([raster, inpaint], dict(strength=0.8, mask_blur=0)),
-        "controlnet": ([control], {}),
-        "controlnet img2img": ([raster, control], dict(strength=0.7)),  # a pipeline without IP-Adapter inputs
-        "fill": ([raster, inpaint], dict(model="demo-flux-fill", strength=1.0, mask_blur=0)),
-        "schnell": ([], dict(model="demo-flux-schnell", steps=2)),
-    }
+    cases = task_cases() | {"schnell": ([], dict(model="demo-flux-schnell", steps=2))}
     for name, (layers, params) in cases.items():
         without = run(engine, layers, **params)
         ours = run(engine, [*layers, ip()], **params)
