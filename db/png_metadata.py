@@ -25,7 +25,7 @@ from typing import Any
 from invoke_core import limits
 from invoke_core.lora import MAX_LORAS
 from invoke_core.lora import WEIGHT_RANGE as LORA_WEIGHT_RANGE
-from invoke_core.metadata import _A1111_SAMPLERS, METADATA_KEY
+from invoke_core.metadata import _A1111_SAMPLERS, A1111_LATENT_MODES, A1111_RESIZES, METADATA_KEY
 
 PARAMETER_KEYS = (
     "prompt",
@@ -432,13 +432,38 @@ def parse_a1111(parameters: str) -> dict[str, Any]:
         out = _typed(raw)
         if loras:
             out["loras"] = loras
-        used = set(known) | {"Sampler", "Size", "Schedule type"}
+        hires = _a1111_hires(fields, out)
+        if hires is not None:
+            out["hires_fix"] = hires
+        used = set(known) | {"Sampler", "Size", "Schedule type", *_A1111_HIRES_FIELDS}
         extra = {k: v for k, v in fields.items() if k not in used}
         if extra:
             out["extra"] = extra
         return out
     except Exception:  # noqa: BLE001 - malformed metadata never raises
         return {}
+
+
+_A1111_HIRES_FIELDS = ("Hires upscale", "Hires resize", "Hires upscaler")
+
+
+def _a1111_hires(fields: dict[str, str], out: dict[str, Any]) -> dict[str, Any] | None:
+    """A1111's hires fix as ours (its Size is the first pass, its Denoising strength the refine's): `out`
+    gets the final size and loses the strength. None when there is none, or it is out of our range."""
+    scale = _to_float(fields.get("Hires upscale"))
+    strength = out.get("strength", 0.7)
+    if scale is None or not limits.HIRES_SCALE.holds(scale) or not limits.HIRES_STRENGTH.holds(strength):
+        return None
+    out.pop("strength", None)
+    resized = _SIZE_RE.match(fields.get("Hires resize", ""))
+    if resized:
+        out["width"], out["height"] = int(resized.group(1)), int(resized.group(2))
+    elif "width" in out and "height" in out:
+        step = limits.BBOX_MULTIPLE
+        out["width"], out["height"] = (max(step, round(out[k] * scale / step) * step) for k in ("width", "height"))
+    name = fields.get("Hires upscaler", "").strip()
+    plain = name in A1111_RESIZES or name in A1111_LATENT_MODES or not name
+    return {"scale": scale, "strength": strength, "upscaler": None if plain else {"name": name}}  # as our metadata records one
 
 
 # ---------------------------------------------------------------------------------------------

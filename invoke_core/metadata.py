@@ -35,6 +35,14 @@ _A1111_SAMPLERS = {
 }
 
 
+# A1111's upscaler names that are no model: its plain resizes and its latent hires-fix modes
+A1111_RESIZES = ("None", "Lanczos", "Nearest")
+A1111_LATENT_MODES = (
+    "Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)",
+    "Latent (nearest-exact)",
+)
+
+
 def a1111_parameters(meta: dict[str, Any]) -> str:
     """Automatic1111's `parameters` text, so other tools read our images."""
     loras = meta.get("loras") or ()
@@ -57,6 +65,16 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     ]
     if meta.get("mode") != "txt2img":
         fields.append(("Denoising strength", meta.get("strength")))
+    hires = meta.get("hires_fix")
+    if isinstance(hires, dict):  # as A1111 writes its hires fix: Size is the first pass
+        first = hires.get("first_pass_size") or (meta.get("width"), meta.get("height"))
+        fields[fields.index(("Size", f"{meta.get('width')}x{meta.get('height')}"))] = ("Size", f"{first[0]}x{first[1]}")
+        fields += [
+            ("Denoising strength", hires.get("strength")),
+            ("Hires upscale", hires.get("scale")),
+            ("Hires resize", f"{meta.get('width')}x{meta.get('height')}"),
+            ("Hires upscaler", _a1111_quote((hires.get("upscaler") or {}).get("name") or "Lanczos")),
+        ]
     if loras:
         hashes = ", ".join(f"{_lora_name(lo)}: {lo.get('hash', '')[:10]}" for lo in loras)
         fields.append(("Lora hashes", json.dumps(hashes)))
@@ -79,6 +97,11 @@ _A1111_CONTROL_MODES = {
     "prompt": "My prompt is more important",
     "control": "ControlNet is more important",
 }
+
+
+def _a1111_quote(text: str) -> str:
+    """A field value as A1111 writes one: quoted (JSON) when it holds what would end the field early."""
+    return json.dumps(text) if any(c in text for c in ",:\n\"") else text
 
 
 def _a1111_control(control: dict[str, Any]) -> str:

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from invoke_core.limits import PROMPT_MAX_CHARS
 
+from .sdapi_upscale import HiresFields
+
 # A1111 sampler name (with its scheduler "automatic" or "karras") -> our scheduler
 SAMPLERS: dict[str, str] = {
     "Euler": "euler",
@@ -59,7 +61,7 @@ class _Payload(BaseModel):
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict)
 
 
-class Txt2ImgIn(_Payload):
+class Txt2ImgIn(_Payload, HiresFields):
     pass
 
 

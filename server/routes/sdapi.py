@@ -26,6 +26,7 @@ from db import images as db_images
 from db.png_metadata import read_png_text
 from invoke_core.masks import coverage_from_mask_image
 from invoke_core.model_records import CONTROL_KINDS
+from invoke_core.upscale import UPSCALER_KIND
 
 from ..errors import ApiError
 from ..events import QueueItemStatusChanged
@@ -47,6 +48,7 @@ from ..sdapi_translate import (
     split_lora_tags,
     strip_data_url,
 )
+from ..sdapi_upscale import LATENT_MODES, ExtraBatchIn, ExtraSingleIn, ExtrasIn, extras_plan, finish, hires_plan, html_info, pad_to_step, upscaler_list
 from ..services import services
 
 bp = Blueprint("sdapi", __name__, url_prefix="/sdapi/v1")
@@ -138,7 +140,6 @@ def _b64(data: bytes) -> str:
 
 def _generate(payload: Txt2ImgIn, layers: list[dict], bbox: dict, extra: dict[str, Any]) -> tuple[list[tuple[str, bytes]], list[int], str]:
     """Queue the job, wait for it, return ([(image id, PNG bytes)], seeds, prompt)."""
-    s = services()
     model = _current_model(payload.override_settings.get("sd_model_checkpoint"))
     prompt, tags = split_lora_tags(payload.prompt)
     try:
@@ -153,12 +154,30 @@ def _generate(payload: Txt2ImgIn, layers: list[dict], bbox: dict, extra: dict[st
         "batch_size": payload.batch_size * payload.n_iter, "loras": [{"model": _lora_id(n), "weight": w} for n, w in tags],
         **extra,
     }
-    document = JobDocumentIn.model_validate({"bbox": bbox, "layers": layers, "params": params})
-    check_document(document, s.db, s.registry)
-    items = queue.enqueue(s.db, split_batch(document, s.registry))
+    document = {"bbox": bbox, "layers": layers, "params": params}
+    out: list[tuple[str, bytes]] = []
+    seeds: list[int] = []
+    for generation in _queue_and_wait([document]):
+        for image_id in generation.image_ids:
+            out.append((image_id, _image_bytes(image_id)))
+            seeds.append(generation.seed)
+    return out, seeds, prompt
+
+
+def _queue_and_wait(documents: list[dict[str, Any]]) -> list[Any]:
+    """Queue each job document (checked first, all of them, so a bad one queues none), wait for its items
+    and return the generations that finished (500 when every item failed)."""
+    s = services()
+    checked = []
+    for data in documents:
+        document = JobDocumentIn.model_validate(data)
+        check_document(document, s.db, s.registry)
+        checked.append(document)
+    items = [item for document in checked for item in queue.enqueue(s.db, split_batch(document, s.registry))]
+    key = items[0].batch_id
     active = _active()
     with active.lock:
-        active.batches[items[0].batch_id] = [i.id for i in items]
+        active.batches[key] = [i.id for i in items]
     try:
         for item in items:
             s.events.publish(QueueItemStatusChanged(item.id, item.batch_id, item.generation_id, item.status))
@@ -166,19 +185,16 @@ def _generate(payload: Txt2ImgIn, layers: list[dict], bbox: dict, extra: dict[st
         finished = _wait([i.id for i in items])
     finally:
         with active.lock:
-            active.batches.pop(items[0].batch_id, None)
+            active.batches.pop(key, None)
     failed = [i for i in finished if i.status == "failed"]
     if failed and len(failed) == len(finished):
         raise ApiError(500, f"generation failed: {failed[0].error_type}: {failed[0].error_message}")
-    out: list[tuple[str, bytes]] = []
-    seeds: list[int] = []
-    for item in finished:
-        generation = history.get_generation(s.db, item.generation_id)
-        for image_id in generation.image_ids:
-            record = db_images.get_image(s.db, image_id)
-            out.append((image_id, s.store.read(record.file_name)))
-            seeds.append(generation.seed)
-    return out, seeds, prompt
+    return [history.get_generation(s.db, item.generation_id) for item in finished if item.status == "completed"]
+
+
+def _image_bytes(image_id: str) -> bytes:
+    s = services()
+    return s.store.read(db_images.get_image(s.db, image_id).file_name)
 
 
 def _control_layer(n: int, unit: ControlUnit, bbox: dict) -> dict:
@@ -220,7 +236,12 @@ def _respond(payload: BaseModel, results: list[tuple[str, bytes]], seeds: list[i
 def txt2img():
     payload = _body(Txt2ImgIn)
     bbox = {"x": 0, "y": 0, "width": payload.width, "height": payload.height}
-    results, seeds, prompt = _generate(payload, [], bbox, {})
+    extra: dict[str, Any] = {}
+    hires = _refusing(hires_plan, payload, _upscalers())
+    if hires is not None:  # A1111's width x height is the first pass; our box is the final picture
+        bbox = {**bbox, "width": hires.size[0], "height": hires.size[1]}
+        extra["hires_fix"] = {"scale": hires.scale, "strength": hires.strength, "upscaler": hires.upscaler}
+    results, seeds, prompt = _generate(payload, [], bbox, extra)
     return _respond(payload, results, seeds, prompt)
 
 
@@ -258,6 +279,76 @@ def img2img():
         canvas.save(buffer, format="PNG")
         whole.append(buffer.getvalue())
     return _respond(payload, results, seeds, prompt, images=whole)
+
+
+# --- Extras and upscalers ---------------------------------------------------------------------------
+
+
+def _upscalers() -> list[Any]:
+    return [r for r in services().registry.list() if r.kind == UPSCALER_KIND]
+
+
+def _refusing(plan, *args):
+    try:
+        return plan(*args)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _extras(payload: ExtrasIn, images: list[tuple[str, str]]) -> tuple[list[str], str]:
+    """Each picture (base64, what to call it in errors) through the Extras settings: the upscaler models as
+    upscale jobs in one batch, plain resizes at once. Returns the answers (base64 PNGs) and `html_info`."""
+    pictures = [np.asarray(_decode(data, what).convert("RGB")) for data, what in images]
+    upscalers = _upscalers()
+    plans = [_refusing(extras_plan, payload, (p.shape[1], p.shape[0]), upscalers) for p in pictures]
+    jobs = [n for n, plan in enumerate(plans) if plan.upscaler is not None]
+    done: dict[int, np.ndarray] = {}
+    if jobs:
+        model = _current_model()
+        documents = []
+        for n in jobs:
+            padded = pad_to_step(pictures[n])
+            documents.append({
+                "bbox": {"x": 0, "y": 0, "width": padded.shape[1], "height": padded.shape[0]},
+                "layers": [{"id": "picture", "kind": "raster", "image_id": _asset(np.dstack([padded, np.full(padded.shape[:2], 255, np.uint8)]), "layer")}],
+                "params": {"model": model.id, "upscale": {"model": plans[n].upscaler, "scale": plans[n].scale, "refine_strength": 0}},
+            })
+        generations = _queue_and_wait(documents)
+        if len(generations) != len(jobs):
+            raise ApiError(500, "an upscale was interrupted or failed: see the queue")
+        for n, generation in zip(jobs, generations):
+            done[n] = np.asarray(Image.open(io.BytesIO(_image_bytes(generation.image_ids[0]))).convert("RGB"))
+    out = []
+    for n, (picture, plan) in enumerate(zip(pictures, plans)):
+        pixels = finish(done.get(n, picture), plan, (picture.shape[1], picture.shape[0]))
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(buffer, format="PNG")
+        out.append(_b64(buffer.getvalue()))
+    return out, html_info(plans[0], payload.upscaler_1 or "None")
+
+
+@bp.post("/extra-single-image")
+def extra_single_image():
+    payload = _body(ExtraSingleIn)
+    images, info = _extras(payload, [(payload.image, "image")])
+    return jsonify({"html_info": info, "image": images[0]})
+
+
+@bp.post("/extra-batch-images")
+def extra_batch_images():
+    payload = _body(ExtraBatchIn)
+    images, info = _extras(payload, [(item.data, f"imageList[{n}]") for n, item in enumerate(payload.imageList)])
+    return jsonify({"html_info": info, "images": images})
+
+
+@bp.get("/upscalers")
+def upscalers():
+    return jsonify(upscaler_list(_upscalers()))
+
+
+@bp.get("/latent-upscale-modes")
+def latent_upscale_modes():
+    return jsonify([{"name": name} for name in LATENT_MODES])
 
 
 def _masked_box(covered: np.ndarray, padding: int, size: tuple[int, int]) -> dict | None:
