@@ -8,13 +8,15 @@ Rows go in one transaction; the files after it commits (a crash between leaves f
   `images.prune_live`), nor the lane's newest generation (the web's layers, as it last sent them);
 - an asset that is a gallery image (category "general") or a render, is in a board or a board's cover,
   was made by a generation, or that any other generation's request or any saved canvas version (named
-  or autosave) names. Requests and documents name layers by asset id: a 32-hex id is matched as text.
+  or autosave) names. Requests and documents name layers by asset id: a 32-hex id is matched as text,
+  in the rows made since the asset was (less CLOCK_SKEW): none older can name it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, cast, delete, exists, select
@@ -25,6 +27,8 @@ from .queue import FINISHED
 from .session import Database
 
 ASSET_CATEGORIES = ("layer", "mask", "control")  # what the web uploads for a layer's pixels
+# how far apart the clocks of the processes that write rows may be (scale-out: several web processes)
+CLOCK_SKEW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def _unreferenced_assets(s: Any, candidates: set[str]) -> dict[str, str]:
     if not candidates:
         return {}
     rows = s.execute(
-        select(Image.id, Image.file_name).where(
+        select(Image.id, Image.file_name, Image.created_at).where(
             Image.id.in_(sorted(candidates)),
             Image.category.in_(ASSET_CATEGORIES),
             Image.board_id.is_(None),
@@ -94,14 +98,16 @@ def _unreferenced_assets(s: Any, candidates: set[str]) -> dict[str, str]:
             ~Image.id.in_(select(Board.cover_image_id).where(Board.cover_image_id.is_not(None))),
         ).with_for_update()
     ).all()
-    return {i: f for i, f in rows if not _named_elsewhere(s, i)}
+    return {i: f for i, f, created in rows if not _named_elsewhere(s, i, created - CLOCK_SKEW)}
 
 
-def _named_elsewhere(s: Any, image_id: str) -> bool:
-    """Whether any generation's request or any saved canvas version names the asset."""
+def _named_elsewhere(s: Any, image_id: str, since: datetime) -> bool:
+    """Whether any generation's request or any saved canvas version made since `since` names the asset.
+    Only those can: an asset's id is new at its upload. So the search covers the time since the upload
+    (an index range on generations), not the whole history, inside the write transaction it holds."""
     needle = f"%{image_id}%"  # a 32-hex id: no LIKE wildcards in it
-    for column in (Generation.request, CanvasVersion.document):
-        if s.scalar(select(exists().where(cast(column, Text).like(needle)))):
+    for table, column in ((Generation, Generation.request), (CanvasVersion, CanvasVersion.document)):
+        if s.scalar(select(exists().where(table.created_at >= since, cast(column, Text).like(needle)))):
             return True
     return False
 

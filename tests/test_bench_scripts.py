@@ -66,3 +66,10 @@ def test_live_bench_runs_tiny(tmp_path):
         assert r["debounce"] >= result["debounce_ms"] - 50 and 0 <= r["queue_share"] < 1
     assert result["settings"]["scheduler"] == "lcm"
     assert "queueing share" in done.stdout
+
+
+def test_live_cleanup_bench_runs_tiny():
+    """bench/bench_live_cleanup.py in a tiny configuration: both purges ran and the ratio is printed."""
+    done = _run(["bench/bench_live_cleanup.py", "--history", "50", "--superseded", "2", "--rounds", "1"], 300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "older generations" in done.stdout and done.stdout.strip().endswith("x")

@@ -198,3 +198,38 @@ def test_purge_lane_deletes_only_finished_unrendered_generations_and_their_own_a
         assert [g.id for g in history.list_generations(db, hide_lane=lane).items] == listed
     finally:
         db.dispose()
+
+
+def test_only_rows_made_since_an_asset_can_keep_it(tmp_path):
+    """The search for other requests naming an asset covers the rows made since its upload (less the
+    clocks' skew), not the whole history: what keeps it still keeps it, an older row cannot."""
+
+    from db.models import Image
+
+    db, store = Database(tmp_path), AssetStore(tmp_path)
+    lane = live.LIVE_PRIORITY
+    try:
+        def asset(seed: int) -> db_images.ImageRecord:
+            return db_images.add_image(db, store, png(sketch(seed, 16)), category="layer")
+
+        def job(a: db_images.ImageRecord) -> NewJob:
+            return NewJob(request={"layers": [{"id": "l", "image_id": a.id}], "params": {}})
+
+        skewed, fresh = asset(1), asset(2)
+        (other,) = queue.enqueue(db, [job(skewed)])  # an ordinary job naming `skewed`, made within the skew
+        with db.write() as s:  # `skewed`'s row stamped later than the job by a clock half the skew ahead
+            s.scalars(select(Image).where(Image.id == skewed.id)).one().created_at += live_cleanup.CLOCK_SKEW / 2
+        queue.enqueue_superseding(db, job(skewed), lane)
+        queue.enqueue_superseding(db, job(fresh), lane)
+        queue.enqueue_superseding(db, job(asset(3)), lane)
+        purged = live_cleanup.purge_lane(db, store, lane)
+        assert purged.image_ids == [fresh.id]  # `skewed` stays: the ordinary job names it
+        assert db_images.get_image(db, skewed.id).id == skewed.id
+        # the same job stamped before the asset's upload by more than the skew cannot have named it
+        with db.write() as s:
+            s.get(Generation, other.generation_id).created_at -= live_cleanup.CLOCK_SKEW * 2
+        queue.enqueue_superseding(db, job(skewed), lane)
+        queue.enqueue_superseding(db, job(asset(4)), lane)
+        assert skewed.id in live_cleanup.purge_lane(db, store, lane).image_ids
+    finally:
+        db.dispose()
