@@ -314,8 +314,8 @@ def _extras(payload: ExtrasIn, images: list[tuple[str, str]]) -> tuple[list[str]
                 "params": {"model": model.id, "upscale": {"model": plans[n].upscaler, "scale": plans[n].scale, "refine_strength": 0}},
             })
         generations = _queue_and_wait(documents)
-        if len(generations) != len(jobs):
-            raise ApiError(500, "an upscale was interrupted or failed: see the queue")
+        if len(generations) != len(jobs):  # some failed (all failed: a 500 already) or were interrupted
+            raise ApiError(409, "the upscale was interrupted, or one of its pictures failed: see the queue")
         for n, generation in zip(jobs, generations):
             done[n] = np.asarray(Image.open(io.BytesIO(_image_bytes(generation.image_ids[0]))).convert("RGB"))
     out = []
