@@ -2,7 +2,8 @@
 each adapter's scale per step, and take everything off afterwards. The models: invoke_core/ip_adapter.py.
 
 - Loading: diffusers' own `UNet2DConditionModel._load_ip_adapter_weights` (what `pipe.load_ip_adapter`
-  calls after reading the file) with each distinct adapter's state dict, kept in the model cache
+  calls after reading the file; `load_adapter_weights`, which leaves a model kept in fp8 in fp8) with each
+  distinct adapter's state dict, kept in the model cache
   (`AdapterWeights`, loaded with safetensors); then one adapter slot per reference layer, slots of the same
   file sharing its modules, so each reference has its own scale, step range and mask.
 - The pictures go through the pipeline's own `encode_image` (its `image_encoder` and `feature_extractor`
@@ -134,15 +135,30 @@ def _ip_processors(unet: Any) -> list[Any]:
     return [p for p in unet.attn_processors.values() if isinstance(p, (IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0))]
 
 
-def _stored_otherwise(unet: Any) -> bool:
-    """Whether the UNet's weights are quantised (bitsandbytes) or kept in fp8 (layerwise casting)."""
-    if getattr(unet, "is_quantized", False):
-        return True
-    for module in unet.modules():
-        registry = getattr(module, "_diffusers_hook", None)
-        if registry is not None and registry.get_hook("layerwise_casting") is not None:
-            return True
-    return False
+def quantized(model: Any) -> bool:
+    """Whether the model's weights are quantised (bitsandbytes, GGUF): diffusers' IP-Adapter layers are not
+    built for those. A model kept in fp8 (layerwise casting) takes them (`load_adapter_weights`)."""
+    return bool(getattr(model, "is_quantized", False))
+
+
+def load_adapter_weights(model: Any, state_dicts: list[dict[str, Any]]) -> None:
+    """diffusers' `_load_ip_adapter_weights` of a UNet or a FLUX transformer (its own converters of the
+    attention processors and image projections), less the UNet's last step, `self.to(self.dtype)`: on a model
+    kept in fp8 that would hold every layer at the compute dtype at once (the fp8 saving gone at the peak).
+    Only the adapter's new layers move, to the model's device and compute dtype (what `model.dtype` reads
+    under layerwise casting)."""
+    from diffusers.models.embeddings import MultiIPAdapterImageProjection
+
+    model.encoder_hid_proj = None  # first: a plus adapter's resampler has attention processors of its own
+    processors = model._convert_ip_adapter_attn_to_diffusers(state_dicts, low_cpu_mem_usage=False)
+    model.set_attn_processor(processors)
+    layers = [model._convert_ip_adapter_image_proj_to_diffusers(sd["image_proj"], low_cpu_mem_usage=False) for sd in state_dicts]
+    device, dtype = model.device, model.dtype
+    model.encoder_hid_proj = MultiIPAdapterImageProjection(layers).to(device=device, dtype=dtype)
+    model.config.encoder_hid_dim_type = "ip_image_proj"
+    for processor in processors.values():
+        if isinstance(processor, torch.nn.Module):
+            processor.to(device=device, dtype=dtype)
 
 
 def _cross_attention_layers(unet: Any) -> int:
@@ -194,10 +210,10 @@ def ip_adapter_references(
     references = list(request.references)
     if getattr(unet.config, "encoder_hid_dim_type", None) is not None or getattr(unet, "encoder_hid_proj", None) is not None:
         raise UnsupportedError(f"this UNet has its own encoder projection ({unet.config.encoder_hid_dim_type}): IP-Adapters do not fit it")
-    if _stored_otherwise(unet):  # diffusers' loader casts the whole UNet to one dtype: not a quantised or fp8 one
+    if quantized(unet):
         raise UnsupportedError(
-            "reference layers (IP-Adapters) need the model's UNet weights as loaded: set its weights to native"
-            " (the Memory dialog, PATCH /api/v1/models/<id> {\"weights\": \"native\"})"
+            "reference layers (IP-Adapters) need the model's UNet weights unquantised (native or fp8, not nf4 or int8):"
+            " set them in the Memory dialog (PATCH /api/v1/models/<id> {\"weights\": \"fp8\"})"
         )
     layers = _cross_attention_layers(unet)
     for reference, (record, _weights, _encoder) in zip(references, adapters):
@@ -213,7 +229,7 @@ def ip_adapter_references(
     hook = None
     try:
         with torch.no_grad():
-            unet._load_ip_adapter_weights(state_dicts)
+            load_adapter_weights(unet, state_dicts)
         projection = unet.encoder_hid_proj
         unet.encoder_hid_proj = MultiIPAdapterImageProjection([projection.image_projection_layers[i] for i in slots])
         processors = _ip_processors(unet)

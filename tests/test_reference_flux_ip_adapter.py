@@ -126,6 +126,27 @@ def test_the_demo_file_is_what_diffusers_own_loader_reads(engine):
     assert torch.equal(projection.image_embeds.weight, ours["image_proj"]["proj.weight"])
 
 
+def test_a_transformer_kept_in_fp8_takes_an_ip_adapter_and_stays_in_fp8(engine):
+    import torch
+
+    engine.registry.set_options("demo-flux", weights="fp8")
+    try:
+        plain = run(engine).image
+        transformer = engine.cache.get(engine.registry.get("demo-flux"), engine.device).model.transformer
+        probe = transformer.transformer_blocks[0].attn.to_q
+        seen: list = []
+        hook = transformer.register_forward_pre_hook(lambda *_: seen.append(probe.weight.dtype))
+        try:
+            steered, zero = run(engine, [ip()]).image, run(engine, [ip(weight=0.0)]).image
+        finally:
+            hook.remove()
+        assert seen and set(seen) == {torch.float8_e4m3fn}, seen
+        assert np.abs(steered.astype(int) - plain.astype(int)).mean() > 1
+        assert np.array_equal(zero, plain) and np.array_equal(run(engine).image, plain)
+    finally:
+        engine.registry.set_options("demo-flux", weights="native")
+
+
 def test_refused_and_unknown_say_why(engine):
     with pytest.raises(UnsupportedError, match="cannot run with regional prompts"):
         run(engine, [region(), reference()])  # a Redux beside regions: still refused

@@ -184,7 +184,7 @@ def flux_ip_adapter_references(pipe: Any, request: Any, references: Sequence[Any
 
     from ..errors import UnsupportedError
     from ..ip_adapter import adapter_info
-    from ..ip_adapter_run import _stored_otherwise, adapter_slots
+    from ..ip_adapter_run import adapter_slots, load_adapter_weights, quantized
 
     kept = [(r, a) for r, a in zip(references, adapters) if float(r.settings.weight) != 0]
     if not kept:
@@ -194,10 +194,11 @@ def flux_ip_adapter_references(pipe: Any, request: Any, references: Sequence[Any
     config = transformer.config
     if getattr(transformer, "encoder_hid_proj", None) is not None:
         raise UnsupportedError("this FLUX.1 transformer has an image projection of its own: FLUX IP-Adapters do not fit it")
-    if _stored_otherwise(transformer):  # diffusers builds the adapter's layers at the transformer's storage dtype
+    if quantized(transformer):  # diffusers' adapter layers are not built for quantised weights
         raise UnsupportedError(
-            "FLUX IP-Adapter reference layers need the model's transformer weights as loaded: set its weights to native"
-            " (the Memory dialog, PATCH /api/v1/models/<id> {\"weights\": \"native\"}), or use a FLUX Redux"
+            "FLUX IP-Adapter reference layers need the model's transformer weights unquantised (native or fp8, not nf4,"
+            " int8 or a GGUF file): set them in the Memory dialog (PATCH /api/v1/models/<id> {\"weights\": \"fp8\"}),"
+            " or use a FLUX Redux"
         )
     hidden = int(config.num_attention_heads) * int(config.attention_head_dim)
     for reference, (record, weights, _encoder) in kept:
@@ -214,7 +215,7 @@ def flux_ip_adapter_references(pipe: Any, request: Any, references: Sequence[Any
     hook = None
     try:
         with torch.no_grad():
-            transformer._load_ip_adapter_weights(state_dicts)
+            load_adapter_weights(transformer, state_dicts)
         layers = transformer.encoder_hid_proj.image_projection_layers
         transformer.encoder_hid_proj = MultiIPAdapterImageProjection([layers[i] for i in slots])
         processors = [p for p in transformer.attn_processors.values() if isinstance(p, FluxIPAdapterAttnProcessor)]
