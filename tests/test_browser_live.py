@@ -18,6 +18,7 @@ from browser_helpers import (
     poll,
     selected_layer,
     set_up_job,
+    zoom_out,
 )
 
 server, browser, app = browser_helpers.server, browser_helpers.browser, browser_helpers.app
@@ -155,6 +156,20 @@ def test_live_painting_ten_strokes_end_on_the_render_of_the_last_state(app, serv
     app.tid("live-opacity").fill("60")
     app.settle()
     app.page.screenshot(path=SHOTS.format("opacity_60"))
+
+    # beside the box: the render whole to the box's right, the painting in the box; the choice is kept
+    app.page.select_option('[data-testid="live-placement"]', "beside")
+    gap = 16  # web/app/live_lane.js BESIDE_GAP
+    app.wait("(x) => window.__app.live.state().drawn.bbox?.x === x", LIVE_BOX + gap)
+    assert app.tid("live-opacity").is_hidden()
+    zoom_out(app, 2)  # the box and the render beside it both on screen
+    beside = stage_mean(app, LIVE_BOX + gap + q0, q0, LIVE_BOX + gap + q1, q1)
+    assert np.abs(beside - render_mean).max() <= 8, (beside, render_mean)  # whole, though the slider says 60%
+    assert np.abs(stage_mean(app, q0, q0, q1, q1) - paint_mean).max() <= 8
+    app.page.screenshot(path=SHOTS.format("beside"))
+    app.page.reload()
+    app.wait_ready()
+    assert app.js("() => window.__app.live.state().placement") == "beside"
 
 
 def test_live_render_to_layer_keep_and_off(app, server):

@@ -1,6 +1,7 @@
 // Live painting: while Live is on, each change under the box (pixels of its layers, the layers, the box,
 // the prompt and model) queues a live job (POST /api/v1/live/jobs) with the chosen model's fast
-// settings, debounced; its render is drawn over the box at an adjustable opacity. "To layer" copies it
+// settings, debounced; its render is drawn over the box at an adjustable opacity, or beside the box (the
+// sketch and the render side by side, as Krita's live docker shows them). "To layer" copies it
 // into a new raster layer (one undo step), "Keep" puts it in the gallery; turning Live off cancels what
 // is still queued and clears the render.
 //
@@ -12,9 +13,10 @@
 import { mainModel, normaliseLoraRows } from "../document.js";
 import { loadBitmap } from "../panels/dom.js";
 import { createLivePanel } from "../panels/live.js";
-import { createLiveScheduler, liveParams, overlaps, storeChangeMatters } from "./live_lane.js";
+import { LIVE_PLACEMENTS, createLiveScheduler, liveParams, liveRect, overlaps, storeChangeMatters } from "./live_lane.js";
 
 const OPACITY_KEY = "invokeCanvas.live.opacity";
+const PLACEMENT_KEY = "invokeCanvas.live.placement";
 const DEFAULT_OPACITY = 0.7;
 const FALLBACK_DEBOUNCE_MS = 300; // until the config says (GET /config `live.debounce_ms`)
 
@@ -27,6 +29,15 @@ function readOpacity() {
   }
 }
 
+function readPlacement() {
+  try {
+    const v = localStorage.getItem(PLACEMENT_KEY);
+    return LIVE_PLACEMENTS.includes(v) ? v : LIVE_PLACEMENTS[0];
+  } catch {
+    return LIVE_PLACEMENTS[0];
+  }
+}
+
 /**
  * @param {{store: any, history: any, pixels: any, canvas: any, api: any, builder: any, gallery: any, ops: any,
  *   toasts: any, guard: (fn: () => any) => any, stageWrap: HTMLElement, config: () => any, models: () => any[]}} o
@@ -35,7 +46,10 @@ function readOpacity() {
 export function createLive({ store, history, pixels, canvas, api, builder, gallery, ops, toasts, guard, stageWrap, config, models }) {
   const renderer = canvas.renderer;
   let opacity = readOpacity();
-  renderer.setLiveOpacity(opacity);
+  let placement = readPlacement();
+  // beside the box the render is seen whole; over it, at the bar's opacity
+  const drawnOpacity = () => (placement === "beside" ? 1 : opacity);
+  renderer.setLiveOpacity(drawnOpacity());
   /** the box each revision was sent with (where its render goes) */
   const boxes = new Map();
   /** the fast settings last sent and what they came from (the bar shows them) */
@@ -76,7 +90,7 @@ export function createLive({ store, history, pixels, canvas, api, builder, galle
     onShow: (shown) => {
       const bbox = boxes.get(shown.revision) || store.get("bbox");
       const url = api.url(`/api/v1/images/${shown.image_id}/file`);
-      renderer.setLive(url, bbox).then(() => {
+      renderer.setLive(url, liveRect(bbox, placement)).then(() => {
         if (!lane.on || lane.state().shown?.item_id !== shown.item_id) return; // off, or a newer one came
         current = { ...shown, url, bbox };
         lane.drawn(shown.revision);
@@ -88,9 +102,11 @@ export function createLive({ store, history, pixels, canvas, api, builder, galle
   const panel = createLivePanel({
     el: stageWrap,
     opacity,
+    placement,
     actions: {
       toggle: () => setOn(!lane.on),
       setOpacity,
+      setPlacement,
       toLayer: () => guard(toLayer),
       keep: () => guard(keep),
     },
@@ -117,12 +133,26 @@ export function createLive({ store, history, pixels, canvas, api, builder, galle
 
   function setOpacity(o) {
     opacity = Math.min(1, Math.max(0, o));
-    renderer.setLiveOpacity(opacity);
+    renderer.setLiveOpacity(drawnOpacity());
     panel.setOpacity(opacity);
     try {
       localStorage.setItem(OPACITY_KEY, String(opacity));
     } catch {
       /* private mode: the opacity lasts this page only */
+    }
+  }
+
+  /** @param {string} p one of LIVE_PLACEMENTS */
+  function setPlacement(p) {
+    if (!LIVE_PLACEMENTS.includes(p)) return;
+    placement = p;
+    renderer.setLiveOpacity(drawnOpacity());
+    if (current) renderer.setLive(current.url, liveRect(current.bbox, placement));
+    panel.setPlacement(placement);
+    try {
+      localStorage.setItem(PLACEMENT_KEY, placement);
+    } catch {
+      /* private mode: the choice lasts this page only */
     }
   }
 
@@ -181,9 +211,10 @@ export function createLive({ store, history, pixels, canvas, api, builder, galle
     setOn,
     toggle: () => setOn(!lane.on),
     setOpacity,
+    setPlacement,
     toLayer: () => guard(toLayer),
     keep: () => guard(keep),
     /** For tests and the bench: the lane's state, the render on screen, the live slot of the renderer. */
-    state: () => ({ ...lane.state(), current, from, opacity, drawn: { bbox: renderer.liveInfo().bbox, src: renderer.liveInfo().img?.src ?? null } }),
+    state: () => ({ ...lane.state(), current, from, opacity, placement, drawn: { bbox: renderer.liveInfo().bbox, src: renderer.liveInfo().img?.src ?? null } }),
   };
 }

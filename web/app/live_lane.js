@@ -39,6 +39,20 @@ export function overlaps(a, b) {
   return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
 }
 
+/** Where the render is drawn: over the box (at the bar's opacity), or beside it, to its right (whole). */
+export const LIVE_PLACEMENTS = ["over", "beside"];
+/** Canvas pixels between the box and a render drawn beside it. */
+export const BESIDE_GAP = 16;
+
+/**
+ * The rectangle the render of a job sent with `bbox` is drawn in, for a placement (LIVE_PLACEMENTS).
+ * @param {{x: number, y: number, width: number, height: number}} bbox @param {string} placement
+ */
+export function liveRect(bbox, placement) {
+  if (placement !== "beside") return bbox;
+  return { x: bbox.x + bbox.width + BESIDE_GAP, y: bbox.y, width: bbox.width, height: bbox.height };
+}
+
 const TERMINAL = new Set(["completed", "failed", "canceled"]);
 
 /**

@@ -1,5 +1,5 @@
-// The Live bar, floating at the top right of the canvas: the Live toggle; while on, the render's
-// opacity over the box, "To layer" (a new raster layer of the render, undoable), "Keep" (into the
+// The Live bar, floating at the top right of the canvas: the Live toggle; while on, where the render is
+// drawn (over the box, or beside it), its opacity over the box, "To layer" (a new raster layer of the render, undoable), "Keep" (into the
 // gallery, in the selected board) and what the live lane is doing. DOM only: app/live.js acts.
 
 import { h } from "./dom.js";
@@ -15,10 +15,10 @@ const PHASE_TEXT = {
 };
 
 /**
- * @param {{el: HTMLElement, opacity: number, actions: {toggle: () => void, setOpacity: (o: number) => void,
- *   toLayer: () => void, keep: () => void}}} o  `el`: the stage's wrapper the bar floats in
+ * @param {{el: HTMLElement, opacity: number, placement: string, actions: {toggle: () => void, setOpacity: (o: number) => void,
+ *   setPlacement: (p: string) => void, toLayer: () => void, keep: () => void}}} o  `el`: the stage's wrapper the bar floats in
  */
-export function createLivePanel({ el, opacity, actions }) {
+export function createLivePanel({ el, opacity, placement, actions }) {
   const dot = h("span", { class: "live-dot", "aria-hidden": "true" });
   const toggle = h(
     "button",
@@ -31,6 +31,17 @@ export function createLivePanel({ el, opacity, actions }) {
     oninput: (e) => actions.setOpacity(Number(/** @type {HTMLInputElement} */ (e.target).value) / 100),
   });
   const percent = h("span", { class: "live-percent" }, `${Math.round(opacity * 100)}%`);
+  const where = h(
+    "select",
+    {
+      class: "live-placement", "data-testid": "live-placement", "aria-label": "Where the live render is drawn",
+      title: "Over the box (at the opacity below) or beside it, the sketch and the render side by side",
+      onchange: (e) => actions.setPlacement(/** @type {HTMLSelectElement} */ (e.target).value),
+    },
+    h("option", { value: "over" }, "Over the box"),
+    h("option", { value: "beside" }, "Beside the box"),
+  );
+  const opacityLabel = h("label", { class: "live-opacity-label" }, h("span", null, "Opacity"), slider, percent);
   const toLayer = h(
     "button",
     { class: "btn small", "data-testid": "live-to-layer", title: "Copy the render into a new raster layer (undoable)", onclick: () => actions.toLayer() },
@@ -46,12 +57,15 @@ export function createLivePanel({ el, opacity, actions }) {
   const controls = h(
     "div",
     { class: "live-controls" },
-    h("label", { class: "live-opacity-label" }, h("span", null, "Opacity"), slider, percent),
+    h("label", { class: "live-opacity-label" }, h("span", null, "Show"), where),
+    opacityLabel,
     h("div", { class: "live-actions" }, toLayer, keep),
     settings,
   );
   const bar = h("div", { class: "live-bar", "data-testid": "live-bar", dataset: { phase: "off" } }, h("div", { class: "live-head" }, toggle, status), controls);
   el.append(bar);
+  /** @type {HTMLSelectElement} */ (where).value = placement;
+  opacityLabel.hidden = placement === "beside";
 
   return {
     /** @param {{on: boolean, phase: string, error: string | null, shown: any, from?: string | null, settings?: string}} s
@@ -69,6 +83,11 @@ export function createLivePanel({ el, opacity, actions }) {
       status.title = text;
       settings.textContent = s.settings || "";
       settings.title = s.from ? `The fast settings of ${s.from} (the Generate panel's steps, CFG and scheduler are for Invoke)` : "";
+    },
+    /** @param {string} p "over" or "beside": the opacity applies over the box only */
+    setPlacement(p) {
+      /** @type {HTMLSelectElement} */ (where).value = p;
+      opacityLabel.hidden = p === "beside";
     },
     /** @param {number} o 0..1 */
     setOpacity(o) {

@@ -2,7 +2,7 @@
 // fake timers and a fake server, and the choice of fast settings.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createLiveScheduler, liveParams, overlaps, storeChangeMatters } from "../app/live_lane.js";
+import { BESIDE_GAP, createLiveScheduler, liveParams, liveRect, overlaps, storeChangeMatters } from "../app/live_lane.js";
 
 /** Timers driven by hand: advance(ms) runs what is due, in order. */
 function fakeTimers() {
@@ -209,4 +209,11 @@ test("which changes matter: layers, the box and settings; pixels only under the 
   assert.ok(overlaps(box, { x: 60, y: 60, width: 10, height: 10 }));
   assert.ok(!overlaps(box, { x: 64, y: 0, width: 10, height: 10 }));
   assert.ok(!overlaps(box, { x: 0, y: 0, width: 0, height: 0 }));
+});
+
+test("liveRect: over the box is the box; beside it, the box's size to its right", () => {
+  const box = { x: -40, y: 8, width: 128, height: 96 };
+  assert.deepEqual(liveRect(box, "over"), box);
+  assert.deepEqual(liveRect(box, "beside"), { x: -40 + 128 + BESIDE_GAP, y: 8, width: 128, height: 96 });
+  assert.deepEqual(liveRect(box, "anything else"), box);
 });
