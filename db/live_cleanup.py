@@ -5,7 +5,8 @@ named.
 Rows go in one transaction; the files after it commits (a crash between leaves files without rows, which
 `db.doctor` finds). Never deleted:
 - a generation pending or in progress, one with any image (a render kept, or one of the newest kept by
-  `images.prune_live`), nor the lane's newest generation (the web's layers, as it last sent them);
+  `images.prune_live`), nor the lane's newest generation, nor that of each lane key (a browser tab)
+  active within KEY_IDLE of it (each tab's layers, as it last sent them);
 - an asset that is a gallery image (category "general") or a render, is in a board or a board's cover,
   was made by a generation, or that any other generation's request or any saved canvas version (named
   or autosave) names. Requests and documents name layers by asset id: a 32-hex id is matched as text,
@@ -29,6 +30,9 @@ from .session import Database
 ASSET_CATEGORIES = ("layer", "mask", "control")  # what the web uploads for a layer's pixels
 # how far apart the clocks of the processes that write rows may be (scale-out: several web processes)
 CLOCK_SKEW = timedelta(hours=1)
+# a lane key (a client) whose newest job is this much older than the lane's newest is gone (a closed tab):
+# its layers are no longer kept for it
+KEY_IDLE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -60,15 +64,32 @@ def purge_lane(db: Database, store: AssetStore, priority: int) -> Purged:
     return Purged(ids, list(assets))
 
 
+def _newest_per_key(s: Any, priority: int) -> set[str]:
+    """The lane's newest generation, and the newest of each lane key (a client) active within KEY_IDLE of
+    it: each client's layers as it last sent them. The lane holds a handful of rows (this purge keeps it so)."""
+    rows = s.execute(
+        select(Generation.id, Generation.created_at, QueueItem.lane_key)
+        .join(QueueItem, QueueItem.generation_id == Generation.id)
+        .where(QueueItem.priority == priority)
+        .order_by(Generation.created_at.desc(), Generation.id.desc())
+    ).all()
+    if not rows:
+        return set()
+    cutoff = rows[0].created_at - KEY_IDLE
+    newest: dict[str | None, str] = {}
+    for gid, created, key in rows:
+        if key not in newest and (not newest or created >= cutoff):
+            newest[key] = gid
+    return set(newest.values())
+
+
 def _doomed_generations(s: Any, priority: int) -> list[tuple[str, dict[str, Any]]]:
-    """(id, request) of the lane's finished generations that have no image, but its newest generation."""
+    """(id, request) of the lane's finished generations that have no image, but the newest (`_newest_per_key`)."""
     in_lane = select(QueueItem.generation_id).where(QueueItem.priority == priority)
-    newest = s.scalar(
-        select(Generation.id).where(Generation.id.in_(in_lane)).order_by(Generation.created_at.desc(), Generation.id.desc()).limit(1)
-    )
+    kept = _newest_per_key(s, priority)
     rows = s.execute(
         select(Generation.id, Generation.request)
-        .where(Generation.id.in_(in_lane), Generation.status.in_(FINISHED), Generation.id != newest)
+        .where(Generation.id.in_(in_lane), Generation.status.in_(FINISHED), Generation.id.not_in(kept))
         .where(~exists().where(Image.generation_id == Generation.id))
         .with_for_update()
     ).all()

@@ -32,6 +32,7 @@ QUEUE_STATUSES = ("pending", "in_progress", "completed", "failed", "canceled")
 # sending heartbeats), or "requeued" (its worker stopped cleanly and gave it back).
 ATTEMPT_STATUSES = ("in_progress", "completed", "failed", "canceled", "requeued")
 WORKER_NAME_MAX = 200
+LANE_KEY_MAX = 64  # a superseding lane's key (live painting: a browser tab's)
 NAME_MAX = 200
 
 
@@ -146,6 +147,9 @@ class QueueItem(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(WORKER_NAME_MAX))
     heartbeat_at: Mapped[datetime | None]
+    # Whose lane an item of a superseding lane is in (live painting: one per browser tab, db/queue.py
+    # `enqueue_superseding`); None: the lane's shared one, and every other item.
+    lane_key: Mapped[str | None] = mapped_column(String(LANE_KEY_MAX))
 
     generation: Mapped[Generation] = relationship()
 

@@ -105,7 +105,7 @@ def enqueue(db: Database, jobs: Sequence[NewJob], priority: int = 0) -> list[Que
         return _add_batch(s, jobs, priority)
 
 
-def _add_batch(s, jobs: Sequence[NewJob], priority: int) -> list[QueueItemRecord]:
+def _add_batch(s, jobs: Sequence[NewJob], priority: int, lane_key: str | None = None) -> list[QueueItemRecord]:
     """One generation row and one pending item per job, in the caller's transaction."""
     batch_id = new_id()
     items = []
@@ -124,7 +124,7 @@ def _add_batch(s, jobs: Sequence[NewJob], priority: int) -> list[QueueItemRecord
         )
         s.add(generation)
         s.flush()
-        item = QueueItem(generation_id=generation.id, priority=priority, batch_id=batch_id, position=position)
+        item = QueueItem(generation_id=generation.id, priority=priority, batch_id=batch_id, position=position, lane_key=lane_key)
         s.add(item)
         items.append(item)
     s.flush()
@@ -135,23 +135,27 @@ def _add_batch(s, jobs: Sequence[NewJob], priority: int) -> list[QueueItemRecord
 _SUPERSEDE_LOCK = 0x1A7E_0001
 
 
-def enqueue_superseding(db: Database, job: NewJob, priority: int) -> tuple[QueueItemRecord, list[QueueItemRecord], list[int]]:
-    """Add one item at `priority` in place of every other item of that priority (a lane of its own, such
-    as live painting's): in the same transaction those pending are canceled, so never more than one waits
-    at it. Returns (the new item, the pending ones canceled, the ids of those in progress): a run cannot be
+def enqueue_superseding(
+    db: Database, job: NewJob, priority: int, lane_key: str | None = None
+) -> tuple[QueueItemRecord, list[QueueItemRecord], list[int]]:
+    """Add one item at `priority` in place of every other item of that priority and `lane_key` (a lane of
+    its own, such as live painting's, one per key: a client's): in the same transaction those pending are
+    canceled, so never more than one waits in it. Items of other keys are not touched: they wait their
+    turn. Returns (the new item, the pending ones canceled, the ids of those in progress): a run cannot be
     stopped from here, the caller asks their workers to stop them. On PostgreSQL a transaction-scoped
     advisory lock serialises callers (two would otherwise each see none pending and both add one); SQLite's
     write transactions are serial already (BEGIN IMMEDIATE)."""
     with db.write() as s:
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text(f"SELECT pg_advisory_xact_lock({_SUPERSEDE_LOCK})"))
-        lane = select(QueueItem).where(QueueItem.priority == priority)
+        same = QueueItem.lane_key.is_(None) if lane_key is None else QueueItem.lane_key == lane_key
+        lane = select(QueueItem).where(QueueItem.priority == priority, same)
         pending = s.scalars(lane.where(QueueItem.status == "pending").with_for_update()).all()
         now = utcnow()
         for item in pending:
             _set_status(s, item, "canceled", finished_at=now, error_message="superseded by a newer item")
-        running = list(s.scalars(select(QueueItem.id).where(QueueItem.priority == priority, QueueItem.status == "in_progress")))
-        (item,) = _add_batch(s, [job], priority)
+        running = list(s.scalars(select(QueueItem.id).where(QueueItem.priority == priority, same, QueueItem.status == "in_progress")))
+        (item,) = _add_batch(s, [job], priority, lane_key)
         return item, [_record(i) for i in pending], running
 
 

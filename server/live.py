@@ -3,8 +3,10 @@
 - A live job is a canvas job of one image at LIVE_PRIORITY, above any priority the API accepts for other
   jobs (at most 100): every worker (embedded or remote) claims it first, after the job it is running (a
   running job is never interrupted for it).
-- A newer live job supersedes the older ones: pending ones are canceled in the enqueue's own transaction
-  (so never more than one live item waits), one in progress is asked to stop at its next denoising step.
+- A newer live job supersedes the older ones of its client (a browser tab: the job's `client` key, its lane;
+  no key: the shared lane): pending ones are canceled in the enqueue's own transaction (so never more than
+  one live item of a client waits), one in progress is asked to stop at its next denoising step. Other
+  clients' live jobs are left alone: two tabs, or two artists on one studio server, take turns.
 - A fixed seed (LIVE_SEED when the job names none): the render changes only with the painting. The fast
   settings (steps, CFG, scheduler, strength) are the web's to send, read from invoke_core/live.py through
   the config and models APIs.
@@ -18,7 +20,7 @@
   without a render (superseded, failed, pruned) go with their queue items, then the layer assets only
   their requests named (never one another generation's request, a saved canvas or a board names, nor a
   gallery image); files after the rows. Never a pending or running generation, one whose render was kept,
-  nor the lane's newest (the web's latest layers). Clients hear `assets_deleted` (the web's upload cache
+  nor the newest of each client painting (its latest layers). Clients hear `assets_deleted` (the web's upload cache
   forgets those ids). Never fails the job: what is left goes next time.
 - A generation is live when its queue item is at LIVE_PRIORITY (the one mark; `clear` keeps those items):
   `GET /history` leaves live generations out unless their render was kept.
@@ -52,9 +54,12 @@ def is_live(item: Any) -> bool:
     return priority == LIVE_PRIORITY
 
 
-def enqueue(s: Any, document: JobDocumentIn) -> tuple[queue.QueueItemRecord, list[queue.QueueItemRecord], list[int], int]:
-    """Check and queue a live job in place of the older ones; returns (the item, the pending items canceled,
-    the ids of those in progress, asked to stop, the seed). Announces every change and wakes the workers."""
+def enqueue(
+    s: Any, document: JobDocumentIn, client: str | None = None
+) -> tuple[queue.QueueItemRecord, list[queue.QueueItemRecord], list[int], int]:
+    """Check and queue a live job in place of the older ones of `client` (its lane key: a browser tab's;
+    None: the shared one); returns (the item, the pending items canceled, the ids of those in progress,
+    asked to stop, the seed). Announces every change and wakes the workers."""
     from .events import QueueItemStatusChanged
     from .jobs import check_document, split_batch
 
@@ -64,7 +69,7 @@ def enqueue(s: Any, document: JobDocumentIn) -> tuple[queue.QueueItemRecord, lis
         document = document.model_copy(update={"params": document.params.model_copy(update={"seed": LIVE_SEED})})
     check_document(document, s.db, s.registry)
     (job,) = split_batch(document, s.registry)
-    item, canceled, running = queue.enqueue_superseding(s.db, job, LIVE_PRIORITY)
+    item, canceled, running = queue.enqueue_superseding(s.db, job, LIVE_PRIORITY, client)
     for old in running:
         s.worker.cancel_current(old)  # it finishes as canceled within one step
     for old in (*canceled, item):

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from db.models import LANE_KEY_MAX
+
 from .canvas_tiles import TILE_SIDE
 from .live import is_live
 from invoke_core.families.base import FEATURES
@@ -307,6 +309,10 @@ class LiveJobIn(Strict):
     """A live-painting job (server/live.py): the canvas document with the model's live settings; one image."""
 
     document: JobDocumentIn
+    client: str | None = Field(
+        None, min_length=1, max_length=LANE_KEY_MAX, pattern=r"^[A-Za-z0-9_-]+$",
+        description="the client's live lane (a browser tab's key): a job supersedes only its own client's; absent: the shared lane",
+    )
 
 
 class LiveJobOut(BaseModel):

@@ -175,7 +175,10 @@ def test_live_painting_ten_strokes_end_on_the_render_of_the_last_state(app, serv
 def test_live_render_to_layer_keep_and_off(app, server):
     set_up_job(app, "a harbour at dusk", width=LIVE_BOX, height=LIVE_BOX)
     fill_rect(app, 0, 0, LIVE_BOX, LIVE_BOX, color="#8a4b2a")
-    app.click("live-toggle")
+    with app.page.expect_request(lambda r: r.url.endswith("/api/v1/live/jobs")) as sent:
+        app.click("live-toggle")
+    lane = sent.value.post_data_json["client"]  # this tab's lane: another tab's live jobs leave it alone
+    assert len(lane) == 32 and int(lane, 16) >= 0
     state = wait_caught_up(app)
     render_id = state["current"]["image_id"]
 
@@ -209,6 +212,14 @@ def test_live_render_to_layer_keep_and_off(app, server):
         server.post("/api/v1/queue/resume")
     off = live_state(app)
     assert off["on"] is False and off["current"] is None and off["drawn"]["src"] is None
+    # a reload keeps the tab's lane (sessionStorage)
+    app.page.reload()
+    app.wait_ready()
+    with app.page.expect_request(lambda r: r.url.endswith("/api/v1/live/jobs")) as again:
+        app.click("live-toggle")
+    assert again.value.post_data_json["client"] == lane
+    wait_caught_up(app)
+    app.click("live-toggle")
     assert app.tid("live-toggle").get_attribute("aria-pressed") == "false"
     # queue panel: live items are the Live bar's, not listed
     listed = app.js("() => [...document.querySelectorAll('[data-testid=queue-item]')].map((r) => Number(r.dataset.itemId))")

@@ -66,8 +66,9 @@ def live_document(client, seed: int = 0, size: int = 64, prompt: str = "a lighth
     }
 
 
-def post_live(client, doc: dict, status: int = 201) -> dict:
-    response = client.post(f"{API}/live/jobs", json={"document": doc})
+def post_live(client, doc: dict, status: int = 201, lane: str | None = None) -> dict:
+    """POST /live/jobs; `lane`: the body's `client` key (a browser tab's lane)."""
+    response = client.post(f"{API}/live/jobs", json={"document": doc, **({"client": lane} if lane else {})})
     assert response.status_code == status, response.get_data(as_text=True)
     return response.json
 
@@ -208,6 +209,27 @@ def test_newer_live_job_cancels_the_older_pending_one(client, events):
         time.sleep(0.05)
     assert {item(client, i)["status"] for i in (first["item_id"], second["item_id"])} == {DELETED}, "cleaned up with their generations"
     assert image_ids(client, first["item_id"]) == [] and image_ids(client, second["item_id"]) == []
+
+
+def test_each_client_has_its_own_lane(client):
+    """Two tabs painting live: each one's newer job supersedes only its own; the two take turns."""
+    client.post(f"{API}/queue/pause")
+    a1 = post_live(client, live_document(client, seed=41), lane="tab-a")
+    b1 = post_live(client, live_document(client, seed=42), lane="tab-b")
+    assert b1["superseded"] == [], "another tab's job is not superseded"
+    a2 = post_live(client, live_document(client, seed=43), lane="tab-a")
+    assert a2["superseded"] == [a1["item_id"]]
+    shared = post_live(client, live_document(client, seed=44))  # no key: the shared lane, apart from both
+    assert shared["superseded"] == []
+    pending = {i["id"] for i in client.get(f"{API}/queue/items?status=pending").json if i["live"]}
+    assert pending == {b1["item_id"], a2["item_id"], shared["item_id"]}, "one waiting per client"
+    client.post(f"{API}/queue/resume")
+    done = wait_items(client, [b1["item_id"], a2["item_id"], shared["item_id"]])
+    assert [i["status"] for i in done] == ["completed"] * 3
+    assert done[0]["started_at"] < done[1]["started_at"] < done[2]["started_at"], "in their order: turns"
+    bad = client.post(f"{API}/live/jobs", json={"document": live_document(client, seed=45), "client": "tab a/../x"})
+    assert bad.status_code == 422 and "client" in bad.get_data(as_text=True)
+    assert client.post(f"{API}/live/jobs", json={"document": live_document(client, seed=45), "client": "k" * 65}).status_code == 422
 
 
 def test_newer_live_job_stops_the_running_one_at_its_next_step(client, events):

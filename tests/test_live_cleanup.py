@@ -233,3 +233,30 @@ def test_only_rows_made_since_an_asset_can_keep_it(tmp_path):
         assert skewed.id in live_cleanup.purge_lane(db, store, lane).image_ids
     finally:
         db.dispose()
+
+
+def test_each_clients_newest_keeps_its_layers_until_the_client_is_idle(tmp_path):
+    """Two tabs painting live: the purge keeps the newest job of each (its layers, as it last sent them),
+    not only the lane's newest; a tab idle for KEY_IDLE (closed) no longer keeps its own."""
+    db, store = Database(tmp_path), AssetStore(tmp_path)
+    lane = live.LIVE_PRIORITY
+    try:
+        def live_job(key: str, seed: int):
+            layer = db_images.add_image(db, store, png(sketch(seed, 16)), category="layer")
+            item, _, _ = queue.enqueue_superseding(db, NewJob(request={"layers": [{"id": "l", "image_id": layer.id}], "params": {}}), lane, key)
+            queue.cancel(db, item.id)  # finished without a render
+            return item, layer
+
+        a_old, a_old_layer = live_job("tab-a", 1)
+        a_new, a_layer = live_job("tab-a", 2)
+        b_new, b_layer = live_job("tab-b", 3)  # the lane's newest
+        purged = live_cleanup.purge_lane(db, store, lane)
+        assert purged.generation_ids == [a_old.generation_id] and purged.image_ids == [a_old_layer.id]
+        # tab A goes quiet: an hour and more before B's newest, its newest is no longer kept
+        with db.write() as s:
+            s.get(Generation, a_new.generation_id).created_at -= live_cleanup.KEY_IDLE * 2
+        purged = live_cleanup.purge_lane(db, store, lane)
+        assert purged.generation_ids == [a_new.generation_id] and purged.image_ids == [a_layer.id]
+        assert db_images.get_image(db, b_layer.id).id == b_layer.id
+    finally:
+        db.dispose()

@@ -21,7 +21,7 @@ ERRORS = (400, 401, 404, 409, 415, 422)
     body=LiveJobIn, response=LiveJobOut, status=201, errors=ERRORS,
 )
 def enqueue_job(body: LiveJobIn):
-    item, canceled, running, seed = live.enqueue(services(), body.document)
+    item, canceled, running, seed = live.enqueue(services(), body.document, body.client)
     return LiveJobOut(
         item_id=item.id, generation_id=item.generation_id, seed=seed, superseded=sorted([i.id for i in canceled] + running)
     )

@@ -29,6 +29,27 @@ function readOpacity() {
   }
 }
 
+const LANE_KEY = "invokeCanvas.live.lane";
+
+/** This tab's live lane on the server (`client` of POST /live/jobs): its newer jobs supersede only its own,
+ * so two tabs (or two artists on one server) painting live take turns. Kept for the tab's life
+ * (sessionStorage: a reload keeps it, a new tab gets its own). */
+function laneKey() {
+  try {
+    const kept = sessionStorage.getItem(LANE_KEY);
+    if (kept && /^[0-9a-f]{32}$/.test(kept)) return kept;
+  } catch {
+    /* no storage: a key for this page */
+  }
+  const key = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  try {
+    sessionStorage.setItem(LANE_KEY, key);
+  } catch {
+    /* private mode */
+  }
+  return key;
+}
+
 function readPlacement() {
   try {
     const v = localStorage.getItem(PLACEMENT_KEY);
@@ -45,6 +66,7 @@ function readPlacement() {
  */
 export function createLive({ store, history, pixels, canvas, api, builder, gallery, ops, toasts, guard, stageWrap, config, models }) {
   const renderer = canvas.renderer;
+  const client = laneKey();
   let opacity = readOpacity();
   let placement = readPlacement();
   // beside the box the render is seen whole; over it, at the bar's opacity
@@ -73,7 +95,7 @@ export function createLive({ store, history, pixels, canvas, api, builder, galle
     document.params = { ...document.params, ...fast.params };
     boxes.set(revision, document.bbox);
     if (boxes.size > 200) boxes.delete(boxes.keys().next().value);
-    return api.request("POST", "/live/jobs", { json: { document }, quiet: true });
+    return api.request("POST", "/live/jobs", { json: { document, client }, quiet: true });
   }
 
   function cancel(itemId) {
