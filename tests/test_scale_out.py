@@ -78,7 +78,8 @@ def test_two_workers_take_four_jobs_and_workers_events_reach_the_browser(cluster
         before = len(generated_images(c))
         ids = post_job(c, steps=12, size=64, batch_size=4)
         items = c.web.wait_items(ids, timeout=300)
-        assert [i["status"] for i in items] == ["completed"] * 4, c.logs()
+        errors = [(i["id"], i["worker"], i["error_type"], i["error_message"]) for i in items if i["status"] != "completed"]
+        assert [i["status"] for i in items] == ["completed"] * 4, f"{errors}\n{c.logs()}"
         assert {i["worker"] for i in items} == {"gpu-a", "gpu-b"}  # both took work
         assert all(i["attempts"] == 1 for i in items)
         images = generated_images(c)
